@@ -1,0 +1,91 @@
+// The timevault configuration: one TOML file shared by every command, with
+// TIMEVAULT_<SECTION>_<KEY> environment variables overriding single keys
+// (TIMEVAULT_KAFKA_LINGER_MS overrides kafka.linger_ms). Every key is
+// documented in config/timevault.example.toml.
+//
+// Loading is strict: an unknown key, a value of the wrong type, a value out of
+// range or a missing required key is an InvalidArgument whose message starts
+// with the key ("kafka.linger_ms: expected an integer, got a string").
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "timevault/core/status.h"
+
+namespace timevault::config {
+
+enum class SnapshotMode { kInitial, kNoData, kInitialOnly, kWhenNeeded };
+
+struct PostgresConfig {
+  std::string conninfo;            // libpq connection string of the captured database
+  std::string slot = "timevault";  // logical replication slot (pgoutput)
+  std::string publication = "timevault";
+  std::vector<std::string> tables;  // "schema.table"; empty: FOR ALL TABLES
+  SnapshotMode snapshot_mode = SnapshotMode::kInitial;
+  int64_t snapshot_chunk_rows = 10000;
+  int64_t status_interval_ms = 10000;
+};
+
+struct KafkaConfig {
+  std::string bootstrap;
+  std::string topic_prefix = "timevault";
+  std::string compression = "lz4";
+  int64_t linger_ms = 5;
+  bool schemas_enable = false;
+  int64_t heartbeat_interval_ms = 5000;
+  int64_t topic_partitions = 6;
+  std::string consumer_group = "timevault-store";
+  std::map<std::string, std::string> properties;  // passed to librdkafka as is
+};
+
+struct StoreConfig {
+  std::string path;
+  std::string key_file;
+  int64_t retention_days = 30;
+};
+
+enum class Role { kViewer, kOperator, kAdmin };
+
+struct ApiToken {
+  std::string name;
+  std::string sha256;  // hex SHA-256 of the bearer token
+  Role role = Role::kViewer;
+  std::vector<std::string> tenants;  // {"*"}: every tenant
+};
+
+struct ApiConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<ApiToken> tokens;
+};
+
+struct Config {
+  std::string log_level = "info";
+  std::string tenant_column = "tenant_id";
+  PostgresConfig postgres;
+  KafkaConfig kafka;
+  StoreConfig store;
+  ApiConfig api;
+};
+
+// Environment as name -> value (tests pass their own; main passes environ).
+using Environment = std::map<std::string, std::string>;
+Environment ProcessEnvironment();
+
+// Loads `path` (TOML), applies overrides from `env`, validates.
+Result<Config> Load(const std::string& path, const Environment& env);
+
+// Same, from TOML text (`origin` names it in errors).
+Result<Config> LoadFromString(const std::string& toml_text, const std::string& origin, const Environment& env);
+
+// Every scalar key ("kafka.linger_ms"), for documentation checks.
+std::vector<std::string> KnownKeys();
+
+std::string_view SnapshotModeName(SnapshotMode mode);
+std::string_view RoleName(Role role);
+
+}  // namespace timevault::config

@@ -1,0 +1,50 @@
+// CommitTime (microseconds since the Unix epoch, UTC) and the Clock interface
+// through which every component reads the time, so tests can control it.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace timevault {
+
+class CommitTime {
+ public:
+  constexpr CommitTime() = default;
+  constexpr explicit CommitTime(int64_t micros) : micros_(micros) {}
+
+  // Postgres TimestampTz counts microseconds from 2000-01-01 00:00:00 UTC.
+  static constexpr int64_t kPostgresEpochOffsetMicros = 946684800LL * 1000000LL;
+  static constexpr CommitTime FromPostgres(int64_t pg_micros) {
+    return CommitTime(pg_micros + kPostgresEpochOffsetMicros);
+  }
+
+  // Parses RFC 3339 / ISO 8601 UTC or with offset ("2026-11-27T03:20:57.123456Z",
+  // "2026-11-27 03:20:57+01:00", "2026-11-27"). A bare number is rejected: it
+  // is too easy to mistake seconds for microseconds.
+  static std::optional<CommitTime> Parse(std::string_view text);
+
+  constexpr int64_t micros() const { return micros_; }
+  constexpr int64_t millis() const { return micros_ / 1000; }
+  // "2026-11-27T03:20:57.123456Z"
+  std::string ToIso() const;
+
+  constexpr auto operator<=>(const CommitTime&) const = default;
+
+ private:
+  int64_t micros_ = 0;
+};
+
+// Source of the current time. Implementations are thread-safe.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual CommitTime Now() const = 0;
+};
+
+// The system's real-time clock; a process-wide instance.
+const Clock& SystemClock();
+
+}  // namespace timevault

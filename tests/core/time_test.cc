@@ -1,0 +1,47 @@
+#include "timevault/core/time.h"
+
+#include <gtest/gtest.h>
+
+namespace timevault {
+namespace {
+
+TEST(CommitTime, ParsesIsoUtc) {
+  auto t = CommitTime::Parse("2026-11-27T03:20:57.123456Z");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->micros(), 1795749657123456LL);
+  EXPECT_EQ(t->ToIso(), "2026-11-27T03:20:57.123456Z");
+}
+
+TEST(CommitTime, ParsesOffsetsAndSpaces) {
+  EXPECT_EQ(CommitTime::Parse("2026-11-27 04:20:57+01:00")->micros(),
+            CommitTime::Parse("2026-11-27T03:20:57Z")->micros());
+  EXPECT_EQ(CommitTime::Parse("2026-11-27T02:20:57-0100")->micros(),
+            CommitTime::Parse("2026-11-27T03:20:57Z")->micros());
+  EXPECT_EQ(CommitTime::Parse("1970-01-01")->micros(), 0);
+  EXPECT_EQ(CommitTime::Parse("2000-01-01T00:00:00Z")->micros(), CommitTime::kPostgresEpochOffsetMicros);
+}
+
+TEST(CommitTime, ParsesFractionsOfAnyLength) {
+  EXPECT_EQ(CommitTime::Parse("1970-01-01T00:00:01.5Z")->micros(), 1500000);
+  EXPECT_EQ(CommitTime::Parse("1970-01-01T00:00:00.1234567Z")->micros(), 123456);
+}
+
+TEST(CommitTime, RejectsMalformed) {
+  for (const char* bad : {"", "2026", "2026-13-01", "2026-11-27T25:00:00Z", "2026-11-27T03:20", "2026-11-27Tx",
+                          "2026-11-27T03:20:57.Z", "2026-11-27T03:20:57Q", "12a", "1500"}) {
+    EXPECT_FALSE(CommitTime::Parse(bad).has_value()) << bad;
+  }
+}
+
+TEST(CommitTime, FromPostgresEpoch) { EXPECT_EQ(CommitTime::FromPostgres(0).ToIso(), "2000-01-01T00:00:00.000000Z"); }
+
+TEST(CommitTime, FormatsBeforeEpoch) { EXPECT_EQ(CommitTime(-1).ToIso(), "1969-12-31T23:59:59.999999Z"); }
+
+TEST(Clock, SystemClockAdvances) {
+  auto a = SystemClock().Now();
+  EXPECT_GT(a.micros(), CommitTime::Parse("2020-01-01")->micros());
+  EXPECT_GE(SystemClock().Now(), a);
+}
+
+}  // namespace
+}  // namespace timevault

@@ -1,0 +1,115 @@
+#include "capture/kafka_sink.h"
+
+#include <spdlog/spdlog.h>
+
+namespace timevault::capture {
+
+Result<std::unique_ptr<KafkaSink>> KafkaSink::Create(const config::KafkaConfig& config, AckTracker* tracker,
+                                                     CaptureMetrics* metrics) {
+  std::unique_ptr<KafkaSink> sink(new KafkaSink());
+  sink->tracker_ = tracker;
+  sink->metrics_ = metrics;
+  kafka::Conf conf;
+  TV_RETURN_IF_ERROR(conf.Set("bootstrap.servers", config.bootstrap));
+  TV_RETURN_IF_ERROR(conf.Set("enable.idempotence", "true"));
+  TV_RETURN_IF_ERROR(conf.Set("acks", "all"));
+  TV_RETURN_IF_ERROR(conf.Set("compression.type", config.compression));
+  TV_RETURN_IF_ERROR(conf.Set("linger.ms", std::to_string(config.linger_ms)));
+  TV_RETURN_IF_ERROR(conf.Set("partitioner", "murmur2_random"));  // Java client's choice for keyed messages
+  // Bounded local queue: backpressure instead of buffering a whole transaction.
+  TV_RETURN_IF_ERROR(conf.Set("queue.buffering.max.kbytes", "32768"));
+  TV_RETURN_IF_ERROR(conf.Set("queue.buffering.max.messages", "200000"));
+  TV_RETURN_IF_ERROR(conf.Set("batch.size", "1000000"));
+  TV_RETURN_IF_ERROR(conf.Set("message.max.bytes", "16000000"));
+  // Keep retrying while the broker is away; a delivery that still fails ends the session.
+  TV_RETURN_IF_ERROR(conf.Set("message.timeout.ms", "300000"));
+  TV_RETURN_IF_ERROR(conf.SetAll(config.properties));
+  rd_kafka_conf_set_dr_msg_cb(conf.raw(), &KafkaSink::OnDelivery);
+  rd_kafka_conf_set_opaque(conf.raw(), sink.get());
+  TV_ASSIGN_OR_RETURN(sink->producer_, kafka::NewHandle(RD_KAFKA_PRODUCER, conf));
+  return sink;
+}
+
+KafkaSink::~KafkaSink() {
+  if (producer_) rd_kafka_flush(producer_.get(), 5000);
+}
+
+void KafkaSink::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+  auto* self = static_cast<KafkaSink*>(opaque);
+  auto ticket = static_cast<AckTracker::Ticket>(reinterpret_cast<uintptr_t>(msg->_private));
+  if (msg->err) {
+    if (self->error_.ok()) {
+      self->error_ = kafka::FromError(msg->err, "delivering to " + std::string(rd_kafka_topic_name(msg->rkt)));
+      spdlog::error("{}", self->error_.message());
+    }
+    return;  // never acknowledged: the LSN will not be confirmed
+  }
+  if (ticket != 0) self->tracker_->Ack(ticket);
+  self->metrics_->acked_events.fetch_add(1, std::memory_order_relaxed);
+}
+
+Status KafkaSink::EnsureTopic(const std::string& topic, int partitions) {
+  if (partitions_.count(topic)) return Status::Ok();
+  TV_RETURN_IF_ERROR(kafka::CreateTopic(producer_.get(), topic, partitions, 30000));
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_.get(), topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  int count = 0;
+  for (int attempt = 0; attempt < 50 && count == 0; ++attempt) {
+    err = rd_kafka_metadata(producer_.get(), 0, rkt, &md, 10000);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      count = md->topics[0].partition_cnt;
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    md = nullptr;
+    if (count == 0) rd_kafka_poll(producer_.get(), 100);
+  }
+  rd_kafka_topic_destroy(rkt);
+  if (count == 0) return kafka::FromError(err ? err : RD_KAFKA_RESP_ERR__TIMED_OUT, "metadata of topic " + topic);
+  partitions_[topic] = count;
+  return Status::Ok();
+}
+
+int32_t KafkaSink::PartitionForTenant(const std::string& topic, std::string_view tenant) const {
+  auto it = partitions_.find(topic);
+  int32_t count = it == partitions_.end() ? 1 : it->second;
+  return rd_kafka_msg_partitioner_murmur2(nullptr, tenant.data(), tenant.size(), count, nullptr, nullptr);
+}
+
+Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
+                          std::optional<std::string_view> value, AckTracker::Ticket ticket) {
+  if (!error_.ok()) return error_;
+  if (ticket != 0) tracker_->AddPending(ticket);
+  void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
+  size_t key_len = key ? key->size() : 0;
+  void* value_ptr = value ? const_cast<char*>(value->data()) : nullptr;
+  size_t value_len = value ? value->size() : 0;
+  for (;;) {
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        producer_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(uintptr_t{ticket})),
+        RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      if (ticket != 0) tracker_->Ack(ticket);  // never queued: undo the count
+      error_ = kafka::FromError(err, "producing to " + topic);
+      return error_;
+    }
+    rd_kafka_poll(producer_.get(), 50);  // backpressure: let deliveries drain the queue
+    if (!error_.ok()) return error_;
+  }
+  metrics_->produced_events.fetch_add(1, std::memory_order_relaxed);
+  metrics_->produced_bytes.fetch_add(key_len + value_len, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+void KafkaSink::Poll(int timeout_ms) { rd_kafka_poll(producer_.get(), timeout_ms); }
+
+Status KafkaSink::Flush(int timeout_ms) {
+  rd_kafka_resp_err_t err = rd_kafka_flush(producer_.get(), timeout_ms);
+  if (!error_.ok()) return error_;
+  return kafka::FromError(err, "flushing the producer");
+}
+
+}  // namespace timevault::capture

@@ -1,0 +1,63 @@
+// KafkaSink: the capture's idempotent producer (acks=all). Every message may
+// carry an AckTracker ticket; its delivery report acknowledges the ticket, so
+// confirmation to Postgres follows what Kafka really holds. The first failed
+// delivery is kept as a sticky error: the capture session must end and
+// restart from the slot (duplicates, never loss).
+//
+// Local queue memory is bounded; Produce waits (serving delivery reports)
+// while the queue is full, so a huge transaction streams instead of piling up.
+// Not thread-safe: one capture thread produces and polls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "capture/ack_tracker.h"
+#include "timevault/capture/capture.h"
+#include "timevault/config/config.h"
+#include "timevault/core/kafka.h"
+#include "timevault/core/status.h"
+
+namespace timevault::capture {
+
+class KafkaSink {
+ public:
+  static Result<std::unique_ptr<KafkaSink>> Create(const config::KafkaConfig& config, AckTracker* tracker,
+                                                   CaptureMetrics* metrics);
+  ~KafkaSink();
+
+  // Creates `topic` if missing (with `partitions`) and learns its partition count.
+  Status EnsureTopic(const std::string& topic, int partitions);
+
+  // The partition for a tenant value: murmur2 as Kafka's Java client, so all of
+  // one tenant's events of one table share a partition.
+  int32_t PartitionForTenant(const std::string& topic, std::string_view tenant) const;
+
+  // Hands one message to librdkafka. `value` nullopt: a tombstone. `ticket` 0:
+  // untracked (heartbeats). `partition` RD_KAFKA_PARTITION_UA: by key.
+  Status Produce(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
+                 std::optional<std::string_view> value, AckTracker::Ticket ticket);
+
+  // Serves delivery reports for up to `timeout_ms`.
+  void Poll(int timeout_ms);
+  // Waits until every message is acknowledged or failed, up to `timeout_ms`.
+  Status Flush(int timeout_ms);
+  // The first delivery failure, or OK.
+  const Status& error() const { return error_; }
+
+ private:
+  KafkaSink() = default;
+  static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+
+  kafka::Handle producer_;
+  AckTracker* tracker_ = nullptr;
+  CaptureMetrics* metrics_ = nullptr;
+  Status error_;
+  std::unordered_map<std::string, int> partitions_;
+};
+
+}  // namespace timevault::capture

@@ -1,0 +1,145 @@
+#include "capture/schema_cache.h"
+
+#include <charconv>
+
+namespace timevault::capture {
+namespace {
+
+// One row per live, non-generated column, in attnum order (pgoutput's order).
+// Domains are resolved to their base type, as Debezium maps them.
+constexpr const char* kColumnsSql = R"SQL(
+SELECT a.attname,
+       CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END AS typid,
+       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
+       a.attnotnull,
+       bt.typname, bt.typcategory, bt.typelem,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary
+               AND a.attnum = ANY (i.indkey)) AS pk,
+       n.nspname, c.relname, c.relreplident,
+       (SELECT string_agg(e.enumlabel, chr(31) ORDER BY e.enumsortorder) FROM pg_enum e
+         WHERE e.enumtypid = CASE WHEN bt.typcategory = 'A' THEN bt.typelem ELSE bt.oid END) AS labels,
+       a.atttypid AS declared_typid
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END
+WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+ORDER BY a.attnum
+)SQL";
+
+uint32_t ParseU32(std::string_view s) {
+  uint32_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+int32_t ParseI32(std::string_view s) {
+  int32_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+std::vector<std::string> SplitLabels(std::string_view s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find('\x1f', start);
+    if (end == std::string_view::npos) end = s.size();
+    out.emplace_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+SchemaCache::SchemaCache(pg::PgConn* catalog, std::string tenant_column, std::string topic_prefix)
+    : catalog_(catalog), tenant_column_(std::move(tenant_column)), topic_prefix_(std::move(topic_prefix)) {}
+
+Result<std::vector<ColumnSchema>> SchemaCache::ReadColumns(uint32_t oid, std::string* schema, std::string* table,
+                                                           char* replica_identity,
+                                                           std::vector<uint32_t>* declared_types) {
+  TV_ASSIGN_OR_RETURN(auto res, catalog_->ExecParams(kColumnsSql, {std::to_string(oid)}));
+  std::vector<ColumnSchema> cols;
+  cols.reserve(static_cast<size_t>(res.rows()));
+  for (int r = 0; r < res.rows(); ++r) {
+    ColumnSchema c;
+    c.name = res.GetString(r, 0);
+    c.type_oid = ParseU32(res.Get(r, 1));
+    c.type_modifier = ParseI32(res.Get(r, 2));
+    c.not_null = res.Get(r, 3) == "t";
+    c.type_name = res.GetString(r, 4);
+    c.type_category = res.Get(r, 5).empty() ? 'U' : res.Get(r, 5)[0];
+    c.element_type_oid = ParseU32(res.Get(r, 6));
+    c.primary_key = res.Get(r, 7) == "t";
+    if (!res.IsNull(r, 11)) c.enum_labels = SplitLabels(res.Get(r, 11));
+    if (declared_types) declared_types->push_back(ParseU32(res.Get(r, 12)));
+    cols.push_back(std::move(c));
+    if (r == 0) {
+      *schema = res.GetString(r, 8);
+      *table = res.GetString(r, 9);
+      *replica_identity = res.Get(r, 10).empty() ? 'd' : res.Get(r, 10)[0];
+    }
+  }
+  return cols;
+}
+
+void SchemaCache::Finish(TableSchema* t) const {
+  t->tenant_column = -1;
+  for (size_t i = 0; i < t->columns.size(); ++i) {
+    if (t->columns[i].name == tenant_column_) t->tenant_column = static_cast<int>(i);
+  }
+  t->topic = topic_prefix_ + "." + t->schema + "." + t->table;
+}
+
+Result<TableSchema> SchemaCache::Load(uint32_t oid) {
+  TableSchema t;
+  t.relation_oid = oid;
+  TV_ASSIGN_OR_RETURN(t.columns, ReadColumns(oid, &t.schema, &t.table, &t.replica_identity, nullptr));
+  if (t.columns.empty()) return NotFound("relation " + std::to_string(oid) + " has no columns or does not exist");
+  Finish(&t);
+  return t;
+}
+
+Status SchemaCache::Update(const pgoutput::Relation& rel) {
+  TableSchema t;
+  t.relation_oid = rel.oid;
+  t.schema = rel.schema;
+  t.table = rel.name;
+  t.replica_identity = rel.replica_identity;
+  std::string cat_schema, cat_table;
+  char cat_ident = 'd';
+  std::vector<uint32_t> declared;
+  TV_ASSIGN_OR_RETURN(auto catalog, ReadColumns(rel.oid, &cat_schema, &cat_table, &cat_ident, &declared));
+  t.columns.reserve(rel.columns.size());
+  for (const auto& rc : rel.columns) {
+    ColumnSchema c;
+    bool matched = false;
+    for (size_t i = 0; i < catalog.size() && !matched; ++i) {
+      if (catalog[i].name == rc.name && declared[i] == rc.type_oid) {
+        c = catalog[i];
+        matched = true;
+      }
+    }
+    // The message is authoritative for what the WAL holds: if the catalog has
+    // moved on (column dropped or retyped since), keep the message's type.
+    if (!matched) {
+      c.name = rc.name;
+      c.type_oid = rc.type_oid;
+      c.type_modifier = rc.type_modifier;
+    }
+    c.replica_identity = rc.is_key;
+    t.columns.push_back(std::move(c));
+  }
+  Finish(&t);
+  tables_[rel.oid] = std::move(t);
+  return Status::Ok();
+}
+
+const TableSchema* SchemaCache::Find(uint32_t oid) const {
+  auto it = tables_.find(oid);
+  return it == tables_.end() ? nullptr : &it->second;
+}
+
+}  // namespace timevault::capture

@@ -1,0 +1,444 @@
+#include "capture/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace timevault::capture {
+namespace {
+
+constexpr int kReadTimeoutMs = 100;
+constexpr int kFlushTimeoutMs = 60000;
+constexpr std::string_view kSnapshotMarker = "timevault:snapshot-completed slot=";
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Collection(const TableSchema& t) { return t.schema + "." + t.table; }
+
+// The tenant value of a row, if the table has the tenant column and it is set.
+std::optional<std::string_view> TenantOf(const TableSchema& t, const pgoutput::Tuple* row) {
+  if (t.tenant_column < 0 || !row || static_cast<size_t>(t.tenant_column) >= row->size()) return std::nullopt;
+  const auto& c = (*row)[static_cast<size_t>(t.tenant_column)];
+  if (c.kind != pgoutput::ColumnKind::kText && c.kind != pgoutput::ColumnKind::kBinary) return std::nullopt;
+  return c.value;
+}
+
+// Do the primary-key columns of two rows differ? (Rows of one table.)
+bool KeyChanged(const TableSchema& t, const pgoutput::Tuple& a, const pgoutput::Tuple& b) {
+  for (size_t i = 0; i < t.columns.size() && i < a.size() && i < b.size(); ++i) {
+    if (!t.columns[i].primary_key) continue;
+    if (a[i].kind != b[i].kind || a[i].value != b[i].value) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Session::Session(const config::Config& config, CaptureMetrics* metrics, const std::atomic<bool>* stop)
+    : config_(config),
+      metrics_(metrics),
+      stop_(stop),
+      encoder_(EventEncoder::Options{config.kafka.schemas_enable}),
+      transaction_topic_(config.kafka.topic_prefix + ".transaction"),
+      heartbeat_topic_("__debezium-heartbeat." + config.kafka.topic_prefix),
+      message_topic_(config.kafka.topic_prefix + ".message") {}
+
+Session::~Session() { metrics_->streaming = false; }
+
+Status Session::Run() {
+  TV_RETURN_IF_ERROR(Connect());
+  TV_RETURN_IF_ERROR(EnsurePublication());
+  bool snapshot_needed = false;
+  CreatedSlot created;
+  TV_RETURN_IF_ERROR(PrepareSlot(&snapshot_needed, &created));
+  if (snapshot_needed) {
+    TV_RETURN_IF_ERROR(Snapshot(created));
+    if (config_.postgres.snapshot_mode == config::SnapshotMode::kInitialOnly) {
+      spdlog::info("capture: snapshot_mode=initial_only: snapshot complete, not streaming");
+      return Shutdown();
+    }
+  } else if (config_.postgres.snapshot_mode == config::SnapshotMode::kInitialOnly) {
+    spdlog::info("capture: snapshot_mode=initial_only and the snapshot is already complete: nothing to do");
+    return Status::Ok();
+  }
+  return Stream();
+}
+
+Status Session::Connect() {
+  TV_ASSIGN_OR_RETURN(catalog_, pg::PgConn::Connect(config_.postgres.conninfo));
+  TV_RETURN_IF_ERROR(catalog_.Run("SET application_name = 'timevault-capture'"));
+  TV_ASSIGN_OR_RETURN(replication_, PgReplication::Connect(config_.postgres.conninfo));
+  TV_ASSIGN_OR_RETURN(auto db, catalog_.Exec("SELECT current_database()"));
+  db_name_ = db.GetString(0, 0);
+  TV_ASSIGN_OR_RETURN(sink_, KafkaSink::Create(config_.kafka, &tracker_, metrics_));
+  schemas_ = std::make_unique<SchemaCache>(&catalog_, config_.tenant_column, config_.kafka.topic_prefix);
+  TV_RETURN_IF_ERROR(sink_->EnsureTopic(transaction_topic_, 1));  // one partition: BEGIN/END in order
+  TV_RETURN_IF_ERROR(sink_->EnsureTopic(heartbeat_topic_, 1));
+  return Status::Ok();
+}
+
+Status Session::EnsurePublication() {
+  const auto& pub = config_.postgres.publication;
+  TV_ASSIGN_OR_RETURN(auto res, catalog_.ExecParams("SELECT 1 FROM pg_publication WHERE pubname = $1", {pub}));
+  if (res.rows() == 0) {
+    std::string what = "FOR ALL TABLES";
+    if (!config_.postgres.tables.empty()) {
+      what = "FOR TABLE ";
+      for (size_t i = 0; i < config_.postgres.tables.size(); ++i) {
+        const auto& t = config_.postgres.tables[i];
+        auto dot = t.find('.');
+        what += (i ? ", " : "") + pg::QualifiedName(catalog_, t.substr(0, dot), t.substr(dot + 1));
+      }
+    }
+    // Partitioned tables publish under the root's name (one topic per logical table).
+    TV_RETURN_IF_ERROR(catalog_.Run("CREATE PUBLICATION " + catalog_.QuoteIdent(pub) + " " + what +
+                                    " WITH (publish_via_partition_root = true)"));
+    spdlog::info("capture: created publication {} {}", pub, what);
+  }
+  // Tables that cannot replicate UPDATE/DELETE break the application once published.
+  TV_ASSIGN_OR_RETURN(auto bad, catalog_.ExecParams(R"SQL(
+      SELECT pt.schemaname || '.' || pt.tablename FROM pg_publication_tables pt
+      JOIN pg_namespace n ON n.nspname = pt.schemaname
+      JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+      WHERE pt.pubname = $1 AND c.relreplident IN ('d', 'n')
+        AND (c.relreplident = 'n' OR NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))SQL",
+                                                    {pub}));
+  for (int r = 0; r < bad.rows(); ++r) {
+    spdlog::warn(
+        "capture: table {} has no primary key or replica identity: Postgres rejects UPDATE and DELETE on it while it "
+        "is published. Exclude it (postgres.tables) or ALTER TABLE ... REPLICA IDENTITY FULL",
+        bad.GetString(r, 0));
+  }
+  return Status::Ok();
+}
+
+Result<bool> Session::SnapshotCompleted() {
+  TV_ASSIGN_OR_RETURN(auto res, catalog_.ExecParams(
+                                    "SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
+                                    {config_.postgres.publication}));
+  if (res.rows() == 0 || res.IsNull(0, 0)) return false;
+  std::string marker = std::string(kSnapshotMarker) + config_.postgres.slot + " ";
+  return res.GetString(0, 0).rfind(marker, 0) == 0;
+}
+
+// The completion of the initial snapshot is recorded next to the slot, in the
+// comment of the publication, so a capture killed mid-snapshot redoes it.
+Status Session::MarkSnapshotCompleted(Lsn consistent_point) {
+  std::string comment = std::string(kSnapshotMarker) + config_.postgres.slot + " lsn=" + consistent_point.ToString();
+  return catalog_.Run("COMMENT ON PUBLICATION " + catalog_.QuoteIdent(config_.postgres.publication) + " IS " +
+                      catalog_.QuoteLiteral(comment));
+}
+
+Status Session::PrepareSlot(bool* snapshot_needed, CreatedSlot* created) {
+  const auto& slot = config_.postgres.slot;
+  const auto mode = config_.postgres.snapshot_mode;
+  TV_ASSIGN_OR_RETURN(auto state, replication_->GetSlot(slot));
+  if (state.exists) {
+    if (state.plugin != "pgoutput" || state.database != db_name_) {
+      return FailedPrecondition("replication slot '" + slot + "' exists for plugin '" + state.plugin +
+                                "' on database '" + state.database + "'; timevault needs pgoutput on '" + db_name_ +
+                                "': choose another postgres.slot or drop it");
+    }
+    if (mode == config::SnapshotMode::kNoData) return Status::Ok();
+    TV_ASSIGN_OR_RETURN(bool done, SnapshotCompleted());
+    if (done) return Status::Ok();
+    // The slot exists but its snapshot never finished (killed mid-snapshot):
+    // start over with a new slot and a new snapshot.
+    spdlog::warn("capture: slot {} exists but its initial snapshot did not complete; recreating it", slot);
+    if (state.active) return Unavailable("replication slot '" + slot + "' is in use by another process");
+    TV_RETURN_IF_ERROR(replication_->DropSlot(slot));
+  }
+  bool want_snapshot = mode != config::SnapshotMode::kNoData;
+  TV_ASSIGN_OR_RETURN(*created, replication_->CreateSlot(slot, want_snapshot));
+  spdlog::info("capture: created slot {} at {}", slot, created->consistent_point.ToString());
+  *snapshot_needed = want_snapshot;
+  return Status::Ok();
+}
+
+Status Session::EnsureTableTopic(const TableSchema& table) {
+  return sink_->EnsureTopic(table.topic, static_cast<int>(config_.kafka.topic_partitions));
+}
+
+Status Session::ProduceRow(const TableSchema& table, Op op, const pgoutput::Tuple* before,
+                           const pgoutput::Tuple* after, const SourceInfo& source, const TransactionBlock* block,
+                           AckTracker::Ticket ticket) {
+  const pgoutput::Tuple* key_row = after ? after : before;
+  std::optional<std::string_view> key;
+  if (key_row) {
+    Status ks = encoder_.EncodeKey(table, *key_row, &key_buf_);
+    if (ks.ok()) {
+      key = key_buf_;
+    } else if (ks.code() != StatusCode::kNotFound) {
+      return ks;
+    }
+  }
+  TV_RETURN_IF_ERROR(encoder_.EncodeChange(table, op, before, after, source, block, SystemClock().Now(), &value_buf_));
+  auto tenant = TenantOf(table, key_row);
+  int32_t partition = tenant ? sink_->PartitionForTenant(table.topic, *tenant) : RD_KAFKA_PARTITION_UA;
+  TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, value_buf_, ticket));
+  if (op == Op::kDelete) {
+    // Debezium's tombstone: same key, null value, so compaction can drop the row.
+    TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, std::nullopt, ticket));
+  }
+  return Status::Ok();
+}
+
+Status Session::Snapshot(const CreatedSlot& created) {
+  spdlog::info("capture: initial snapshot at {}", created.consistent_point.ToString());
+  TV_RETURN_IF_ERROR(catalog_.Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  TV_RETURN_IF_ERROR(catalog_.Run("SET TRANSACTION SNAPSHOT " + catalog_.QuoteLiteral(created.snapshot_name)));
+  TV_ASSIGN_OR_RETURN(auto xid_res, catalog_.Exec("SELECT txid_current_if_assigned()"));
+  int64_t xid = xid_res.IsNull(0, 0) ? 0 : std::stoll(xid_res.GetString(0, 0));
+  TV_ASSIGN_OR_RETURN(auto tables, catalog_.ExecParams(R"SQL(
+      SELECT c.oid FROM pg_publication_tables pt
+      JOIN pg_namespace n ON n.nspname = pt.schemaname
+      JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+      WHERE pt.pubname = $1 ORDER BY pt.schemaname, pt.tablename)SQL",
+                                                       {config_.postgres.publication}));
+  bool first = true;
+  for (int i = 0; i < tables.rows(); ++i) {
+    if (stop_->load()) return Aborted("stopped during the initial snapshot; it restarts with the next run");
+    TV_ASSIGN_OR_RETURN(auto schema, schemas_->Load(static_cast<uint32_t>(std::stoul(tables.GetString(i, 0)))));
+    TV_RETURN_IF_ERROR(SnapshotTable(schema, created.consistent_point, xid, &first, i + 1 == tables.rows()));
+  }
+  TV_RETURN_IF_ERROR(catalog_.Run("COMMIT"));
+  TV_RETURN_IF_ERROR(sink_->Flush(kFlushTimeoutMs));
+  if (tracker_.pending() != 0) return Unavailable("snapshot events not acknowledged by Kafka");
+  TV_RETURN_IF_ERROR(MarkSnapshotCompleted(created.consistent_point));
+  spdlog::info("capture: initial snapshot complete ({} events)", metrics_->acked_events.load());
+  return Status::Ok();
+}
+
+Status Session::SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, bool* first_overall, bool last_table) {
+  TV_RETURN_IF_ERROR(EnsureTableTopic(table));
+  std::string cols;
+  for (const auto& c : table.columns) cols += (cols.empty() ? "" : ", ") + catalog_.QuoteIdent(c.name);
+  TV_RETURN_IF_ERROR(catalog_.Run("DECLARE tv_snapshot NO SCROLL CURSOR FOR SELECT " + cols + " FROM ONLY " +
+                                  pg::QualifiedName(catalog_, table.schema, table.table)));
+  const std::string fetch = "FETCH " + std::to_string(config_.postgres.snapshot_chunk_rows) + " FROM tv_snapshot";
+  std::string collection = Collection(table);
+  AckTracker::Ticket ticket = tracker_.Open();
+  TV_ASSIGN_OR_RETURN(auto chunk, catalog_.Exec(fetch));
+  pgoutput::Tuple row(table.columns.size());
+  bool first_in_table = true;
+  while (chunk.rows() > 0) {
+    // One chunk of lookahead tells whether a row is the table's last.
+    TV_ASSIGN_OR_RETURN(auto next, catalog_.Exec(fetch));
+    for (int r = 0; r < chunk.rows(); ++r) {
+      for (size_t c = 0; c < table.columns.size(); ++c) {
+        bool null = chunk.IsNull(r, static_cast<int>(c));
+        row[c].kind = null ? pgoutput::ColumnKind::kNull : pgoutput::ColumnKind::kText;
+        row[c].value = null ? std::string_view() : chunk.Get(r, static_cast<int>(c));
+      }
+      bool last_in_table = next.rows() == 0 && r + 1 == chunk.rows();
+      std::string_view marker = "true";
+      if (*first_overall) {
+        marker = "first";
+      } else if (last_in_table && last_table) {
+        marker = "last";
+      } else if (first_in_table) {
+        marker = "first_in_data_collection";
+      } else if (last_in_table) {
+        marker = "last_in_data_collection";
+      }
+      *first_overall = false;
+      first_in_table = false;
+      SourceInfo source{config_.kafka.topic_prefix, db_name_, SystemClock().Now(), marker, std::nullopt, lsn,
+                        table.schema, table.table, xid};
+      TV_RETURN_IF_ERROR(ProduceRow(table, Op::kRead, nullptr, &row, source, nullptr, ticket));
+      sink_->Poll(0);
+    }
+    chunk = std::move(next);
+  }
+  tracker_.Close(ticket, Lsn(), CommitTime());
+  spdlog::info("capture: snapshot of {} done", collection);
+  return catalog_.Run("CLOSE tv_snapshot");
+}
+
+Status Session::Stream() {
+  TV_RETURN_IF_ERROR(replication_->Start(config_.postgres.slot, Lsn(), config_.postgres.publication));
+  spdlog::info("capture: streaming from slot {}", config_.postgres.slot);
+  reached_streaming_ = true;
+  metrics_->streaming = true;
+  last_status_ms_ = NowMs();
+  last_heartbeat_ms_ = NowMs();
+  while (!stop_->load()) {
+    TV_ASSIGN_OR_RETURN(auto bytes, replication_->Read(kReadTimeoutMs));
+    if (bytes) {
+      TV_ASSIGN_OR_RETURN(auto msg, pgoutput::DecodeStream(*bytes));
+      if (auto* data = std::get_if<pgoutput::XLogData>(&msg)) {
+        if (data->wal_end > server_wal_end_) server_wal_end_ = data->wal_end;
+        TV_RETURN_IF_ERROR(Dispatch(*data));
+      } else {
+        const auto& ka = std::get<pgoutput::Keepalive>(msg);
+        if (ka.wal_end > server_wal_end_) server_wal_end_ = ka.wal_end;
+        if (!tx_) tracker_.Marker(ka.wal_end, CommitTime::FromPostgres(ka.send_time));
+        if (ka.reply_requested) TV_RETURN_IF_ERROR(SendStatus(true));
+      }
+      metrics_->server_wal_end = server_wal_end_.value();
+    }
+    sink_->Poll(0);
+    if (!sink_->error().ok()) return sink_->error();
+    if (NowMs() - last_status_ms_ >= config_.postgres.status_interval_ms) TV_RETURN_IF_ERROR(SendStatus(false));
+    TV_RETURN_IF_ERROR(MaybeHeartbeat(false));
+  }
+  return Shutdown();
+}
+
+Status Session::Shutdown() {
+  spdlog::info("capture: stopping: flushing the producer and confirming");
+  TV_RETURN_IF_ERROR(sink_->Flush(kFlushTimeoutMs));
+  if (replication_ && reached_streaming_) TV_RETURN_IF_ERROR(SendStatus(false));
+  TV_RETURN_IF_ERROR(MaybeHeartbeat(true));
+  return sink_->Flush(kFlushTimeoutMs);
+}
+
+Status Session::SendStatus(bool reply_requested) {
+  sink_->Poll(0);
+  auto pos = tracker_.Confirmable();
+  TV_RETURN_IF_ERROR(replication_->SendStatus(pos.lsn, reply_requested));
+  metrics_->confirmed_lsn = pos.lsn.value();
+  last_status_ms_ = NowMs();
+  return Status::Ok();
+}
+
+// Heartbeats carry the position up to which Kafka holds everything, so the
+// store's recoverable point advances while the database is idle.
+Status Session::MaybeHeartbeat(bool force) {
+  if (!force && NowMs() - last_heartbeat_ms_ < config_.kafka.heartbeat_interval_ms) return Status::Ok();
+  last_heartbeat_ms_ = NowMs();
+  auto pos = tracker_.Confirmable();
+  if (!pos.lsn.valid()) return Status::Ok();
+  TV_RETURN_IF_ERROR(encoder_.EncodeHeartbeatKey(config_.kafka.topic_prefix, &key_buf_));
+  TV_RETURN_IF_ERROR(encoder_.EncodeHeartbeat(SystemClock().Now(), pos.lsn, pos.time, &value_buf_));
+  last_heartbeat_lsn_ = pos.lsn;
+  return sink_->Produce(heartbeat_topic_, 0, key_buf_, value_buf_, 0);
+}
+
+SourceInfo Session::StreamSource(const TableSchema* table, Lsn lsn) const {
+  SourceInfo s;
+  s.name = config_.kafka.topic_prefix;
+  s.db = db_name_;
+  s.ts = tx_ ? tx_->commit_time : CommitTime();
+  s.snapshot = "false";
+  s.last_commit_lsn = last_commit_lsn_;
+  s.lsn = lsn;
+  if (table) {
+    s.schema = table->schema;
+    s.table = table->table;
+  }
+  if (tx_) s.tx_id = tx_->xid;
+  return s;
+}
+
+Status Session::Dispatch(const pgoutput::XLogData& data) {
+  TV_ASSIGN_OR_RETURN(auto msg, pgoutput::Decode(data.payload));
+  Lsn lsn = data.wal_start;
+  if (auto* m = std::get_if<pgoutput::Begin>(&msg)) return OnBegin(*m, lsn);
+  if (auto* m = std::get_if<pgoutput::Commit>(&msg)) return OnCommit(*m);
+  if (auto* m = std::get_if<pgoutput::Relation>(&msg)) {
+    encoder_.Invalidate(m->oid);
+    return schemas_->Update(*m);
+  }
+  if (auto* m = std::get_if<pgoutput::Insert>(&msg)) return OnChange(m->relation_oid, Op::kCreate, nullptr, &m->new_tuple, lsn);
+  if (auto* m = std::get_if<pgoutput::Update>(&msg)) return OnUpdate(*m, lsn);
+  if (auto* m = std::get_if<pgoutput::Delete>(&msg)) return OnChange(m->relation_oid, Op::kDelete, &m->old_tuple, nullptr, lsn);
+  if (auto* m = std::get_if<pgoutput::Truncate>(&msg)) return OnTruncate(*m, lsn);
+  if (auto* m = std::get_if<pgoutput::LogicalMessage>(&msg)) return OnMessage(*m, lsn);
+  return Status::Ok();  // Origin, Type: nothing to emit (types come from the catalog)
+}
+
+Status Session::OnBegin(const pgoutput::Begin& begin, Lsn lsn) {
+  if (tx_) return Corruption("pgoutput: Begin of xid " + std::to_string(begin.xid) + " inside transaction " + tx_->id);
+  Transaction tx;
+  tx.xid = begin.xid;
+  tx.commit_time = begin.commit_time;
+  tx.final_lsn = begin.final_lsn;
+  tx.id = TransactionId(begin.xid, lsn);
+  tx.ticket = tracker_.Open();
+  tx_ = std::move(tx);
+  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionKey(tx_->id, &key_buf_));
+  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionBegin(tx_->id, tx_->commit_time, &value_buf_));
+  return sink_->Produce(transaction_topic_, 0, key_buf_, value_buf_, tx_->ticket);
+}
+
+Status Session::OnCommit(const pgoutput::Commit& commit) {
+  if (!tx_) return Corruption("pgoutput: Commit at " + commit.commit_lsn.ToString() + " without Begin");
+  std::vector<CollectionCount> counts;
+  counts.reserve(tx_->per_collection.size());
+  for (const auto& [name, n] : tx_->per_collection) counts.push_back({name, n});
+  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionKey(tx_->id, &key_buf_));
+  TV_RETURN_IF_ERROR(
+      encoder_.EncodeTransactionEnd(tx_->id, tx_->commit_time, tx_->total_order, counts, &value_buf_));
+  TV_RETURN_IF_ERROR(sink_->Produce(transaction_topic_, 0, key_buf_, value_buf_, tx_->ticket));
+  tracker_.Close(tx_->ticket, commit.end_lsn, commit.commit_time);
+  last_commit_lsn_ = commit.commit_lsn;
+  metrics_->transactions.fetch_add(1, std::memory_order_relaxed);
+  metrics_->last_commit_time_us = commit.commit_time.micros();
+  tx_.reset();
+  return Status::Ok();
+}
+
+Status Session::OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
+                         Lsn lsn) {
+  const TableSchema* table = schemas_->Find(relation_oid);
+  if (!table) return Corruption("pgoutput: change for relation " + std::to_string(relation_oid) + " before its Relation message");
+  if (!tx_) return Corruption("pgoutput: change outside a transaction");
+  TV_RETURN_IF_ERROR(EnsureTableTopic(*table));
+  int64_t& in_collection = tx_->per_collection[Collection(*table)];
+  ++in_collection;
+  ++tx_->total_order;
+  TransactionBlock block{tx_->id, tx_->total_order, in_collection};
+  return ProduceRow(*table, op, before, after, StreamSource(table, lsn), &block, tx_->ticket);
+}
+
+Status Session::OnUpdate(const pgoutput::Update& update, Lsn lsn) {
+  const TableSchema* table = schemas_->Find(update.relation_oid);
+  if (!table) return Corruption("pgoutput: Update for unknown relation " + std::to_string(update.relation_oid));
+  const pgoutput::Tuple* before = update.old_kind ? &update.old_tuple : nullptr;
+  // A primary-key change is a delete of the old key and a create of the new
+  // one, as Debezium emits it (so keyed consumers and compaction stay right).
+  if (before && table->HasPrimaryKey() && KeyChanged(*table, update.old_tuple, update.new_tuple)) {
+    TV_RETURN_IF_ERROR(OnChange(update.relation_oid, Op::kDelete, before, nullptr, lsn));
+    return OnChange(update.relation_oid, Op::kCreate, nullptr, &update.new_tuple, lsn);
+  }
+  if (update.old_kind == 'K') before = nullptr;  // only key columns: Debezium sends before=null
+  return OnChange(update.relation_oid, Op::kUpdate, before, &update.new_tuple, lsn);
+}
+
+Status Session::OnTruncate(const pgoutput::Truncate& truncate, Lsn lsn) {
+  if (!tx_) return Corruption("pgoutput: Truncate outside a transaction");
+  for (uint32_t oid : truncate.relation_oids) {
+    const TableSchema* table = schemas_->Find(oid);
+    if (!table) return Corruption("pgoutput: Truncate of unknown relation " + std::to_string(oid));
+    TV_RETURN_IF_ERROR(EnsureTableTopic(*table));
+    int64_t& in_collection = tx_->per_collection[Collection(*table)];
+    ++in_collection;
+    ++tx_->total_order;
+    TransactionBlock block{tx_->id, tx_->total_order, in_collection};
+    TV_RETURN_IF_ERROR(
+        encoder_.EncodeTruncate(*table, StreamSource(table, lsn), &block, SystemClock().Now(), &value_buf_));
+    TV_RETURN_IF_ERROR(sink_->Produce(table->topic, RD_KAFKA_PARTITION_UA, std::nullopt, value_buf_, tx_->ticket));
+  }
+  return Status::Ok();
+}
+
+Status Session::OnMessage(const pgoutput::LogicalMessage& message, Lsn lsn) {
+  TV_RETURN_IF_ERROR(sink_->EnsureTopic(message_topic_, 1));
+  TV_RETURN_IF_ERROR(encoder_.EncodeMessageKey(message.prefix, &key_buf_));
+  SourceInfo source = StreamSource(nullptr, lsn);
+  TV_RETURN_IF_ERROR(encoder_.EncodeMessage(message, source, SystemClock().Now(), &value_buf_));
+  if (message.transactional && tx_) {
+    return sink_->Produce(message_topic_, 0, key_buf_, value_buf_, tx_->ticket);
+  }
+  // A non-transactional message stands alone: track it as its own entry.
+  AckTracker::Ticket ticket = tracker_.Open();
+  TV_RETURN_IF_ERROR(sink_->Produce(message_topic_, 0, key_buf_, value_buf_, ticket));
+  tracker_.Close(ticket, Lsn(), CommitTime());
+  return Status::Ok();
+}
+
+}  // namespace timevault::capture

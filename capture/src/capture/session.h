@@ -1,0 +1,95 @@
+// Session: one connected run of capture — publication and slot setup, the
+// initial snapshot when needed, then streaming until stopped or until a
+// connection breaks. capture::Run restarts sessions with backoff; each new
+// session resumes from the slot's confirmed position, so a broken session
+// may duplicate events in Kafka but never lose one.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "capture/ack_tracker.h"
+#include "capture/kafka_sink.h"
+#include "capture/replication.h"
+#include "capture/schema_cache.h"
+#include "timevault/capture/capture.h"
+#include "timevault/capture/debezium.h"
+#include "timevault/config/config.h"
+#include "timevault/core/pg.h"
+
+namespace timevault::capture {
+
+class Session {
+ public:
+  Session(const config::Config& config, CaptureMetrics* metrics, const std::atomic<bool>* stop);
+  ~Session();
+
+  // OK when stopped on request (or after initial_only's snapshot); an error
+  // otherwise (Unavailable: worth retrying).
+  Status Run();
+  // True once the session reached streaming (used to reset the backoff).
+  bool reached_streaming() const { return reached_streaming_; }
+
+ private:
+  struct Transaction {
+    uint32_t xid = 0;
+    CommitTime commit_time;
+    Lsn final_lsn;
+    std::string id;  // Debezium transaction id
+    AckTracker::Ticket ticket = 0;
+    int64_t total_order = 0;
+    std::map<std::string, int64_t> per_collection;  // "schema.table" -> events
+  };
+
+  Status Connect();
+  Status EnsurePublication();
+  Status PrepareSlot(bool* snapshot_needed, CreatedSlot* created);
+  Result<bool> SnapshotCompleted();
+  Status MarkSnapshotCompleted(Lsn consistent_point);
+  Status Snapshot(const CreatedSlot& created);
+  Status SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, bool* first_overall, bool last_table);
+  Status Stream();
+  Status Dispatch(const pgoutput::XLogData& data);
+  Status OnBegin(const pgoutput::Begin& begin, Lsn lsn);
+  Status OnCommit(const pgoutput::Commit& commit);
+  Status OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after, Lsn lsn);
+  Status OnUpdate(const pgoutput::Update& update, Lsn lsn);
+  Status OnTruncate(const pgoutput::Truncate& truncate, Lsn lsn);
+  Status OnMessage(const pgoutput::LogicalMessage& message, Lsn lsn);
+  Status ProduceRow(const TableSchema& table, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
+                    const SourceInfo& source, const TransactionBlock* block, AckTracker::Ticket ticket);
+  Status EnsureTableTopic(const TableSchema& table);
+  Status SendStatus(bool reply_requested);
+  Status MaybeHeartbeat(bool force);
+  Status Shutdown();
+  SourceInfo StreamSource(const TableSchema* table, Lsn lsn) const;
+
+  const config::Config& config_;
+  CaptureMetrics* metrics_;
+  const std::atomic<bool>* stop_;
+  bool reached_streaming_ = false;
+
+  pg::PgConn catalog_;
+  std::unique_ptr<PgReplication> replication_;
+  AckTracker tracker_;
+  std::unique_ptr<KafkaSink> sink_;
+  std::unique_ptr<SchemaCache> schemas_;
+  EventEncoder encoder_;
+  std::string db_name_;
+  std::string transaction_topic_;
+  std::string heartbeat_topic_;
+  std::string message_topic_;
+
+  std::optional<Transaction> tx_;
+  std::optional<Lsn> last_commit_lsn_;
+  Lsn server_wal_end_;
+  int64_t last_status_ms_ = 0;
+  int64_t last_heartbeat_ms_ = 0;
+  Lsn last_heartbeat_lsn_;
+  std::string key_buf_, value_buf_;
+};
+
+}  // namespace timevault::capture

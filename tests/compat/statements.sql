@@ -1,0 +1,81 @@
+-- What runs once Debezium and timevault capture both stream (tests/compat/run):
+-- every statement is captured by both and compared event by event. Statements
+-- outside BEGIN/COMMIT are transactions of their own. The last statement
+-- inserts the marker row both sides are waited for.
+\set ON_ERROR_STOP on
+
+-- 1. Inserts: every type with ordinary, extreme and special values; a row of NULLs.
+INSERT INTO public.all_types VALUES
+    (10, 'tenant-a', 7, 70, 700, 1234.5, 12345678901234567890.123456789, 3.25, -1.0e-300, true, 'x', 'unicode: é€😀',
+     E'quotes " and \\ backslash, tab\t newline\n end', '\xdeadbeef'::bytea, '2000-01-01', '23:59:59.999999',
+     '2262-04-11 23:47:16.854775', '2038-01-19 03:14:07.5+00', '3 days 4 hours', 'f47ac10b-58cc-4372-a567-0e02b2c3d479',
+     '{"nested": {"k": [true, null, 1.5]}, "s": "v"}', '{"nested": {"k": [true, null, 1.5]}, "s": "v"}',
+     '{-1,0,NULL,2147483647}', '{"a",NULL,"","comma,inside"}', 'ok'),
+    (11, 'tenant-b', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    (12, 'tenant-c', 0, 0, 0, 0, 0, 'NaN', 'Infinity', false, '     ', 'twenty chars exactly', repeat('r', 100),
+     '\x00'::bytea, '0001-01-01', '00:00:00.000001', '1970-01-01 00:00:00', '1970-01-01 00:00:00+00', '0',
+     'ffffffff-ffff-ffff-ffff-ffffffffffff', 'null', '"just a string"', '{{1,2},{3,4}}', '{}', 'happy');
+
+-- 2. Updates on a REPLICA IDENTITY DEFAULT table (old row: none).
+UPDATE public.all_types SET c_integer = c_integer + 1, c_text = 'updated', c_timestamptz = '2024-06-01 00:00:00+05:30'
+ WHERE id = 10;
+UPDATE public.all_types SET c_numeric = 0.01, c_numeric_any = 'NaN', c_mood = NULL, c_jsonb = '{"x": 1}' WHERE id = 1;
+UPDATE public.all_types SET c_smallint = 5 WHERE id = 2;
+
+-- 3. Updates on a REPLICA IDENTITY FULL table (old row: all columns).
+UPDATE billing.invoices SET status = 'happy', amount = amount * 2 WHERE tenant_id = 'tenant-b' AND invoice_id = 2001;
+
+-- 4. Deletes (a tombstone follows each delete event).
+DELETE FROM public.all_types WHERE id = 11;
+DELETE FROM billing.invoices WHERE tenant_id = 'tenant-b' AND invoice_id = 2001;
+
+-- 5. One transaction over three tables, with a savepoint rolled back.
+BEGIN;
+INSERT INTO billing.invoices VALUES ('tenant-a', 1002, 10.00, 'sad', '2024-03-01 10:00:00+01', 'new invoice');
+INSERT INTO public.line_items (tenant_id, invoice_id, sku, qty) VALUES
+    ('tenant-a', 1002, 'SKU-2', 1), ('tenant-a', 1002, 'SKU-3', 5);
+SAVEPOINT sp;
+INSERT INTO public.line_items (tenant_id, invoice_id, sku, qty) VALUES ('tenant-a', 1002, 'ROLLED-BACK', 99);
+ROLLBACK TO SAVEPOINT sp;
+UPDATE public.line_items SET qty = qty + 1 WHERE sku = 'SKU-1';
+UPDATE public.documents SET title = 'touched in the multi-table transaction' WHERE tenant_id = 'tenant-b';
+COMMIT;
+
+-- 6. A transaction rolled back: nothing may appear.
+BEGIN;
+INSERT INTO public.all_types (id, tenant_id) VALUES (99, 'tenant-z');
+ROLLBACK;
+
+-- 7. Unchanged TOAST: updates that leave the big text column alone
+-- (__debezium_unavailable_value in the new row), on DEFAULT and FULL identity.
+UPDATE public.documents SET title = 'title changed, body untouched' WHERE tenant_id = 'tenant-a' AND doc_id = 1;
+UPDATE billing.invoices SET amount = 300.00 WHERE tenant_id = 'tenant-a' AND invoice_id = 1001;
+-- A new big row, then an update of it that leaves the body alone.
+INSERT INTO public.documents VALUES
+    ('tenant-c', 7, 'streamed big doc', (SELECT string_agg(md5('doc-c7-' || i), ' ') FROM generate_series(1, 300) i));
+UPDATE public.documents SET title = 'streamed big doc, retitled' WHERE tenant_id = 'tenant-c' AND doc_id = 7;
+-- An update that does change the big column.
+UPDATE public.documents SET body = body || ' appended' WHERE tenant_id = 'tenant-c' AND doc_id = 7;
+
+-- 8. Primary-key updates: delete + tombstone + create on the key topic.
+UPDATE public.all_types SET id = 100 WHERE id = 3;
+UPDATE billing.invoices SET invoice_id = 1099 WHERE tenant_id = 'tenant-a' AND invoice_id = 1002;
+UPDATE public.documents SET doc_id = 2 WHERE tenant_id = 'tenant-a' AND doc_id = 1;
+
+-- 9. Truncate.
+TRUNCATE public.line_items;
+
+-- 10. Several rows in one statement, then deleted in one statement.
+INSERT INTO public.line_items (tenant_id, invoice_id, sku, qty)
+SELECT 'tenant-b', 2001, 'BULK-' || i, i FROM generate_series(1, 5) i;
+DELETE FROM public.line_items WHERE sku LIKE 'BULK-%' AND qty > 3;
+
+-- 11. A logical decoding message outside any transaction ('m' on <prefix>.message).
+-- (Not inside a transaction: Debezium 3.6.1 then names the message's "data
+-- collection" in the END record by a Java object's identity hash, which no two
+-- runs share.)
+SELECT pg_logical_emit_message(false, 'timevault-compat', 'a non-transactional message');
+
+-- 12. The end marker.
+INSERT INTO public.compat_marker VALUES (1, 'tenant-a', 'statements.sql done');

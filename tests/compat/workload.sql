@@ -1,0 +1,106 @@
+-- The Debezium compatibility test's schema (tests/compat/run applies it to a
+-- fresh database before either capture starts), followed by the rows that exist
+-- before the captures start: both read them in their initial snapshots ('r').
+-- statements.sql holds what runs once both are streaming.
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE SCHEMA billing;
+
+-- Every column type the encoder maps. REPLICA IDENTITY DEFAULT: updates and
+-- deletes carry only the key as their old row.
+CREATE TABLE public.all_types (
+    id            bigint PRIMARY KEY,
+    tenant_id     text NOT NULL,
+    c_smallint    smallint,
+    c_integer     integer,
+    c_bigint      bigint,
+    c_numeric     numeric(10, 2),
+    c_numeric_any numeric,
+    c_real        real,
+    c_double      double precision,
+    c_boolean     boolean,
+    c_char        char(5),
+    c_varchar     varchar(20),
+    c_text        text,
+    c_bytea       bytea,
+    c_date        date,
+    c_time        time,
+    c_timestamp   timestamp,
+    c_timestamptz timestamptz,
+    c_interval    interval,
+    c_uuid        uuid,
+    c_json        json,
+    c_jsonb       jsonb,
+    c_int_array   integer[],
+    c_text_array  text[],
+    c_mood        mood
+);
+
+-- A composite key and a TOASTed text column (REPLICA IDENTITY DEFAULT).
+CREATE TABLE public.documents (
+    tenant_id text NOT NULL,
+    doc_id    integer NOT NULL,
+    title     varchar(100),
+    body      text,
+    PRIMARY KEY (tenant_id, doc_id)
+);
+
+-- Another schema, REPLICA IDENTITY FULL: updates and deletes carry the whole
+-- old row; also a TOASTed column.
+CREATE TABLE billing.invoices (
+    tenant_id  text NOT NULL,
+    invoice_id bigint NOT NULL,
+    amount     numeric(10, 2) NOT NULL,
+    status     mood,
+    issued_at  timestamptz,
+    note       text,
+    PRIMARY KEY (tenant_id, invoice_id)
+);
+ALTER TABLE billing.invoices REPLICA IDENTITY FULL;
+
+-- Touched together with invoices in one transaction, and truncated.
+CREATE TABLE public.line_items (
+    tenant_id  text NOT NULL,
+    item_id    serial,
+    invoice_id bigint NOT NULL,
+    sku        varchar(20),
+    qty        integer,
+    PRIMARY KEY (item_id)
+);
+
+-- statements.sql ends with one row here: the run waits for it on both sides.
+CREATE TABLE public.compat_marker (
+    id        integer PRIMARY KEY,
+    tenant_id text NOT NULL,
+    note      text
+);
+
+-- Big text: over 8 kB of md5 hex digits (no long repeats, so pglz cannot
+-- shrink it below the TOAST threshold): stored out of line, and an UPDATE that
+-- leaves it alone sends pgoutput's "unchanged TOAST" marker. Deterministic:
+--   (SELECT string_agg(md5(SALT || i), ' ') FROM generate_series(1, 300) i)
+
+-- Rows present before the captures start (snapshot events).
+INSERT INTO public.all_types VALUES
+    (1, 'tenant-a', 1, 10, 100, 12.34, 3.14159, 1.5, 2.25, true, 'ab', 'hello', 'snapshot row',
+     '\x00ff10'::bytea, '2024-02-29', '12:34:56.789012', '2024-02-29 12:34:56.123456',
+     '2024-02-29 12:34:56.123456+02', '1 year 2 mons 3 days 04:05:06.5', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+     '{"a": 1, "b": [1, 2]}', '{"b": [1, 2], "a": 1}', '{1,2,3}', '{"x","y z"}', 'happy'),
+    (2, 'tenant-b', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    (3, 'tenant-a', -32768, -2147483648, -9223372036854775808, -99999999.99, -0.000001, -3.5e-10, 1.0e300, false,
+     'abcde', '', '', '\x'::bytea, '1969-12-31', '00:00:00', '1900-01-01 00:00:00', '1969-12-31 23:59:59.999999-08',
+     '-2 days -00:00:01', '00000000-0000-0000-0000-000000000000', '[]', '{}', '{}', '{}', 'sad');
+
+INSERT INTO public.documents VALUES
+    ('tenant-a', 1, 'snapshot doc', (SELECT string_agg(md5('doc-a1-' || i), ' ') FROM generate_series(1, 300) i)),
+    ('tenant-b', 1, 'small doc', 'short body');
+
+INSERT INTO billing.invoices VALUES
+    ('tenant-a', 1001, 250.00, 'ok', '2024-01-15 09:30:00+00', (SELECT string_agg(md5('inv-1001-' || i), ' ') FROM generate_series(1, 300) i)),
+    ('tenant-b', 2001, 99.95, 'happy', '2024-01-16 18:00:00.5-05', 'paid');
+
+INSERT INTO public.line_items (tenant_id, invoice_id, sku, qty) VALUES
+    ('tenant-a', 1001, 'SKU-1', 2);

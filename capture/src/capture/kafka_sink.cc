@@ -77,7 +77,8 @@ int32_t KafkaSink::PartitionForTenant(const std::string& topic, std::string_view
 }
 
 Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
-                          std::optional<std::string_view> value, AckTracker::Ticket ticket) {
+                          std::optional<std::string_view> value, AckTracker::Ticket ticket,
+                          const Header* header) {
   if (!error_.ok()) return error_;
   if (ticket != 0) tracker_->AddPending(ticket);
   void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
@@ -85,12 +86,20 @@ Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::opti
   void* value_ptr = value ? const_cast<char*>(value->data()) : nullptr;
   size_t value_len = value ? value->size() : 0;
   for (;;) {
+    // librdkafka takes ownership of the headers only when producev succeeds.
+    rd_kafka_headers_t* headers = nullptr;
+    if (header) {
+      headers = rd_kafka_headers_new(1);
+      rd_kafka_header_add(headers, header->name.data(), static_cast<ssize_t>(header->name.size()),
+                          header->value.data(), static_cast<ssize_t>(header->value.size()));
+    }
     rd_kafka_resp_err_t err = rd_kafka_producev(
         producer_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(uintptr_t{ticket})),
-        RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    if (headers) rd_kafka_headers_destroy(headers);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       if (ticket != 0) tracker_->Ack(ticket);  // never queued: undo the count
       error_ = kafka::FromError(err, "producing to " + topic);

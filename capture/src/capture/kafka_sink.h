@@ -39,8 +39,12 @@ class KafkaSink {
 
   // Hands one message to librdkafka. `value` nullopt: a tombstone. `ticket` 0:
   // untracked (heartbeats). `partition` RD_KAFKA_PARTITION_UA: by key.
+  struct Header {
+    std::string_view name;
+    std::string_view value;
+  };
   Status Produce(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
-                 std::optional<std::string_view> value, AckTracker::Ticket ticket);
+                 std::optional<std::string_view> value, AckTracker::Ticket ticket, const Header* header = nullptr);
 
   // Serves delivery reports for up to `timeout_ms`.
   void Poll(int timeout_ms);

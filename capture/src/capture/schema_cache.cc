@@ -8,22 +8,30 @@ namespace {
 // One row per live, non-generated column, in attnum order (pgoutput's order).
 // Domains are resolved to their base type, as Debezium maps them.
 constexpr const char* kColumnsSql = R"SQL(
+WITH key_index AS (
+  -- The message key: the primary key, else the first unique index without
+  -- expressions or predicate (as Debezium falls back to unique indices).
+  SELECT i.indkey::int2[] AS cols FROM pg_index i
+  WHERE i.indrelid = $1 AND (i.indisprimary OR (i.indisunique AND i.indpred IS NULL AND 0 <> ALL (i.indkey::int2[])))
+  ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1)
 SELECT a.attname,
        CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END AS typid,
        CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
        a.attnotnull,
        bt.typname, bt.typcategory, bt.typelem,
-       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary
-               AND a.attnum = ANY (i.indkey)) AS pk,
+       coalesce((SELECT k.ord FROM key_index, unnest(key_index.cols) WITH ORDINALITY AS k(attnum, ord)
+                 WHERE k.attnum = a.attnum), 0) AS key_position,
        n.nspname, c.relname, c.relreplident,
        (SELECT string_agg(e.enumlabel, chr(31) ORDER BY e.enumsortorder) FROM pg_enum e
          WHERE e.enumtypid = CASE WHEN bt.typcategory = 'A' THEN bt.typelem ELSE bt.oid END) AS labels,
-       a.atttypid AS declared_typid
+       a.atttypid AS declared_typid,
+       pg_get_expr(d.adbin, d.adrelid) AS default_expr
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 ORDER BY a.attnum
 )SQL";
@@ -72,7 +80,9 @@ Result<std::vector<ColumnSchema>> SchemaCache::ReadColumns(uint32_t oid, std::st
     c.type_name = res.GetString(r, 4);
     c.type_category = res.Get(r, 5).empty() ? 'U' : res.Get(r, 5)[0];
     c.element_type_oid = ParseU32(res.Get(r, 6));
-    c.primary_key = res.Get(r, 7) == "t";
+    c.primary_key_position = ParseI32(res.Get(r, 7));
+    c.primary_key = c.primary_key_position > 0;
+    if (!res.IsNull(r, 13)) c.default_expression = res.GetString(r, 13);
     if (!res.IsNull(r, 11)) c.enum_labels = SplitLabels(res.Get(r, 11));
     if (declared_types) declared_types->push_back(ParseU32(res.Get(r, 12)));
     cols.push_back(std::move(c));

@@ -42,6 +42,7 @@ Session::Session(const config::Config& config, CaptureMetrics* metrics, const st
       metrics_(metrics),
       stop_(stop),
       encoder_(EventEncoder::Options{config.kafka.schemas_enable}),
+      header_encoder_(EventEncoder::Options{false}),
       transaction_topic_(config.kafka.topic_prefix + ".transaction"),
       heartbeat_topic_("__debezium-heartbeat." + config.kafka.topic_prefix),
       message_topic_(config.kafka.topic_prefix + ".message") {}
@@ -164,7 +165,7 @@ Status Session::EnsureTableTopic(const TableSchema& table) {
 
 Status Session::ProduceRow(const TableSchema& table, Op op, const pgoutput::Tuple* before,
                            const pgoutput::Tuple* after, const SourceInfo& source, const TransactionBlock* block,
-                           AckTracker::Ticket ticket) {
+                           AckTracker::Ticket ticket, const KafkaSink::Header* header) {
   const pgoutput::Tuple* key_row = after ? after : before;
   std::optional<std::string_view> key;
   if (key_row) {
@@ -178,20 +179,21 @@ Status Session::ProduceRow(const TableSchema& table, Op op, const pgoutput::Tupl
   TV_RETURN_IF_ERROR(encoder_.EncodeChange(table, op, before, after, source, block, SystemClock().Now(), &value_buf_));
   auto tenant = TenantOf(table, key_row);
   int32_t partition = tenant ? sink_->PartitionForTenant(table.topic, *tenant) : RD_KAFKA_PARTITION_UA;
-  TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, value_buf_, ticket));
+  TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, value_buf_, ticket, header));
   if (op == Op::kDelete) {
     // Debezium's tombstone: same key, null value, so compaction can drop the row.
-    TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, std::nullopt, ticket));
+    TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, std::nullopt, ticket, header));
   }
   return Status::Ok();
 }
 
 Status Session::Snapshot(const CreatedSlot& created) {
   spdlog::info("capture: initial snapshot at {}", created.consistent_point.ToString());
-  TV_RETURN_IF_ERROR(catalog_.Run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  TV_RETURN_IF_ERROR(catalog_.Run("BEGIN ISOLATION LEVEL REPEATABLE READ"));
   TV_RETURN_IF_ERROR(catalog_.Run("SET TRANSACTION SNAPSHOT " + catalog_.QuoteLiteral(created.snapshot_name)));
-  TV_ASSIGN_OR_RETURN(auto xid_res, catalog_.Exec("SELECT txid_current_if_assigned()"));
-  int64_t xid = xid_res.IsNull(0, 0) ? 0 : std::stoll(xid_res.GetString(0, 0));
+  // Debezium reports the snapshot transaction's own xid as source.txId.
+  TV_ASSIGN_OR_RETURN(auto xid_res, catalog_.Exec("SELECT txid_current()"));
+  int64_t xid = std::stoll(xid_res.GetString(0, 0));
   TV_ASSIGN_OR_RETURN(auto tables, catalog_.ExecParams(R"SQL(
       SELECT c.oid FROM pg_publication_tables pt
       JOIN pg_namespace n ON n.nspname = pt.schemaname
@@ -322,7 +324,7 @@ SourceInfo Session::StreamSource(const TableSchema* table, Lsn lsn) const {
   SourceInfo s;
   s.name = config_.kafka.topic_prefix;
   s.db = db_name_;
-  s.ts = tx_ ? tx_->commit_time : CommitTime();
+  s.ts = tx_ ? tx_->commit_time : last_commit_time_;
   s.snapshot = "false";
   s.last_commit_lsn = last_commit_lsn_;
   s.lsn = lsn;
@@ -330,7 +332,11 @@ SourceInfo Session::StreamSource(const TableSchema* table, Lsn lsn) const {
     s.schema = table->schema;
     s.table = table->table;
   }
-  if (tx_) s.tx_id = tx_->xid;
+  if (tx_) {
+    s.tx_id = tx_->xid;
+    s.origin = tx_->origin;
+    s.origin_lsn = tx_->origin_lsn;
+  }
   return s;
 }
 
@@ -338,9 +344,10 @@ Status Session::Dispatch(const pgoutput::XLogData& data) {
   TV_ASSIGN_OR_RETURN(auto msg, pgoutput::Decode(data.payload));
   Lsn lsn = data.wal_start;
   if (auto* m = std::get_if<pgoutput::Begin>(&msg)) return OnBegin(*m, lsn);
-  if (auto* m = std::get_if<pgoutput::Commit>(&msg)) return OnCommit(*m);
+  if (auto* m = std::get_if<pgoutput::Commit>(&msg)) return OnCommit(*m, lsn);
   if (auto* m = std::get_if<pgoutput::Relation>(&msg)) {
     encoder_.Invalidate(m->oid);
+    header_encoder_.Invalidate(m->oid);
     return schemas_->Update(*m);
   }
   if (auto* m = std::get_if<pgoutput::Insert>(&msg)) return OnChange(m->relation_oid, Op::kCreate, nullptr, &m->new_tuple, lsn);
@@ -348,34 +355,51 @@ Status Session::Dispatch(const pgoutput::XLogData& data) {
   if (auto* m = std::get_if<pgoutput::Delete>(&msg)) return OnChange(m->relation_oid, Op::kDelete, &m->old_tuple, nullptr, lsn);
   if (auto* m = std::get_if<pgoutput::Truncate>(&msg)) return OnTruncate(*m, lsn);
   if (auto* m = std::get_if<pgoutput::LogicalMessage>(&msg)) return OnMessage(*m, lsn);
-  return Status::Ok();  // Origin, Type: nothing to emit (types come from the catalog)
+  if (auto* m = std::get_if<pgoutput::Origin>(&msg)) {
+    if (tx_) {
+      tx_->origin = std::string(m->name);
+      tx_->origin_lsn = m->commit_lsn;
+    }
+    return Status::Ok();
+  }
+  return Status::Ok();  // Type: nothing to emit (types come from the catalog)
+}
+
+int64_t& Session::Transaction::CountFor(std::string_view collection) {
+  for (auto& c : per_collection) {
+    if (c.name == collection) return c.event_count;
+  }
+  per_collection.push_back({std::string(collection), 0});
+  return per_collection.back().event_count;
 }
 
 Status Session::OnBegin(const pgoutput::Begin& begin, Lsn lsn) {
-  if (tx_) return Corruption("pgoutput: Begin of xid " + std::to_string(begin.xid) + " inside transaction " + tx_->id);
+  if (tx_) {
+    return Corruption("pgoutput: Begin of xid " + std::to_string(begin.xid) + " inside transaction " +
+                      std::to_string(tx_->xid));
+  }
   Transaction tx;
   tx.xid = begin.xid;
   tx.commit_time = begin.commit_time;
   tx.final_lsn = begin.final_lsn;
-  tx.id = TransactionId(begin.xid, lsn);
   tx.ticket = tracker_.Open();
   tx_ = std::move(tx);
-  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionKey(tx_->id, &key_buf_));
-  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionBegin(tx_->id, tx_->commit_time, &value_buf_));
+  // Debezium's transaction id is "<xid>:<lsn of the message at hand>".
+  std::string id = TransactionId(begin.xid, lsn);
+  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionKey(id, &key_buf_));
+  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionBegin(id, tx_->commit_time, &value_buf_));
   return sink_->Produce(transaction_topic_, 0, key_buf_, value_buf_, tx_->ticket);
 }
 
-Status Session::OnCommit(const pgoutput::Commit& commit) {
+Status Session::OnCommit(const pgoutput::Commit& commit, Lsn lsn) {
   if (!tx_) return Corruption("pgoutput: Commit at " + commit.commit_lsn.ToString() + " without Begin");
-  std::vector<CollectionCount> counts;
-  counts.reserve(tx_->per_collection.size());
-  for (const auto& [name, n] : tx_->per_collection) counts.push_back({name, n});
-  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionKey(tx_->id, &key_buf_));
-  TV_RETURN_IF_ERROR(
-      encoder_.EncodeTransactionEnd(tx_->id, tx_->commit_time, tx_->total_order, counts, &value_buf_));
+  std::string id = TransactionId(tx_->xid, lsn);
+  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionKey(id, &key_buf_));
+  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionEnd(id, tx_->commit_time, tx_->total_order, tx_->per_collection, &value_buf_));
   TV_RETURN_IF_ERROR(sink_->Produce(transaction_topic_, 0, key_buf_, value_buf_, tx_->ticket));
   tracker_.Close(tx_->ticket, commit.end_lsn, commit.commit_time);
-  last_commit_lsn_ = commit.commit_lsn;
+  last_commit_lsn_ = commit.end_lsn;  // equals the Commit message's WAL position
+  last_commit_time_ = commit.commit_time;
   metrics_->transactions.fetch_add(1, std::memory_order_relaxed);
   metrics_->last_commit_time_us = commit.commit_time.micros();
   tx_.reset();
@@ -383,16 +407,17 @@ Status Session::OnCommit(const pgoutput::Commit& commit) {
 }
 
 Status Session::OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
-                         Lsn lsn) {
+                         Lsn lsn, const KafkaSink::Header* header) {
   const TableSchema* table = schemas_->Find(relation_oid);
   if (!table) return Corruption("pgoutput: change for relation " + std::to_string(relation_oid) + " before its Relation message");
   if (!tx_) return Corruption("pgoutput: change outside a transaction");
   TV_RETURN_IF_ERROR(EnsureTableTopic(*table));
-  int64_t& in_collection = tx_->per_collection[Collection(*table)];
+  int64_t& in_collection = tx_->CountFor(Collection(*table));
   ++in_collection;
   ++tx_->total_order;
-  TransactionBlock block{tx_->id, tx_->total_order, in_collection};
-  return ProduceRow(*table, op, before, after, StreamSource(table, lsn), &block, tx_->ticket);
+  std::string id = TransactionId(tx_->xid, lsn);
+  TransactionBlock block{id, tx_->total_order, in_collection};
+  return ProduceRow(*table, op, before, after, StreamSource(table, lsn), &block, tx_->ticket, header);
 }
 
 Status Session::OnUpdate(const pgoutput::Update& update, Lsn lsn) {
@@ -402,10 +427,13 @@ Status Session::OnUpdate(const pgoutput::Update& update, Lsn lsn) {
   // A primary-key change is a delete of the old key and a create of the new
   // one, as Debezium emits it (so keyed consumers and compaction stay right).
   if (before && table->HasPrimaryKey() && KeyChanged(*table, update.old_tuple, update.new_tuple)) {
-    TV_RETURN_IF_ERROR(OnChange(update.relation_oid, Op::kDelete, before, nullptr, lsn));
-    return OnChange(update.relation_oid, Op::kCreate, nullptr, &update.new_tuple, lsn);
+    TV_RETURN_IF_ERROR(header_encoder_.EncodeKey(*table, update.old_tuple, &old_key_));
+    TV_RETURN_IF_ERROR(header_encoder_.EncodeKey(*table, update.new_tuple, &new_key_));
+    KafkaSink::Header to_new{"__debezium.newkey", new_key_};
+    KafkaSink::Header from_old{"__debezium.oldkey", old_key_};
+    TV_RETURN_IF_ERROR(OnChange(update.relation_oid, Op::kDelete, before, nullptr, lsn, &to_new));
+    return OnChange(update.relation_oid, Op::kCreate, nullptr, &update.new_tuple, lsn, &from_old);
   }
-  if (update.old_kind == 'K') before = nullptr;  // only key columns: Debezium sends before=null
   return OnChange(update.relation_oid, Op::kUpdate, before, &update.new_tuple, lsn);
 }
 
@@ -415,13 +443,14 @@ Status Session::OnTruncate(const pgoutput::Truncate& truncate, Lsn lsn) {
     const TableSchema* table = schemas_->Find(oid);
     if (!table) return Corruption("pgoutput: Truncate of unknown relation " + std::to_string(oid));
     TV_RETURN_IF_ERROR(EnsureTableTopic(*table));
-    int64_t& in_collection = tx_->per_collection[Collection(*table)];
+    int64_t& in_collection = tx_->CountFor(Collection(*table));
     ++in_collection;
     ++tx_->total_order;
-    TransactionBlock block{tx_->id, tx_->total_order, in_collection};
+    std::string id = TransactionId(tx_->xid, lsn);
+    TransactionBlock block{id, tx_->total_order, in_collection};
     TV_RETURN_IF_ERROR(
         encoder_.EncodeTruncate(*table, StreamSource(table, lsn), &block, SystemClock().Now(), &value_buf_));
-    TV_RETURN_IF_ERROR(sink_->Produce(table->topic, RD_KAFKA_PARTITION_UA, std::nullopt, value_buf_, tx_->ticket));
+    TV_RETURN_IF_ERROR(sink_->Produce(table->topic, 0, std::nullopt, value_buf_, tx_->ticket));
   }
   return Status::Ok();
 }
@@ -430,10 +459,21 @@ Status Session::OnMessage(const pgoutput::LogicalMessage& message, Lsn lsn) {
   TV_RETURN_IF_ERROR(sink_->EnsureTopic(message_topic_, 1));
   TV_RETURN_IF_ERROR(encoder_.EncodeMessageKey(message.prefix, &key_buf_));
   SourceInfo source = StreamSource(nullptr, lsn);
-  TV_RETURN_IF_ERROR(encoder_.EncodeMessage(message, source, SystemClock().Now(), &value_buf_));
   if (message.transactional && tx_) {
+    int64_t& in_collection = tx_->CountFor(kMessageDataCollection);
+    ++in_collection;
+    ++tx_->total_order;
+    std::string id = TransactionId(tx_->xid, lsn);
+    TransactionBlock block{id, tx_->total_order, in_collection};
+    TV_RETURN_IF_ERROR(encoder_.EncodeMessage(message, source, &block, SystemClock().Now(), &value_buf_));
     return sink_->Produce(message_topic_, 0, key_buf_, value_buf_, tx_->ticket);
   }
+  // Debezium treats a non-transactional message as a unit of its own: it
+  // becomes the "last commit" of `sequence`, its own included.
+  last_commit_lsn_ = lsn;
+  source.last_commit_lsn = lsn;
+  source.tx_id.reset();
+  TV_RETURN_IF_ERROR(encoder_.EncodeMessage(message, source, nullptr, SystemClock().Now(), &value_buf_));
   // A non-transactional message stands alone: track it as its own entry.
   AckTracker::Ticket ticket = tracker_.Open();
   TV_RETURN_IF_ERROR(sink_->Produce(message_topic_, 0, key_buf_, value_buf_, ticket));

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <map>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,10 +39,14 @@ class Session {
     uint32_t xid = 0;
     CommitTime commit_time;
     Lsn final_lsn;
-    std::string id;  // Debezium transaction id
     AckTracker::Ticket ticket = 0;
+    std::string origin;  // replication origin name, if the Origin message came
+    std::optional<Lsn> origin_lsn;
     int64_t total_order = 0;
-    std::map<std::string, int64_t> per_collection;  // "schema.table" -> events
+    // "schema.table" -> events, in order of first appearance (END lists them
+    // in that order before the encoder applies Debezium's HashMap order).
+    std::vector<CollectionCount> per_collection;
+    int64_t& CountFor(std::string_view collection);
   };
 
   Status Connect();
@@ -54,13 +59,15 @@ class Session {
   Status Stream();
   Status Dispatch(const pgoutput::XLogData& data);
   Status OnBegin(const pgoutput::Begin& begin, Lsn lsn);
-  Status OnCommit(const pgoutput::Commit& commit);
-  Status OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after, Lsn lsn);
+  Status OnCommit(const pgoutput::Commit& commit, Lsn lsn);
+  Status OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after, Lsn lsn,
+                  const KafkaSink::Header* header = nullptr);
   Status OnUpdate(const pgoutput::Update& update, Lsn lsn);
   Status OnTruncate(const pgoutput::Truncate& truncate, Lsn lsn);
   Status OnMessage(const pgoutput::LogicalMessage& message, Lsn lsn);
   Status ProduceRow(const TableSchema& table, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
-                    const SourceInfo& source, const TransactionBlock* block, AckTracker::Ticket ticket);
+                    const SourceInfo& source, const TransactionBlock* block, AckTracker::Ticket ticket,
+                    const KafkaSink::Header* header = nullptr);
   Status EnsureTableTopic(const TableSchema& table);
   Status SendStatus(bool reply_requested);
   Status MaybeHeartbeat(bool force);
@@ -78,6 +85,7 @@ class Session {
   std::unique_ptr<KafkaSink> sink_;
   std::unique_ptr<SchemaCache> schemas_;
   EventEncoder encoder_;
+  EventEncoder header_encoder_;  // schemaless keys for __debezium.oldkey/newkey headers
   std::string db_name_;
   std::string transaction_topic_;
   std::string heartbeat_topic_;
@@ -85,11 +93,12 @@ class Session {
 
   std::optional<Transaction> tx_;
   std::optional<Lsn> last_commit_lsn_;
+  CommitTime last_commit_time_;
   Lsn server_wal_end_;
   int64_t last_status_ms_ = 0;
   int64_t last_heartbeat_ms_ = 0;
   Lsn last_heartbeat_lsn_;
-  std::string key_buf_, value_buf_;
+  std::string key_buf_, value_buf_, old_key_, new_key_;
 };
 
 }  // namespace timevault::capture

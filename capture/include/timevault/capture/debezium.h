@@ -7,7 +7,10 @@
 // Column values arrive in Postgres text format (pgoutput 't' columns, or text
 // results of the snapshot's SELECT); the encoder converts them by type.
 // An EventEncoder is not thread-safe; use one per thread. It caches the
-// Connect schema JSON per (relation oid, schema version).
+// column mappings and Connect schema JSON per relation oid, rebuilt when the
+// columns' types, nullability or key membership change; call Invalidate() on
+// every Relation message (renames and defaults are not detected otherwise).
+// docs/compat.md records each Debezium behaviour reproduced and its source.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "timevault/capture/pgoutput.h"
 #include "timevault/capture/table_schema.h"
@@ -38,30 +42,48 @@ enum class Op : char {
 };
 
 // The `source` block. All string_views must stay valid during the Encode call.
+// Field order and types follow PostgresSourceInfoStructMaker; xmin is null.
 struct SourceInfo {
-  std::string_view name;      // topic prefix (Debezium's topic.prefix)
-  std::string_view db;        // database name
-  CommitTime ts;              // commit time (snapshot: time of the read)
-  std::string_view snapshot;  // "false", "true", "first", "last", "first_in_data_collection", ...
-  std::optional<Lsn> last_commit_lsn;  // first element of `sequence` (null when unknown)
-  Lsn lsn;                             // this event's LSN (second element of `sequence`, and `lsn`)
-  std::string_view schema;
-  std::string_view table;
-  std::optional<int64_t> tx_id;
+  std::string_view name;  // topic prefix (Debezium's topic.prefix)
+  std::string_view db;    // database name
+  CommitTime ts;          // commit time (snapshot: time of the read); ts_ms/ts_us/ts_ns derive from it
+  // "false" (streaming), "true", "first", "first_in_data_collection",
+  // "last_in_data_collection", "last", "incremental"; empty means "false".
+  std::string_view snapshot;
+  // First element of `sequence`: the LSN Debezium last committed, i.e. the
+  // XLogData start of the previous transaction's Commit message (= its
+  // end_lsn); null until the first commit after a (re)start.
+  std::optional<Lsn> last_commit_lsn;
+  // This event's LSN: the XLogData wal_start of its pgoutput message (second
+  // element of `sequence`, and `lsn`). Snapshot: the slot's consistent point.
+  Lsn lsn;
+  std::string_view schema;       // "" for logical decoding messages
+  std::string_view table;        // "" for logical decoding messages
+  std::optional<int64_t> tx_id;  // null for non-transactional messages
+  // Replication origin of the transaction (from a pgoutput Origin message):
+  // empty / nullopt when the transaction originated locally.
+  std::string_view origin;
+  std::optional<Lsn> origin_lsn;
 };
 
-// The `transaction` block (provide.transaction.metadata=true).
+// The `transaction` block (provide.transaction.metadata=true). Null for
+// snapshot records and non-transactional messages.
 struct TransactionBlock {
-  std::string_view id;  // Debezium's transaction id, "txId:lsn"
-  int64_t total_order = 0;
-  int64_t data_collection_order = 0;
+  std::string_view id;                // TransactionId(xid, lsn of THIS event): differs per event, see below
+  int64_t total_order = 0;            // 1-based position in the transaction
+  int64_t data_collection_order = 0;  // 1-based position among this table's events
 };
 
 // One entry of a transaction END event's data_collections.
 struct CollectionCount {
-  std::string name;  // "schema.table"
+  std::string name;  // "schema.table"; kMessageDataCollection for logical messages
   int64_t event_count = 0;
 };
+
+// The data collection Debezium counts logical decoding messages under
+// (LogicalDecodingMessageMonitor.LogicalDecodingMessageId). Unverified: see
+// docs/compat.md.
+inline constexpr std::string_view kMessageDataCollection = "LOGICAL_DECODING_MESSAGE";
 
 class EventEncoder {
  public:
@@ -83,24 +105,35 @@ class EventEncoder {
   Status EncodeKey(const TableSchema& table, const pgoutput::Tuple& row, std::string* out);
 
   // A change event envelope. `before`/`after` may be null as the op demands.
-  // Unchanged-TOAST columns are written as kUnavailableValue (for bytea: the
-  // placeholder's bytes, base64). InvalidArgument if a value cannot be
-  // converted for its type (the message names table, column and value).
+  // Unchanged-TOAST columns of `after` take the value from `before` when it
+  // has one (REPLICA IDENTITY FULL), else kUnavailableValue (bytea: its bytes
+  // in base64; text/varchar/json[b] arrays: [placeholder]; int4/int8/date
+  // arrays: the placeholder's bytes as numbers). NULLs become the column
+  // default when it has one (JsonConverter), and a NOT NULL column's NULL (a
+  // replica-identity-default before image) becomes the default or Debezium's
+  // fallback (0, "", ...). InvalidArgument if a value cannot be converted for
+  // its type (the message names table, column, type and value).
   Status EncodeChange(const TableSchema& table, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
-                      const SourceInfo& source, const TransactionBlock* transaction, CommitTime now,
-                      std::string* out);
+                      const SourceInfo& source, const TransactionBlock* transaction, CommitTime now, std::string* out);
 
   // Truncate: op "t", before and after null, no key.
   Status EncodeTruncate(const TableSchema& table, const SourceInfo& source, const TransactionBlock* transaction,
                         CommitTime now, std::string* out);
 
-  // Logical decoding message (<prefix>.message topic): key {"prefix":...},
-  // value with op "m" and message {prefix, content(base64)}.
+  // Logical decoding message (<prefix>.message topic): key {"prefix":...};
+  // value {op:"m", ts_ms:now, source, transaction, message:{prefix, content}}
+  // (no before/after, no ts_us/ts_ns: Debezium's MessageValue schema). A
+  // transactional message counts as an event of its transaction, under
+  // kMessageDataCollection.
   Status EncodeMessageKey(std::string_view prefix, std::string* out);
-  Status EncodeMessage(const pgoutput::LogicalMessage& message, const SourceInfo& source, CommitTime now,
-                       std::string* out);
+  Status EncodeMessage(const pgoutput::LogicalMessage& message, const SourceInfo& source,
+                       const TransactionBlock* transaction, CommitTime now, std::string* out);
 
-  // <prefix>.transaction topic: key {"id": ...}; BEGIN and END values.
+  // <prefix>.transaction topic: key {"id": ...}; BEGIN and END values. `ts`
+  // is the commit time (both events). BEGIN's id is TransactionId(xid, lsn of
+  // the Begin message), END's TransactionId(xid, lsn of the Commit message).
+  // `collections` must be in order of first appearance in the transaction;
+  // the encoder reorders them as Debezium's HashMap iterates.
   Status EncodeTransactionKey(std::string_view id, std::string* out);
   Status EncodeTransactionBegin(std::string_view id, CommitTime ts, std::string* out);
   Status EncodeTransactionEnd(std::string_view id, CommitTime ts, int64_t event_count,
@@ -108,7 +141,8 @@ class EventEncoder {
 
   // __debezium-heartbeat.<prefix>: key {"serverName": prefix}; value
   // {"ts_ms": now} plus timevault's fields "lsn" (everything up to it is
-  // produced) and "server_ts_ms" (the server time of that position).
+  // produced) and "server_ts_ms" (the server time of that position), appended
+  // after Debezium's only field (an extension; consumers ignore them).
   Status EncodeHeartbeatKey(std::string_view server_name, std::string* out);
   Status EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_time, std::string* out);
 
@@ -117,7 +151,12 @@ class EventEncoder {
   std::unique_ptr<Impl> impl_;
 };
 
-// Debezium's transaction id for Postgres: "<txId>:<lsn as decimal>".
+// Debezium's transaction id for Postgres: "<xid>:<lsn as decimal>", where
+// the LSN is the position of the event the id is written into
+// (PostgresTransactionStructMaker uses the offset's last-seen LSN): the Begin
+// message's for BEGIN, each change's own for its `transaction.id`, the Commit
+// message's for END. The ids of one transaction therefore differ; only the
+// "<xid>:" prefix (== source.txId) identifies it.
 std::string TransactionId(uint32_t xid, Lsn lsn);
 
 }  // namespace timevault::capture

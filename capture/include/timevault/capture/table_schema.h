@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,14 +46,27 @@ inline constexpr uint32_t kVarcharArray = 1015;
 struct ColumnSchema {
   std::string name;
   uint32_t type_oid = 0;
-  int32_t type_modifier = -1;  // atttypmod: -1 when the type has none
-  std::string type_name;       // pg_type.typname ("int4", "_text", "mood")
-  char type_category = 'U';    // pg_type.typcategory: 'E' enum, 'A' array, 'N' numeric ...
+  int32_t type_modifier = -1;            // atttypmod: -1 when the type has none
+  std::string type_name;                 // pg_type.typname ("int4", "_text", "mood")
+  char type_category = 'U';              // pg_type.typcategory: 'E' enum, 'A' array, 'N' numeric ...
   uint32_t element_type_oid = 0;         // arrays: pg_type.typelem
   std::vector<std::string> enum_labels;  // enums (and arrays of enums): labels in sort order
-  bool primary_key = false;              // part of the primary key (Debezium's message key)
-  bool not_null = false;                 // attnotnull: the Connect schema's optional=false
-  bool replica_identity = false;         // pgoutput key flag
+  // Part of the message key: the primary key, or, for a table without one,
+  // the columns of its unique index (Debezium's PgOutputMessageDecoder falls
+  // back to readTableUniqueIndices).
+  bool primary_key = false;
+  // 1-based position in the primary key (pg_index.indkey order, as JDBC's
+  // getPrimaryKeys KEY_SEQ): Debezium orders the key's fields by it, not by
+  // column position. 0 = unknown (then column order is used).
+  int primary_key_position = 0;
+  bool not_null = false;          // attnotnull: the Connect schema's optional=false
+  bool replica_identity = false;  // pgoutput key flag
+  // The column default exactly as JDBC's COLUMN_DEF reports it, i.e.
+  // pg_get_expr(pg_attrdef.adbin, adrelid) ("0", "'abc'::text",
+  // "nextval('t_id_seq'::regclass)"); nullopt when the column has no default.
+  // Debezium turns it into the Connect schema "default" and JsonConverter then
+  // writes that default in place of NULL values.
+  std::optional<std::string> default_expression;
 };
 
 struct TableSchema {

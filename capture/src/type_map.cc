@@ -1,0 +1,325 @@
+// Debezium's default Postgres type mapping: resolving a column's mapping and
+// writing its Connect schema (values are in type_values.cc). Each rule cites
+// the Debezium class it reproduces; docs/compat.md lists what was verified where.
+#include "type_map.h"
+
+#include <string>
+#include <vector>
+
+namespace timevault::capture::internal {
+namespace {
+
+// Type OIDs beyond those in table_schema.h (pg_type.dat).
+namespace xoid {
+constexpr uint32_t kXml = 142, kCidr = 650, kMacaddr8 = 774, kMoney = 790, kMacaddr = 829, kInet = 869;
+constexpr uint32_t kBit = 1560, kVarbit = 1562;
+constexpr uint32_t kInt4Range = 3904, kNumRange = 3906, kTsRange = 3908, kTsTzRange = 3910, kDateRange = 3912,
+                   kInt8Range = 3926;
+constexpr uint32_t kJsonArray = 199, kBoolArray = 1000, kCharArray = 1002, kBpcharArray = 1014, kOidArray = 1028,
+                   kFloat4Array = 1021, kFloat8Array = 1022, kTimestampArray = 1115, kDateArray = 1182,
+                   kTimeArray = 1183, kTimestamptzArray = 1185, kNumericArray = 1231, kUuidArray = 2951,
+                   kJsonbArray = 3807, kInetArray = 1041, kCidrArray = 651, kMacaddrArray = 1040, kMacaddr8Array = 775,
+                   kInt4RangeArray = 3905, kNumRangeArray = 3907, kTsRangeArray = 3909, kTsTzRangeArray = 3911,
+                   kDateRangeArray = 3913, kInt8RangeArray = 3927;
+}  // namespace xoid
+
+// pgjdbc TypeInfoCache.getScale for the datetime types: typmod, or 6 when unset.
+int32_t DatetimeScale(int32_t typmod) { return typmod < 0 ? 6 : typmod; }
+
+// Scalar mapping of a base type (PostgresValueConverter.schemaBuilder and the
+// JDBC types pgjdbc reports). `typmod` is the column's (arrays: the array's).
+ScalarCodec ResolveScalar(uint32_t type_oid, int32_t typmod) {
+  ScalarCodec s;
+  switch (type_oid) {
+    case oid::kBool: s.kind = Kind::kBool; break;
+    case oid::kBytea: s.kind = Kind::kBytes; break;
+    case oid::kChar:
+    case oid::kText:
+    case oid::kBpchar:
+    case oid::kVarchar:
+    case xoid::kInet:
+    case xoid::kCidr:
+    case xoid::kMacaddr:
+    case xoid::kMacaddr8:
+    case xoid::kInt4Range:
+    case xoid::kNumRange:
+    case xoid::kTsRange:
+    case xoid::kTsTzRange:
+    case xoid::kDateRange:
+    case xoid::kInt8Range: s.kind = Kind::kString; break;
+    case oid::kName: s.kind = Kind::kAlwaysNull; break;
+    case oid::kInt2: s.kind = Kind::kInt16; break;
+    case oid::kInt4: s.kind = Kind::kInt32; break;
+    case oid::kInt8:
+    case oid::kOid: s.kind = Kind::kInt64; break;
+    case oid::kFloat4: s.kind = Kind::kFloat32; break;
+    case oid::kFloat8: s.kind = Kind::kFloat64; break;
+    case oid::kJson:
+    case oid::kJsonb: s.kind = Kind::kString, s.logical = Logical::kJson; break;
+    case xoid::kXml: s.kind = Kind::kString, s.logical = Logical::kXml; break;
+    case oid::kUuid: s.kind = Kind::kString, s.logical = Logical::kUuid; break;
+    case xoid::kMoney: s.kind = Kind::kMoney, s.scale = 2; break;
+    case oid::kDate: s.kind = Kind::kDate; break;
+    case oid::kTime: s.kind = DatetimeScale(typmod) <= 3 ? Kind::kTimeMillis : Kind::kTimeMicros; break;
+    case oid::kTimestamp: s.kind = DatetimeScale(typmod) <= 3 ? Kind::kTimestampMillis : Kind::kTimestampMicros; break;
+    case oid::kTimestamptz: s.kind = Kind::kZonedTimestamp, s.scale = DatetimeScale(typmod); break;
+    case oid::kTimetz: s.kind = Kind::kZonedTime; break;
+    case oid::kInterval: s.kind = Kind::kInterval; break;
+    case xoid::kBit:
+    case xoid::kVarbit: {
+      const int32_t length = typmod < 0 ? INT32_MAX : typmod;  // pgjdbc unknownLength
+      s.kind = length > 1 ? Kind::kBits : Kind::kBit;
+      s.precision = length;
+      break;
+    }
+    case oid::kNumeric:
+      if (typmod < 0) {
+        s.kind = Kind::kVariableDecimal;
+      } else {
+        s.kind = Kind::kDecimal;
+        s.precision = ((typmod - 4) >> 16) & 0xFFFF;
+        s.scale = (typmod - 4) & 0xFFFF;
+      }
+      break;
+    default: break;
+  }
+  return s;
+}
+
+// Element type of the array types Debezium maps (PostgresValueConverter).
+uint32_t ArrayElementOid(uint32_t array_oid) {
+  switch (array_oid) {
+    case xoid::kBoolArray: return oid::kBool;
+    case oid::kInt2Array: return oid::kInt2;
+    case oid::kInt4Array: return oid::kInt4;
+    case oid::kInt8Array: return oid::kInt8;
+    case xoid::kOidArray: return oid::kOid;
+    case xoid::kFloat4Array: return oid::kFloat4;
+    case xoid::kFloat8Array: return oid::kFloat8;
+    case oid::kTextArray: return oid::kText;
+    case oid::kVarcharArray: return oid::kVarchar;
+    case xoid::kBpcharArray: return oid::kBpchar;
+    case xoid::kCharArray: return oid::kChar;
+    case xoid::kNumericArray: return oid::kNumeric;
+    case xoid::kDateArray: return oid::kDate;
+    case xoid::kTimeArray: return oid::kTime;
+    case xoid::kTimestampArray: return oid::kTimestamp;
+    case xoid::kTimestamptzArray: return oid::kTimestamptz;
+    case xoid::kUuidArray: return oid::kUuid;
+    case xoid::kJsonArray: return oid::kJson;
+    case xoid::kJsonbArray: return oid::kJsonb;
+    case xoid::kInetArray: return xoid::kInet;
+    case xoid::kCidrArray: return xoid::kCidr;
+    case xoid::kMacaddrArray: return xoid::kMacaddr;
+    case xoid::kMacaddr8Array: return xoid::kMacaddr8;
+    case xoid::kInt4RangeArray: return xoid::kInt4Range;
+    case xoid::kNumRangeArray: return xoid::kNumRange;
+    case xoid::kTsRangeArray: return xoid::kTsRange;
+    case xoid::kTsTzRangeArray: return xoid::kTsTzRange;
+    case xoid::kDateRangeArray: return xoid::kDateRange;
+    case xoid::kInt8RangeArray: return xoid::kInt8Range;
+    default: return 0;
+  }
+}
+
+std::string JoinLabels(const std::vector<std::string>& labels) {
+  std::string out;
+  for (const auto& l : labels) {
+    if (!out.empty()) out += ',';
+    out += l;
+  }
+  return out;
+}
+
+// UnchangedToastedReplicationMessageColumn: the placeholder shape by type name.
+ToastForm ResolveToast(const ColumnSchema& col, const ColumnCodec& c) {
+  const std::string& t = col.type_name;
+  if (c.is_array) {
+    if (t == "_text" || t == "_varchar" || t == "_json" || t == "_jsonb") return ToastForm::kStringList;
+    if (t == "_int4" || t == "_date" || t == "_int8") return ToastForm::kByteList;
+    return ToastForm::kNull;
+  }
+  if (c.scalar.kind == Kind::kString) return ToastForm::kString;
+  if (c.scalar.kind == Kind::kBytes) return ToastForm::kBytes;
+  return ToastForm::kNull;
+}
+
+// JdbcValueConverters / PostgresValueConverter fallbacks: what a NULL in a
+// NOT NULL column without default becomes (convertValue's `fallback`).
+std::string FallbackJson(const ColumnCodec& c) {
+  if (c.is_array) return "[]";
+  switch (c.scalar.kind) {
+    case Kind::kBool:
+    case Kind::kBit: return "false";
+    case Kind::kFloat32:
+    case Kind::kFloat64: return "0.0";
+    case Kind::kString:
+    case Kind::kAlwaysNull:
+    case Kind::kBytes:
+    case Kind::kBits: return "\"\"";
+    case Kind::kDecimal:
+    case Kind::kMoney: return "\"AA==\"";
+    case Kind::kVariableDecimal: return "{\"scale\":0,\"value\":\"AA==\"}";
+    case Kind::kZonedTimestamp: return "\"1970-01-01T00:00:00Z\"";
+    case Kind::kZonedTime: return "\"00:00:00Z\"";
+    default: return "0";
+  }
+}
+
+}  // namespace
+
+ColumnCodec ResolveCodec(const ColumnSchema& col) {
+  ColumnCodec c;
+  c.optional = !col.not_null;
+  if (const uint32_t elem = ArrayElementOid(col.type_oid); elem != 0) {
+    c.is_array = true;
+    c.scalar = ResolveScalar(elem, col.type_modifier);
+  } else if (col.type_category == 'E') {
+    c.scalar.kind = Kind::kString;
+    c.scalar.logical = Logical::kEnum;
+  } else if (col.type_category == 'A' && !col.enum_labels.empty()) {
+    c.is_array = true;
+    c.scalar.kind = Kind::kString;
+    c.scalar.logical = Logical::kEnum;
+  } else {
+    c.scalar = ResolveScalar(col.type_oid, col.type_modifier);
+  }
+  if (c.scalar.logical == Logical::kEnum) c.enum_allowed = JoinLabels(col.enum_labels);
+  if (c.scalar.kind == Kind::kSkip) return c;
+  c.toast = ResolveToast(col, c);
+  c.default_json = RenderDefaultJson(col, c);
+  c.null_json = !c.default_json.empty() ? c.default_json : c.optional ? "null" : FallbackJson(c);
+  return c;
+}
+
+// ---------------------------------------------------------------- schemas --
+
+namespace {
+
+void Str(JsonWriter& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+void Key(JsonWriter& w, std::string_view s) { w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+
+constexpr std::string_view kVariableDecimalFields =
+    R"([{"type":"int32","optional":false,"field":"scale"},{"type":"bytes","optional":false,"field":"value"}])";
+
+void NameVersion(JsonWriter& w, std::string_view name) {
+  Key(w, "name");
+  Str(w, name);
+  Key(w, "version");
+  w.Int(1);
+}
+
+// The schema body of a scalar (type .. parameters), as JsonConverter.asJsonSchema
+// orders keys: type, fields, optional, name, version, doc, parameters.
+void ScalarSchemaBody(JsonWriter& w, const ScalarCodec& s, bool optional, const std::string& allowed) {
+  auto type = [&](std::string_view t) {
+    Key(w, "type");
+    Str(w, t);
+  };
+  auto opt = [&] {
+    Key(w, "optional");
+    w.Bool(optional);
+  };
+  switch (s.kind) {
+    case Kind::kVariableDecimal:
+      type("struct");
+      Key(w, "fields");
+      w.RawValue(kVariableDecimalFields.data(), kVariableDecimalFields.size(), rapidjson::kArrayType);
+      opt();
+      NameVersion(w, "io.debezium.data.VariableScaleDecimal");
+      Key(w, "doc");
+      Str(w, "Variable scaled decimal");
+      return;
+    case Kind::kDecimal:
+    case Kind::kMoney: {
+      type("bytes");
+      opt();
+      NameVersion(w, "org.apache.kafka.connect.data.Decimal");
+      Key(w, "parameters");
+      w.StartObject();
+      Key(w, "scale");
+      Str(w, std::to_string(s.scale));
+      if (s.kind == Kind::kDecimal) {
+        Key(w, "connect.decimal.precision");
+        Str(w, std::to_string(s.precision));
+      }
+      w.EndObject();
+      return;
+    }
+    case Kind::kBits:
+      type("bytes");
+      opt();
+      NameVersion(w, "io.debezium.data.Bits");
+      Key(w, "parameters");
+      w.StartObject();
+      Key(w, "length");
+      Str(w, std::to_string(s.precision));
+      w.EndObject();
+      return;
+    default: break;
+  }
+  std::string_view t = "string", name;
+  switch (s.kind) {
+    case Kind::kBool:
+    case Kind::kBit: t = "boolean"; break;
+    case Kind::kInt16: t = "int16"; break;
+    case Kind::kInt32: t = "int32"; break;
+    case Kind::kInt64: t = "int64"; break;
+    case Kind::kFloat32: t = "float"; break;
+    case Kind::kFloat64: t = "double"; break;
+    case Kind::kBytes: t = "bytes"; break;
+    case Kind::kDate: t = "int32", name = "io.debezium.time.Date"; break;
+    case Kind::kTimeMillis: t = "int32", name = "io.debezium.time.Time"; break;
+    case Kind::kTimeMicros: t = "int64", name = "io.debezium.time.MicroTime"; break;
+    case Kind::kTimestampMillis: t = "int64", name = "io.debezium.time.Timestamp"; break;
+    case Kind::kTimestampMicros: t = "int64", name = "io.debezium.time.MicroTimestamp"; break;
+    case Kind::kZonedTimestamp: name = "io.debezium.time.ZonedTimestamp"; break;
+    case Kind::kZonedTime: name = "io.debezium.time.ZonedTime"; break;
+    case Kind::kInterval: t = "int64", name = "io.debezium.time.MicroDuration"; break;
+    default: break;
+  }
+  switch (s.logical) {
+    case Logical::kUuid: name = "io.debezium.data.Uuid"; break;
+    case Logical::kJson: name = "io.debezium.data.Json"; break;
+    case Logical::kXml: name = "io.debezium.data.Xml"; break;
+    case Logical::kEnum: name = "io.debezium.data.Enum"; break;
+    case Logical::kNone: break;
+  }
+  type(t);
+  opt();
+  if (!name.empty()) NameVersion(w, name);
+  if (s.logical == Logical::kEnum) {
+    Key(w, "parameters");
+    w.StartObject();
+    Key(w, "allowed");
+    Str(w, allowed);
+    w.EndObject();
+  }
+}
+
+}  // namespace
+
+void WriteFieldSchema(JsonWriter& w, const ColumnCodec& c, std::string_view field_name) {
+  w.StartObject();
+  if (c.is_array) {
+    Key(w, "type");
+    Str(w, "array");
+    Key(w, "items");
+    w.StartObject();
+    ScalarSchemaBody(w, c.scalar, /*optional=*/true, c.enum_allowed);
+    w.EndObject();
+    Key(w, "optional");
+    w.Bool(c.optional);
+  } else {
+    ScalarSchemaBody(w, c.scalar, c.optional, c.enum_allowed);
+  }
+  if (!c.default_json.empty()) {
+    Key(w, "default");
+    w.RawValue(c.default_json.data(), c.default_json.size(), rapidjson::kObjectType);
+  }
+  Key(w, "field");
+  Str(w, field_name);
+  w.EndObject();
+}
+
+}  // namespace timevault::capture::internal

@@ -1,0 +1,504 @@
+// Debezium's conversion of Postgres text values (and of column default
+// expressions) to the JSON JsonConverter writes; see type_map.h.
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "encode_util.h"
+#include "pg_text.h"
+#include "timevault/capture/debezium.h"
+#include "type_map.h"
+
+namespace timevault::capture::internal {
+namespace {
+
+void Str(JsonWriter& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+void Key(JsonWriter& w, std::string_view s) { w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+
+}  // namespace
+
+// ----------------------------------------------------------------- values --
+
+namespace {
+
+enum class Outcome { kOk, kNull, kBad };
+
+thread_local std::string tl_bytes;   // decoded bytea / big-integer bytes
+thread_local std::string tl_base64;  // their base64
+
+void WriteBase64(JsonWriter& w, std::string_view bytes) {
+  tl_base64.clear();
+  AppendBase64(bytes, &tl_base64);
+  Str(w, tl_base64);
+}
+
+// Kafka's JsonConverter (Jackson) writes non-finite floats as quoted strings.
+template <typename T>
+bool WriteFloating(JsonWriter& w, std::string_view text) {
+  T v{};
+  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (r.ptr != text.data() + text.size()) return false;
+  if (r.ec == std::errc::result_out_of_range) {  // Java rounds to 0 or Infinity
+    const std::string copy(text);
+    v = static_cast<T>(std::strtod(copy.c_str(), nullptr));
+  } else if (r.ec != std::errc()) {
+    return false;
+  }
+  if (std::isnan(v)) return Str(w, "NaN"), true;
+  if (std::isinf(v)) return Str(w, v > 0 ? "Infinity" : "-Infinity"), true;
+  char buf[40];
+  const std::string_view s =
+      sizeof(T) == 4 ? FormatJavaFloat(static_cast<float>(v), buf) : FormatJavaDouble(static_cast<double>(v), buf);
+  w.RawValue(s.data(), s.size(), rapidjson::kNumberType);
+  return true;
+}
+
+template <typename T>
+bool ParseInteger(std::string_view text, T* v) {
+  auto r = std::from_chars(text.data(), text.data() + text.size(), *v);
+  return r.ec == std::errc() && r.ptr == text.data() + text.size();
+}
+
+// The unscaled digits of `n` at `scale`, or false if digits would be lost
+// (BigDecimal.setScale without rounding throws; Debezium then drops the value).
+bool UnscaledDigits(const NumericText& n, int32_t scale, std::string* digits) {
+  digits->assign(n.int_digits);
+  const auto frac = static_cast<int32_t>(n.frac_digits.size());
+  if (frac <= scale) {
+    digits->append(n.frac_digits);
+    digits->append(static_cast<size_t>(scale - frac), '0');
+    return true;
+  }
+  for (int32_t k = scale; k < frac; ++k)
+    if (n.frac_digits[static_cast<size_t>(k)] != '0') return false;
+  digits->append(n.frac_digits.substr(0, static_cast<size_t>(scale)));
+  return true;
+}
+
+Outcome WriteDecimal(JsonWriter& w, const NumericText& n, int32_t scale) {
+  std::string digits;
+  if (!UnscaledDigits(n, scale, &digits)) return Outcome::kNull;
+  tl_bytes.clear();
+  AppendTwosComplement(digits, n.negative, &tl_bytes);
+  WriteBase64(w, tl_bytes);
+  return Outcome::kOk;
+}
+
+// VariableScaleDecimal: stripTrailingZeros(), negative scales set back to 0.
+void WriteVariableDecimal(JsonWriter& w, const NumericText& n) {
+  std::string_view frac = n.frac_digits;
+  while (!frac.empty() && frac.back() == '0') frac.remove_suffix(1);
+  std::string digits(n.int_digits);
+  digits.append(frac);
+  const bool zero = digits.find_first_not_of('0') == std::string::npos;
+  tl_bytes.clear();
+  AppendTwosComplement(digits, n.negative && !zero, &tl_bytes);
+  w.StartObject();
+  Key(w, "scale");
+  w.Int(zero ? 0 : static_cast<int>(frac.size()));
+  Key(w, "value");
+  WriteBase64(w, tl_bytes);
+  w.EndObject();
+}
+
+// Postgres money text ("$1,234.50", "-$0.99") the way AbstractColumnValue.asMoney
+// reads it (sign, one currency character, thousands separators), at scale 2
+// rounded HALF_UP.
+Outcome WriteMoney(JsonWriter& w, std::string_view text) {
+  bool negative = false;
+  if (!text.empty() && text[0] == '-') negative = true, text.remove_prefix(1);
+  if (!text.empty() && !(text[0] >= '0' && text[0] <= '9')) text.remove_prefix(1);
+  std::string plain;
+  for (char ch : text)
+    if (ch != ',') plain.push_back(ch);
+  NumericText n;
+  if (!ParseNumeric(plain, &n) || n.special != NumericText::Special::kNone || n.negative) return Outcome::kBad;
+  n.negative = negative;
+  std::string digits(n.int_digits);
+  std::string frac(n.frac_digits);
+  const bool round_up = frac.size() > 2 && frac[2] >= '5';
+  frac.resize(2, '0');
+  digits += frac;
+  if (round_up) {  // add one unit in the last place
+    size_t k = digits.size();
+    while (k-- > 0 && digits[k] == '9') digits[k] = '0';
+    if (k == std::string::npos)
+      digits.insert(digits.begin(), '1');
+    else
+      ++digits[k];
+  }
+  tl_bytes.clear();
+  AppendTwosComplement(digits, negative, &tl_bytes);
+  WriteBase64(w, tl_bytes);
+  return Outcome::kOk;
+}
+
+// ISO-8601 instant in UTC as ZonedTimestamp.toIsoString renders it: exactly
+// `width` fractional digits for 1 <= width <= 9, else ISO_OFFSET_DATE_TIME's
+// trimmed fraction. `offset_seconds` != 0 only for column defaults.
+void AppendZoned(int64_t utc_micros, int32_t width, int32_t offset_seconds, std::string* out) {
+  const int64_t local = utc_micros + int64_t{offset_seconds} * 1000000;
+  const int64_t days = FloorDiv(local, 86400000000LL);
+  const int64_t tod = FloorMod(local, 86400000000LL);
+  AppendIsoDate(days, out);
+  char buf[40];
+  const int64_t secs = tod / 1000000, nanos = (tod % 1000000) * 1000;
+  int n = std::snprintf(buf, sizeof(buf), "T%02d:%02d:%02d", static_cast<int>(secs / 3600),
+                        static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
+  out->append(buf, static_cast<size_t>(n));
+  std::snprintf(buf, sizeof(buf), "%09lld", static_cast<long long>(nanos));
+  if (width >= 1 && width <= 9) {
+    out->push_back('.');
+    out->append(buf, static_cast<size_t>(width));
+  } else if (nanos != 0) {
+    size_t len = 9;
+    while (buf[len - 1] == '0') --len;
+    out->push_back('.');
+    out->append(buf, len);
+  }
+  if (offset_seconds == 0) {
+    out->push_back('Z');
+    return;
+  }
+  const int32_t a = offset_seconds < 0 ? -offset_seconds : offset_seconds;
+  n = std::snprintf(buf, sizeof(buf), "%c%02d:%02d", offset_seconds < 0 ? '-' : '+', a / 3600, a / 60 % 60);
+  out->append(buf, static_cast<size_t>(n));
+  if (a % 60 != 0) {
+    n = std::snprintf(buf, sizeof(buf), ":%02d", a % 60);
+    out->append(buf, static_cast<size_t>(n));
+  }
+}
+
+// ZonedTime.toIsoString of an OffsetTime at UTC (ISO_OFFSET_TIME).
+void AppendZonedTime(int64_t micros, std::string* out) {
+  char buf[32];
+  const int64_t secs = micros / 1000000, frac = micros % 1000000;
+  int n = std::snprintf(buf, sizeof(buf), "%02d:%02d:%02d", static_cast<int>(secs / 3600),
+                        static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
+  out->append(buf, static_cast<size_t>(n));
+  if (frac != 0) {
+    n = std::snprintf(buf, sizeof(buf), "%06lld", static_cast<long long>(frac));
+    while (n > 0 && buf[n - 1] == '0') --n;
+    out->push_back('.');
+    out->append(buf, static_cast<size_t>(n));
+  }
+  out->push_back('Z');
+}
+
+// PostgresValueConverter.convertBits: character i of the bit string is bit
+// (len - 1 - i); BitSet.toByteArray() is little-endian and minimal.
+bool BitsToBytes(std::string_view bits, std::string* out) {
+  out->clear();
+  const size_t len = bits.size();
+  for (size_t i = 0; i < len; ++i) {
+    if (bits[i] != '0' && bits[i] != '1') return false;
+    if (bits[i] == '1') {
+      const size_t bit = len - 1 - i;
+      if (out->size() <= bit / 8) out->resize(bit / 8 + 1, '\0');
+      (*out)[bit / 8] = static_cast<char>(static_cast<unsigned char>((*out)[bit / 8]) | (1u << (bit % 8)));
+    }
+  }
+  return true;
+}
+
+Outcome WriteScalar(JsonWriter& w, const ScalarCodec& s, std::string_view text) {
+  switch (s.kind) {
+    case Kind::kBool: w.Bool(text.size() == 1 && (text[0] == 't' || text[0] == 'T')); return Outcome::kOk;
+    case Kind::kInt16: {
+      int16_t v;
+      if (!ParseInteger(text, &v)) return Outcome::kBad;
+      w.Int(v);
+      return Outcome::kOk;
+    }
+    case Kind::kInt32: {
+      int32_t v;
+      if (!ParseInteger(text, &v)) return Outcome::kBad;
+      w.Int(v);
+      return Outcome::kOk;
+    }
+    case Kind::kInt64: {
+      int64_t v;
+      if (!ParseInteger(text, &v)) return Outcome::kBad;
+      w.Int64(v);
+      return Outcome::kOk;
+    }
+    case Kind::kFloat32: return WriteFloating<float>(w, text) ? Outcome::kOk : Outcome::kBad;
+    case Kind::kFloat64: return WriteFloating<double>(w, text) ? Outcome::kOk : Outcome::kBad;
+    case Kind::kString: Str(w, text); return Outcome::kOk;
+    case Kind::kAlwaysNull: return Outcome::kNull;
+    case Kind::kBytes:
+      if (!DecodeByteaHex(text, &tl_bytes)) return Outcome::kBad;
+      WriteBase64(w, tl_bytes);
+      return Outcome::kOk;
+    case Kind::kDecimal:
+    case Kind::kVariableDecimal: {
+      NumericText n;
+      if (!ParseNumeric(text, &n)) return Outcome::kBad;
+      // Precise mode cannot carry NaN/Infinity: the converter throws and
+      // Debezium leaves the field unset.
+      if (n.special != NumericText::Special::kNone) return Outcome::kNull;
+      if (s.kind == Kind::kDecimal) return WriteDecimal(w, n, s.scale);
+      WriteVariableDecimal(w, n);
+      return Outcome::kOk;
+    }
+    case Kind::kMoney: return WriteMoney(w, text);
+    case Kind::kDate: {
+      int64_t days;
+      if (!ParseDate(text, &days)) return Outcome::kBad;
+      w.Int(static_cast<int32_t>(days));  // Java's (int) narrowing
+      return Outcome::kOk;
+    }
+    case Kind::kTimeMillis:
+    case Kind::kTimeMicros: {
+      int64_t micros;
+      if (!ParseTimeOfDay(text, &micros)) return Outcome::kBad;
+      if (s.kind == Kind::kTimeMillis)
+        w.Int(static_cast<int32_t>(micros / 1000));
+      else
+        w.Int64(micros);
+      return Outcome::kOk;
+    }
+    case Kind::kTimestampMillis:
+    case Kind::kTimestampMicros: {
+      DateTimeText t;
+      if (!ParseDateTime(text, &t) || t.has_offset) return Outcome::kBad;
+      int64_t micros = t.epoch_micros_local;
+      if (t.special == DateTimeText::Special::kPosInf) micros = kPosInfinityMicros;
+      if (t.special == DateTimeText::Special::kNegInf) micros = kNegInfinityMicros;
+      w.Int64(s.kind == Kind::kTimestampMillis ? FloorDiv(micros, 1000) : micros);
+      return Outcome::kOk;
+    }
+    case Kind::kZonedTimestamp: {
+      DateTimeText t;
+      if (!ParseDateTime(text, &t)) return Outcome::kBad;
+      if (t.special != DateTimeText::Special::kNone)
+        return Str(w, t.special == DateTimeText::Special::kPosInf ? "infinity" : "-infinity"), Outcome::kOk;
+      if (!t.has_offset) return Outcome::kBad;
+      std::string iso;
+      AppendZoned(t.epoch_micros_local - int64_t{t.offset_seconds} * 1000000, s.scale, 0, &iso);
+      Str(w, iso);
+      return Outcome::kOk;
+    }
+    case Kind::kZonedTime: {
+      int64_t micros;
+      if (!ParseTimeTz(text, &micros)) return Outcome::kBad;
+      std::string iso;
+      AppendZonedTime(micros, &iso);
+      Str(w, iso);
+      return Outcome::kOk;
+    }
+    case Kind::kInterval: {
+      int64_t micros;
+      if (!ParseIntervalMicros(text, &micros)) return Outcome::kBad;
+      w.Int64(micros);
+      return Outcome::kOk;
+    }
+    case Kind::kBit:
+      if (text != "0" && text != "1") return Outcome::kBad;
+      w.Bool(text == "1");
+      return Outcome::kOk;
+    case Kind::kBits:
+      if (!BitsToBytes(text, &tl_bytes)) return Outcome::kBad;
+      WriteBase64(w, tl_bytes);
+      return Outcome::kOk;
+    case Kind::kSkip: break;
+  }
+  return Outcome::kBad;
+}
+
+Outcome WriteArray(JsonWriter& w, const ColumnCodec& c, std::string_view text) {
+  thread_local std::vector<ArrayElement> elements;
+  thread_local std::string scratch;
+  bool multi_dim = false;
+  if (!ParseArray(text, &elements, &scratch, &multi_dim)) return Outcome::kBad;
+  // Convert into a side buffer first: one failing element (NaN in numeric[])
+  // makes Debezium drop the whole field.
+  rapidjson::StringBuffer buf;
+  JsonWriter aw(buf);
+  aw.StartArray();
+  for (const auto& e : elements) {
+    if (e.is_null || multi_dim) {  // sub-arrays: the element converter yields null
+      aw.Null();
+      continue;
+    }
+    const Outcome o = WriteScalar(aw, c.scalar, e.text);
+    if (o == Outcome::kBad) return Outcome::kBad;
+    if (o == Outcome::kNull) return Outcome::kNull;
+  }
+  aw.EndArray();
+  w.RawValue(buf.GetString(), buf.GetSize(), rapidjson::kArrayType);
+  return Outcome::kOk;
+}
+
+}  // namespace
+
+bool WriteValue(JsonWriter& w, const ColumnCodec& c, std::string_view text) {
+  const Outcome o = c.is_array ? WriteArray(w, c, text) : WriteScalar(w, c.scalar, text);
+  if (o == Outcome::kNull) WriteNull(w, c);
+  return o != Outcome::kBad;
+}
+
+void WriteNull(JsonWriter& w, const ColumnCodec& c) {
+  w.RawValue(c.null_json.data(), c.null_json.size(), rapidjson::kNullType);
+}
+
+void WriteToastPlaceholder(JsonWriter& w, const ColumnCodec& c) {
+  switch (c.toast) {
+    case ToastForm::kString: Str(w, kUnavailableValue); return;
+    case ToastForm::kBytes: WriteBase64(w, kUnavailableValue); return;
+    case ToastForm::kStringList:
+      w.StartArray();
+      Str(w, kUnavailableValue);
+      w.EndArray();
+      return;
+    case ToastForm::kByteList:
+      w.StartArray();
+      for (char ch : kUnavailableValue) w.Int(static_cast<signed char>(ch));
+      w.EndArray();
+      return;
+    case ToastForm::kNull: WriteNull(w, c); return;
+  }
+}
+
+std::string_view TypeNameForErrors(const ColumnSchema& col) {
+  return col.type_name.empty() ? std::string_view("unknown type") : std::string_view(col.type_name);
+}
+
+// --------------------------------------------------------------- defaults --
+
+namespace {
+
+// PostgresDefaultValueConverter.FUNCTION_DEFAULT_PATTERN,
+// "^[(]?[A-Za-z0-9_]+\((?:.+(?:, ?.+)*)?\)" with find(): an identifier
+// followed by '(' and, later on the same line, a ')'.
+bool LooksLikeFunction(std::string_view e) {
+  size_t p = 0;
+  if (p < e.size() && e[p] == '(') ++p;
+  const size_t ident = p;
+  while (p < e.size() && (std::isalnum(static_cast<unsigned char>(e[p])) || e[p] == '_')) ++p;
+  if (p == ident || p >= e.size() || e[p] != '(') return false;
+  for (++p; p < e.size() && e[p] != '\n'; ++p)
+    if (e[p] == ')') return true;
+  return false;
+}
+
+// extractDefault(value, placeholder): the placeholder for function defaults,
+// else the text inside the first pair of quotes ("'(.*?)'"), else the text.
+std::string ExtractDefault(std::string_view e, std::string_view placeholder) {
+  if (LooksLikeFunction(e)) return std::string(placeholder);
+  const size_t open = e.find('\'');
+  if (open == std::string_view::npos) return std::string(e);
+  const size_t close = e.find('\'', open + 1);
+  if (close == std::string_view::npos) return std::string(e);  // Matcher.group fails: no default
+  return std::string(e.substr(open + 1, close - open - 1));
+}
+
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(s[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Converts a default literal the way the named mapper and the column's value
+// converter do; false when Debezium ends up with no default.
+bool WriteDefault(JsonWriter& w, std::string_view mapper, const ColumnCodec& c, std::string literal) {
+  const ScalarCodec& s = c.scalar;
+  if (mapper == "bool")
+    return w.Bool(literal.size() == 4 && (literal[0] | 0x20) == 't' && (literal[1] | 0x20) == 'r' &&
+                  (literal[2] | 0x20) == 'u' && (literal[3] | 0x20) == 'e'),
+           true;
+  if (mapper == "bit") {
+    if (literal.size() == 1 && s.kind == Kind::kBit) return w.Bool(literal == "1"), true;
+    return s.kind == Kind::kBits && WriteScalar(w, s, literal) == Outcome::kOk;
+  }
+  if (mapper == "varbit") return WriteScalar(w, s, literal) == Outcome::kOk;
+  if (mapper == "uuid") {
+    if (!IsUuid(literal)) return false;
+    for (char& ch : literal) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    Str(w, literal);
+    return true;
+  }
+  if (mapper == "numeric") {  // a VariableScaleDecimal default is a Struct: dropped (KAFKA-12694)
+    if (s.kind != Kind::kDecimal) return false;
+    if (!literal.empty() && literal[0] == '.') literal.insert(literal.begin(), '0');
+    NumericText n;
+    return ParseNumeric(literal, &n) && n.special == NumericText::Special::kNone &&
+           WriteDecimal(w, n, s.scale) == Outcome::kOk;
+  }
+  if (mapper == "date") {
+    DateTimeText t;
+    if (!ParseDateTime(literal, &t) || t.special != DateTimeText::Special::kNone) return false;
+    w.Int(static_cast<int32_t>(FloorDiv(t.epoch_micros_local, 86400000000LL)));
+    return true;
+  }
+  if (mapper == "timestamp") {
+    DateTimeText t;
+    if (!ParseDateTime(literal, &t) || t.special != DateTimeText::Special::kNone) return false;
+    const int64_t m = t.epoch_micros_local;  // the wall clock (toLocalDateTime)
+    w.Int64(s.kind == Kind::kTimestampMillis ? FloorDiv(m, 1000) : m);
+    return true;
+  }
+  if (mapper == "timestamptz") {
+    DateTimeText t;
+    if (!ParseDateTime(literal, &t) || t.special != DateTimeText::Special::kNone) return false;
+    std::string iso;  // keeps the literal's offset (OffsetDateTime.toZonedDateTime)
+    AppendZoned(t.epoch_micros_local - int64_t{t.offset_seconds} * 1000000, s.scale, t.offset_seconds, &iso);
+    Str(w, iso);
+    return true;
+  }
+  return WriteScalar(w, s, literal) == Outcome::kOk;  // ints, floats, strings, time, interval
+}
+
+}  // namespace
+
+std::string RenderDefaultJson(const ColumnSchema& col, const ColumnCodec& c) {
+  if (!col.default_expression || c.is_array) return {};
+  const std::string_view e = *col.default_expression;
+  struct Mapper {
+    std::string_view type, placeholder;
+    bool null_aware;  // parseNullDefault: "NULL::..." means no default
+  };
+  static constexpr Mapper kMappers[] = {
+      {"bit", "00", false},
+      {"varbit", "0", false},
+      {"bool", "false", true},
+      {"bpchar", "", false},
+      {"varchar", "", false},
+      {"text", "", false},
+      {"numeric", "0.0", true},
+      {"float4", "0.0", true},
+      {"float8", "0.0", true},
+      {"int2", "0", true},
+      {"int4", "0", true},
+      {"int8", "0", true},
+      {"json", "{}", false},
+      {"jsonb", "{}", false},
+      {"xml", "", false},
+      {"uuid", "00000000-0000-0000-0000-000000000000", false},
+      {"date", "1970-01-01", false},
+      {"time", "00:00", false},
+      {"timestamp", "1970-01-01", false},
+      {"timestamptz", "1970-01-01", false},
+      {"interval", "epoch", false},
+  };
+  for (const Mapper& m : kMappers) {
+    if (m.type != col.type_name) continue;
+    if (m.null_aware && e.starts_with("NULL::")) return {};
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    if (!WriteDefault(w, m.type, c, ExtractDefault(e, m.placeholder))) return {};
+    return std::string(buf.GetString(), buf.GetSize());
+  }
+  return {};
+}
+
+}  // namespace timevault::capture::internal

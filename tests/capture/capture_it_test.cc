@@ -1,0 +1,162 @@
+// capture against the real Postgres and the real Kafka broker.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "support/capture_harness.h"
+
+namespace timevault::testing {
+namespace {
+
+std::string Op(const Record& r) {
+  if (!r.value) return "tombstone";
+  auto d = ParseJson(*r.value);
+  const auto& p = Payload(*d);
+  return p.HasMember("op") ? p["op"].GetString() : "?";
+}
+
+TEST(Capture, SnapshotThenStreamsInsertUpdateDeleteWithTransactions) {
+  CaptureHarness h;
+  h.Exec("CREATE TABLE accounts (id int PRIMARY KEY, tenant_id text NOT NULL, balance bigint, note text)");
+  h.Exec("INSERT INTO accounts VALUES (1, 'a', 10, 'one'), (2, 'b', 20, NULL), (3, 'a', 30, 'three')");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  h.Exec("INSERT INTO accounts VALUES (4, 'b', 40, 'four')");
+  h.Exec("UPDATE accounts SET balance = 11 WHERE id = 1");
+  h.Exec("DELETE FROM accounts WHERE id = 2");
+  h.Exec("BEGIN; INSERT INTO accounts VALUES (5, 'a', 50, 'x'); UPDATE accounts SET note = 'y' WHERE id = 5; COMMIT");
+  uint64_t end = h.CurrentWalLsn();
+
+  auto records = h.Read({h.Topic("accounts")}, 3 + 1 + 1 + 2 + 2);
+  ASSERT_EQ(records.size(), 9u);
+  std::multiset<std::string> ops;
+  std::map<std::string, std::set<int>> partitions_by_tenant;
+  for (const auto& r : records) {
+    ops.insert(Op(r));
+    ASSERT_TRUE(r.key.has_value()) << "every event of a table with a primary key has a key";
+    if (!r.value) continue;
+    auto d = ParseJson(*r.value);
+    const auto& p = Payload(*d);
+    const auto& row = p["op"].GetString() == std::string("d") ? p["before"] : p["after"];
+    partitions_by_tenant[row["tenant_id"].GetString()].insert(r.partition);
+    EXPECT_STREQ(p["source"]["connector"].GetString(), "postgresql");
+    EXPECT_STREQ(p["source"]["table"].GetString(), "accounts");
+    EXPECT_EQ(std::string(p["source"]["db"].GetString()), h.db().name());
+  }
+  EXPECT_EQ(ops, (std::multiset<std::string>{"r", "r", "r", "c", "u", "d", "tombstone", "c", "u"}));
+  for (const auto& [tenant, parts] : partitions_by_tenant) {
+    EXPECT_EQ(parts.size(), 1u) << "tenant " << tenant << " spread over partitions";
+  }
+
+  // The update carries the new row; the delete the old key; the tombstone follows the delete.
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (Op(records[i]) != "d") continue;
+    auto d = ParseJson(*records[i].value);
+    EXPECT_EQ(Payload(*d)["before"]["id"].GetInt(), 2);
+    ASSERT_LT(i + 1, records.size());
+    EXPECT_EQ(Op(records[i + 1]), "tombstone");
+    EXPECT_EQ(records[i + 1].key, records[i].key);
+  }
+
+  // Transaction topic: BEGIN and END per transaction, END counting the events.
+  auto tx = h.Read({h.prefix() + ".transaction"}, 8);
+  ASSERT_EQ(tx.size(), 8u);
+  int begins = 0, ends = 0;
+  int64_t counted = 0;
+  for (const auto& r : tx) {
+    auto d = ParseJson(*r.value);
+    const auto& p = Payload(*d);
+    std::string status = p["status"].GetString();
+    if (status == "BEGIN") ++begins;
+    if (status == "END") {
+      ++ends;
+      counted += p["event_count"].GetInt64();
+    }
+  }
+  EXPECT_EQ(begins, 4);
+  EXPECT_EQ(ends, 4);
+  EXPECT_EQ(counted, 5) << "c, u, d, c, u: the tombstone is not an event";
+
+  // Confirmation reaches the end of what was produced; SIGTERM exits 0.
+  EXPECT_TRUE(h.WaitConfirmed(end, 30)) << "confirmed " << h.ConfirmedLsn() << " < " << end;
+  EXPECT_EQ(h.capture().Stop(), 0) << h.capture().ReadLog();
+}
+
+TEST(Capture, AlterTableAddColumnMidStream) {
+  CaptureHarness h({.snapshot_mode = "no_data"});
+  h.Exec("CREATE TABLE items (id int PRIMARY KEY, tenant_id text, name text)");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  h.Exec("INSERT INTO items VALUES (1, 't', 'before')");
+  h.Exec("ALTER TABLE items ADD COLUMN price numeric(10,2) DEFAULT 0");
+  h.Exec("INSERT INTO items VALUES (2, 't', 'after', 12.5)");
+  auto records = h.Read({h.Topic("items")}, 2);
+  ASSERT_EQ(records.size(), 2u);
+  auto first = ParseJson(*records[0].value);
+  auto second = ParseJson(*records[1].value);
+  EXPECT_FALSE(Payload(*first)["after"].HasMember("price"));
+  ASSERT_TRUE(Payload(*second)["after"].HasMember("price"));
+  EXPECT_STREQ(Payload(*second)["after"]["price"].GetString(), "BOI=") << "12.50 as Decimal(scale 2): 1250";
+  EXPECT_EQ(h.capture().Stop(), 0);
+}
+
+TEST(Capture, RestartResumesWithoutLossOrSnapshotRepeat) {
+  CaptureHarness h;
+  h.Exec("CREATE TABLE t (id int PRIMARY KEY, tenant_id text)");
+  h.Exec("INSERT INTO t VALUES (1, 'a')");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  h.Exec("INSERT INTO t VALUES (2, 'a')");
+  ASSERT_TRUE(h.WaitConfirmed(0, 30));
+  EXPECT_EQ(h.capture().Stop(), 0);
+  h.Exec("INSERT INTO t VALUES (3, 'a')");  // while capture is down
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  h.Exec("INSERT INTO t VALUES (4, 'a')");
+  auto records = h.Read({h.Topic("t")}, 4);
+  ASSERT_EQ(records.size(), 4u) << "snapshot row 1, then 2, 3, 4 exactly once after a clean stop";
+  std::vector<std::string> ops;
+  for (const auto& r : records) ops.push_back(Op(r));
+  EXPECT_EQ(ops, (std::vector<std::string>{"r", "c", "c", "c"}));
+  EXPECT_EQ(h.capture().Stop(), 0);
+}
+
+TEST(Capture, KilledMidSnapshotRedoesIt) {
+  CaptureHarness h({.extra = ""});
+  h.Exec("CREATE TABLE big (id int PRIMARY KEY, tenant_id text, pad text)");
+  h.Exec("INSERT INTO big SELECT g, 't' || (g % 5), repeat('x', 200) FROM generate_series(1, 200000) g");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  h.capture().Kill();  // almost certainly mid-snapshot
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  h.Exec("INSERT INTO big VALUES (0, 't0', 'streamed')");
+  ASSERT_TRUE(h.WaitConfirmed(0, 240)) << h.capture().ReadLog();
+  auto records = h.Read({h.Topic("big")}, 0, 5000);
+  std::set<int> ids;
+  bool streamed = false;
+  for (const auto& r : records) {
+    auto d = ParseJson(*r.value);
+    const auto& p = Payload(*d);
+    ids.insert(p["after"]["id"].GetInt());
+    if (std::string(p["op"].GetString()) == "c") streamed = true;
+  }
+  EXPECT_EQ(ids.size(), 200001u) << "every row, from a complete snapshot plus the stream";
+  EXPECT_TRUE(streamed);
+  EXPECT_EQ(h.capture().Stop(), 0);
+}
+
+TEST(Capture, PostgresUnreachableRetriesAndStopsCleanly) {
+  CaptureHarness h;
+  std::string bad = h.config_path() + ".bad";
+  WriteFile(bad, "[postgres]\nconninfo = \"host=127.0.0.1 port=1 dbname=x connect_timeout=1\"\n[kafka]\nbootstrap = \"" +
+                     Env().kafka_bootstrap + "\"\n[store]\npath = \"/tmp/x\"\nkey_file = \"/tmp/k\"\n");
+  Process p;
+  ASSERT_TRUE(p.Start({TV_BINARY, "--config", bad, "capture"}, bad + ".log"));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  ASSERT_TRUE(p.running()) << "must retry, not exit:\n" << p.ReadLog();
+  EXPECT_EQ(p.Stop(), 0);
+  std::string log = p.ReadLog();
+  EXPECT_NE(log.find("cannot connect"), std::string::npos) << log;
+  EXPECT_NE(log.find("retrying"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace timevault::testing

@@ -1,0 +1,97 @@
+#include "support/capture_harness.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "timevault/core/lsn.h"
+
+namespace timevault::testing {
+
+CaptureHarness::CaptureHarness(CaptureOptions options)
+    : options_(std::move(options)),
+      db_("cap"),
+      sql_(db_.Connect()),
+      prefix_(UniqueName("tv")),
+      slot_(UniqueName("slot")),
+      publication_(UniqueName("pub")) {
+  config_path_ = dir_.path() + "/timevault.toml";
+  const auto& env = Env();
+  std::string toml = "[postgres]\nconninfo = \"" + db_.Conninfo() + "\"\nslot = \"" + slot_ +
+                     "\"\npublication = \"" + publication_ + "\"\nsnapshot_mode = \"" + options_.snapshot_mode +
+                     "\"\nstatus_interval_ms = " + std::to_string(options_.status_ms) + "\n[kafka]\nbootstrap = \"" +
+                     env.kafka_bootstrap + "\"\ntopic_prefix = \"" + prefix_ + "\"\nschemas_enable = " +
+                     (options_.schemas_enable ? "true" : "false") + "\nheartbeat_interval_ms = " +
+                     std::to_string(options_.heartbeat_ms) + "\ntopic_partitions = 3\n[store]\npath = \"" +
+                     dir_.path() + "/store\"\nkey_file = \"" + dir_.path() + "/key\"\n" + options_.extra;
+  WriteFile(config_path_, toml);
+}
+
+CaptureHarness::~CaptureHarness() {
+  if (process_) process_->Kill();
+}
+
+void CaptureHarness::Exec(const std::string& sql) {
+  auto st = sql_.Run(sql);
+  ASSERT_TRUE(st.ok()) << st.ToString() << "\n" << sql;
+}
+
+std::string CaptureHarness::Query(const std::string& sql) {
+  auto r = sql_.Exec(sql);
+  EXPECT_TRUE(r.ok()) << r.status().ToString() << "\n" << sql;
+  if (!r.ok() || r->rows() == 0 || r->IsNull(0, 0)) return "";
+  return r->GetString(0, 0);
+}
+
+void CaptureHarness::StartCapture() {
+  process_ = std::make_unique<Process>();
+  ASSERT_TRUE(process_->Start({TV_BINARY, "--config", config_path_, "capture"},
+                              dir_.path() + "/capture-" + std::to_string(starts_++) + ".log"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!process_->running()) FAIL() << "capture exited early:\n" << process_->ReadLog();
+    if (Query("SELECT active FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'") == "t") return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  FAIL() << "capture did not start streaming:\n" << process_->ReadLog();
+}
+
+uint64_t ParseLsnText(const std::string& text) {
+  auto lsn = Lsn::Parse(text);
+  return lsn ? lsn->value() : 0;
+}
+
+uint64_t CaptureHarness::ConfirmedLsn() {
+  return ParseLsnText(Query("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'"));
+}
+
+uint64_t CaptureHarness::CurrentWalLsn() { return ParseLsnText(Query("SELECT pg_current_wal_lsn()")); }
+
+bool CaptureHarness::WaitConfirmed(uint64_t lsn, int timeout_s) {
+  if (lsn == 0) lsn = CurrentWalLsn();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ConfirmedLsn() >= lsn) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+std::vector<Record> CaptureHarness::Read(const std::vector<std::string>& topics, size_t expected, int quiet_ms) {
+  return ReadTopics(Env().kafka_bootstrap, topics, quiet_ms, expected);
+}
+
+std::unique_ptr<rapidjson::Document> ParseJson(const std::string& text) {
+  auto d = std::make_unique<rapidjson::Document>();
+  d->Parse(text.data(), text.size());
+  EXPECT_FALSE(d->HasParseError()) << text;
+  return d;
+}
+
+const rapidjson::Value& Payload(const rapidjson::Document& d) {
+  if (d.IsObject() && d.HasMember("payload") && d.HasMember("schema")) return d["payload"];
+  return d;
+}
+
+}  // namespace timevault::testing

@@ -1,0 +1,71 @@
+// Shared pieces of the capture integration tests: a database with a capture
+// config, the capture process, and helpers to read and parse its topics.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/kafka_reader.h"
+#include "support/process.h"
+#include "support/testenv.h"
+
+namespace timevault::testing {
+
+struct CaptureOptions {
+  std::string snapshot_mode = "initial";
+  bool schemas_enable = false;
+  int heartbeat_ms = 500;
+  int status_ms = 500;
+  std::string extra;  // appended TOML
+};
+
+class CaptureHarness {
+ public:
+  explicit CaptureHarness(CaptureOptions options = {});
+  ~CaptureHarness();
+
+  TestDatabase& db() { return db_; }
+  pg::PgConn& sql() { return sql_; }
+  const std::string& prefix() const { return prefix_; }
+  const std::string& slot() const { return slot_; }
+  const std::string& config_path() const { return config_path_; }
+  std::string Topic(const std::string& table) const { return prefix_ + ".public." + table; }
+
+  // Runs SQL on the test database; fails the test on error.
+  void Exec(const std::string& sql);
+  std::string Query(const std::string& sql);  // first column of first row
+
+  // Starts `timevault capture`; waits until the slot exists and is active.
+  void StartCapture();
+  Process& capture() { return *process_; }
+  // The slot's confirmed_flush_lsn as a number (0 if none).
+  uint64_t ConfirmedLsn();
+  // Waits until the slot confirmed at least `lsn` (server's pg_current_wal_lsn() if 0).
+  bool WaitConfirmed(uint64_t lsn, int timeout_s);
+  uint64_t CurrentWalLsn();
+
+  std::vector<Record> Read(const std::vector<std::string>& topics, size_t expected = 0, int quiet_ms = 3000);
+
+ private:
+  CaptureOptions options_;
+  TestDatabase db_;
+  pg::PgConn sql_;
+  TempDir dir_;
+  std::string prefix_, slot_, publication_, config_path_;
+  std::unique_ptr<Process> process_;
+  int starts_ = 0;
+};
+
+// Parses JSON; fails the test if invalid.
+std::unique_ptr<rapidjson::Document> ParseJson(const std::string& text);
+
+// The envelope's payload (unwraps {"schema","payload"} when present).
+const rapidjson::Value& Payload(const rapidjson::Document& d);
+
+uint64_t ParseLsnText(const std::string& text);
+
+}  // namespace timevault::testing

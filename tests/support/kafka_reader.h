@@ -1,0 +1,27 @@
+// Reads whole topics from the real broker for assertions: every message of
+// the given topics from the beginning, until no message arrived for a quiet
+// period (or an expected count is reached).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace timevault::testing {
+
+struct Record {
+  std::string topic;
+  int partition = 0;
+  long long offset = 0;
+  std::optional<std::string> key;
+  std::optional<std::string> value;  // nullopt: tombstone
+};
+
+// Topics matching `pattern` ("^prefix\\..*" regex subscriptions start with ^).
+std::vector<Record> ReadTopics(const std::string& bootstrap, const std::vector<std::string>& topics,
+                               int quiet_ms = 3000, size_t expected = 0, int max_wait_s = 120);
+
+// Messages currently in `topic` (sum over partitions of high - low watermark).
+long long CountMessages(const std::string& bootstrap, const std::string& topic);
+
+}  // namespace timevault::testing

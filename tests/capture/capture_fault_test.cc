@@ -126,8 +126,10 @@ TEST(CaptureFault, IdleSlotRetainsLittleWalWhileOthersWrite) {
   auto busy = other.Connect();
   ASSERT_TRUE(busy.Run("CREATE TABLE noise (id bigint, pad text)").ok());
   auto retained = [&] {
-    return std::stoll(h.Query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM "
-                              "pg_replication_slots WHERE slot_name = '" + h.slot() + "'"));
+    return std::stoll(
+        h.Query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM "
+                "pg_replication_slots WHERE slot_name = '" +
+                h.slot() + "'"));
   };
   long long peak_after_warmup = 0;
   // ~300 MB of WAL in another database, in steps.

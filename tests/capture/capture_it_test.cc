@@ -146,8 +146,9 @@ TEST(Capture, KilledMidSnapshotRedoesIt) {
 TEST(Capture, PostgresUnreachableRetriesAndStopsCleanly) {
   CaptureHarness h;
   std::string bad = h.config_path() + ".bad";
-  WriteFile(bad, "[postgres]\nconninfo = \"host=127.0.0.1 port=1 dbname=x connect_timeout=1\"\n[kafka]\nbootstrap = \"" +
-                     Env().kafka_bootstrap + "\"\n[store]\npath = \"/tmp/x\"\nkey_file = \"/tmp/k\"\n");
+  WriteFile(bad,
+            "[postgres]\nconninfo = \"host=127.0.0.1 port=1 dbname=x connect_timeout=1\"\n[kafka]\nbootstrap = \"" +
+                Env().kafka_bootstrap + "\"\n[store]\npath = \"/tmp/x\"\nkey_file = \"/tmp/k\"\n");
   Process p;
   ASSERT_TRUE(p.Start({TV_BINARY, "--config", bad, "capture"}, bad + ".log"));
   std::this_thread::sleep_for(std::chrono::seconds(3));

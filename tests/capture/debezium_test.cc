@@ -136,8 +136,9 @@ TEST(EnvelopeTest, FieldOrderAndValues) {
 TEST(EnvelopeTest, SourceBlock) {
   auto d = Parse(Insert(Table({PkCol("id", oid::kInt4, "int4")}), Row({"1"})));
   const auto& s = d["source"];
-  EXPECT_EQ(Keys(s), (std::vector<std::string>{"version", "connector", "name", "ts_ms", "snapshot", "db", "sequence",
-                                               "ts_us", "ts_ns", "schema", "table", "txId", "lsn", "xmin"}));
+  EXPECT_EQ(Keys(s),
+            (std::vector<std::string>{"version", "connector", "name", "ts_ms", "snapshot", "db", "sequence", "ts_us",
+                                      "ts_ns", "schema", "table", "txId", "lsn", "xmin", "origin", "origin_lsn"}));
   EXPECT_STREQ(s["version"].GetString(), "3.6.1.Final");
   EXPECT_STREQ(s["connector"].GetString(), "postgresql");
   EXPECT_STREQ(s["name"].GetString(), "tv");
@@ -152,6 +153,8 @@ TEST(EnvelopeTest, SourceBlock) {
   EXPECT_EQ(s["txId"].GetInt64(), 571);
   EXPECT_EQ(s["lsn"].GetInt64(), 24023976);
   EXPECT_TRUE(s["xmin"].IsNull());
+  EXPECT_TRUE(s["origin"].IsNull());
+  EXPECT_TRUE(s["origin_lsn"].IsNull());
 }
 
 TEST(EnvelopeTest, SnapshotRecordSequenceWithNullAndTransactionBlock) {

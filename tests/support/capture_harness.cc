@@ -18,13 +18,14 @@ CaptureHarness::CaptureHarness(CaptureOptions options)
       publication_(UniqueName("pub")) {
   config_path_ = dir_.path() + "/timevault.toml";
   const auto& env = Env();
-  std::string toml = "[postgres]\nconninfo = \"" + db_.Conninfo() + "\"\nslot = \"" + slot_ +
-                     "\"\npublication = \"" + publication_ + "\"\nsnapshot_mode = \"" + options_.snapshot_mode +
+  std::string toml = "[postgres]\nconninfo = \"" + db_.Conninfo() + "\"\nslot = \"" + slot_ + "\"\npublication = \"" +
+                     publication_ + "\"\nsnapshot_mode = \"" + options_.snapshot_mode +
                      "\"\nstatus_interval_ms = " + std::to_string(options_.status_ms) + "\n[kafka]\nbootstrap = \"" +
-                     env.kafka_bootstrap + "\"\ntopic_prefix = \"" + prefix_ + "\"\nschemas_enable = " +
-                     (options_.schemas_enable ? "true" : "false") + "\nheartbeat_interval_ms = " +
-                     std::to_string(options_.heartbeat_ms) + "\ntopic_partitions = 3\n[store]\npath = \"" +
-                     dir_.path() + "/store\"\nkey_file = \"" + dir_.path() + "/key\"\n" + options_.extra;
+                     env.kafka_bootstrap + "\"\ntopic_prefix = \"" + prefix_ +
+                     "\"\nschemas_enable = " + (options_.schemas_enable ? "true" : "false") +
+                     "\nheartbeat_interval_ms = " + std::to_string(options_.heartbeat_ms) +
+                     "\ntopic_partitions = 3\n[store]\npath = \"" + dir_.path() + "/store\"\nkey_file = \"" +
+                     dir_.path() + "/key\"\n" + options_.extra;
   WriteFile(config_path_, toml);
 }
 

@@ -72,8 +72,7 @@ Result<Lsn> PgReplication::CurrentWalLsn() {
 
 Status PgReplication::Start(const std::string& slot, Lsn start, const std::string& publication) {
   std::string sql = "START_REPLICATION SLOT " + conn_.QuoteIdent(slot) + " LOGICAL " + start.ToString() +
-                    " (proto_version '1', publication_names " + conn_.QuoteLiteral(publication) +
-                    ", messages 'true')";
+                    " (proto_version '1', publication_names " + conn_.QuoteLiteral(publication) + ", messages 'true')";
   pg::PgResult res(PQexec(conn_.raw(), sql.c_str()));
   if (PQresultStatus(res.raw()) != PGRES_COPY_BOTH) {
     TV_RETURN_IF_ERROR(pg::CheckResult(res.raw(), conn_.raw()));

@@ -117,9 +117,10 @@ Status Session::EnsurePublication() {
 }
 
 Result<bool> Session::SnapshotCompleted() {
-  TV_ASSIGN_OR_RETURN(auto res, catalog_.ExecParams(
-                                    "SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
-                                    {config_.postgres.publication}));
+  TV_ASSIGN_OR_RETURN(
+      auto res,
+      catalog_.ExecParams("SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
+                          {config_.postgres.publication}));
   if (res.rows() == 0 || res.IsNull(0, 0)) return false;
   std::string marker = std::string(kSnapshotMarker) + config_.postgres.slot + " ";
   return res.GetString(0, 0).rfind(marker, 0) == 0;
@@ -163,9 +164,9 @@ Status Session::EnsureTableTopic(const TableSchema& table) {
   return sink_->EnsureTopic(table.topic, static_cast<int>(config_.kafka.topic_partitions));
 }
 
-Status Session::ProduceRow(const TableSchema& table, Op op, const pgoutput::Tuple* before,
-                           const pgoutput::Tuple* after, const SourceInfo& source, const TransactionBlock* block,
-                           AckTracker::Ticket ticket, const KafkaSink::Header* header) {
+Status Session::ProduceRow(const TableSchema& table, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
+                           const SourceInfo& source, const TransactionBlock* block, AckTracker::Ticket ticket,
+                           const KafkaSink::Header* header) {
   const pgoutput::Tuple* key_row = after ? after : before;
   std::optional<std::string_view> key;
   if (key_row) {
@@ -248,8 +249,15 @@ Status Session::SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, bo
       }
       *first_overall = false;
       first_in_table = false;
-      SourceInfo source{config_.kafka.topic_prefix, db_name_, SystemClock().Now(), marker, std::nullopt, lsn,
-                        table.schema, table.table, xid};
+      SourceInfo source{config_.kafka.topic_prefix,
+                        db_name_,
+                        SystemClock().Now(),
+                        marker,
+                        std::nullopt,
+                        lsn,
+                        table.schema,
+                        table.table,
+                        xid};
       TV_RETURN_IF_ERROR(ProduceRow(table, Op::kRead, nullptr, &row, source, nullptr, ticket));
       sink_->Poll(0);
     }
@@ -350,9 +358,11 @@ Status Session::Dispatch(const pgoutput::XLogData& data) {
     header_encoder_.Invalidate(m->oid);
     return schemas_->Update(*m);
   }
-  if (auto* m = std::get_if<pgoutput::Insert>(&msg)) return OnChange(m->relation_oid, Op::kCreate, nullptr, &m->new_tuple, lsn);
+  if (auto* m = std::get_if<pgoutput::Insert>(&msg))
+    return OnChange(m->relation_oid, Op::kCreate, nullptr, &m->new_tuple, lsn);
   if (auto* m = std::get_if<pgoutput::Update>(&msg)) return OnUpdate(*m, lsn);
-  if (auto* m = std::get_if<pgoutput::Delete>(&msg)) return OnChange(m->relation_oid, Op::kDelete, &m->old_tuple, nullptr, lsn);
+  if (auto* m = std::get_if<pgoutput::Delete>(&msg))
+    return OnChange(m->relation_oid, Op::kDelete, &m->old_tuple, nullptr, lsn);
   if (auto* m = std::get_if<pgoutput::Truncate>(&msg)) return OnTruncate(*m, lsn);
   if (auto* m = std::get_if<pgoutput::LogicalMessage>(&msg)) return OnMessage(*m, lsn);
   if (auto* m = std::get_if<pgoutput::Origin>(&msg)) {
@@ -395,7 +405,8 @@ Status Session::OnCommit(const pgoutput::Commit& commit, Lsn lsn) {
   if (!tx_) return Corruption("pgoutput: Commit at " + commit.commit_lsn.ToString() + " without Begin");
   std::string id = TransactionId(tx_->xid, lsn);
   TV_RETURN_IF_ERROR(encoder_.EncodeTransactionKey(id, &key_buf_));
-  TV_RETURN_IF_ERROR(encoder_.EncodeTransactionEnd(id, tx_->commit_time, tx_->total_order, tx_->per_collection, &value_buf_));
+  TV_RETURN_IF_ERROR(
+      encoder_.EncodeTransactionEnd(id, tx_->commit_time, tx_->total_order, tx_->per_collection, &value_buf_));
   TV_RETURN_IF_ERROR(sink_->Produce(transaction_topic_, 0, key_buf_, value_buf_, tx_->ticket));
   tracker_.Close(tx_->ticket, commit.end_lsn, commit.commit_time);
   last_commit_lsn_ = commit.end_lsn;  // equals the Commit message's WAL position
@@ -409,7 +420,8 @@ Status Session::OnCommit(const pgoutput::Commit& commit, Lsn lsn) {
 Status Session::OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
                          Lsn lsn, const KafkaSink::Header* header) {
   const TableSchema* table = schemas_->Find(relation_oid);
-  if (!table) return Corruption("pgoutput: change for relation " + std::to_string(relation_oid) + " before its Relation message");
+  if (!table)
+    return Corruption("pgoutput: change for relation " + std::to_string(relation_oid) + " before its Relation message");
   if (!tx_) return Corruption("pgoutput: change outside a transaction");
   TV_RETURN_IF_ERROR(EnsureTableTopic(*table));
   int64_t& in_collection = tx_->CountFor(Collection(*table));

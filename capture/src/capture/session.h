@@ -7,10 +7,10 @@
 
 #include <atomic>
 #include <map>
-#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "capture/ack_tracker.h"
 #include "capture/kafka_sink.h"

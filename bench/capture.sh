@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# End-to-end capture benchmark against the physical limit of decoding.
+#
+# Generates a fixed multi-tenant workload (ROWS row changes: inserts, updates
+# and deletes in small transactions) after creating 2*RUNS logical slots at
+# the same position, then times, RUNS times each:
+#   (a) pg_recvlogical reading the changes (pgoutput, same publication) to
+#       /dev/null until the workload's end LSN: the cost of decoding alone;
+#   (b) timevault capture producing them to the real broker until Postgres
+#       has the end LSN confirmed, i.e. Kafka acknowledged every event.
+# Last line: capture_eps=<N> recvlogical_eps=<M> ratio=<N/M> (medians).
+#
+#   bench/capture.sh [ROWS] [RUNS]     (defaults 300000, 3)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rows=${1:-300000}; runs=${2:-3}
+bin="$root/build/timevault"
+[[ -x "$bin" ]] || "$root/scripts/build"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+work=$(mktemp -d /tmp/tvbench.XXXXXX)
+cleanup() {
+  "$root/scripts/kafka-local" stop "$work" >/dev/null 2>&1 || true
+  "$root/scripts/pg-local" stop "$work" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+pg_env=$("$root/scripts/pg-local" start "$work" --fast) && eval "$pg_env"
+kafka_env=$("$root/scripts/kafka-local" start "$work") && eval "$kafka_env"
+export PGDATABASE=bench
+psql -qX -d postgres -c "CREATE DATABASE bench"
+psql -qX <<'SQL'
+CREATE TABLE accounts (id bigint PRIMARY KEY, tenant_id text NOT NULL, balance numeric(12,2) NOT NULL,
+                       status text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE events (id bigserial PRIMARY KEY, tenant_id text NOT NULL, account_id bigint NOT NULL,
+                     kind text NOT NULL, payload jsonb, at timestamptz NOT NULL DEFAULT now());
+CREATE PUBLICATION bench_pub FOR ALL TABLES WITH (publish_via_partition_root = true);
+SQL
+for i in $(seq 1 "$runs"); do
+  psql -qXAt -c "SELECT pg_create_logical_replication_slot('recv_$i', 'pgoutput')" >/dev/null
+  psql -qXAt -c "SELECT pg_create_logical_replication_slot('tv_$i', 'pgoutput')" >/dev/null
+done
+
+# The workload: ROWS row changes, about half inserts, 35% updates, 15% deletes,
+# 20 tenants, 10 changes per transaction.
+txs=$((rows / 10))
+psql -qX -v txs="$txs" <<'SQL'
+CREATE PROCEDURE workload(txs int) LANGUAGE plpgsql AS $$
+DECLARE t int; base bigint;
+BEGIN
+  FOR t IN 1..txs LOOP
+    base := t * 4;
+    INSERT INTO accounts SELECT base + g, 'tenant' || ((base + g) % 20), g * 10.5, 'new', now() FROM generate_series(0, 3) g;
+    INSERT INTO events (tenant_id, account_id, kind, payload) VALUES
+      ('tenant' || (base % 20), base, 'open', '{"k": 1}'), ('tenant' || (base % 20), base + 1, 'open', NULL);
+    UPDATE accounts SET balance = balance + 1, status = 'active' WHERE id BETWEEN base - 3 AND base - 1;
+    DELETE FROM accounts WHERE id = base - 4 AND t % 2 = 0;
+    DELETE FROM events WHERE id = (t * 2) - 1 AND t % 3 = 0;
+    COMMIT;
+  END LOOP;
+END $$;
+CALL workload(:txs);
+SQL
+end_lsn=$(psql -qXAt -c "SELECT pg_current_wal_lsn()")
+changes=$(psql -qXAt -c "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('recv_1', NULL, NULL, 'proto_version', '1', 'publication_names', 'bench_pub') WHERE get_byte(data, 0) IN (73, 85, 68)")
+echo "workload: $changes row changes in $txs transactions, end LSN $end_lsn"
+
+now() { date +%s.%N; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+recv_rates=(); cap_rates=()
+for i in $(seq 1 "$runs"); do
+  t0=$(now)
+  "$pgbin/pg_recvlogical" -d bench -S "recv_$i" --start -o proto_version=1 -o publication_names=bench_pub \
+    -E "$end_lsn" -f /dev/null --no-loop
+  t1=$(now)
+  recv_rates+=("$(echo "$changes / ($t1 - $t0)" | bc -l)")
+
+  cat > "$work/tv_$i.toml" <<TOML
+log_level = "warn"
+[postgres]
+conninfo = "host=$PGHOST port=$PGPORT user=$PGUSER dbname=bench"
+slot = "tv_$i"
+publication = "bench_pub"
+snapshot_mode = "no_data"
+status_interval_ms = 100
+[kafka]
+bootstrap = "$KAFKA_BOOTSTRAP"
+topic_prefix = "bench$i"
+[store]
+path = "$work/store"
+key_file = "$work/key"
+TOML
+  t0=$(now)
+  "$bin" --config "$work/tv_$i.toml" capture &
+  pid=$!
+  until [[ "$(psql -qXAt -c "SELECT confirmed_flush_lsn >= '$end_lsn' FROM pg_replication_slots WHERE slot_name = 'tv_$i'")" == t ]]; do
+    kill -0 $pid 2>/dev/null || { echo "capture died" >&2; exit 1; }
+    sleep 0.05
+  done
+  t1=$(now)
+  kill -TERM $pid; wait $pid
+  cap_rates+=("$(echo "$changes / ($t1 - $t0)" | bc -l)")
+  printf 'run %d: recvlogical %.0f ev/s, capture %.0f ev/s\n' "$i" "${recv_rates[-1]}" "${cap_rates[-1]}"
+done
+cap=$(median "${cap_rates[@]}"); recv=$(median "${recv_rates[@]}")
+printf 'capture_eps=%.0f recvlogical_eps=%.0f ratio=%.3f\n' "$cap" "$recv" "$(echo "$cap / $recv" | bc -l)"

@@ -86,10 +86,12 @@ status_interval_ms = 100
 [kafka]
 bootstrap = "$KAFKA_BOOTSTRAP"
 topic_prefix = "bench$i"
+${TVBENCH_KAFKA:-}
 [store]
 path = "$work/store"
 key_file = "$work/key"
 TOML
+  broker_cpu0=$(awk '{print $14 + $15}' "/proc/$(cat "$work/kafka/broker.pid")/stat")
   t0=$(now)
   "$bin" --config "$work/tv_$i.toml" capture &
   pid=$!
@@ -98,9 +100,12 @@ TOML
     sleep 0.05
   done
   t1=$(now)
+  cpu=$(awk '{printf "%.2f", ($14 + $15) / 100}' /proc/$pid/stat)
+  broker_cpu=$(awk -v c0="$broker_cpu0" '{printf "%.2f", ($14 + $15 - c0) / 100}' "/proc/$(cat "$work/kafka/broker.pid")/stat")
   kill -TERM $pid; wait $pid
   cap_rates+=("$(echo "$changes / ($t1 - $t0)" | bc -l)")
-  printf 'run %d: recvlogical %.0f ev/s, capture %.0f ev/s\n' "$i" "${recv_rates[-1]}" "${cap_rates[-1]}"
+  printf 'run %d: recvlogical %.0f ev/s, capture %.0f ev/s (CPU: capture %ss, broker %ss, over %.2fs)\n' \
+    "$i" "${recv_rates[-1]}" "${cap_rates[-1]}" "$cpu" "$broker_cpu" "$(echo "$t1 - $t0" | bc -l)"
 done
 cap=$(median "${cap_rates[@]}"); recv=$(median "${recv_rates[@]}")
 printf 'capture_eps=%.0f recvlogical_eps=%.0f ratio=%.3f\n' "$cap" "$recv" "$(echo "$cap / $recv" | bc -l)"

@@ -87,8 +87,8 @@ void EncodeChange(benchmark::State& state, bool schemas) {
   const auto& insert = std::get<pgoutput::Insert>(*decoded);
   TableSchema table = Accounts();
   EventEncoder encoder(EventEncoder::Options{schemas});
-  SourceInfo source{"bench", "app", CommitTime(1795749657123456), "false", Lsn(1000), Lsn(1200),
-                    "public", "accounts", 777};
+  SourceInfo source{"bench",    "app", CommitTime(1795749657123456), "false", Lsn(1000), Lsn(1200), "public",
+                    "accounts", 777};
   std::string id = TransactionId(777, Lsn(1200));
   TransactionBlock block{id, 1, 1};
   std::string key, value;

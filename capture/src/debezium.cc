@@ -500,7 +500,8 @@ Status EventEncoder::EncodeHeartbeatKey(std::string_view server_name, std::strin
   return impl_->SingleStringKey(kHeartbeatKeySchema, "serverName", server_name, out);
 }
 
-Status EventEncoder::EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_time, std::string* out) {
+Status EventEncoder::EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_time, const AckedOffsets& offsets,
+                                     std::string* out) {
   impl_->Begin(kHeartbeatValueSchema);
   JsonWriter& w = impl_->w;
   w.StartObject();
@@ -510,6 +511,19 @@ Status EventEncoder::EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_
   w.Int64(static_cast<int64_t>(lsn.value()));
   Key(w, "server_ts_ms");
   w.Int64(internal::FloorDiv(server_time.micros(), 1000));
+  Key(w, "offsets");
+  w.StartObject();
+  for (const auto& [topic, partitions] : offsets) {
+    w.Key(topic.data(), static_cast<rapidjson::SizeType>(topic.size()));
+    w.StartObject();
+    for (const auto& [partition, offset] : partitions) {
+      std::string p = std::to_string(partition);
+      w.Key(p.data(), static_cast<rapidjson::SizeType>(p.size()));
+      w.Int64(offset);
+    }
+    w.EndObject();
+  }
+  w.EndObject();
   w.EndObject();
   return impl_->Finish(out);
 }

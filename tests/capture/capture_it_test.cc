@@ -81,6 +81,23 @@ TEST(Capture, SnapshotThenStreamsInsertUpdateDeleteWithTransactions) {
   // Confirmation reaches the end of what was produced; SIGTERM exits 0.
   EXPECT_TRUE(h.WaitConfirmed(end, 30)) << "confirmed " << h.ConfirmedLsn() << " < " << end;
   EXPECT_EQ(h.capture().Stop(), 0) << h.capture().ReadLog();
+
+  // The last heartbeat covers everything: its LSN passed the workload and its
+  // offsets name the last offset of every partition the events went to.
+  auto beats = h.Read({"__debezium-heartbeat." + h.prefix()}, 0, 1500);
+  ASSERT_FALSE(beats.empty());
+  auto last = ParseJson(*beats.back().value);
+  const auto& hb = Payload(*last);
+  EXPECT_GE(hb["lsn"].GetUint64(), end);
+  std::map<int, long long> max_offset;
+  for (const auto& r : records) max_offset[r.partition] = std::max(max_offset[r.partition], r.offset);
+  ASSERT_TRUE(hb["offsets"].HasMember(h.Topic("accounts").c_str()));
+  const auto& parts = hb["offsets"][h.Topic("accounts").c_str()];
+  for (const auto& [partition, offset] : max_offset) {
+    std::string p = std::to_string(partition);
+    ASSERT_TRUE(parts.HasMember(p.c_str())) << "partition " << p;
+    EXPECT_EQ(parts[p.c_str()].GetInt64(), offset) << "partition " << p;
+  }
 }
 
 TEST(Capture, AlterTableAddColumnMidStream) {

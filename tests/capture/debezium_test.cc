@@ -711,8 +711,12 @@ TEST(HeartbeatTest, KeyAndValue) {
   std::string out;
   ASSERT_TRUE(enc.EncodeHeartbeatKey("tv", &out).ok());
   EXPECT_EQ(out, R"({"serverName":"tv"})");
-  ASSERT_TRUE(enc.EncodeHeartbeat(kNow, Lsn(24023976), CommitTime(1795749657123456), &out).ok());
-  EXPECT_EQ(out, R"({"ts_ms":1795749660000,"lsn":24023976,"server_ts_ms":1795749657123})");
+  ASSERT_TRUE(enc.EncodeHeartbeat(kNow, Lsn(24023976), CommitTime(1795749657123456), {}, &out).ok());
+  EXPECT_EQ(out, R"({"ts_ms":1795749660000,"lsn":24023976,"server_ts_ms":1795749657123,"offsets":{}})");
+  AckedOffsets offsets{{"tv.public.a", {{0, 41}, {2, 7}}}, {"tv.transaction", {{0, 99}}}};
+  ASSERT_TRUE(enc.EncodeHeartbeat(kNow, Lsn(5), CommitTime(0), offsets, &out).ok());
+  EXPECT_EQ(out, R"({"ts_ms":1795749660000,"lsn":5,"server_ts_ms":0,)"
+                 R"("offsets":{"tv.public.a":{"0":41,"2":7},"tv.transaction":{"0":99}}})");
   EventEncoder with_schema({.schemas_enable = true});
   ASSERT_TRUE(with_schema.EncodeHeartbeatKey("tv", &out).ok());
   EXPECT_STREQ(Parse(out)["schema"]["name"].GetString(), "io.debezium.connector.common.ServerNameKey");

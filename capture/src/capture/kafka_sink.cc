@@ -45,6 +45,10 @@ void KafkaSink::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opa
     return;  // never acknowledged: the LSN will not be confirmed
   }
   if (ticket != 0) self->tracker_->Ack(ticket);
+  if (msg->offset >= 0) {
+    int64_t& last = self->acked_offsets_[rd_kafka_topic_name(msg->rkt)][msg->partition];
+    if (msg->offset > last) last = msg->offset;
+  }
   self->metrics_->acked_events.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -18,6 +18,7 @@
 
 #include "capture/ack_tracker.h"
 #include "timevault/capture/capture.h"
+#include "timevault/capture/debezium.h"
 #include "timevault/config/config.h"
 #include "timevault/core/kafka.h"
 #include "timevault/core/status.h"
@@ -52,6 +53,8 @@ class KafkaSink {
   Status Flush(int timeout_ms);
   // The first delivery failure, or OK.
   const Status& error() const { return error_; }
+  // The last acknowledged offset of every partition produced to.
+  const AckedOffsets& acked_offsets() const { return acked_offsets_; }
 
  private:
   KafkaSink() = default;
@@ -62,6 +65,7 @@ class KafkaSink {
   CaptureMetrics* metrics_ = nullptr;
   Status error_;
   std::unordered_map<std::string, int> partitions_;
+  AckedOffsets acked_offsets_;
 };
 
 }  // namespace timevault::capture

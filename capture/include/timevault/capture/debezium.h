@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,6 +86,9 @@ struct CollectionCount {
 // docs/compat.md.
 inline constexpr std::string_view kMessageDataCollection = "LOGICAL_DECODING_MESSAGE";
 
+// topic -> partition -> last acknowledged offset.
+using AckedOffsets = std::map<std::string, std::map<int32_t, int64_t>>;
+
 class EventEncoder {
  public:
   struct Options {
@@ -144,7 +148,10 @@ class EventEncoder {
   // produced) and "server_ts_ms" (the server time of that position), appended
   // after Debezium's only field (an extension; consumers ignore them).
   Status EncodeHeartbeatKey(std::string_view server_name, std::string* out);
-  Status EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_time, std::string* out);
+  // "offsets": topic -> partition -> the last offset Kafka acknowledged: a
+  // consumer that has passed them all holds every event up to `lsn`.
+  Status EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_time, const AckedOffsets& offsets,
+                         std::string* out);
 
  private:
   struct Impl;

@@ -60,7 +60,7 @@ BEGIN
 END $$;
 CALL workload(:txs);
 SQL
-end_lsn=$(psql -qXAt -c "SELECT pg_current_wal_lsn()")
+end_lsn=$(psql -qXAt -c "SELECT pg_current_wal_insert_lsn()")
 changes=$(psql -qXAt -c "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('recv_1', NULL, NULL, 'proto_version', '1', 'publication_names', 'bench_pub') WHERE get_byte(data, 0) IN (73, 85, 68)")
 echo "workload: $changes row changes in $txs transactions, end LSN $end_lsn"
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "support/capture_harness.h"
@@ -174,6 +175,70 @@ TEST(CaptureFault, TwoMillionRowTransactionStreamsWithFlatMemory) {
   EXPECT_GT(peak, 0);
   EXPECT_LT(peak, 128 * 1024) << "capture must stream a big transaction, not buffer it";
   EXPECT_EQ(h.capture().Stop(), 0);
+}
+
+}  // namespace
+}  // namespace timevault::testing
+
+namespace timevault::testing {
+namespace {
+
+TEST(CaptureFault, WalsenderTerminatedMidStreamReconnectsWithoutLoss) {
+  CaptureHarness h({.snapshot_mode = "no_data"});
+  h.Exec("CREATE TABLE t (id int PRIMARY KEY, tenant_id text)");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 50; ++i) h.Exec("INSERT INTO t VALUES (" + std::to_string(round * 100 + i) + ", 'a')");
+    // Postgres goes away under capture: its walsender is terminated.
+    h.Query("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '" + h.slot() + "'");
+  }
+  ASSERT_TRUE(h.WaitConfirmed(0, 60)) << h.capture().ReadLog();
+  std::set<int> ids;
+  for (const auto& r : h.Read({h.Topic("t")}, 0, 3000)) {
+    auto d = ParseJson(*r.value);
+    ids.insert(Payload(*d)["after"]["id"].GetInt());
+  }
+  EXPECT_EQ(ids.size(), 150u);
+  EXPECT_TRUE(h.capture().running()) << "capture must reconnect, not exit";
+  EXPECT_NE(h.capture().ReadLog().find("retrying"), std::string::npos);
+  EXPECT_EQ(h.capture().Stop(), 0);
+}
+
+TEST(CaptureFault, KafkaBrokerKilledAndRestartedLosesNothing) {
+  // A private broker, so killing it disturbs no other test.
+  TempDir kdir;
+  auto started = RunCommand(std::string(TV_SOURCE_DIR) + "/scripts/kafka-local start " + kdir.path());
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  std::string bootstrap = started.output.substr(started.output.find('=') + 1);
+  bootstrap = bootstrap.substr(0, bootstrap.find('\n'));
+  CaptureHarness h({.snapshot_mode = "no_data", .extra = ""});
+  std::string cfg = h.config_path() + ".private";
+  RunCommand("sed 's|^bootstrap = .*|bootstrap = \"" + bootstrap + "\"|' " + h.config_path() + " > " + cfg);
+  h.Exec("CREATE TABLE t (id int PRIMARY KEY, tenant_id text)");
+  Process capture;
+  ASSERT_TRUE(capture.Start({TV_BINARY, "--config", cfg, "capture"}, cfg + ".log"));
+  for (int i = 0;
+       i < 100 && h.Query("SELECT active FROM pg_replication_slots WHERE slot_name = '" + h.slot() + "'") != "t"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  h.Exec("INSERT INTO t SELECT g, 'a' FROM generate_series(1, 100) g");
+  ASSERT_TRUE(h.WaitConfirmed(0, 60));
+  RunCommand(std::string(TV_SOURCE_DIR) + "/scripts/kafka-local kill " + kdir.path());
+  h.Exec("INSERT INTO t SELECT g, 'a' FROM generate_series(101, 300) g");
+  uint64_t target = h.CurrentWalLsn();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_LT(h.ConfirmedLsn(), target) << "nothing may be confirmed while Kafka is down";
+  auto restarted = RunCommand(std::string(TV_SOURCE_DIR) + "/scripts/kafka-local start " + kdir.path());
+  ASSERT_EQ(restarted.exit_code, 0) << restarted.output;
+  ASSERT_TRUE(h.WaitConfirmed(target, 180)) << capture.ReadLog();
+  std::set<int> ids;
+  for (const auto& r : ReadTopics(bootstrap, {h.Topic("t")}, 3000)) {
+    auto d = ParseJson(*r.value);
+    ids.insert(Payload(*d)["after"]["id"].GetInt());
+  }
+  EXPECT_EQ(ids.size(), 300u);
+  EXPECT_EQ(capture.Stop(), 0) << capture.ReadLog();
+  RunCommand(std::string(TV_SOURCE_DIR) + "/scripts/kafka-local stop " + kdir.path());
 }
 
 }  // namespace

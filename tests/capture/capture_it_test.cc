@@ -178,3 +178,21 @@ TEST(Capture, PostgresUnreachableRetriesAndStopsCleanly) {
 
 }  // namespace
 }  // namespace timevault::testing
+
+namespace timevault::testing {
+namespace {
+
+TEST(Capture, InitialOnlySnapshotsThenExits) {
+  CaptureHarness h({.snapshot_mode = "initial_only"});
+  h.Exec("CREATE TABLE t (id int PRIMARY KEY, tenant_id text)");
+  h.Exec("INSERT INTO t SELECT g, 'a' FROM generate_series(1, 500) g");
+  Process p;
+  ASSERT_TRUE(p.Start({TV_BINARY, "--config", h.config_path(), "capture"}, h.config_path() + ".log"));
+  EXPECT_EQ(p.Wait(60), 0) << p.ReadLog();
+  auto records = h.Read({h.Topic("t")}, 500);
+  EXPECT_EQ(records.size(), 500u);
+  for (const auto& r : records) EXPECT_EQ(Op(r), "r");
+}
+
+}  // namespace
+}  // namespace timevault::testing

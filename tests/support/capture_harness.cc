@@ -27,10 +27,22 @@ CaptureHarness::CaptureHarness(CaptureOptions options)
                      "\ntopic_partitions = 3\n[store]\npath = \"" + dir_.path() + "/store\"\nkey_file = \"" +
                      dir_.path() + "/key\"\n" + options_.extra;
   WriteFile(config_path_, toml);
+  // A real master key for the store: 32 random bytes.
+  RunCommand("head -c 32 /dev/urandom > " + dir_.path() + "/key && chmod 600 " + dir_.path() + "/key");
+}
+
+std::string CaptureHarness::store_path() const { return dir_.path() + "/store"; }
+std::string CaptureHarness::key_path() const { return dir_.path() + "/key"; }
+
+void CaptureHarness::StartStore() {
+  store_ = std::make_unique<Process>();
+  ASSERT_TRUE(store_->Start({TV_BINARY, "--config", config_path_, "store"},
+                            dir_.path() + "/store-" + std::to_string(store_starts_++) + ".log"));
 }
 
 CaptureHarness::~CaptureHarness() {
   if (process_) process_->Kill();
+  if (store_) store_->Kill();
 }
 
 void CaptureHarness::Exec(const std::string& sql) {
@@ -67,7 +79,9 @@ uint64_t CaptureHarness::ConfirmedLsn() {
   return ParseLsnText(Query("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'"));
 }
 
-uint64_t CaptureHarness::CurrentWalLsn() { return ParseLsnText(Query("SELECT pg_current_wal_lsn()")); }
+// The insert position: with synchronous_commit=off (the test cluster) the
+// write position can lag behind a commit that already returned.
+uint64_t CaptureHarness::CurrentWalLsn() { return ParseLsnText(Query("SELECT pg_current_wal_insert_lsn()")); }
 
 bool CaptureHarness::WaitConfirmed(uint64_t lsn, int timeout_s) {
   if (lsn == 0) lsn = CurrentWalLsn();

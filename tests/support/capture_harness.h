@@ -50,6 +50,12 @@ class CaptureHarness {
 
   std::vector<Record> Read(const std::vector<std::string>& topics, size_t expected = 0, int quiet_ms = 3000);
 
+  // The store: `timevault store` with the same config.
+  std::string store_path() const;
+  std::string key_path() const;
+  void StartStore();
+  Process& store() { return *store_; }
+
  private:
   CaptureOptions options_;
   TestDatabase db_;
@@ -57,7 +63,9 @@ class CaptureHarness {
   TempDir dir_;
   std::string prefix_, slot_, publication_, config_path_;
   std::unique_ptr<Process> process_;
+  std::unique_ptr<Process> store_;
   int starts_ = 0;
+  int store_starts_ = 0;
 };
 
 // Parses JSON; fails the test if invalid.

@@ -4,17 +4,21 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "timevault/capture/capture.h"
 #include "timevault/config/config.h"
 #include "timevault/core/log.h"
+#include "timevault/store/ingest.h"
+#include "timevault/store/store.h"
 
 namespace timevault::cli {
 namespace {
@@ -34,7 +38,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"capture", "Tail Postgres logical replication and produce Debezium JSON change events to Kafka", "Capture"},
-    {"store", "Consume change events from Kafka into the time-indexed RocksDB store", "Store"},
+    {"store", "Consume change events from Kafka into the time-indexed RocksDB store", ""},
     {"serve", "Run the operators' HTTP API", "API"},
     {"run", "Run capture, store and serve in one process", "API"},
     {"backup", "Full and incremental backups: full|incremental|list|verify|expire", "Replay"},
@@ -120,6 +124,52 @@ int RunCapture(const GlobalOptions& g) {
   return kExitOk;
 }
 
+Result<std::unique_ptr<store::Store>> OpenStore(const config::Config& cfg, bool read_only) {
+  store::Store::Options options;
+  options.path = cfg.store.path;
+  options.key_file = cfg.store.key_file;
+  options.tenant_column = cfg.tenant_column;
+  options.retention_days = cfg.store.retention_days;
+  options.read_only = read_only;
+  return store::Store::Open(options);
+}
+
+// Folds history older than the retention window, hourly, until stopped.
+void RetentionLoop(store::Store* st, const std::atomic<bool>* stop) {
+  using namespace std::chrono_literals;
+  auto next = std::chrono::steady_clock::now() + 1min;
+  while (!stop->load()) {
+    std::this_thread::sleep_for(200ms);
+    if (std::chrono::steady_clock::now() < next) continue;
+    next = std::chrono::steady_clock::now() + 1h;
+    if (Status s = st->RunRetention(SystemClock().Now()); !s.ok()) spdlog::error("store: retention: {}", s.ToString());
+  }
+}
+
+int RunStore(const GlobalOptions& g) {
+  int code = kExitOk;
+  auto cfg = LoadConfig(g, &code);
+  if (!cfg) return code;
+  auto opened = OpenStore(*cfg, false);
+  if (!opened.ok()) {
+    spdlog::critical("store: cannot open {}: {}", cfg->store.path, opened.status().ToString());
+    return kExitFailure;
+  }
+  InstallStopHandlers();
+  std::thread retention(RetentionLoop, opened->get(), &g_stop);
+  store::IngestMetrics metrics;
+  Status st = store::RunIngest(*cfg, opened->get(), &metrics, &g_stop);
+  g_stop.store(true);
+  retention.join();
+  if (!st.ok()) {
+    spdlog::critical("store: {}", st.ToString());
+    return kExitFailure;
+  }
+  spdlog::info("store: stopped cleanly ({} messages consumed, {} dead letters)", metrics.consumed.load(),
+               metrics.dead_letters.load());
+  return kExitOk;
+}
+
 int RunPending(const GlobalOptions& g, const Command& c) {
   int code = kExitOk;
   if (!LoadConfig(g, &code)) return code;
@@ -144,6 +194,10 @@ int Main(int argc, char** argv) {
     if (*c.pending_issue) sub->allow_extras();
     if (std::string_view(c.name) == "capture") {
       sub->callback([&g, &exit_code] { exit_code = RunCapture(g); });
+      continue;
+    }
+    if (std::string_view(c.name) == "store") {
+      sub->callback([&g, &exit_code] { exit_code = RunStore(g); });
       continue;
     }
     sub->callback([&g, &c, &exit_code] { exit_code = RunPending(g, c); });

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace timevault::capture {
 
 Result<std::unique_ptr<KafkaSink>> KafkaSink::Create(const config::KafkaConfig& config, AckTracker* tracker,
@@ -71,6 +73,26 @@ Status KafkaSink::EnsureTopic(const std::string& topic, int partitions) {
   rd_kafka_topic_destroy(rkt);
   if (count == 0) return kafka::FromError(err ? err : RD_KAFKA_RESP_ERR__TIMED_OUT, "metadata of topic " + topic);
   partitions_[topic] = count;
+  // Seed the acknowledged offsets with what the topic already holds, so the
+  // first heartbeats after a restart also cover messages of earlier runs.
+  for (int p = 0; p < count; ++p) {
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t werr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    // A topic created a moment ago may not have its leader elected yet.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      werr = rd_kafka_query_watermark_offsets(producer_.get(), topic.c_str(), p, &lo, &hi, 10000);
+      if (werr != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION && werr != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+          werr != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        break;
+      }
+      rd_kafka_poll(producer_.get(), 100);
+    }
+    if (werr != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka::FromError(werr, "watermarks of " + topic);
+    if (hi > 0) {
+      int64_t& last = acked_offsets_[topic][p];
+      last = std::max(last, hi - 1);
+    }
+  }
   return Status::Ok();
 }
 

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# End-to-end store benchmark.
+#   1. capture produces a multi-tenant workload of ROWS row changes into the
+#      real broker (its rate is measured too: the store must keep up with it);
+#   2. store_bench ingest consumes all of it into a fresh store with the real
+#      consumer: ingest_eps;
+#   3. store_bench history builds one tenant with LIVE rows and 1x / 100x
+#      history and times StateAt at the newest point in both (median of 5).
+# Last line: ingest_eps=<N> state_at_ratio_100x=<R>
+#
+#   bench/store.sh [ROWS] [LIVE] [FACTOR]    (defaults 500000, 100000, 100)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rows=${1:-500000}; live=${2:-100000}; factor=${3:-100}
+bin="$root/build/timevault"; bench="$root/build/bench/store_bench"
+[[ -x "$bin" && -x "$bench" ]] || "$root/scripts/build"
+work=$(mktemp -d /tmp/tvstorebench.XXXXXX)
+cleanup() {
+  "$root/scripts/kafka-local" stop "$work" >/dev/null 2>&1 || true
+  "$root/scripts/pg-local" stop "$work" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+pg_env=$("$root/scripts/pg-local" start "$work" --fast) && eval "$pg_env"
+kafka_env=$("$root/scripts/kafka-local" start "$work") && eval "$kafka_env"
+export PGDATABASE=bench
+psql -qX -d postgres -c "CREATE DATABASE bench"
+psql -qX <<'SQL'
+CREATE TABLE accounts (id bigint PRIMARY KEY, tenant_id text NOT NULL, balance numeric(12,2) NOT NULL,
+                       status text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE PUBLICATION bench_pub FOR ALL TABLES;
+SELECT pg_create_logical_replication_slot('tv', 'pgoutput');
+CREATE PROCEDURE workload(txs int) LANGUAGE plpgsql AS $$
+DECLARE t int; base bigint;
+BEGIN
+  FOR t IN 1..txs LOOP
+    base := t * 5;
+    INSERT INTO accounts SELECT base + g, 'tenant' || ((base + g) % 20), g * 10.5, 'new', now() FROM generate_series(0, 4) g;
+    UPDATE accounts SET balance = balance + 1, status = 'active' WHERE id BETWEEN base - 4 AND base - 1;
+    DELETE FROM accounts WHERE id = base - 5 AND t % 2 = 0;
+    COMMIT;
+  END LOOP;
+END $$;
+SQL
+psql -qX -v txs="$((rows / 10))" -c "CALL workload(:txs)"
+end_lsn=$(psql -qXAt -c "SELECT pg_current_wal_insert_lsn()")
+cat > "$work/tv.toml" <<TOML
+log_level = "warn"
+[postgres]
+conninfo = "host=$PGHOST port=$PGPORT user=$PGUSER dbname=bench"
+slot = "tv"
+publication = "bench_pub"
+snapshot_mode = "no_data"
+status_interval_ms = 100
+[kafka]
+bootstrap = "$KAFKA_BOOTSTRAP"
+topic_prefix = "sb"
+heartbeat_interval_ms = 1000
+[store]
+path = "$work/unused"
+key_file = "$work/unused.key"
+TOML
+t0=$(date +%s.%N)
+"$bin" --config "$work/tv.toml" capture &
+pid=$!
+until [[ "$(psql -qXAt -c "SELECT confirmed_flush_lsn >= '$end_lsn' FROM pg_replication_slots WHERE slot_name = 'tv'")" == t ]]; do
+  kill -0 $pid 2>/dev/null || { echo "capture died" >&2; exit 1; }
+  sleep 0.05
+done
+t1=$(date +%s.%N)
+sleep 2  # one more heartbeat
+kill -TERM $pid; wait $pid
+changes=$(psql -qXAt -c "SELECT count(*) FROM accounts")  # for the record only
+echo "capture: produced the workload in $(echo "$t1 - $t0" | bc -l | cut -c1-6) s ($changes live rows)"
+
+ingest_line=$("$bench" ingest "$KAFKA_BOOTSTRAP" sb "$work/ingest")
+echo "$ingest_line"
+history_line=$("$bench" history "$live" "$factor" "$work/history" | tee /dev/stderr | tail -n1)
+ingest=$(sed -E 's/.*ingest_eps=([0-9]+).*/\1/' <<<"$ingest_line")
+ratio=$(sed -E 's/.*state_at_ratio_[0-9]+x=([0-9.]+).*/\1/' <<<"$history_line")
+echo "ingest_eps=$ingest state_at_ratio_${factor}x=$ratio"

@@ -1,0 +1,196 @@
+#include "timevault/store/ingest.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include "timevault/core/kafka.h"
+#include "timevault/store/event.h"
+
+namespace timevault::store {
+namespace {
+
+constexpr size_t kMaxBatch = 5000;
+constexpr int kBatchWindowMs = 100;
+
+// Escapes regex metacharacters of a topic prefix.
+std::string RegexEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// Rebalance: every assigned partition starts at the offset the store holds
+// (written in the same WriteBatch as its data), or at the beginning.
+class Rebalancer {
+ public:
+  Rebalancer(Store* store, IngestMetrics* metrics, std::vector<IngestItem>* pending)
+      : store_(store), metrics_(metrics), pending_(pending) {}
+
+  static void Callback(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    static_cast<Rebalancer*>(opaque)->On(rk, err, parts);
+  }
+
+  const Status& error() const { return error_; }
+
+ private:
+  void On(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    metrics_->rebalances.fetch_add(1);
+    // Messages consumed before the rebalance are applied first, so the
+    // offsets read below include them (no batch ever holds a message twice).
+    if (!pending_->empty() && error_.ok()) {
+      error_ = store_->Apply(*pending_);
+      if (error_.ok()) {
+        metrics_->consumed.fetch_add(pending_->size());
+        pending_->clear();
+      }
+    }
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      rd_kafka_assign(rk, nullptr);
+      return;
+    }
+    for (int i = 0; i < parts->cnt; ++i) {
+      auto& p = parts->elems[i];
+      auto next = store_->NextOffset(p.topic, p.partition);
+      if (!next.ok()) {
+        error_ = next.status();
+        p.offset = RD_KAFKA_OFFSET_INVALID;
+        continue;
+      }
+      p.offset = next->has_value() ? **next : RD_KAFKA_OFFSET_BEGINNING;
+      spdlog::info("store: assigned {}[{}] from offset {}", p.topic, p.partition,
+                   next->has_value() ? std::to_string(**next) : "beginning");
+    }
+    rd_kafka_assign(rk, parts);
+  }
+
+  Store* store_;
+  IngestMetrics* metrics_;
+  std::vector<IngestItem>* pending_;
+  Status error_;
+};
+
+Result<kafka::Handle> NewConsumer(const config::Config& config, Rebalancer* rebalancer) {
+  kafka::Conf conf;
+  TV_RETURN_IF_ERROR(conf.Set("bootstrap.servers", config.kafka.bootstrap));
+  TV_RETURN_IF_ERROR(conf.Set("group.id", config.kafka.consumer_group));
+  TV_RETURN_IF_ERROR(conf.Set("enable.auto.commit", "false"));
+  TV_RETURN_IF_ERROR(conf.Set("enable.auto.offset.store", "false"));
+  TV_RETURN_IF_ERROR(conf.Set("auto.offset.reset", "earliest"));
+  TV_RETURN_IF_ERROR(conf.Set("topic.metadata.refresh.interval.ms", "5000"));
+  TV_RETURN_IF_ERROR(conf.Set("fetch.max.bytes", "67108864"));
+  TV_RETURN_IF_ERROR(conf.Set("max.partition.fetch.bytes", "16777216"));
+  TV_RETURN_IF_ERROR(conf.SetAll(config.kafka.properties));
+  rd_kafka_conf_set_rebalance_cb(conf.raw(), &Rebalancer::Callback);
+  rd_kafka_conf_set_opaque(conf.raw(), rebalancer);
+  TV_ASSIGN_OR_RETURN(auto handle, kafka::NewHandle(RD_KAFKA_CONSUMER, conf));
+  rd_kafka_poll_set_consumer(handle.get());
+  return handle;
+}
+
+IngestItem ToItem(const ParseOptions& options, const rd_kafka_message_t* m) {
+  IngestItem item;
+  item.position.topic = rd_kafka_topic_name(m->rkt);
+  item.position.partition = m->partition;
+  item.position.offset = m->offset;
+  std::optional<std::string_view> key, value;
+  if (m->key) key = std::string_view(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) value = std::string_view(static_cast<const char*>(m->payload), m->len);
+  auto parsed = ParseEvent(options, item.position.topic, key, value);
+  if (parsed.ok()) {
+    item.event = std::move(parsed).value();
+    // The create of a primary-key change names the old key in a header.
+    rd_kafka_headers_t* headers = nullptr;
+    const void* old_key = nullptr;
+    size_t old_key_len = 0;
+    if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(headers, "__debezium.oldkey", &old_key, &old_key_len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        old_key) {
+      item.event->old_pk.assign(static_cast<const char*>(old_key), old_key_len);
+    }
+  } else {
+    item.dead_letter_reason = parsed.status().message();
+    if (value) item.raw.assign(*value);
+    spdlog::warn("store: dead letter {}[{}]@{}: {}", item.position.topic, item.position.partition, item.position.offset,
+                 item.dead_letter_reason);
+  }
+  return item;
+}
+
+void UpdateLag(rd_kafka_t* rk, IngestMetrics* metrics) {
+  rd_kafka_topic_partition_list_t* assigned = nullptr;
+  if (rd_kafka_assignment(rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR || !assigned) return;
+  kafka::PartitionList owned(assigned);
+  rd_kafka_position(rk, assigned);
+  for (int i = 0; i < assigned->cnt; ++i) {
+    const auto& p = assigned->elems[i];
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_get_watermark_offsets(rk, p.topic, p.partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    int64_t pos = p.offset >= 0 ? p.offset : lo;
+    metrics->SetLag(std::string(p.topic) + "/" + std::to_string(p.partition), hi > pos ? hi - pos : 0);
+  }
+}
+
+}  // namespace
+
+Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metrics, const std::atomic<bool>* stop) {
+  std::vector<IngestItem> batch;
+  batch.reserve(kMaxBatch);
+  Rebalancer rebalancer(store, metrics, &batch);
+  TV_ASSIGN_OR_RETURN(auto consumer, NewConsumer(config, &rebalancer));
+  const std::string prefix = RegexEscape(config.kafka.topic_prefix);
+  kafka::PartitionList topics(rd_kafka_topic_partition_list_new(2));
+  rd_kafka_topic_partition_list_add(topics.get(), ("^" + prefix + "\\..+").c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_topic_partition_list_add(topics.get(), ("^__debezium-heartbeat\\." + prefix + "$").c_str(),
+                                    RD_KAFKA_PARTITION_UA);
+  TV_RETURN_IF_ERROR(kafka::FromError(rd_kafka_subscribe(consumer.get(), topics.get()), "subscribing"));
+  spdlog::info("store: consuming {}.* into {}", config.kafka.topic_prefix, config.store.path);
+
+  ParseOptions options{config.kafka.topic_prefix, config.tenant_column};
+  auto last_lag = std::chrono::steady_clock::now();
+  Status result;
+  while (!stop->load()) {
+    auto window_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBatchWindowMs);
+    while (batch.size() < kMaxBatch && std::chrono::steady_clock::now() < window_end && !stop->load()) {
+      kafka::Message m(rd_kafka_consumer_poll(consumer.get(), 20));
+      if (!m) continue;
+      if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+        // Topics appear as capture creates them; a regex subscription sees them later.
+        if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) continue;
+        spdlog::warn("store: kafka: {}", rd_kafka_message_errstr(m.get()));
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL) return kafka::FromError(m->err, "consuming");
+        continue;
+      }
+      batch.push_back(ToItem(options, m.get()));
+      if (!batch.back().dead_letter_reason.empty()) metrics->dead_letters.fetch_add(1);
+    }
+    if (!rebalancer.error().ok()) {
+      result = rebalancer.error().WithContext("reading stored offsets");
+      break;
+    }
+    if (!batch.empty()) {
+      Status st = store->Apply(batch);
+      if (!st.ok()) {
+        result = st.WithContext("applying a batch of " + std::to_string(batch.size()) + " messages");
+        break;
+      }
+      metrics->consumed.fetch_add(batch.size());
+      metrics->applied_batches.fetch_add(1);
+      batch.clear();
+    }
+    if (std::chrono::steady_clock::now() - last_lag > std::chrono::seconds(5)) {
+      UpdateLag(consumer.get(), metrics);
+      last_lag = std::chrono::steady_clock::now();
+    }
+  }
+  rd_kafka_consumer_close(consumer.get());
+  return result;
+}
+
+}  // namespace timevault::store

@@ -1,0 +1,143 @@
+// StoreImpl (= Store::Impl): the state shared by the engine's files (store.cc: open, stats,
+// offsets; ingest.cc: Apply; reads.cc: the StateReader side; retention.cc:
+// retention and shredding). Private to store/src/engine.
+//
+// Thread-safety: the writer state (progress, offsets, counters, the writer
+// keyring) belongs to whoever holds write_mu (Apply, RunRetention,
+// ShredTenant). Readers see only `view` (under view_mu), RocksDB snapshots
+// and the keyring's per-call key clones.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/encoding.h"
+#include "engine/keyring.h"
+#include "engine/progress.h"
+#include "timevault/store/store.h"
+
+namespace timevault::store {
+
+inline std::string RocksError(std::string_view what, const rocksdb::Status& s) {
+  return "rocksdb: " + std::string(what) + ": " + s.ToString();
+}
+
+struct Counters {
+  uint64_t events_stored = 0;
+  uint64_t duplicates = 0;
+  uint64_t dead_letters = 0;
+  uint64_t toast_unresolved = 0;
+
+  std::string Encode() const;
+  static Counters Decode(std::string_view s);
+};
+
+// What readers need of the writer's progress, copied after each write.
+struct ReadView {
+  std::optional<engine::PointRec> recoverable;
+  std::optional<engine::PointRec> floor;
+  std::optional<engine::PointRec> first_point;
+  int64_t max_skew_us = 0;
+  Counters counters;
+};
+
+// A RocksDB snapshot released on scope exit. Secondaries (read-only stores)
+// have no snapshots: their state only moves in Refresh, which waits for
+// readers (StoreImpl::refresh_mu), so there `get()` is null.
+class ScopedSnapshot {
+ public:
+  ScopedSnapshot(rocksdb::DB* db, bool secondary) : db_(db), snap_(secondary ? nullptr : db->GetSnapshot()) {}
+  ~ScopedSnapshot() {
+    if (snap_ != nullptr) db_->ReleaseSnapshot(snap_);
+  }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+  const rocksdb::Snapshot* get() const { return snap_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snap_;
+};
+
+struct StoreImpl {
+  Store::Options options;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // destroyed before db
+  rocksdb::ColumnFamilyHandle* versions = nullptr;
+  rocksdb::ColumnFamilyHandle* txns = nullptr;
+  rocksdb::ColumnFamilyHandle* pending = nullptr;
+  rocksdb::ColumnFamilyHandle* log = nullptr;
+  rocksdb::ColumnFamilyHandle* commits = nullptr;
+  rocksdb::ColumnFamilyHandle* truncates = nullptr;
+  rocksdb::ColumnFamilyHandle* keys = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* deadletter = nullptr;
+  rocksdb::ColumnFamilyHandle* rowtenant = nullptr;
+  std::unique_ptr<engine::Keyring> keyring;
+  std::string secondary_dir;  // read-only stores: the RocksDB secondary's own directory
+
+  // ---- writer state (write_mu) ----
+  std::mutex write_mu;
+  engine::Progress progress;
+  std::map<uint64_t, engine::InFlightTxn> inflight;            // by commit LSN = END order
+  std::multimap<uint64_t, uint64_t> inflight_by_xid;           // xid -> commit LSN
+  std::map<std::string, engine::PendingHeartbeat> heartbeats;  // by HeartbeatKey (LSN order)
+  std::map<std::pair<std::string, int32_t>, int64_t> offsets;  // next offset per partition
+  Counters counters;
+  // The latest deletes (table, change LSN, tenant, pk): the old row of a
+  // primary-key change when the event does not name it (StoreEvent::old_pk).
+  struct RecentDelete {
+    std::string table;
+    uint64_t change_lsn = 0;
+    std::string tenant, pk;
+  };
+  std::deque<RecentDelete> recent_deletes;
+
+  // ---- reader state ----
+  std::shared_mutex refresh_mu;  // read-only stores: readers shared, Refresh exclusive
+  std::mutex view_mu;
+  ReadView view;
+  std::atomic<uint64_t> read_seeks{0};
+  std::atomic<uint64_t> read_steps{0};
+
+  ~StoreImpl();
+
+  ReadView View() {
+    std::lock_guard lock(view_mu);
+    return view;
+  }
+  // Copies the writer state into `view` (after a successful write).
+  void Publish();
+  // Reloads the writer state from the database (at open, after a failed write).
+  Status LoadWriterState();
+  // read_only: reloads `view` from meta.
+  Status LoadView();
+
+  // Ingest (ingest.cc).
+  Status ApplyBatch(const std::vector<IngestItem>& batch);
+  // Reads (reads.cc).
+  Status CheckRecoverable(Lsn point, const ReadView& v, std::string_view what) const;
+  Status CheckFloor(Lsn point, const ReadView& v, std::string_view what) const;
+  // Retention and shredding (retention.cc).
+  Status Retention(CommitTime now);
+  Status Shred(const TenantId& tenant);
+};
+
+// Store's pimpl is the StoreImpl above (Store::Impl is private to Store).
+struct Store::Impl : StoreImpl {};
+
+// "X/Y (time ISO)".
+std::string DescribePoint(const engine::PointRec& p);
+
+}  // namespace timevault::store

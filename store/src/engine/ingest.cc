@@ -1,0 +1,404 @@
+// Store::Apply: one consumed batch -> one synced RocksDB WriteBatch holding
+// the data, the counters, the recoverable-point bookkeeping and the next
+// offset of every partition in the batch. Row events: ingest_rows.cc.
+#include "engine/ingest.h"
+
+#include <rocksdb/comparator.h>
+#include <spdlog/spdlog.h>
+
+namespace timevault::store {
+namespace engine {
+
+Result<std::optional<std::string>> Ingest::Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
+  std::string v;
+  rocksdb::Status st = wb_.GetFromBatchAndDB(s_->db.get(), rocksdb::ReadOptions(), cf, key, &v);
+  if (st.IsNotFound()) return std::optional<std::string>();
+  if (!st.ok()) return Internal(RocksError("get", st));
+  return std::optional<std::string>(std::move(v));
+}
+
+Result<bool> Ingest::Exists(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
+  TV_ASSIGN_OR_RETURN(auto v, Get(cf, key));
+  return v.has_value();
+}
+
+rocksdb::Iterator* Ingest::Iter(rocksdb::ColumnFamilyHandle* cf) {
+  auto& it = iters_[cf];
+  if (!it) it.reset(wb_.NewIteratorWithBase(cf, s_->db->NewIterator(base_ro_, cf), &base_ro_));
+  return it.get();
+}
+
+Status Ingest::Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value) {
+  rocksdb::Status st = wb_.Put(cf, key, value);
+  return st.ok() ? Status::Ok() : Internal(RocksError("batch put", st));
+}
+
+Status Ingest::Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
+  rocksdb::Status st = wb_.Delete(cf, key);
+  return st.ok() ? Status::Ok() : Internal(RocksError("batch delete", st));
+}
+
+Result<crypto::DataKey*> Ingest::Key(std::string_view tenant, bool create) {
+  return s_->keyring->ForWrite(tenant, create, &wb_);
+}
+
+Status Ingest::Item(const IngestItem& item) {
+  const auto part = std::make_pair(item.position.topic, item.position.partition);
+  if (auto it = s_->offsets.find(part); it != s_->offsets.end() && item.position.offset < it->second) {
+    ++s_->counters.duplicates;  // re-delivered by Kafka: already applied
+    return Status::Ok();
+  }
+  s_->offsets[part] = item.position.offset + 1;
+  dirty_offsets_.insert(part);
+  if (!item.event) {
+    return DeadLetter(item.position, item.dead_letter_reason.empty() ? "not parsed" : item.dead_letter_reason,
+                      item.raw);
+  }
+  const StoreEvent& ev = *item.event;
+  switch (ev.kind) {
+    case EventKind::kChange: return ev.op == 't' ? Truncate(item, ev) : Change(item, ev);
+    case EventKind::kMessage: return Message(ev);
+    case EventKind::kTransactionEnd: return End(ev);
+    case EventKind::kHeartbeat: return Heartbeat(item, ev);
+    case EventKind::kTombstone:
+    case EventKind::kTransactionBegin: return Status::Ok();
+  }
+  return Status::Ok();
+}
+
+Status Ingest::DeadLetter(const KafkaPosition& pos, std::string_view reason, std::string_view raw) {
+  const std::string key = DeadLetterKey(pos.topic, pos.partition, pos.offset);
+  TV_ASSIGN_OR_RETURN(bool exists, Exists(s_->deadletter, key));
+  if (exists) {
+    ++s_->counters.duplicates;
+    return Status::Ok();
+  }
+  std::string value;
+  PutT(&value, reason.substr(0, 0xFFFF));
+  std::string enc;
+  s_->keyring->StoreKeyForWrite().Encrypt(raw, key, &enc);
+  value += enc;
+  ++s_->counters.dead_letters;
+  spdlog::warn("store: dead letter {}[{}]@{}: {}", pos.topic, pos.partition, pos.offset, reason);
+  return Put(s_->deadletter, key, value);
+}
+
+// A truncate is stored once per table (truncates CF) and in the history of
+// the store-wide "" tenant (where it counts) and of every tenant that has
+// versions in the table.
+Status Ingest::Truncate(const IngestItem& item, const StoreEvent& ev) {
+  if (ev.table.empty() || !FitsT(ev.table)) return DeadLetter(item.position, "truncate without a table", item.raw);
+  TV_ASSIGN_OR_RETURN(TxRef tx, Resolve(ev, true));
+  const uint64_t lsn = ev.change_lsn.value();
+  const EntryId main{"", ev.table, "", lsn};
+  TV_ASSIGN_OR_RETURN(bool dup, IsDuplicate(tx, main));
+  if (dup) {
+    ++s_->counters.duplicates;
+    return Status::Ok();
+  }
+  std::string v;
+  PutU64(&v, tx.mode == TxRef::kDirect ? kNoTransaction : tx.xid);
+  TV_RETURN_IF_ERROR(Put(s_->truncates, TruncateKey(ev.table, lsn), v));
+  std::vector<HistoryEntry> entries{{main, 't', ev.envelope, 1}};
+  TV_ASSIGN_OR_RETURN(auto tenants, TenantsWithRows(ev.table));
+  for (auto& t : tenants) {
+    if (!t.empty()) entries.push_back({EntryId{std::move(t), ev.table, "", lsn}, 't', ev.envelope, 0});
+  }
+  TV_RETURN_IF_ERROR(WriteHistory(tx, entries, ev.commit_time));
+  ++s_->counters.events_stored;
+  return Status::Ok();
+}
+
+// Logical messages have no tenant: they go to the store-wide "" history.
+Status Ingest::Message(const StoreEvent& ev) {
+  TV_ASSIGN_OR_RETURN(TxRef tx, Resolve(ev, ev.transactional));
+  const EntryId main{"", "", "", ev.change_lsn.value()};
+  TV_ASSIGN_OR_RETURN(bool dup, IsDuplicate(tx, main));
+  if (dup) {
+    ++s_->counters.duplicates;
+    return Status::Ok();
+  }
+  TV_RETURN_IF_ERROR(WriteHistory(tx, {{main, 'm', ev.envelope, 1}}, ev.commit_time));
+  ++s_->counters.events_stored;
+  return Status::Ok();
+}
+
+Status Ingest::End(const StoreEvent& ev) {
+  const uint64_t commit = ev.tx_lsn.value();
+  const auto xid = static_cast<uint64_t>(ev.tx_xid);
+  if (commit <= s_->progress.last_end_lsn) {  // ENDs arrive in commit order: an older one is a re-send
+    ++s_->counters.duplicates;
+    return Status::Ok();
+  }
+  TV_ASSIGN_OR_RETURN(bool seen, Exists(s_->txns, TxnKey(xid, commit)));
+  if (seen) {
+    ++s_->counters.duplicates;
+    return Status::Ok();
+  }
+  s_->progress.last_end_lsn = commit;
+
+  // The events stored before their END: move them to the log.
+  std::vector<std::pair<std::string, std::string>> moved;
+  std::string xid_prefix;
+  PutU64(&xid_prefix, xid);
+  rocksdb::Iterator* it = Iter(s_->pending);
+  for (it->Seek(xid_prefix); it->Valid() && it->key().starts_with(xid_prefix); it->Next()) {
+    auto parts = ParsePendingKey(it->key().ToStringView());
+    if (!parts) return Corruption("pending entry with a damaged key");
+    if (parts->id.change_lsn > commit) break;  // a later transaction with the same xid (wraparound)
+    moved.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  TxnValue txn;
+  txn.commit_time_us = ev.tx_time.micros();
+  txn.flags = kTxnTimeFromEnd;
+  std::string plain, enc;
+  for (const auto& [key, value] : moved) {
+    Reader r(value);
+    uint8_t weight = 0, op = 0;
+    uint64_t time = 0;
+    if (!r.U8(&weight) || !r.U8(&op) || !r.U64(&time)) return Corruption("pending entry with a damaged value");
+    if ((txn.flags & kTxnTimeFromEnd) && time > 0) {  // change events carry the commit time in microseconds
+      txn.commit_time_us = static_cast<int64_t>(time);
+      txn.flags = 0;
+    }
+    auto parts = ParsePendingKey(key);
+    TV_ASSIGN_OR_RETURN(crypto::DataKey * dk, Key(parts->id.tenant, false));
+    txn.stored += weight;
+    TV_RETURN_IF_ERROR(Delete(s_->pending, key));
+    if (dk == nullptr) continue;  // the tenant was shredded meanwhile
+    TV_RETURN_IF_ERROR(dk->Decrypt(r.rest(), key, &plain).WithContext("pending entry"));
+    const std::string log_key = LogKey(commit, parts->id);
+    dk->Encrypt(plain, log_key, &enc);
+    std::string log_value(1, static_cast<char>(op));
+    log_value += enc;
+    TV_RETURN_IF_ERROR(Put(s_->log, log_key, log_value));
+  }
+  txn.expected = std::max<int64_t>(ev.event_count, 0);
+  const bool complete = txn.stored >= txn.expected;
+  if (complete) txn.flags |= kTxnComplete;
+  TV_RETURN_IF_ERROR(Put(s_->txns, TxnKey(xid, commit), EncodeTxnValue(txn)));
+  std::string cv;
+  PutU64(&cv, xid);
+  PutU64(&cv, static_cast<uint64_t>(txn.expected));
+  TV_RETURN_IF_ERROR(Put(s_->commits, CommitKey(txn.commit_time_us, commit), cv));
+  NoteEndTime(txn.commit_time_us);
+  if (complete && s_->inflight.empty()) {
+    s_->progress.complete_through = PointRec{commit, txn.commit_time_us};
+    return Status::Ok();
+  }
+  const InFlightTxn t{xid, txn.commit_time_us, txn.expected, txn.stored};
+  s_->inflight[commit] = t;
+  s_->inflight_by_xid.emplace(xid, commit);
+  return Put(s_->meta, InflightKey(commit), EncodeInflight(t));
+}
+
+Status Ingest::Heartbeat(const IngestItem& item, const StoreEvent& ev) {
+  const uint64_t lsn = ev.heartbeat_lsn.value();
+  const auto& p = s_->progress;
+  if (p.base && p.recoverable && lsn <= p.recoverable->lsn) return Status::Ok();
+  const std::string key = HeartbeatKey(lsn, item.position.offset);
+  if (s_->heartbeats.count(key)) return Status::Ok();
+  PendingHeartbeat h{lsn, ev.heartbeat_time.micros(), ev.heartbeat_offsets};
+  TV_RETURN_IF_ERROR(Put(s_->meta, key, EncodeHeartbeat(h)));
+  s_->heartbeats.emplace(key, std::move(h));
+  return Status::Ok();
+}
+
+Result<TxRef> Ingest::Resolve(const StoreEvent& ev, bool transactional) {
+  TxRef tx;
+  if (!transactional || !ev.xid) {
+    tx.commit = ev.change_lsn.value();
+    return tx;
+  }
+  tx.xid = static_cast<uint64_t>(*ev.xid);
+  TV_ASSIGN_OR_RETURN(auto commit, FindCommit(tx.xid, ev.change_lsn.value()));
+  if (commit) {
+    tx.mode = TxRef::kKnown;
+    tx.commit = *commit;
+  } else {
+    tx.mode = TxRef::kPending;
+  }
+  return tx;
+}
+
+// The commit LSN of transaction `xid` containing a change at `change_lsn`: the
+// smallest commit >= change_lsn with that xid (survives xid wraparound).
+Result<std::optional<uint64_t>> Ingest::FindCommit(uint64_t xid, uint64_t change_lsn) {
+  std::optional<uint64_t> best;
+  for (auto [it, end] = s_->inflight_by_xid.equal_range(xid); it != end; ++it) {
+    if (it->second >= change_lsn && (!best || it->second < *best)) best = it->second;
+  }
+  if (best) return best;
+  // ENDs arrive in commit order: none seen yet can be this transaction's.
+  if (change_lsn >= s_->progress.last_end_lsn) return std::optional<uint64_t>();
+  rocksdb::Iterator* it = Iter(s_->txns);
+  it->Seek(TxnKey(xid, change_lsn));
+  if (it->Valid() && it->key().size() == 16 && DecodeU64(it->key().ToStringView()) == xid) {
+    return std::optional<uint64_t>(DecodeU64(it->key().ToStringView().substr(8)));
+  }
+  return std::optional<uint64_t>();
+}
+
+Result<bool> Ingest::IsDuplicate(const TxRef& tx, const EntryId& main) {
+  if (tx.mode == TxRef::kPending) return Exists(s_->pending, PendingKey(tx.xid, main));
+  return Exists(s_->log, LogKey(tx.commit, main));
+}
+
+Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& entries, CommitTime commit_time) {
+  std::string enc;
+  int64_t weight = 0;
+  for (const auto& e : entries) {
+    TV_ASSIGN_OR_RETURN(crypto::DataKey * dk, Key(e.id.tenant, true));
+    weight += e.weight;
+    if (tx.mode == TxRef::kPending) {
+      const std::string key = PendingKey(tx.xid, e.id);
+      dk->Encrypt(e.envelope, key, &enc);
+      std::string value;
+      value.push_back(static_cast<char>(e.weight));
+      value.push_back(e.op);
+      PutU64(&value, static_cast<uint64_t>(commit_time.micros()));
+      value += enc;
+      TV_RETURN_IF_ERROR(Put(s_->pending, key, value));
+    } else {
+      const std::string key = LogKey(tx.commit, e.id);
+      dk->Encrypt(e.envelope, key, &enc);
+      std::string value(1, e.op);
+      value += enc;
+      TV_RETURN_IF_ERROR(Put(s_->log, key, value));
+    }
+  }
+  if (tx.mode == TxRef::kKnown) return AddStored(tx.xid, tx.commit, weight, commit_time);
+  return Status::Ok();
+}
+
+// Counts `n` more stored events of a transaction whose END is applied.
+Status Ingest::AddStored(uint64_t xid, uint64_t commit, int64_t n, CommitTime commit_time) {
+  const std::string key = TxnKey(xid, commit);
+  TV_ASSIGN_OR_RETURN(auto raw, Get(s_->txns, key));
+  auto txn = raw ? ParseTxnValue(*raw) : std::nullopt;
+  if (!txn) return Corruption("txns entry of transaction " + std::to_string(xid) + " is missing or damaged");
+  if ((txn->flags & kTxnTimeFromEnd) && commit_time.micros() > 0) {
+    TV_RETURN_IF_ERROR(RefineCommitTime(xid, commit, &*txn, commit_time.micros()));
+  }
+  txn->stored += n;
+  if (txn->stored >= txn->expected) txn->flags |= kTxnComplete;
+  if (auto it = s_->inflight.find(commit); it != s_->inflight.end() && it->second.xid == xid) {
+    it->second.stored = txn->stored;
+    it->second.commit_time_us = txn->commit_time_us;
+  }
+  return Put(s_->txns, key, EncodeTxnValue(*txn));
+}
+
+// END's ts_ms has millisecond precision; the change events' ts_us is the
+// commit time in microseconds: re-key the commit under the precise time.
+Status Ingest::RefineCommitTime(uint64_t xid, uint64_t commit, TxnValue* txn, int64_t time_us) {
+  TV_RETURN_IF_ERROR(Delete(s_->commits, CommitKey(txn->commit_time_us, commit)));
+  std::string cv;
+  PutU64(&cv, xid);
+  PutU64(&cv, static_cast<uint64_t>(txn->expected));
+  TV_RETURN_IF_ERROR(Put(s_->commits, CommitKey(time_us, commit), cv));
+  txn->commit_time_us = time_us;
+  txn->flags &= static_cast<uint8_t>(~kTxnTimeFromEnd);
+  NoteEndTime(time_us);
+  auto& ct = s_->progress.complete_through;
+  if (ct && ct->lsn == commit) ct->time_us = time_us;
+  return Status::Ok();
+}
+
+// Commit times are not monotonic in LSN order; ResolveTime scans back over
+// the largest step back seen (docs/store.md, "Resolving a time").
+void Ingest::NoteEndTime(int64_t time_us) {
+  auto& p = s_->progress;
+  if (time_us < p.max_end_time_us) p.max_skew_us = std::max(p.max_skew_us, p.max_end_time_us - time_us);
+  p.max_end_time_us = std::max(p.max_end_time_us, time_us);
+}
+
+bool Ingest::Satisfied(const PendingHeartbeat& h) const {
+  if (!s_->inflight.empty() && s_->inflight.begin()->first <= h.lsn) return false;
+  for (const auto& o : h.offsets) {
+    auto it = s_->offsets.find({o.topic, o.partition});
+    if (it == s_->offsets.end() || it->second <= o.offset) return false;
+  }
+  return true;
+}
+
+Status Ingest::Finish() {
+  auto& p = s_->progress;
+  while (!s_->inflight.empty()) {
+    auto it = s_->inflight.begin();
+    if (it->second.stored < it->second.expected) break;
+    p.complete_through = PointRec{it->first, it->second.commit_time_us};
+    TV_RETURN_IF_ERROR(Delete(s_->meta, InflightKey(it->first)));
+    for (auto [x, end] = s_->inflight_by_xid.equal_range(it->second.xid); x != end; ++x) {
+      if (x->second == it->first) {
+        s_->inflight_by_xid.erase(x);
+        break;
+      }
+    }
+    s_->inflight.erase(it);
+  }
+  // Heartbeats are met in order (later ones list larger offsets and LSNs).
+  std::optional<PointRec> met;
+  while (!s_->heartbeats.empty() && Satisfied(s_->heartbeats.begin()->second)) {
+    const auto& [key, h] = *s_->heartbeats.begin();
+    if (!met || h.lsn > met->lsn) met = PointRec{h.lsn, h.time_us};
+    TV_RETURN_IF_ERROR(Delete(s_->meta, key));
+    s_->heartbeats.erase(s_->heartbeats.begin());
+  }
+  if (met) p.base = true;
+  auto advance = [&](const PointRec& q) {
+    if (!p.recoverable || q.lsn > p.recoverable->lsn) p.recoverable = q;
+  };
+  if (met) advance(*met);
+  if (p.base && p.complete_through) advance(*p.complete_through);
+  if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
+
+  TV_RETURN_IF_ERROR(Put(s_->meta, kMetaProgress, p.Encode()));
+  TV_RETURN_IF_ERROR(Put(s_->meta, kMetaCounters, s_->counters.Encode()));
+  for (const auto& part : dirty_offsets_) {
+    std::string v;
+    PutU64(&v, static_cast<uint64_t>(s_->offsets[part]));
+    TV_RETURN_IF_ERROR(Put(s_->meta, OffsetKey(part.first, part.second), v));
+  }
+  return Status::Ok();
+}
+
+Status Ingest::Commit() {
+  iters_.clear();
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status st = s_->db->Write(wo, wb_.GetWriteBatch());
+  if (!st.ok()) return Internal(RocksError("writing the batch", st));
+  return Status::Ok();
+}
+
+}  // namespace engine
+
+Status StoreImpl::ApplyBatch(const std::vector<IngestItem>& batch) {
+  Status st;
+  {
+    engine::Ingest ingest(this);
+    for (const auto& item : batch) {
+      st = ingest.Item(item);
+      if (!st.ok()) {
+        st = st.WithContext(item.position.topic + "[" + std::to_string(item.position.partition) + "]@" +
+                            std::to_string(item.position.offset));
+        break;
+      }
+    }
+    if (st.ok()) st = ingest.Finish();
+    if (st.ok()) st = ingest.Commit();
+  }
+  if (!st.ok()) {
+    // Nothing was written: forget the batch's effects on the writer state.
+    keyring->AbortCreated();
+    Status reload = LoadWriterState();
+    if (!reload.ok()) spdlog::error("store: reloading the writer state: {}", reload.ToString());
+    return st;
+  }
+  keyring->CommitCreated();
+  Publish();
+  return Status::Ok();
+}
+
+}  // namespace timevault::store

@@ -1,0 +1,114 @@
+// Ingest: one Store::Apply batch being built (docs/store.md, "Exactly-once
+// effect"). ingest.cc: the batch, transactions, heartbeats and the end of the
+// batch; ingest_rows.cc: row events (versions, the rows' timelines across
+// tenants, TOAST). The batch is a WriteBatchWithIndex so that each event sees
+// the writes of the events before it in the same batch. Private to
+// store/src/engine; used by the writer only (StoreImpl::write_mu).
+#pragma once
+
+#include <rocksdb/comparator.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/impl.h"
+
+namespace timevault::store::engine {
+
+// Deletes remembered for the old key of a primary-key change (StoreImpl::recent_deletes).
+constexpr size_t kRecentDeletes = 1024;
+
+// How an event's history entry is keyed: by its own LSN (snapshot rows and
+// non-transactional messages), by its transaction's known commit, or pending
+// until its END arrives.
+struct TxRef {
+  enum Mode { kDirect, kKnown, kPending } mode = kDirect;
+  uint64_t xid = 0;
+  uint64_t commit = 0;
+};
+
+struct HistoryEntry {
+  EntryId id;
+  char op = 0;
+  std::string envelope;
+  uint8_t weight = 1;  // counts toward the transaction's event_count (one entry per event does)
+};
+
+struct Stored {  // a version entry read back
+  std::string key, value;
+  uint64_t change_lsn = 0;
+  uint8_t flags = 0;
+  uint64_t xid = 0;
+};
+
+struct Neighbours {  // a row's timeline entries around an event (rowtenant)
+  std::optional<RowTenantEntry> before, after;
+};
+
+// One batch: Item() per consumed message, then Finish() (progress, counters,
+// offsets) and Commit() (the synced write). On any error nothing is written
+// and the caller reloads the writer state.
+class Ingest {
+ public:
+  explicit Ingest(StoreImpl* s) : s_(s), wb_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {
+    base_ro_.total_order_seek = true;
+  }
+
+  Status Item(const IngestItem& item);
+  Status Finish();
+  Status Commit();
+
+ private:
+  // ---- batch + database access ----
+  Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
+  Result<bool> Exists(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
+  rocksdb::Iterator* Iter(rocksdb::ColumnFamilyHandle* cf);
+  Status Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
+  Status Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
+  Result<crypto::DataKey*> Key(std::string_view tenant, bool create);
+
+  // ---- items ----
+  Status DeadLetter(const KafkaPosition& pos, std::string_view reason, std::string_view raw);
+  Status Change(const IngestItem& item, const StoreEvent& ev);
+  Status Truncate(const IngestItem& item, const StoreEvent& ev);
+  Status Message(const StoreEvent& ev);
+  Status End(const StoreEvent& ev);
+  Status Heartbeat(const IngestItem& item, const StoreEvent& ev);
+
+  // ---- helpers ----
+  Result<TxRef> Resolve(const StoreEvent& ev, bool transactional);
+  Result<std::optional<uint64_t>> FindCommit(uint64_t xid, uint64_t change_lsn);
+  Result<bool> IsDuplicate(const TxRef& tx, const EntryId& main);
+  Status WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& entries, CommitTime commit_time);
+  Status AddStored(uint64_t xid, uint64_t commit, int64_t n, CommitTime commit_time);
+  Status RefineCommitTime(uint64_t xid, uint64_t commit, TxnValue* txn, int64_t time_us);
+  void NoteEndTime(int64_t time_us);
+  Result<std::optional<std::string>> PreviousRow(const std::string& tenant, const StoreEvent& ev,
+                                                 const std::string& pk);
+  Result<std::optional<std::string>> OldKeyRow(const std::string& tenant, const StoreEvent& ev);
+  Status ResolveToast(const StoreEvent& ev, const std::string& owner, const std::string& pk, std::string* row,
+                      std::string* envelope);
+  Result<Neighbours> RowNeighbours(const std::string& table, const std::string& pk, uint64_t lsn);
+  Status MarkDeleted(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
+                     bool direct, uint64_t xid);
+  Status EndBefore(const std::string& tenant, const std::string& table, const std::string& pk,
+                   const RowTenantEntry& next);
+  Status PutVersion(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
+                    uint8_t flags, uint64_t xid, std::string_view row);
+  Result<std::vector<std::string>> TenantsWithRows(const std::string& table);
+  bool Satisfied(const PendingHeartbeat& h) const;
+
+  StoreImpl* s_;
+  rocksdb::WriteBatchWithIndex wb_;
+  rocksdb::ReadOptions base_ro_;
+  std::map<rocksdb::ColumnFamilyHandle*, std::unique_ptr<rocksdb::Iterator>> iters_;  // before wb_ dies
+  std::set<std::pair<std::string, int32_t>> dirty_offsets_;
+};
+
+}  // namespace timevault::store::engine

@@ -1,0 +1,280 @@
+// Row events of a batch (c/u/r/d): versions, TOAST resolution and the rows'
+// timelines across tenants (docs/store.md, "Tenants" and "TOAST").
+#include <spdlog/spdlog.h>
+
+#include "engine/ingest.h"
+#include "engine/json_fields.h"
+
+namespace timevault::store::engine {
+namespace {
+
+bool IsRowOp(char op) { return op == 'c' || op == 'u' || op == 'r' || op == 'd'; }
+
+// Envelopes of a tenant move: the new tenant sees a create (no before: the
+// old image is the other tenant's), the old tenant a delete.
+void SplitMoveEnvelope(const std::string& envelope, std::string* for_new, std::string* for_old) {
+  *for_new = envelope;
+  *for_old = envelope;
+  auto members = SplitObject(envelope);
+  if (!members) return;
+  auto edit = [&](std::string_view nulled, std::string_view op) {
+    auto m = *members;
+    if (auto* v = FindMember(&m, nulled)) *v = "null";
+    if (auto* v = FindMember(&m, "op")) *v = JsonQuote(op);
+    return JoinObject(m);
+  };
+  *for_new = edit("before", "c");
+  *for_old = edit("after", "d");
+}
+
+}  // namespace
+
+Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
+  if (!IsRowOp(ev.op)) return DeadLetter(item.position, std::string("unknown op '") + ev.op + "'", item.raw);
+  // A table without a primary key has a null key: each row image is its own key.
+  const std::string pk = ev.pk.empty() ? ev.row : ev.pk;
+  if (ev.table.empty() || !FitsT(ev.table) || !FitsT(pk) || !FitsT(ev.tenant) || !FitsT(ev.previous_pk)) {
+    return DeadLetter(item.position, "table, key or tenant empty or longer than 65535 bytes", item.raw);
+  }
+  // Rows without the tenant column belong to the store-wide "" tenant. A
+  // delete without its tenant is counted there too (a key that does not
+  // depend on what has arrived so far) and filed under the row's owner.
+  const std::string tenant = ev.tenant_known ? ev.tenant : "";
+  const bool tenantless_delete = ev.op == 'd' && !ev.tenant_known;
+  const uint64_t lsn = ev.change_lsn.value();
+  TV_ASSIGN_OR_RETURN(TxRef tx, Resolve(ev, !ev.snapshot));
+  const EntryId main{tenant, ev.table, pk, lsn};
+  TV_ASSIGN_OR_RETURN(bool dup, IsDuplicate(tx, main));
+  if (dup) {
+    ++s_->counters.duplicates;
+    return Status::Ok();
+  }
+
+  // The tenant owning the row just before this event, if this event ends its
+  // ownership (a delete, or a version under another tenant: a move).
+  TV_ASSIGN_OR_RETURN(Neighbours around, RowNeighbours(ev.table, pk, lsn));
+  std::optional<std::string> ended;
+  if (around.before && (around.before->flags & kRtVersion) && (tenantless_delete || around.before->tenant != tenant)) {
+    ended = around.before->tenant;
+  }
+  const bool moved = ended && ev.op != 'd';
+
+  std::string row = ev.row;
+  std::string envelope = ev.envelope;
+  if (!ev.unavailable_columns.empty()) {
+    TV_RETURN_IF_ERROR(ResolveToast(ev, moved ? *ended : tenant, pk, &row, &envelope));
+  }
+  if (ev.op == 'd') {
+    auto& recent = s_->recent_deletes;
+    recent.push_back({ev.table, lsn, ended.value_or(tenant), pk});
+    if (recent.size() > kRecentDeletes) recent.pop_front();
+  }
+
+  const bool direct = tx.mode == TxRef::kDirect;
+  uint8_t flags = ev.op == 'd' ? kVersionDelete : kVersionRow;
+  if (direct) flags |= kVersionSnapshot;
+  if (!tenantless_delete) TV_RETURN_IF_ERROR(PutVersion(tenant, ev.table, pk, lsn, flags, tx.xid, row));
+  if (ended) TV_RETURN_IF_ERROR(MarkDeleted(*ended, ev.table, pk, lsn, direct, tx.xid));
+  if (ev.keyless && ev.op == 'u' && !ev.previous_pk.empty() && ev.previous_pk != pk) {
+    // A keyless row's "key" is its image: the update replaces the old one.
+    TV_RETURN_IF_ERROR(MarkDeleted(tenant, ev.table, ev.previous_pk, lsn, direct, tx.xid));
+    TV_RETURN_IF_ERROR(Put(s_->rowtenant, RowTenantKey(ev.table, ev.previous_pk, lsn),
+                           EncodeRowTenant(kRtDelete | (direct ? kRtDirect : 0), tx.xid, tenant)));
+  }
+  // A later event of another owner arrived first: this version ends there.
+  if (ev.op != 'd' && around.after) TV_RETURN_IF_ERROR(EndBefore(tenant, ev.table, pk, *around.after));
+
+  uint8_t rt_flags = ev.op != 'd' ? kRtVersion : (tenantless_delete ? kRtTenantless : kRtDelete);
+  if (direct) rt_flags |= kRtDirect;
+  TV_RETURN_IF_ERROR(Put(s_->rowtenant, RowTenantKey(ev.table, pk, lsn),
+                         EncodeRowTenant(rt_flags, tx.xid, tenantless_delete ? ended.value_or("") : tenant)));
+
+  std::vector<HistoryEntry> entries;
+  if (moved) {
+    std::string for_new, for_old;
+    SplitMoveEnvelope(envelope, &for_new, &for_old);
+    entries.push_back({main, 'c', std::move(for_new), 1});
+    entries.push_back({EntryId{*ended, ev.table, pk, lsn}, 'd', std::move(for_old), 0});
+  } else {
+    if (ended) entries.push_back({EntryId{*ended, ev.table, pk, lsn}, 'd', envelope, 0});
+    entries.push_back({main, ev.op, std::move(envelope), 1});
+  }
+  TV_RETURN_IF_ERROR(WriteHistory(tx, entries, ev.commit_time));
+  ++s_->counters.events_stored;
+  return Status::Ok();
+}
+
+// TOAST (invariant 5): unchanged columns take the previous version's value,
+// in the row and in the envelope's before and after.
+Status Ingest::ResolveToast(const StoreEvent& ev, const std::string& owner, const std::string& pk, std::string* row,
+                            std::string* envelope) {
+  TV_ASSIGN_OR_RETURN(auto prev, PreviousRow(owner, ev, pk));
+  if (!prev && ev.op == 'c') {
+    TV_ASSIGN_OR_RETURN(prev, OldKeyRow(owner, ev));
+  }
+  std::vector<std::string> unresolved;
+  *row = ResolveColumns(*row, prev, ev.unavailable_columns, &unresolved);
+  if (auto members = SplitObject(*envelope)) {
+    std::vector<std::string> ignored;
+    for (const char* field : {"before", "after"}) {
+      std::string* v = FindMember(&*members, field);
+      if (v != nullptr && !v->empty() && (*v)[0] == '{')
+        *v = ResolveColumns(*v, prev, ev.unavailable_columns, &ignored);
+    }
+    *envelope = JoinObject(*members);
+  }
+  if (!unresolved.empty()) {
+    ++s_->counters.toast_unresolved;
+    spdlog::error("store: {} {} at {}: unchanged TOAST column(s) without a previous version; stored without them",
+                  ev.table, pk, ev.change_lsn.ToString());
+  }
+  return Status::Ok();
+}
+
+// The row's timeline entries just before and just after `lsn`.
+Result<Neighbours> Ingest::RowNeighbours(const std::string& table, const std::string& pk, uint64_t lsn) {
+  Neighbours n;
+  const std::string prefix = RowTenantPrefix(table, pk);
+  rocksdb::Iterator* it = Iter(s_->rowtenant);
+  it->Seek(RowTenantKey(table, pk, lsn));
+  for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto e = ParseRowTenant(it->key().ToStringView(), prefix.size(), it->value().ToStringView());
+    if (!e) return Corruption("rowtenant entry is damaged");
+    if (e->change_lsn < lsn) {
+      n.before = std::move(e);
+      break;
+    }
+  }
+  if (lsn != ~uint64_t{0}) {
+    it->SeekForPrev(RowTenantKey(table, pk, lsn + 1));
+    if (it->Valid() && it->key().starts_with(prefix)) {
+      auto e = ParseRowTenant(it->key().ToStringView(), prefix.size(), it->value().ToStringView());
+      if (!e) return Corruption("rowtenant entry is damaged");
+      if (e->change_lsn > lsn) n.after = std::move(e);
+    }
+  }
+  return n;
+}
+
+// A delete marker under `tenant` at another event's LSN (same transaction).
+// Harmless where the tenant has no live row: at an event that is not the
+// tenant's own, the tenant cannot own the row.
+Status Ingest::MarkDeleted(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
+                           bool direct, uint64_t xid) {
+  TV_ASSIGN_OR_RETURN(bool exists, Exists(s_->versions, VersionKey(RowPrefix(tenant, table, pk), lsn)));
+  if (exists) return Status::Ok();
+  return PutVersion(tenant, table, pk, lsn, kVersionDelete | (direct ? kVersionSnapshot : 0), xid, "{}");
+}
+
+// A version of `tenant` arrived after `next`, the row's next event: unless
+// `next` is the same tenant's, the row stops being the tenant's there.
+Status Ingest::EndBefore(const std::string& tenant, const std::string& table, const std::string& pk,
+                         const RowTenantEntry& next) {
+  if ((next.flags & (kRtVersion | kRtDelete)) && next.tenant == tenant) return Status::Ok();
+  const bool direct = next.flags & kRtDirect;
+  TV_RETURN_IF_ERROR(MarkDeleted(tenant, table, pk, next.change_lsn, direct, next.xid));
+  TxRef tx;
+  tx.xid = next.xid;
+  tx.commit = next.change_lsn;
+  if (!direct) {
+    TV_ASSIGN_OR_RETURN(auto commit, FindCommit(next.xid, next.change_lsn));
+    tx.mode = commit ? TxRef::kKnown : TxRef::kPending;
+    if (commit) tx.commit = *commit;
+  }
+  const EntryId id{tenant, table, pk, next.change_lsn};
+  TV_ASSIGN_OR_RETURN(bool present, IsDuplicate(tx, id));
+  if (present) return Status::Ok();
+  const std::string envelope = "{\"before\":null,\"after\":null,\"op\":\"d\"}";
+  return WriteHistory(tx, {{id, 'd', envelope, 0}}, CommitTime());
+}
+
+// The row as it was just before `ev` (for TOAST): normally the next older
+// version. A snapshot version sorts by its snapshot LSN, but a transaction in
+// flight when the snapshot was taken can have older change LSNs and still be
+// newer than the snapshot: such a version (commit after the snapshot LSN, or
+// not known yet, which is the same for a streamed one) wins over it.
+Result<std::optional<std::string>> Ingest::PreviousRow(const std::string& tenant, const StoreEvent& ev,
+                                                       const std::string& pk) {
+  const std::string prefix = RowPrefix(tenant, ev.table, pk);
+  const uint64_t lsn = ev.change_lsn.value();
+  std::optional<Stored> snap, older;
+  rocksdb::Iterator* it = Iter(s_->versions);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto k = ParseVersionKey(it->key().ToStringView());
+    auto v = ParseVersionValue(it->value().ToStringView());
+    if (!k || !v) return Corruption("versions entry is damaged");
+    Stored e{it->key().ToString(), it->value().ToString(), k->change_lsn, v->flags, v->xid};
+    if (k->change_lsn > lsn) {
+      if ((v->flags & kVersionSnapshot) && !snap) snap = std::move(e);
+      continue;
+    }
+    if (k->change_lsn == lsn) continue;
+    older = std::move(e);
+    break;
+  }
+  std::optional<Stored>* chosen = older ? &older : &snap;
+  if (older && snap) {
+    chosen = &snap;
+    if (!(older->flags & (kVersionSnapshot | kVersionSettled))) {
+      TV_ASSIGN_OR_RETURN(auto c, FindCommit(older->xid, older->change_lsn));
+      if (!c || *c > snap->change_lsn) chosen = &older;
+    }
+  }
+  if (!*chosen || ((*chosen)->flags & kVersionDelete)) return std::optional<std::string>();
+  TV_ASSIGN_OR_RETURN(crypto::DataKey * dk, Key(tenant, false));
+  if (dk == nullptr) return std::optional<std::string>();
+  auto v = ParseVersionValue((*chosen)->value);
+  std::string plain;
+  TV_RETURN_IF_ERROR(dk->Decrypt(v->ciphertext, (*chosen)->key, &plain).WithContext("previous version"));
+  return std::optional<std::string>(std::move(plain));
+}
+
+// A primary-key change is a delete of the old key and a create of the new
+// one at the same LSN; the create's unchanged TOAST columns are the old row's.
+Result<std::optional<std::string>> Ingest::OldKeyRow(const std::string& tenant, const StoreEvent& ev) {
+  std::string old_tenant = tenant, old_pk = ev.old_pk;
+  if (old_pk.empty()) {
+    for (auto it = s_->recent_deletes.rbegin(); it != s_->recent_deletes.rend(); ++it) {
+      if (it->change_lsn == ev.change_lsn.value() && it->table == ev.table) {
+        old_tenant = it->tenant;
+        old_pk = it->pk;
+        break;
+      }
+    }
+  } else if (FitsT(old_pk)) {
+    TV_ASSIGN_OR_RETURN(Neighbours around, RowNeighbours(ev.table, old_pk, ev.change_lsn.value()));
+    if (around.before && (around.before->flags & kRtVersion)) old_tenant = around.before->tenant;
+  }
+  if (old_pk.empty() || !FitsT(old_pk)) return std::optional<std::string>();
+  return PreviousRow(old_tenant, ev, old_pk);
+}
+
+Status Ingest::PutVersion(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
+                          uint8_t flags, uint64_t xid, std::string_view row) {
+  TV_ASSIGN_OR_RETURN(crypto::DataKey * dk, Key(tenant, true));
+  const std::string key = VersionKey(RowPrefix(tenant, table, pk), lsn);
+  std::string enc;
+  dk->Encrypt(row, key, &enc);
+  return Put(s_->versions, key, EncodeVersionValue(flags, xid, enc));
+}
+
+Result<std::vector<std::string>> Ingest::TenantsWithRows(const std::string& table) {
+  std::vector<std::string> tenants;
+  std::vector<std::string> all;
+  rocksdb::Iterator* kit = Iter(s_->keys);
+  for (kit->SeekToFirst(); kit->Valid(); kit->Next()) {
+    Reader r(kit->key().ToStringView());
+    std::string_view tenant;
+    if (kit->key().empty() || !r.T(&tenant) || !r.empty()) continue;  // the store's own key
+    all.emplace_back(tenant);
+  }
+  rocksdb::Iterator* vit = Iter(s_->versions);
+  for (auto& t : all) {
+    const std::string prefix = TablePrefix(t, table);
+    vit->Seek(prefix);
+    if (vit->Valid() && vit->key().starts_with(prefix)) tenants.push_back(std::move(t));
+  }
+  return tenants;
+}
+
+}  // namespace timevault::store::engine

@@ -1,0 +1,75 @@
+// Keyring: the master key and the data keys it wraps (docs/store.md,
+// "Encryption at rest"). One data key per tenant, created on first use and
+// kept wrapped in the `keys` column family under T(tenant); the store's own
+// key (dead letters, the master-key check value) under the empty key.
+//
+// Thread-safety: crypto::DataKey is not thread-safe, so the keyring never
+// hands out a shared one. Readers get an independent Clone() per call
+// (ForRead); the writer (Apply, retention, shredding: one at a time, under
+// the store's write mutex) uses its own instances (ForWrite). The caches are
+// guarded by a mutex.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch_base.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "timevault/core/crypto.h"
+#include "timevault/core/status.h"
+
+namespace timevault::store::engine {
+
+class Keyring {
+ public:
+  Keyring(crypto::MasterKey master, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* keys_cf)
+      : master_(std::move(master)), db_(db), keys_cf_(keys_cf) {}
+  Keyring(const Keyring&) = delete;
+  Keyring& operator=(const Keyring&) = delete;
+
+  // Loads the store's own key, or creates it (with `batch`) in a new store.
+  // PermissionDenied if it was wrapped by another master key.
+  Status LoadStoreKey(rocksdb::WriteBatchBase* create_batch);
+
+  // A private copy of the tenant's data key (nullopt: the tenant has none,
+  // e.g. shredded or never seen). `snapshot` may be null.
+  Result<std::optional<crypto::DataKey>> ForRead(std::string_view tenant, const rocksdb::Snapshot* snapshot);
+  crypto::DataKey StoreKeyForRead();
+
+  // The writer's instance of the tenant's key; with `create`, a missing key is
+  // generated and its wrapped form added to `batch` (kept until
+  // AbortCreated()). Null without `create` when the tenant has no key.
+  Result<crypto::DataKey*> ForWrite(std::string_view tenant, bool create, rocksdb::WriteBatchBase* batch);
+  crypto::DataKey& StoreKeyForWrite() { return *writer_store_key_; }
+
+  // After the batch holding created keys was written (or was not).
+  void CommitCreated();
+  void AbortCreated();
+
+  // Drops the tenant's cached keys (shredding; the caller deletes the record).
+  void Forget(std::string_view tenant);
+
+ private:
+  Result<std::optional<crypto::DataKey>> Load(std::string_view tenant, const rocksdb::Snapshot* snapshot);
+
+  crypto::MasterKey master_;
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* keys_cf_;
+
+  std::mutex mu_;                                                // guards readers_
+  std::map<std::string, crypto::DataKey, std::less<>> readers_;  // master copies, only cloned
+  uint64_t generation_ = 0;                                      // bumped by Forget
+
+  std::optional<crypto::DataKey> reader_store_key_;  // cloned under mu_
+  std::optional<crypto::DataKey> writer_store_key_;
+
+  std::map<std::string, crypto::DataKey, std::less<>> writers_;  // writer thread only
+  std::vector<std::string> created_;                             // keys created in the current batch
+};
+
+}  // namespace timevault::store::engine

@@ -1,0 +1,182 @@
+// The StateReader side of Store: RecoverablePoint, ResolveTime, StateAt,
+// History (docs/store.md, "Visibility" and "Resolving a time"). Every call
+// reads one RocksDB snapshot, so it is consistent and safe while Apply or
+// retention runs on another thread.
+#include <algorithm>
+
+#include "engine/impl.h"
+#include "engine/read_context.h"
+
+namespace timevault::store {
+namespace {
+
+using namespace engine;
+
+// The tenant's tables in key order (T(table) byte order).
+Result<std::vector<std::string>> TenantTables(ReadContext* ctx, rocksdb::ColumnFamilyHandle* versions,
+                                              const std::string& tenant) {
+  std::vector<std::string> tables;
+  std::unique_ptr<rocksdb::Iterator> it(ctx->NewIterator(versions, false));
+  const std::string prefix = TenantPrefix(tenant);
+  it->Seek(prefix);
+  while (it->Valid() && it->key().starts_with(prefix)) {
+    auto k = ParseVersionKey(it->key().ToStringView());
+    if (!k) return Corruption("versions key is damaged");
+    tables.emplace_back(k->table);
+    it->Seek(PrefixSuccessor(TablePrefix(tenant, k->table)));
+  }
+  if (!it->status().ok()) return Internal(RocksError("listing tables", it->status()));
+  return tables;
+}
+
+std::vector<std::string> SortedTables(std::vector<std::string> tables) {
+  auto by_key = [](const std::string& a, const std::string& b) { return TenantPrefix(a) < TenantPrefix(b); };
+  std::sort(tables.begin(), tables.end(), by_key);
+  tables.erase(std::unique(tables.begin(), tables.end()), tables.end());
+  return tables;
+}
+
+}  // namespace
+
+Status StoreImpl::CheckRecoverable(Lsn point, const ReadView& v, std::string_view what) const {
+  if (!v.recoverable) {
+    return OutOfRange(std::string(what) + " " + point.ToString() +
+                      " is past the recoverable point: nothing is recoverable yet (the initial snapshot, or the "
+                      "first heartbeat after it, is not stored)");
+  }
+  if (point.value() > v.recoverable->lsn) {
+    return OutOfRange(std::string(what) + " " + point.ToString() + " is past the recoverable point " +
+                      DescribePoint(*v.recoverable));
+  }
+  return Status::Ok();
+}
+
+Status StoreImpl::CheckFloor(Lsn point, const ReadView& v, std::string_view what) const {
+  if (v.floor && point.value() < v.floor->lsn) {
+    return OutOfRange(std::string(what) + " " + point.ToString() + " is before the retention window, which starts at " +
+                      DescribePoint(*v.floor));
+  }
+  return Status::Ok();
+}
+
+Result<Point> Store::RecoverablePoint() {
+  const ReadView v = impl_->View();
+  if (!v.recoverable) {
+    return NotFound("nothing is recoverable yet: the initial snapshot, or the first heartbeat after it, is not stored");
+  }
+  return Point{Lsn(v.recoverable->lsn), CommitTime(v.recoverable->time_us)};
+}
+
+// The newest commit (greatest LSN) whose commit time is <= t. Commit times
+// step back now and then in LSN order; every step back seen is at most
+// max_skew_us (plus 1 ms for times first known in milliseconds), so the
+// answer lies within that distance before the latest commit time <= t.
+Result<Point> Store::ResolveTime(CommitTime t) {
+  const ReadView v = impl_->View();
+  if (!v.recoverable)
+    return OutOfRange("time " + t.ToIso() + " is past the recoverable point: nothing is recoverable yet");
+  if (t.micros() > v.recoverable->time_us) {
+    return OutOfRange("time " + t.ToIso() + " is past the recoverable point " + DescribePoint(*v.recoverable));
+  }
+  ReadContext ctx(impl_.get());
+  if (auto floor = impl_->View().floor; floor && t.micros() < floor->time_us) {
+    return OutOfRange("time " + t.ToIso() + " is before the retention window, which starts at " +
+                      DescribePoint(*floor));
+  }
+  std::unique_ptr<rocksdb::Iterator> it(ctx.NewIterator(impl_->commits, false));
+  std::optional<PointRec> best;
+  std::optional<int64_t> window_start;
+  for (it->SeekForPrev(CommitKey(t.micros(), ~uint64_t{0})); it->Valid(); it->Prev()) {
+    if (it->key().size() != 16) continue;
+    const auto time = static_cast<int64_t>(DecodeU64(it->key().ToStringView()));
+    const uint64_t lsn = DecodeU64(it->key().ToStringView().substr(8));
+    if (window_start && time < *window_start) break;
+    if (lsn > v.recoverable->lsn) continue;
+    if (!window_start) window_start = time - v.max_skew_us - 1000;
+    if (!best || lsn > best->lsn) best = PointRec{lsn, time};
+  }
+  if (v.first_point && v.first_point->time_us <= t.micros() && (!best || v.first_point->lsn > best->lsn)) {
+    best = v.first_point;
+  }
+  if (!best) return NotFound("no commit at or before " + t.ToIso());
+  return Point{Lsn(best->lsn), CommitTime(best->time_us)};
+}
+
+Status Store::StateAt(const TenantId& tenant, Lsn point, const std::vector<std::string>& tables,
+                      const std::function<bool(const Row&)>& emit) {
+  // The recoverable point is read before the snapshot (everything up to it is
+  // in the snapshot), the retention floor after it (retention publishes its
+  // floor before deleting anything).
+  TV_RETURN_IF_ERROR(impl_->CheckRecoverable(point, impl_->View(), "point"));
+  ReadContext ctx(impl_.get());
+  TV_RETURN_IF_ERROR(impl_->CheckFloor(point, impl_->View(), "point"));
+  TV_ASSIGN_OR_RETURN(auto key, impl_->keyring->ForRead(tenant.str(), ctx.snapshot()));
+  if (!key) return Status::Ok();  // never seen, or shredded
+  const uint64_t L = point.value();
+  std::vector<std::string> list = SortedTables(tables);
+  if (tables.empty()) {
+    TV_ASSIGN_OR_RETURN(list, TenantTables(&ctx, impl_->versions, tenant.str()));
+  }
+  auto& seeks = impl_->read_seeks;
+  std::string json;
+  for (const auto& table : list) {
+    const uint64_t truncated = ctx.VisibleTruncate(table, L);
+    const std::string table_prefix = TablePrefix(tenant.str(), table);
+    std::unique_ptr<rocksdb::Iterator> it(ctx.NewIterator(impl_->versions, true));
+    it->Seek(table_prefix);
+    seeks.fetch_add(1, std::memory_order_relaxed);
+    while (it->Valid() && it->key().starts_with(table_prefix)) {
+      auto k = ParseVersionKey(it->key().ToStringView());
+      if (!k) return Corruption("versions key is damaged");
+      const std::string row_prefix(it->key().data(), k->row_prefix_size);
+      if (k->change_lsn > L) {  // newer versions: jump to the newest at or before L
+        it->Seek(VersionKey(row_prefix, L));
+        seeks.fetch_add(1, std::memory_order_relaxed);
+        if (!it->Valid() || !it->key().starts_with(row_prefix)) continue;  // none: on the next row already
+      }
+      auto chosen = ctx.Choose(it.get(), row_prefix, L);
+      if (chosen && chosen->change_lsn >= truncated) {
+        auto v = ParseVersionValue(chosen->value);
+        if (v && (v->flags & kVersionRow)) {
+          TV_RETURN_IF_ERROR(key->Decrypt(v->ciphertext, chosen->key, &json).WithContext("row of " + table));
+          auto parts = ParseVersionKey(chosen->key);
+          if (!emit(Row{table, std::string(parts->pk), json})) return Status::Ok();
+        }
+      }
+      it->Seek(PrefixSuccessor(row_prefix));
+      seeks.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!it->status().ok()) return Internal(RocksError("reading versions", it->status()));
+  }
+  return ctx.status();
+}
+
+Status Store::History(const TenantId& tenant, Lsn from, Lsn to, const std::optional<std::string>& table,
+                      const std::optional<std::string>& pk, const std::function<bool(const HistoryEvent&)>& emit) {
+  TV_RETURN_IF_ERROR(impl_->CheckRecoverable(to, impl_->View(), "history end"));
+  ReadContext ctx(impl_.get());
+  TV_RETURN_IF_ERROR(impl_->CheckFloor(from, impl_->View(), "history start"));
+  if (from >= to) return Status::Ok();
+  TV_ASSIGN_OR_RETURN(auto key, impl_->keyring->ForRead(tenant.str(), ctx.snapshot()));
+  if (!key) return Status::Ok();
+  const std::string prefix = TenantPrefix(tenant.str());
+  std::string start = prefix;
+  PutU64(&start, from.value() + 1);
+  std::unique_ptr<rocksdb::Iterator> it(ctx.NewIterator(impl_->log, true));
+  std::string plain;
+  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto k = ParseLogKey(it->key().ToStringView());
+    if (!k || it->value().empty()) return Corruption("log entry is damaged");
+    if (k->commit_lsn > to.value()) break;
+    if ((table && k->table != *table) || (pk && k->pk != *pk)) continue;
+    std::string_view value = it->value().ToStringView();
+    TV_RETURN_IF_ERROR(key->Decrypt(value.substr(1), it->key().ToStringView(), &plain).WithContext("history"));
+    HistoryEvent e{Lsn(k->commit_lsn), Lsn(k->change_lsn), std::string(k->table),
+                   std::string(k->pk), value[0],           std::move(plain)};
+    if (!emit(e)) return Status::Ok();
+  }
+  if (!it->status().ok()) return Internal(RocksError("reading the log", it->status()));
+  return Status::Ok();
+}
+
+}  // namespace timevault::store

@@ -1,0 +1,327 @@
+// Store: opening the RocksDB layout, the master-key check, offsets, stats,
+// dead letters and the read-only (secondary) mode. See docs/store.md.
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "engine/impl.h"
+
+namespace timevault::store {
+namespace {
+
+using engine::PointRec;
+
+constexpr std::string_view kCheckPlaintext = "timevault store: master key check";
+
+rocksdb::ColumnFamilyOptions CfOptions(std::shared_ptr<const rocksdb::SliceTransform> prefix) {
+  rocksdb::ColumnFamilyOptions o;
+  rocksdb::BlockBasedTableOptions t;
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  t.whole_key_filtering = true;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  if (prefix) {
+    o.prefix_extractor = std::move(prefix);
+    o.memtable_prefix_bloom_size_ratio = 0.05;
+  }
+  o.compression = rocksdb::kLZ4Compression;
+  return o;
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors() {
+  using namespace engine;
+  std::vector<rocksdb::ColumnFamilyDescriptor> d;
+  d.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(nullptr));
+  d.emplace_back(kCfVersions, CfOptions(NewTenantTablePrefixExtractor()));
+  d.emplace_back(kCfLog, CfOptions(NewTenantPrefixExtractor()));
+  for (const char* name :
+       {kCfTxns, kCfPending, kCfCommits, kCfTruncates, kCfKeys, kCfMeta, kCfDeadLetter, kCfRowTenant}) {
+    d.emplace_back(name, CfOptions(nullptr));
+  }
+  return d;
+}
+
+Status OpenDb(StoreImpl* impl) {
+  const auto& opt = impl->options;
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = !opt.read_only;
+  db_opts.create_missing_column_families = !opt.read_only;
+  db_opts.max_background_jobs = 4;
+  const auto descriptors = Descriptors();
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (opt.read_only) {
+    if (!std::filesystem::exists(std::filesystem::path(opt.path) / "CURRENT")) {
+      return NotFound("store.path " + opt.path + ": no store there (start `timevault store` first)");
+    }
+    std::string tmpl = (std::filesystem::temp_directory_path() / "timevault-secondary-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) return Internal("cannot create a directory for the read-only store");
+    impl->secondary_dir = tmpl;
+    db_opts.max_open_files = -1;  // required by secondaries
+    s = rocksdb::DB::OpenAsSecondary(db_opts, opt.path, impl->secondary_dir, descriptors, &impl->handles, &raw);
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.path, ec);
+    if (ec) return InvalidArgument("store.path " + opt.path + ": cannot create the directory: " + ec.message());
+    s = rocksdb::DB::Open(db_opts, opt.path, descriptors, &impl->handles, &raw);
+  }
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Unavailable("store.path " + opt.path + " is in use by another writer (" + s.ToString() + ")");
+    }
+    if (s.IsCorruption()) return Corruption("store.path " + opt.path + ": " + s.ToString());
+    return Internal(RocksError("opening " + opt.path, s));
+  }
+  impl->db.reset(raw);
+  auto& h = impl->handles;
+  impl->versions = h[1];
+  impl->log = h[2];
+  impl->txns = h[3];
+  impl->pending = h[4];
+  impl->commits = h[5];
+  impl->truncates = h[6];
+  impl->keys = h[7];
+  impl->meta = h[8];
+  impl->deadletter = h[9];
+  impl->rowtenant = h[10];
+  return Status::Ok();
+}
+
+// A new store gets its own key and a check value encrypted under it; an
+// existing one must decrypt its check value with the key the master key
+// unwraps, so a wrong master key fails here and never yields garbage.
+Status InitKeys(StoreImpl* impl) {
+  rocksdb::WriteBatch batch;
+  Status loaded = impl->keyring->LoadStoreKey(impl->options.read_only ? nullptr : &batch);
+  if (loaded.code() == StatusCode::kPermissionDenied) {
+    return PermissionDenied("store.key_file " + impl->options.key_file + " is not the master key of the store at " +
+                            impl->options.path + " (" + loaded.message() + ")");
+  }
+  TV_RETURN_IF_ERROR(loaded);
+  std::string check;
+  rocksdb::Status s = impl->db->Get(rocksdb::ReadOptions(), impl->meta, engine::kMetaCheck, &check);
+  if (s.IsNotFound() && batch.Count() > 0) {
+    impl->keyring->StoreKeyForWrite().Encrypt(kCheckPlaintext, engine::kMetaCheck, &check);
+    batch.Put(impl->meta, engine::kMetaCheck, check);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = impl->db->Write(wo, &batch);
+    if (!s.ok()) return Internal(RocksError("creating the store's key", s));
+    return Status::Ok();
+  }
+  if (!s.ok()) return Corruption("store.path " + impl->options.path + ": the master-key check value is missing");
+  std::string plain;
+  if (!impl->keyring->StoreKeyForWrite().Decrypt(check, engine::kMetaCheck, &plain).ok() || plain != kCheckPlaintext) {
+    return PermissionDenied("store.key_file " + impl->options.key_file + " is not the master key of the store at " +
+                            impl->options.path);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string Counters::Encode() const {
+  std::string s;
+  for (uint64_t v : {events_stored, duplicates, dead_letters, toast_unresolved}) engine::PutU64(&s, v);
+  return s;
+}
+
+Counters Counters::Decode(std::string_view s) {
+  Counters c;
+  engine::Reader r(s);
+  (void)(r.U64(&c.events_stored) && r.U64(&c.duplicates) && r.U64(&c.dead_letters) && r.U64(&c.toast_unresolved));
+  return c;
+}
+
+std::string DescribePoint(const PointRec& p) {
+  return Lsn(p.lsn).ToString() + " (time " + CommitTime(p.time_us).ToIso() + ")";
+}
+
+StoreImpl::~StoreImpl() {
+  if (db) {
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    handles.clear();
+    db->Close().PermitUncheckedError();
+    db.reset();
+  }
+  if (!secondary_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(secondary_dir, ec);
+  }
+}
+
+void StoreImpl::Publish() {
+  std::lock_guard lock(view_mu);
+  view.recoverable = progress.recoverable;
+  view.floor = progress.floor;
+  view.first_point = progress.first_point;
+  view.max_skew_us = progress.max_skew_us;
+  view.counters = counters;
+}
+
+Status StoreImpl::LoadView() {
+  std::string v;
+  ReadView fresh;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, engine::kMetaProgress, &v);
+  if (s.ok()) {
+    auto p = engine::Progress::Decode(v);
+    if (!p) return Corruption("meta/recoverable is damaged");
+    fresh.recoverable = p->recoverable;
+    fresh.floor = p->floor;
+    fresh.first_point = p->first_point;
+    fresh.max_skew_us = p->max_skew_us;
+  } else if (!s.IsNotFound()) {
+    return Internal(RocksError("reading meta", s));
+  }
+  if (db->Get(rocksdb::ReadOptions(), meta, engine::kMetaCounters, &v).ok()) fresh.counters = Counters::Decode(v);
+  std::lock_guard lock(view_mu);
+  view = fresh;
+  return Status::Ok();
+}
+
+Status StoreImpl::LoadWriterState() {
+  progress = engine::Progress();
+  inflight.clear();
+  inflight_by_xid.clear();
+  heartbeats.clear();
+  offsets.clear();
+  counters = Counters();
+  std::string v;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, engine::kMetaProgress, &v);
+  if (s.ok()) {
+    auto p = engine::Progress::Decode(v);
+    if (!p) return Corruption("meta/recoverable is damaged");
+    progress = *p;
+  }
+  if (db->Get(rocksdb::ReadOptions(), meta, engine::kMetaCounters, &v).ok()) counters = Counters::Decode(v);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), meta));
+  for (it->Seek(engine::kMetaInflightPrefix); it->Valid() && it->key().starts_with(engine::kMetaInflightPrefix);
+       it->Next()) {
+    auto t = engine::DecodeInflight(it->value().ToStringView());
+    std::string_view k = it->key().ToStringView().substr(engine::kMetaInflightPrefix.size());
+    if (!t || k.size() != 8) return Corruption("meta inflight entry is damaged");
+    const uint64_t commit = engine::DecodeU64(k);
+    std::string tv;
+    s = db->Get(rocksdb::ReadOptions(), txns, engine::TxnKey(t->xid, commit), &tv);
+    auto txn = s.ok() ? engine::ParseTxnValue(tv) : std::nullopt;
+    if (!txn) return Corruption("txns entry of in-flight transaction " + std::to_string(t->xid) + " is missing");
+    t->commit_time_us = txn->commit_time_us;
+    t->expected = txn->expected;
+    t->stored = txn->stored;
+    inflight[commit] = *t;
+    inflight_by_xid.emplace(t->xid, commit);
+  }
+  for (it->Seek(engine::kMetaHeartbeatPrefix); it->Valid() && it->key().starts_with(engine::kMetaHeartbeatPrefix);
+       it->Next()) {
+    auto h = engine::DecodeHeartbeat(it->value().ToStringView());
+    if (!h) return Corruption("meta heartbeat entry is damaged");
+    heartbeats[it->key().ToString()] = std::move(*h);
+  }
+  for (it->Seek(engine::kMetaOffsetPrefix); it->Valid() && it->key().starts_with(engine::kMetaOffsetPrefix);
+       it->Next()) {
+    std::string_view k = it->key().ToStringView().substr(engine::kMetaOffsetPrefix.size());
+    const size_t slash = k.rfind('/');
+    if (slash == std::string_view::npos || it->value().size() != 8) return Corruption("meta offset entry is damaged");
+    offsets[{std::string(k.substr(0, slash)), std::atoi(std::string(k.substr(slash + 1)).c_str())}] =
+        static_cast<int64_t>(engine::DecodeU64(it->value().ToStringView()));
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
+  if (options.path.empty()) return InvalidArgument("store.path: empty");
+  auto master = crypto::MasterKey::Load(options.key_file);
+  if (!master.ok()) return master.status().WithContext("store.key_file");
+  if (!master->permission_warning().empty()) spdlog::warn("store.key_file: {}", master->permission_warning());
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  TV_RETURN_IF_ERROR(OpenDb(impl.get()));
+  impl->keyring = std::make_unique<engine::Keyring>(std::move(master).value(), impl->db.get(), impl->keys);
+  TV_RETURN_IF_ERROR(InitKeys(impl.get()));
+  if (options.read_only) {
+    TV_RETURN_IF_ERROR(impl->LoadView());
+  } else {
+    TV_RETURN_IF_ERROR(impl->LoadWriterState());
+    impl->Publish();
+  }
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Status Store::Apply(const std::vector<IngestItem>& batch) {
+  if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->ApplyBatch(batch);
+}
+
+Result<std::optional<int64_t>> Store::NextOffset(const std::string& topic, int32_t partition) {
+  std::string v;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), impl_->meta, engine::OffsetKey(topic, partition), &v);
+  if (s.IsNotFound()) return std::optional<int64_t>();
+  if (!s.ok()) return Internal(RocksError("reading an offset", s));
+  if (v.size() != 8) return Corruption("meta offset of " + topic + "[" + std::to_string(partition) + "] is damaged");
+  return std::optional<int64_t>(static_cast<int64_t>(engine::DecodeU64(v)));
+}
+
+Status Store::Refresh() {
+  if (!impl_->options.read_only) return Status::Ok();
+  std::unique_lock lock(impl_->refresh_mu);
+  rocksdb::Status s = impl_->db->TryCatchUpWithPrimary();
+  if (!s.ok()) return Internal(RocksError("catching up with the writer", s));
+  return impl_->LoadView();
+}
+
+Status Store::DeadLetters(const std::function<bool(const KafkaPosition&, const std::string& reason)>& emit) {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->deadletter));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    engine::Reader k(it->key().ToStringView());
+    engine::Reader v(it->value().ToStringView());
+    std::string_view topic, reason;
+    uint32_t partition = 0;
+    uint64_t offset = 0;
+    if (!k.T(&topic) || !k.U32(&partition) || !k.U64(&offset) || !v.T(&reason)) {
+      return Corruption("dead-letter entry is damaged");
+    }
+    KafkaPosition pos{std::string(topic), static_cast<int32_t>(partition), static_cast<int64_t>(offset)};
+    if (!emit(pos, std::string(reason))) break;
+  }
+  if (!it->status().ok()) return Internal(RocksError("reading dead letters", it->status()));
+  return Status::Ok();
+}
+
+StoreStats Store::Stats() {
+  StoreStats st;
+  const ReadView v = impl_->View();
+  for (auto* h : impl_->handles) {
+    uint64_t n = 0;
+    if (impl_->db->GetIntProperty(h, rocksdb::DB::Properties::kTotalSstFilesSize, &n)) st.bytes_on_disk += n;
+  }
+  st.dead_letters = v.counters.dead_letters;
+  st.events_stored = v.counters.events_stored;
+  st.duplicates = v.counters.duplicates;
+  st.toast_unresolved = v.counters.toast_unresolved;
+  st.read_seeks = impl_->read_seeks.load();
+  st.read_steps = impl_->read_steps.load();
+  if (v.recoverable) st.recoverable = Point{Lsn(v.recoverable->lsn), CommitTime(v.recoverable->time_us)};
+  return st;
+}
+
+Status Store::RunRetention(CommitTime now) {
+  if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->Retention(now);
+}
+
+Status Store::ShredTenant(const TenantId& tenant) {
+  if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->Shred(tenant);
+}
+
+}  // namespace timevault::store

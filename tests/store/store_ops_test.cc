@@ -1,0 +1,356 @@
+// Store engine: encryption at rest, shredding, retention, read-only readers,
+// history independence, Debezium's reference events, MemoryStateReader.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "store/store_test_util.h"
+
+namespace timevault::store::test {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr int64_t kDay = 86'400'000'000;
+
+// Whether any file under `dir` contains `needle`.
+bool AnyFileContains(const std::string& dir, const std::string& needle) {
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (ss.str().find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+size_t CountPrefix(const std::map<std::string, std::string>& dump, const std::string& prefix) {
+  size_t n = 0;
+  for (const auto& [k, v] : dump) n += k.starts_with(prefix);
+  return n;
+}
+
+TEST_F(StoreTest, ValuesAreEncryptedAtRest) {
+  Bootstrap();
+  const std::string secret = "SECRET-MARKER-7f3a";
+  IngestItem bad;
+  bad.position = KafkaPosition{"tv.public.items", 1, 0};
+  bad.dead_letter_reason = "not a Debezium envelope";
+  bad.raw = "{\"x\":\"" + secret + "\"}";
+  Apply({Change('c', "a", 1, secret, 100, 7), End(7, 110, 1), bad});
+  Apply({Change('u', "a", 1, secret + "-2", 120, 8)});  // pending: its END is not there yet
+  EXPECT_THAT(State("a", 110)[Key(1)], HasSubstr(secret));
+  Close();  // the WAL and, after reopen and more writes, SST files
+  Open();
+  Close();
+  EXPECT_TRUE(AnyFileContains(path_, kTable));  // keys are plain: the search does see the data
+  EXPECT_FALSE(AnyFileContains(path_, secret));
+}
+
+TEST_F(StoreTest, ShreddedTenantReadsEmptyAndOthersAreIntact) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), Change('c', "b", 2, "x", 101, 7), End(7, 110, 2)});
+  ASSERT_TRUE(store_->ShredTenant(TenantId("a")).ok());
+  EXPECT_TRUE(State("a", 110).empty());
+  EXPECT_TRUE(Hist("a", 0, 110).empty());
+  EXPECT_EQ(State("b", 110).size(), 1u);
+  Close();
+  auto dump = RawDump(false);
+  const std::string a_prefix = std::string("\0\1a", 3);
+  EXPECT_EQ(CountPrefix(dump, "keys|" + a_prefix), 0u);
+  EXPECT_EQ(CountPrefix(dump, "versions|" + a_prefix), 0u);
+  EXPECT_EQ(CountPrefix(dump, "log|" + a_prefix), 0u);
+  EXPECT_EQ(CountPrefix(dump, "versions|" + std::string("\0\1b", 3)), 1u);
+  Open();
+  // The tenant comes back later: a new key, only the new data.
+  Apply({Change('c', "a", 3, "new", 120, 8), End(8, 130, 1)});
+  EXPECT_EQ(State("a", 130), (std::map<std::string, std::string>{{Key(3), Json("a", 3, "new")}}));
+}
+
+// 61 days of daily transactions updating 10 rows, with deletes, re-creates and
+// a truncate; retention at day 61 keeps 30 days.
+TEST_F(StoreTest, RetentionKeepsTheWindowExactAndDeletesOlderVersions) {
+  Bootstrap();
+  std::vector<uint64_t> commits;
+  uint64_t lsn = 1000;
+  for (int day = 0; day <= 60; ++day) {
+    const int64_t xid = 100 + day;
+    const int64_t t = kT0 + day * kDay;
+    std::vector<IngestItem> batch;
+    int count = 0;
+    for (int id = 1; id <= 10; ++id) {
+      if (id == 10 && day >= 5) continue;              // row 10 deleted on day 5, never back
+      if (id == 9 && day >= 20 && day < 40) continue;  // row 9 deleted on day 20, back on day 40
+      char op = day == 0 || (id == 9 && day == 40) ? 'c' : 'u';
+      if ((id == 10 && day == 4) || (id == 9 && day == 19)) op = 'd';
+      batch.push_back(Change(op, "a", id, "d" + std::to_string(day), lsn++, xid, t));
+      ++count;
+    }
+    if (day == 45) {  // a truncate of another table
+      StoreEvent tr;
+      tr.kind = EventKind::kChange;
+      tr.op = 't';
+      tr.table = "public.other";
+      tr.envelope = "{\"op\":\"t\"}";
+      tr.change_lsn = Lsn(lsn++);
+      tr.xid = xid;
+      tr.commit_time = CommitTime(t);
+      batch.push_back(At("tv.public.other", 0, tr));
+      ++count;
+    }
+    batch.push_back(End(xid, lsn++, count, t));
+    commits.push_back(lsn - 1);
+    Apply(batch);
+  }
+  Apply({At("tv.public.other", 0,
+            RowEvent('c', "a", 1, Json("a", 1, "o"), lsn++, 200, kT0 + 60 * kDay + 1, "public.other")),
+         End(200, lsn++, 1, kT0 + 60 * kDay + 1)});
+  std::map<uint64_t, std::map<std::string, std::string>> expected;
+  for (int day = 31; day <= 60; ++day) expected[commits[day]] = State("a", commits[day]);
+  expected[lsn - 1] = State("a", lsn - 1);
+  Close();
+  const size_t versions_before = CountPrefix(RawDump(false), "versions|");
+  Open();
+
+  ASSERT_TRUE(store_->RunRetention(CommitTime(kT0 + 61 * kDay)).ok());
+  for (const auto& [point, rows] : expected) EXPECT_EQ(State("a", point), rows) << point;
+  Status s = store_->StateAt(TenantId("a"), Lsn(commits[30]), {}, [](const Row&) { return true; });
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
+  EXPECT_THAT(s.message(), HasSubstr("before the retention window"));
+  EXPECT_EQ(store_->ResolveTime(CommitTime(kT0 + 10 * kDay)).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(store_->ResolveTime(CommitTime(kT0 + 31 * kDay + 5))->lsn.value(), commits[31]);
+  // Days 32..60: 9 rows a day (row 10 is gone), row 9 absent on days 32..39.
+  EXPECT_EQ(Hist("a", commits[31], commits[60]).size(), 29u * 9 - 8);
+  // Retention again, and new data after it, change nothing of the window.
+  ASSERT_TRUE(store_->RunRetention(CommitTime(kT0 + 61 * kDay)).ok());
+  Apply({Change('u', "a", 1, "late", lsn++, 300, kT0 + 62 * kDay), End(300, lsn++, 1, kT0 + 62 * kDay)});
+  for (const auto& [point, rows] : expected) EXPECT_EQ(State("a", point), rows) << point;
+  Close();
+  const auto dump = RawDump(false);
+  const size_t versions_after = CountPrefix(dump, "versions|");
+  // Before: 10 rows x 61 days (less the deleted days) + 1; after: about 30 days' worth.
+  EXPECT_GT(versions_before, 500u);
+  EXPECT_LT(versions_after, versions_before / 2 + 10);
+  // The rows' timelines shrink alike: one entry per version left (row 10 and
+  // row 9's delete before the floor are gone).
+  EXPECT_EQ(CountPrefix(dump, "rowtenant|"), versions_after);
+  Open();
+  EXPECT_EQ(State("a", lsn - 1)[Key(1)], Json("a", 1, "late"));
+}
+
+TEST_F(StoreTest, ReadOnlyStoreSeesTheWritersDataAfterRefresh) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), End(7, 110, 1)});
+  auto ro = Store::Open(Opts(/*read_only=*/true));
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  auto& reader = *ro.value();
+  EXPECT_EQ(reader.RecoverablePoint()->lsn.value(), 110u);
+  Apply({Change('c', "a", 2, "y", 120, 8), End(8, 130, 1)});
+  EXPECT_EQ(reader.RecoverablePoint()->lsn.value(), 110u);
+  ASSERT_TRUE(reader.Refresh().ok());
+  EXPECT_EQ(reader.RecoverablePoint()->lsn.value(), 130u);
+  size_t n = 0;
+  ASSERT_TRUE(reader.StateAt(TenantId("a"), Lsn(130), {}, [&](const Row&) { return ++n, true; }).ok());
+  EXPECT_EQ(n, 2u);
+  EXPECT_EQ(reader.Apply({}).code(), StatusCode::kFailedPrecondition);
+}
+
+// Invariant 4: the keys a StateAt touches depend on the rows, not on how many
+// versions each row has.
+TEST_F(StoreTest, StateAtCostDoesNotGrowWithHistory) {
+  Bootstrap();
+  constexpr int kRows = 200;
+  constexpr int kVersions = 50;
+  uint64_t lsn = 100;
+  int64_t xid = 10;
+  std::vector<IngestItem> batch;
+  for (int id = 0; id < kRows; ++id) batch.push_back(Change('c', "one", id, "v", lsn++, xid));
+  batch.push_back(End(xid++, lsn++, kRows));
+  Apply(batch);
+  uint64_t middle = 0;
+  for (int v = 0; v < kVersions; ++v) {
+    batch.clear();
+    for (int id = kRows; id < 2 * kRows; ++id) {  // other rows than tenant "one"'s
+      batch.push_back(Change(v == 0 ? 'c' : 'u', "fifty", id, "v" + std::to_string(v), lsn++, xid));
+    }
+    batch.push_back(End(xid++, lsn++, kRows));
+    Apply(batch);
+    if (v == kVersions / 2) middle = lsn - 1;
+  }
+  auto cost = [&](const std::string& tenant, uint64_t point) {
+    const auto before = store_->Stats();
+    EXPECT_EQ(State(tenant, point).size(), static_cast<size_t>(kRows));
+    const auto after = store_->Stats();
+    return (after.read_seeks - before.read_seeks) + (after.read_steps - before.read_steps);
+  };
+  const uint64_t one = cost("one", lsn - 1);
+  const uint64_t fifty_now = cost("fifty", lsn - 1);
+  const uint64_t fifty_middle = cost("fifty", middle);
+  EXPECT_LE(one, 3u * kRows + 10);
+  EXPECT_LE(fifty_now, one + 10);
+  EXPECT_LE(fifty_middle, 2 * one);  // one more seek per row into its history
+}
+
+// ---------------------------------------------------------------------------
+// Debezium 3.6.1's own output for the compat workload, parsed here (the real
+// parser is ParseEvent's job) into StoreEvents.
+
+std::string Compact(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+bool IsPlaceholder(const rapidjson::Value& v) {
+  constexpr std::string_view kText = "__debezium_unavailable_value";
+  if (v.IsString()) {
+    std::string_view s(v.GetString(), v.GetStringLength());
+    return s == kText || s == "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==";
+  }
+  return v.IsArray() && v.Size() == 1 && v[0].IsString() && std::string_view(v[0].GetString()) == kText;
+}
+
+std::optional<StoreEvent> ParseReference(const rapidjson::Value& line) {
+  const std::string topic = line["topic"].GetString();
+  const rapidjson::Value& value = line["value"];
+  StoreEvent e;
+  if (topic.starts_with("__debezium-heartbeat")) return std::nullopt;  // Debezium's carry no LSN
+  if (value.IsNull()) {
+    e.kind = EventKind::kTombstone;
+    return e;
+  }
+  if (topic == "compat.transaction") {
+    const std::string id = value["id"].GetString();
+    e.kind =
+        std::string(value["status"].GetString()) == "END" ? EventKind::kTransactionEnd : EventKind::kTransactionBegin;
+    e.tx_xid = std::stoll(id.substr(0, id.find(':')));
+    e.tx_lsn = Lsn(std::stoull(id.substr(id.find(':') + 1)));
+    if (value["event_count"].IsInt64()) e.event_count = value["event_count"].GetInt64();
+    e.tx_time = CommitTime(value["ts_ms"].GetInt64() * 1000);
+    return e;
+  }
+  const rapidjson::Value& source = value["source"];
+  e.change_lsn = Lsn(source["lsn"].GetUint64());
+  if (source["txId"].IsInt64()) e.xid = source["txId"].GetInt64();
+  e.commit_time = CommitTime(source["ts_us"].GetInt64());
+  e.envelope = Compact(value);
+  e.op = value["op"].GetString()[0];
+  if (topic == "compat.message") {
+    e.kind = EventKind::kMessage;
+    e.transactional = !value["transaction"].IsNull();
+    return e;
+  }
+  e.kind = EventKind::kChange;
+  e.snapshot = std::string(source["snapshot"].GetString()) != "false";
+  e.table = std::string(source["schema"].GetString()) + "." + source["table"].GetString();
+  if (e.op == 't') return e;
+  e.pk = Compact(line["key"]);
+  const rapidjson::Value& row = e.op == 'd' ? value["before"] : value["after"];
+  e.row = Compact(row);
+  if (row.HasMember("tenant_id") && row["tenant_id"].IsString() && row["tenant_id"].GetStringLength() > 0) {
+    e.tenant = row["tenant_id"].GetString();
+    e.tenant_known = true;
+  }
+  for (auto m = row.MemberBegin(); m != row.MemberEnd(); ++m) {
+    if (IsPlaceholder(m->value)) e.unavailable_columns.emplace_back(m->name.GetString());
+  }
+  for (const auto& h : line["headers"].GetArray()) {
+    if (std::string_view(h[0].GetString()) == "__debezium.oldkey") e.old_pk = h[1].GetString();
+  }
+  return e;
+}
+
+TEST_F(StoreTest, DebeziumReferenceEventsEndToEnd) {
+  std::ifstream in(std::string(TV_SOURCE_DIR) + "/tests/compat/debezium-reference/schemas-false.jsonl");
+  ASSERT_TRUE(in.good());
+  std::vector<IngestItem> items;
+  std::vector<uint64_t> commits;
+  std::string line;
+  while (std::getline(in, line)) {
+    rapidjson::Document d;
+    d.Parse(line.c_str());
+    ASSERT_FALSE(d.HasParseError());
+    auto ev = ParseReference(d);
+    if (!ev) continue;
+    if (ev->kind == EventKind::kTransactionEnd) commits.push_back(ev->tx_lsn.value());
+    items.push_back(At(d["topic"].GetString(), 0, std::move(*ev)));
+  }
+  // Applied in small batches, then a heartbeat at the last commit.
+  for (size_t i = 0; i < items.size(); i += 7) {
+    Apply(std::vector<IngestItem>(items.begin() + i, items.begin() + std::min(items.size(), i + 7)));
+  }
+  Apply({Heartbeat(commits.back(), kT0)});
+  EXPECT_EQ(Recoverable(), commits.back());
+  EXPECT_EQ(store_->Stats().dead_letters, 0u);
+  EXPECT_EQ(store_->Stats().toast_unresolved, 0u);
+
+  std::string snapshot_body;
+  for (const auto& item : items) {
+    if (item.event->op == 'r' && item.event->table == "public.documents" && item.event->tenant == "tenant-a") {
+      rapidjson::Document row;
+      row.Parse(item.event->row.c_str());
+      snapshot_body = row["body"].GetString();
+    }
+  }
+  ASSERT_GT(snapshot_body.size(), 2000u);
+  for (const std::string tenant : {"tenant-a", "tenant-b", "tenant-c"}) {
+    for (uint64_t point : commits) {
+      for (const auto& [key, json] : State(tenant, point)) {
+        EXPECT_EQ(json.find("__debezium_unavailable_value"), std::string::npos) << key << " at " << point;
+      }
+    }
+    for (const auto& e : Hist(tenant, 0, commits.back())) {
+      EXPECT_EQ(e.envelope.find("__debezium_unavailable_value"), std::string::npos) << e.pk;
+    }
+  }
+  auto a = State("tenant-a", commits.back());
+  // documents 1 -> 2 (key change in the same statement as an unchanged TOAST body).
+  EXPECT_EQ(a.count("public.documents {\"tenant_id\":\"tenant-a\",\"doc_id\":1}"), 0u);
+  EXPECT_THAT(a["public.documents {\"tenant_id\":\"tenant-a\",\"doc_id\":2}"], HasSubstr(snapshot_body));
+  EXPECT_EQ(a.count("public.all_types {\"id\":3}"), 0u);  // key change 3 -> 100, delete without tenant
+  EXPECT_EQ(a.count("public.all_types {\"id\":100}"), 1u);
+  EXPECT_EQ(a.count("public.line_items {\"item_id\":1}"), 0u);  // truncated
+  auto b = State("tenant-b", commits.back());
+  EXPECT_EQ(b.count("public.line_items {\"item_id\":5}"), 1u);
+  EXPECT_EQ(b.count("public.line_items {\"item_id\":8}"), 0u);  // deleted, tenant "" in before
+  EXPECT_EQ(b.count("billing.invoices {\"tenant_id\":\"tenant-b\",\"invoice_id\":2001}"), 0u);
+  auto c = State("tenant-c", commits.back());
+  EXPECT_EQ(c.count("public.documents {\"tenant_id\":\"tenant-c\",\"doc_id\":7}"), 1u);
+}
+
+// ---------------------------------------------------------------------------
+
+TEST(MemoryStateReaderTest, StateHistoryAndTime) {
+  MemoryStateReader m;
+  const TenantId a("a");
+  m.Put(a, Point{Lsn(10), CommitTime(100)}, "t", "{\"id\":1}", "{\"v\":1}");
+  m.Put(a, Point{Lsn(20), CommitTime(200)}, "t", "{\"id\":1}", "{\"v\":2}");
+  m.Put(a, Point{Lsn(20), CommitTime(200)}, "t", "{\"id\":2}", "{\"v\":9}");
+  m.Put(a, Point{Lsn(30), CommitTime(300)}, "t", "{\"id\":2}", "");
+  m.Put(TenantId("b"), Point{Lsn(30), CommitTime(300)}, "t", "{\"id\":3}", "{}");
+  EXPECT_EQ(m.RecoverablePoint()->lsn.value(), 30u);
+  EXPECT_EQ(m.ResolveTime(CommitTime(250))->lsn.value(), 20u);
+  std::vector<std::string> rows;
+  ASSERT_TRUE(m.StateAt(a, Lsn(20), {}, [&](const Row& r) { return rows.push_back(r.json), true; }).ok());
+  EXPECT_EQ(rows, (std::vector<std::string>{"{\"v\":2}", "{\"v\":9}"}));
+  rows.clear();
+  ASSERT_TRUE(m.StateAt(a, Lsn(30), {}, [&](const Row& r) { return rows.push_back(r.json), true; }).ok());
+  EXPECT_EQ(rows, (std::vector<std::string>{"{\"v\":2}"}));
+  std::string ops;
+  ASSERT_TRUE(m.History(a, Lsn(0), Lsn(30), {}, {}, [&](const HistoryEvent& e) { return ops += e.op, true; }).ok());
+  EXPECT_EQ(ops, "cucd");
+  m.SetRecoverable(Point{Lsn(20), CommitTime(200)});
+  EXPECT_EQ(m.StateAt(a, Lsn(30), {}, [](const Row&) { return true; }).code(), StatusCode::kOutOfRange);
+}
+
+}  // namespace
+}  // namespace timevault::store::test

@@ -1,0 +1,499 @@
+// Store engine on a real RocksDB in a temp dir: visibility, the recoverable
+// point, idempotence, offsets, TOAST, tenants, truncates, history.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "store/store_test_util.h"
+
+namespace timevault::store::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+// ---------------------------------------------------------------------------
+// open
+
+TEST_F(StoreTest, ReopenKeepsDataAndWrongMasterKeyIsRefused) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "one", 100, 7), End(7, 110, 1)});
+  Reopen();
+  EXPECT_EQ(State("a", 110), (std::map<std::string, std::string>{{Key(1), Json("a", 1, "one")}}));
+  Close();
+
+  const std::string other = dir_.path() + "/other.key";
+  WriteKeyFile(other, 2);
+  auto opts = Opts();
+  opts.key_file = other;
+  auto s = Store::Open(opts);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kPermissionDenied) << s.status().ToString();
+  EXPECT_THAT(s.status().message(), HasSubstr("not the master key"));
+
+  opts.key_file = dir_.path() + "/missing.key";
+  s = Store::Open(opts);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(s.status().message(), HasSubstr("store.key_file"));
+}
+
+TEST_F(StoreTest, NothingRecoverableBeforeTheFirstHeartbeat) {
+  Apply({Snapshot("a", 1, "one", 50), Change('c', "a", 2, "two", 100, 7), End(7, 110, 1)});
+  EXPECT_EQ(store_->RecoverablePoint().status().code(), StatusCode::kNotFound);
+  Status s = store_->StateAt(TenantId("a"), Lsn(110), {}, [](const Row&) { return true; });
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
+  Apply({Heartbeat(120, kT0 + 5)});
+  EXPECT_EQ(Recoverable(), 120u);
+  EXPECT_EQ(State("a", 110).size(), 2u);
+  EXPECT_EQ(State("a", 60).size(), 1u);  // the snapshot alone
+}
+
+// ---------------------------------------------------------------------------
+// visibility
+
+// Two transactions on unrelated rows, committed in the other order than their
+// changes: each point shows exactly the transactions committed by then.
+TEST_F(StoreTest, InterleavedTransactionsCommitOrderNotChangeOrder) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "v1", 100, 10), Change('c', "a", 2, "v1", 105, 11), End(10, 110, 1), End(11, 120, 1)});
+  // t12 changes row 1 at 130, t13 changes row 2 at 135 then commits first.
+  Apply({Change('u', "a", 1, "t12", 130, 12), Change('u', "a", 2, "t13", 135, 13), Change('c', "a", 3, "t13", 136, 13),
+         End(13, 140, 2), Change('u', "a", 1, "t14?", 141, 14)});
+  EXPECT_EQ(Recoverable(), 140u);  // t12 has no END yet: it commits later
+  Apply({End(12, 150, 1)});
+  EXPECT_EQ(Recoverable(), 150u);
+  auto at140 = State("a", 140);
+  EXPECT_EQ(at140[Key(1)], Json("a", 1, "v1"));  // t12 commits at 150
+  EXPECT_EQ(at140[Key(2)], Json("a", 2, "t13"));
+  EXPECT_EQ(at140[Key(3)], Json("a", 3, "t13"));
+  auto at150 = State("a", 150);
+  EXPECT_EQ(at150[Key(1)], Json("a", 1, "t12"));  // row 1's 141 change has no END: invisible
+  EXPECT_EQ(State("a", 120).size(), 2u);
+  EXPECT_EQ(State("a", 110), (std::map<std::string, std::string>{{Key(1), Json("a", 1, "v1")}}));
+}
+
+TEST_F(StoreTest, EndBeforeOrAfterItsEventsInSeparateBatches) {
+  Bootstrap();
+  // END first, events later (the transaction topic is consumed ahead).
+  Apply({End(20, 200, 3, kT0 + 100)});
+  EXPECT_EQ(Recoverable(), 10u);
+  Apply({Change('c', "a", 1, "x", 190, 20, kT0 + 123)});
+  EXPECT_EQ(Recoverable(), 10u);
+  Apply({Change('c', "a", 2, "x", 191, 20, kT0 + 123)});
+  EXPECT_EQ(Recoverable(), 10u);
+  Apply({Change('c', "b", 3, "x", 192, 20, kT0 + 123)});
+  EXPECT_EQ(Recoverable(), 200u);
+  EXPECT_EQ(store_->RecoverablePoint()->time.micros(), kT0 + 123);  // the events' microsecond time
+  EXPECT_EQ(State("a", 200).size(), 2u);
+
+  // Events first, END last, a later transaction complete before it.
+  Apply({Change('u', "a", 1, "y", 300, 21)});
+  Apply({Change('u', "a", 2, "y", 301, 21)});
+  EXPECT_EQ(Recoverable(), 200u);
+  Apply({End(21, 310, 3), Change('c', "a", 5, "z", 320, 22), End(22, 330, 1)});
+  EXPECT_EQ(Recoverable(), 200u);  // t21 still lacks an event: t22 waits behind it
+  Apply({Change('u', "b", 3, "y", 302, 21)});
+  EXPECT_EQ(Recoverable(), 330u);
+  EXPECT_EQ(State("a", 310)[Key(1)], Json("a", 1, "y"));
+  EXPECT_EQ(State("a", 310).count(Key(5)), 0u);
+  EXPECT_EQ(State("a", 330).count(Key(5)), 1u);
+}
+
+TEST_F(StoreTest, OutOfRangePastTheRecoverablePoint) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), End(7, 0x1A0, 1, kT0)});
+  Status s = store_->StateAt(TenantId("a"), Lsn(0x1A1), {}, [](const Row&) { return true; });
+  ASSERT_EQ(s.code(), StatusCode::kOutOfRange);
+  EXPECT_THAT(s.message(), HasSubstr("point 0/1A1 is past the recoverable point 0/1A0 (time 2026-"));
+  s = store_->History(TenantId("a"), Lsn(0), Lsn(0x1A1), {}, {}, [](const HistoryEvent&) { return true; });
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(store_->ResolveTime(CommitTime(kT0 + 1)).status().code(), StatusCode::kOutOfRange);
+}
+
+// ---------------------------------------------------------------------------
+// recoverable point and heartbeats
+
+TEST_F(StoreTest, HeartbeatAdvancesWhileIdleAndWaitsForOffsets) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), End(7, 110, 1)});
+  EXPECT_EQ(Recoverable(), 110u);
+  Apply({Heartbeat(500, kT0 + 9'000'000)});  // idle: everything listed is consumed
+  EXPECT_EQ(Recoverable(), 500u);
+  EXPECT_EQ(store_->RecoverablePoint()->time.micros(), kT0 + 9'000'000);
+
+  // A heartbeat listing offsets not consumed yet (a change and its END) waits for them.
+  std::vector<HeartbeatOffset> ahead{{"tv.public.items", 0, next_offset_[{"tv.public.items", 0}]},
+                                     {kTxnTopic, 0, next_offset_[{kTxnTopic, 0}]}};
+  Apply({Heartbeat(600, kT0 + 10'000'000, ahead)});
+  EXPECT_EQ(Recoverable(), 500u);
+  Apply({Change('c', "a", 2, "y", 550, 8)});  // the END is still to come
+  EXPECT_EQ(Recoverable(), 500u);
+  Apply({End(8, 560, 1)});
+  EXPECT_EQ(Recoverable(), 600u);
+
+  // A heartbeat must not pass an incomplete transaction below its LSN.
+  Apply({End(9, 700, 1), Heartbeat(800, kT0 + 11'000'000)});
+  EXPECT_EQ(Recoverable(), 600u);
+  Apply({Change('c', "a", 3, "z", 690, 9)});
+  EXPECT_EQ(Recoverable(), 800u);
+  Reopen();
+  EXPECT_EQ(Recoverable(), 800u);
+}
+
+TEST_F(StoreTest, OffsetsRoundTripAndInFlightStateSurvivesReopen) {
+  Bootstrap();
+  EXPECT_FALSE(store_->NextOffset("tv.public.items", 0)->has_value());
+  Apply({Change('c', "a", 1, "x", 100, 7), Change('c', "a", 2, "x", 101, 7)});
+  Apply({End(7, 120, 3)});  // one event still to come
+  EXPECT_EQ(**store_->NextOffset("tv.public.items", 0), 2);
+  EXPECT_EQ(**store_->NextOffset(kTxnTopic, 0), 1);
+  Reopen();
+  EXPECT_EQ(**store_->NextOffset("tv.public.items", 0), 2);
+  EXPECT_EQ(Recoverable(), 10u);
+  Apply({Change('c', "a", 3, "x", 102, 7)});
+  EXPECT_EQ(Recoverable(), 120u);
+  EXPECT_EQ(State("a", 120).size(), 3u);
+}
+
+TEST_F(StoreTest, ReappliedBatchChangesNothingAndCountsDuplicates) {
+  Bootstrap();
+  std::vector<IngestItem> batch{Change('c', "a", 1, "x", 100, 7), Change('u', "a", 1, "y", 101, 7),
+                                Change('c', "b", 2, "x", 102, 7), End(7, 110, 3), Heartbeat(120, kT0 + 1)};
+  Apply(batch);
+  const auto stats = store_->Stats();
+  EXPECT_EQ(stats.events_stored, 3u);
+  Close();
+  const auto before = RawDump(/*skip_meta=*/false);
+  Open();
+  Apply(batch);  // re-delivered by Kafka: same offsets
+  EXPECT_EQ(store_->Stats().duplicates, batch.size());
+  // Re-sent by a restarted capture: same events, new offsets.
+  std::vector<IngestItem> resent;
+  for (auto item : batch) resent.push_back(At(item.position.topic, item.position.partition, *item.event));
+  Apply(resent);
+  const auto stats2 = store_->Stats();
+  EXPECT_EQ(stats2.events_stored, 3u);
+  EXPECT_EQ(stats2.duplicates, batch.size() + 4);  // 3 events + the END (the heartbeat is simply old)
+  Close();
+  auto after = RawDump(/*skip_meta=*/true);
+  auto before_data = before;
+  std::erase_if(before_data, [](const auto& kv) { return kv.first.starts_with("meta|"); });
+  EXPECT_EQ(after, before_data);
+  Open();
+  EXPECT_EQ(State("a", 110)[Key(1)], Json("a", 1, "y"));
+}
+
+TEST_F(StoreTest, DuplicatesWithinOneBatchAroundTheirEnd) {
+  Bootstrap();
+  StoreEvent c1 = RowEvent('c', "a", 1, Json("a", 1, "x"), 100, 7, kT0);
+  StoreEvent c2 = RowEvent('c', "a", 2, Json("a", 2, "x"), 101, 7, kT0);
+  // c1 twice before its END (pending), c2 once before and once after it.
+  Apply({At("tv.public.items", 0, c1), At("tv.public.items", 0, c1), At("tv.public.items", 0, c2), End(7, 110, 2),
+         At("tv.public.items", 0, c2), End(7, 110, 2)});
+  const auto stats = store_->Stats();
+  EXPECT_EQ(stats.events_stored, 2u);
+  EXPECT_EQ(stats.duplicates, 3u);
+  EXPECT_EQ(Recoverable(), 110u);
+  EXPECT_EQ(Hist("a", 0, 110).size(), 2u);
+}
+
+// ---------------------------------------------------------------------------
+// rows: snapshot, delete, truncate, key change, tenant move
+
+TEST_F(StoreTest, SnapshotRowsAndATransactionInFlightDuringTheSnapshot) {
+  // Snapshot at LSN 1000; transaction 5 changed row 1 at 990 (before the
+  // snapshot point) and commits at 1010, after it: it is newer.
+  Apply({Snapshot("a", 1, "snap", 1000), Snapshot("a", 2, "snap", 1000), Change('u', "a", 1, "inflight", 990, 5),
+         End(5, 1010, 1), Heartbeat(1020, kT0)});
+  EXPECT_EQ(Recoverable(), 1020u);
+  EXPECT_EQ(State("a", 1000)[Key(1)], Json("a", 1, "snap"));
+  EXPECT_EQ(State("a", 1010)[Key(1)], Json("a", 1, "inflight"));
+  EXPECT_EQ(State("a", 1010)[Key(2)], Json("a", 2, "snap"));
+  EXPECT_EQ(Hist("a", 0, 1020).size(), 3u);
+}
+
+TEST_F(StoreTest, DeletesTombstonesAndDeletesWithoutTenant) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), Change('c', "a", 2, "x", 101, 7), End(7, 110, 2)});
+  StoreEvent tomb;
+  tomb.kind = EventKind::kTombstone;
+  // Row 2's delete carries no tenant (REPLICA IDENTITY DEFAULT, tenant not in the key).
+  StoreEvent del2 = RowEvent('d', "", 2, "{\"id\":2,\"tenant_id\":\"\"}", 121, 8, kT0);
+  Apply({Change('d', "a", 1, "x", 120, 8), At("tv.public.items", 0, tomb), At("tv.public.items", 0, del2),
+         End(8, 130, 2)});
+  EXPECT_EQ(State("a", 110).size(), 2u);
+  EXPECT_TRUE(State("a", 130).empty());
+  EXPECT_TRUE(State("", 130).empty());
+  auto h = Hist("a", 110, 130);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].op, 'd');
+  EXPECT_EQ(h[1].pk, Pk(2));
+  // Re-created later.
+  Apply({Change('c', "a", 1, "again", 140, 9), End(9, 150, 1)});
+  EXPECT_EQ(State("a", 150).size(), 1u);
+}
+
+TEST_F(StoreTest, TruncateHidesOlderRowsOfEveryTenant) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), Change('c', "b", 2, "x", 101, 7), End(7, 110, 2)});
+  StoreEvent t;
+  t.kind = EventKind::kChange;
+  t.op = 't';
+  t.table = kTable;
+  t.envelope = "{\"op\":\"t\"}";
+  t.change_lsn = Lsn(120);
+  t.xid = 8;
+  t.commit_time = CommitTime(kT0);
+  Apply({At("tv.public.items", 0, t), Change('c', "a", 3, "after", 121, 8)});
+  EXPECT_EQ(Recoverable(), 110u);
+  Apply({End(8, 130, 2)});
+  EXPECT_EQ(State("a", 110).size(), 1u);
+  EXPECT_EQ(State("a", 130), (std::map<std::string, std::string>{{Key(3), Json("a", 3, "after")}}));
+  EXPECT_TRUE(State("b", 130).empty());
+  EXPECT_EQ(State("b", 110).size(), 1u);
+  auto hb = Hist("b", 110, 130);
+  ASSERT_EQ(hb.size(), 1u);
+  EXPECT_EQ(hb[0].op, 't');
+  EXPECT_EQ(Hist("", 110, 130).size(), 1u);  // the store-wide history
+  Apply({Change('c', "b", 2, "new", 140, 9), End(9, 150, 1)});
+  EXPECT_EQ(State("b", 150).size(), 1u);
+}
+
+TEST_F(StoreTest, PrimaryKeyChangeAndTenantMove) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), End(7, 110, 1)});
+  // Key change 1 -> 9: delete and create at the same LSN.
+  Apply({Change('d', "a", 1, "x", 120, 8), Change('c', "a", 9, "x", 120, 8), End(8, 130, 2)});
+  EXPECT_EQ(State("a", 130), (std::map<std::string, std::string>{{Key(9), Json("a", 9, "x")}}));
+  // Row 9 moves to tenant b.
+  Apply({Change('u', "b", 9, "moved", 140, 9), End(9, 150, 1)});
+  EXPECT_TRUE(State("a", 150).empty());
+  EXPECT_EQ(State("b", 150), (std::map<std::string, std::string>{{Key(9), Json("b", 9, "moved")}}));
+  EXPECT_EQ(State("a", 130).size(), 1u);
+  auto ha = Hist("a", 130, 150);
+  ASSERT_EQ(ha.size(), 1u);
+  EXPECT_EQ(ha[0].op, 'd');
+  auto hb = Hist("b", 0, 150);
+  ASSERT_EQ(hb.size(), 1u);
+  EXPECT_EQ(hb[0].op, 'c');
+  EXPECT_THAT(hb[0].envelope, HasSubstr("\"before\":null"));  // tenant a's image never reaches b
+  EXPECT_THAT(hb[0].envelope, HasSubstr("\"op\":\"c\""));
+  // A delete without tenant finds the row under b.
+  Apply({At("tv.public.items", 0, RowEvent('d', "", 9, "{\"id\":9}", 160, 10, kT0)), End(10, 170, 1)});
+  EXPECT_TRUE(State("b", 170).empty());
+}
+
+// Capture partitions a delete without tenant by key and a moved row by its
+// new tenant: a row's events can arrive in any order across partitions.
+TEST_F(StoreTest, DeleteWithoutTenantArrivingBeforeTheRowItDeletes) {
+  Bootstrap();
+  StoreEvent del = RowEvent('d', "", 1, "{\"id\":1,\"tenant_id\":\"\"}", 200, 8, kT0);
+  Apply({End(7, 110, 1), End(8, 210, 1), At("tv.public.items", 5, del)});
+  Apply({Change('c', "a", 1, "x", 100, 7)});
+  EXPECT_EQ(Recoverable(), 210u);
+  EXPECT_EQ(State("a", 110).size(), 1u);
+  EXPECT_TRUE(State("a", 210).empty());
+  auto h = Hist("a", 0, 210);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[1].op, 'd');
+}
+
+TEST_F(StoreTest, RowEventsOfSeveralTenantsInAnyArrivalOrder) {
+  Bootstrap();
+  // a creates row 1 (100), it is deleted without tenant (200), b creates it
+  // again (300), then it moves to c (400). Every arrival order gives the same states.
+  auto events = [&] {
+    return std::vector<IngestItem>{Change('c', "a", 1, "a", 100, 7),
+                                   At("tv.public.items", 5, RowEvent('d', "", 1, "{\"id\":1}", 200, 8, kT0)),
+                                   At("tv.public.items", 1, RowEvent('c', "b", 1, Json("b", 1, "b"), 300, 9, kT0)),
+                                   At("tv.public.items", 2, RowEvent('u', "c", 1, Json("c", 1, "c"), 400, 10, kT0))};
+  };
+  std::vector<int> order{0, 1, 2, 3};
+  do {
+    Close();
+    std::filesystem::remove_all(path_);
+    next_offset_.clear();
+    Open();
+    Bootstrap();
+    auto ev = events();
+    Apply({End(7, 110, 1), End(8, 210, 1), End(9, 310, 1), End(10, 410, 1)});
+    for (int i : order) Apply({ev[static_cast<size_t>(i)]});
+    ASSERT_EQ(Recoverable(), 410u);
+    auto count = [&](const std::string& t, uint64_t l) { return State(t, l).size(); };
+    const std::string o =
+        std::to_string(order[0]) + std::to_string(order[1]) + std::to_string(order[2]) + std::to_string(order[3]);
+    EXPECT_EQ(count("a", 110), 1u) << o;
+    EXPECT_EQ(count("a", 210), 0u) << o;
+    EXPECT_EQ(count("b", 210), 0u) << o;
+    EXPECT_EQ(count("b", 310), 1u) << o;
+    EXPECT_EQ(count("a", 410), 0u) << o;
+    EXPECT_EQ(count("b", 410), 0u) << o;
+    EXPECT_EQ(count("c", 410), 1u) << o;
+    EXPECT_EQ(count("c", 310), 0u) << o;
+  } while (std::next_permutation(order.begin(), order.end()));
+}
+
+// ---------------------------------------------------------------------------
+// TOAST (invariant 5)
+
+TEST_F(StoreTest, ToastResolvedAcrossManyUpdatesNeverThePlaceholder) {
+  Bootstrap();
+  const std::string body(3000, 'q');
+  auto row = [&](int n, const std::string& b) {
+    return "{\"id\":1,\"tenant_id\":\"a\",\"n\":" + std::to_string(n) + ",\"body\":\"" + b +
+           "\",\"tags\":" + (b == body ? "[\"t\"]" : "[\"__debezium_unavailable_value\"]") + "}";
+  };
+  Apply({At("tv.public.items", 0, RowEvent('c', "a", 1, row(0, body), 100, 7, kT0)), End(7, 101, 1)});
+  uint64_t lsn = 200;
+  for (int n = 1; n <= 30; ++n) {
+    std::vector<IngestItem> batch;
+    // Two updates in one transaction every third time, each in its own batch otherwise.
+    const int updates = n % 3 == 0 ? 2 : 1;
+    for (int u = 0; u < updates; ++u) {
+      StoreEvent e = RowEvent('u', "a", 1, row(n * 10 + u, "__debezium_unavailable_value"), lsn + u, 100 + n, kT0);
+      e.unavailable_columns = {"body", "tags"};
+      batch.push_back(At("tv.public.items", 0, std::move(e)));
+    }
+    batch.push_back(End(100 + n, lsn + 10, updates));
+    Apply(batch);
+    lsn += 100;
+  }
+  for (uint64_t point = 101; point <= Recoverable(); point += 50) {
+    auto state = State("a", point);
+    ASSERT_EQ(state.size(), 1u);
+    EXPECT_EQ(state[Key(1)].find("__debezium_unavailable_value"), std::string::npos) << point;
+    EXPECT_NE(state[Key(1)].find(body), std::string::npos) << point;
+    EXPECT_NE(state[Key(1)].find("\"tags\":[\"t\"]"), std::string::npos) << point;
+  }
+  auto history = Hist("a", 0, Recoverable());
+  EXPECT_EQ(history.size(), 41u);
+  for (const auto& e : history) EXPECT_EQ(e.envelope.find("__debezium_unavailable_value"), std::string::npos);
+  EXPECT_EQ(store_->Stats().toast_unresolved, 0u);
+}
+
+TEST_F(StoreTest, ToastWithoutPreviousVersionIsDroppedNotStored) {
+  Bootstrap();
+  StoreEvent e =
+      RowEvent('u', "a", 1, "{\"id\":1,\"tenant_id\":\"a\",\"body\":\"__debezium_unavailable_value\"}", 100, 7, kT0);
+  e.unavailable_columns = {"body"};
+  Apply({At("tv.public.items", 0, e), End(7, 110, 1)});
+  EXPECT_EQ(State("a", 110)[Key(1)], "{\"id\":1,\"tenant_id\":\"a\"}");
+  EXPECT_EQ(store_->Stats().toast_unresolved, 1u);
+}
+
+// ---------------------------------------------------------------------------
+// time and history
+
+TEST_F(StoreTest, ResolveTimeTakesTheNewestCommitEvenWhenTimesStepBack) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7, kT0 + 1000), End(7, 110, 1), Change('c', "a", 2, "x", 120, 8, kT0 + 3000),
+         End(8, 130, 1), Change('c', "a", 3, "x", 140, 9, kT0 + 2500), End(9, 150, 1),  // commit time steps back
+         Change('c', "a", 4, "x", 160, 10, kT0 + 5000), End(10, 170, 1)});
+  auto at = [&](int64_t t) {
+    auto p = store_->ResolveTime(CommitTime(t));
+    return p.ok() ? p->lsn.value() : 0;
+  };
+  EXPECT_EQ(at(kT0 + 1000), 110u);
+  EXPECT_EQ(at(kT0 + 2499), 110u);
+  EXPECT_EQ(at(kT0 + 2500), 150u);  // the last transaction with commit time <= t
+  EXPECT_EQ(at(kT0 + 3000), 150u);
+  EXPECT_EQ(at(kT0 + 4999), 150u);
+  EXPECT_EQ(at(kT0 + 5000), 170u);
+  EXPECT_EQ(store_->ResolveTime(CommitTime(kT0 + 5001)).status().code(), StatusCode::kOutOfRange);
+  // Before the first commit: the first recoverable point (the bootstrap heartbeat).
+  EXPECT_EQ(at(kT0 - 1'000'000), 10u);
+  EXPECT_EQ(store_->ResolveTime(CommitTime(kT0 - 2'000'000)).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, HistoryInCommitOrderWithFilters) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), Change('c', "a", 2, "x", 105, 8), End(8, 110, 1), End(7, 120, 1),
+         Change('u', "a", 1, "y", 130, 9), Change('c', "b", 3, "x", 131, 9), End(9, 140, 2)});
+  auto h = Hist("a", 0, 140);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0].pk, Pk(2));
+  EXPECT_EQ(h[0].commit_lsn.value(), 110u);
+  EXPECT_EQ(h[1].pk, Pk(1));
+  EXPECT_EQ(h[1].change_lsn.value(), 100u);
+  EXPECT_EQ(h[2].op, 'u');
+  EXPECT_THAT(h[2].envelope, HasSubstr("\"name\":\"y\""));
+  EXPECT_EQ(Hist("a", 110, 140).size(), 2u);
+  EXPECT_EQ(Hist("a", 0, 140, std::string(kTable), Pk(1)).size(), 2u);
+  EXPECT_EQ(Hist("a", 0, 140, std::string("public.other")).size(), 0u);
+  EXPECT_EQ(Hist("b", 0, 140).size(), 1u);
+}
+
+TEST_F(StoreTest, MessagesAreStoreWideHistoryAndCountInTheirTransaction) {
+  Bootstrap();
+  StoreEvent m;
+  m.kind = EventKind::kMessage;
+  m.op = 'm';
+  m.envelope = "{\"op\":\"m\",\"message\":{\"prefix\":\"timevault\"}}";
+  m.change_lsn = Lsn(101);
+  m.xid = 7;
+  m.transactional = true;
+  m.commit_time = CommitTime(kT0);
+  Apply({Change('c', "a", 1, "x", 100, 7), At("tv.message", 0, m), End(7, 110, 2)});
+  EXPECT_EQ(Recoverable(), 110u);
+  auto h = Hist("", 0, 110);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].op, 'm');
+  EXPECT_EQ(h[0].commit_lsn.value(), 110u);
+}
+
+TEST_F(StoreTest, DeadLettersAreStoredEncryptedAndCounted) {
+  Bootstrap();
+  IngestItem bad;
+  bad.position = KafkaPosition{"tv.public.items", 3, 42};
+  bad.dead_letter_reason = "invalid JSON at offset 1";
+  bad.raw = "{not json DEADLETTER-MARKER";
+  Apply({bad});
+  Apply({bad});
+  EXPECT_EQ(store_->Stats().dead_letters, 1u);
+  std::vector<std::pair<KafkaPosition, std::string>> got;
+  ASSERT_TRUE(store_
+                  ->DeadLetters([&](const KafkaPosition& p, const std::string& reason) {
+                    got.emplace_back(p, reason);
+                    return true;
+                  })
+                  .ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].first.offset, 42);
+  EXPECT_EQ(got[0].second, "invalid JSON at offset 1");
+  EXPECT_EQ(**store_->NextOffset("tv.public.items", 3), 43);
+}
+
+TEST_F(StoreTest, ReadsRunConcurrentlyWithApply) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), Change('c', "a", 2, "x", 101, 7), End(7, 110, 2)});
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0}, bad{0};
+  std::thread reader([&] {
+    while (!stop) {
+      auto p = store_->RecoverablePoint();
+      if (!p.ok()) continue;
+      size_t n = 0;
+      Status s = store_->StateAt(TenantId("a"), p->lsn, {}, [&](const Row&) {
+        ++n;
+        return true;
+      });
+      if (!s.ok() || n != 2) ++bad;
+      ++reads;
+    }
+  });
+  for (int i = 0; i < 200; ++i) {
+    const uint64_t base = 1000 + i * 10;
+    Apply({Change('u', "a", 1 + i % 2, "v" + std::to_string(i), base, 100 + i), End(100 + i, base + 5, 1)});
+  }
+  stop = true;
+  reader.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(bad.load(), 0);
+}
+
+}  // namespace
+}  // namespace timevault::store::test

@@ -29,7 +29,7 @@ psql -qX <<'SQL'
 CREATE TABLE accounts (id bigint PRIMARY KEY, tenant_id text NOT NULL, balance numeric(12,2) NOT NULL,
                        status text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
 CREATE PUBLICATION bench_pub FOR ALL TABLES;
-SELECT pg_create_logical_replication_slot('tv', 'pgoutput');
+SELECT FROM pg_create_logical_replication_slot('tv', 'pgoutput');
 CREATE PROCEDURE workload(txs int) LANGUAGE plpgsql AS $$
 DECLARE t int; base bigint;
 BEGIN
@@ -42,7 +42,7 @@ BEGIN
   END LOOP;
 END $$;
 SQL
-psql -qX -v txs="$((rows / 10))" -c "CALL workload(:txs)"
+psql -qX -v txs="$((rows / 10))" <<<'CALL workload(:txs)' 
 end_lsn=$(psql -qXAt -c "SELECT pg_current_wal_insert_lsn()")
 cat > "$work/tv.toml" <<TOML
 log_level = "warn"

@@ -79,7 +79,7 @@ std::string Heartbeat(uint64_t lsn) {
 class Ingest {
  public:
   Ingest(const std::string& prefix, const TempDir& dir) {
-    RunCommand("head -c 32 /dev/urandom > " + dir.path() + "/key");
+    RunCommand("head -c 32 /dev/urandom > " + dir.path() + "/key && chmod 600 " + dir.path() + "/key");
     config_.kafka.bootstrap = Env().kafka_bootstrap;
     config_.kafka.topic_prefix = prefix;
     config_.kafka.consumer_group = prefix + "-store";

@@ -31,7 +31,9 @@ using Clock = std::chrono::steady_clock;
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 std::unique_ptr<Store> OpenFresh(const std::string& dir) {
-  std::system(("rm -rf " + dir + " && mkdir -p " + dir + " && head -c 32 /dev/urandom > " + dir + "/key && chmod 600 " + dir + "/key").c_str());
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir + " && head -c 32 /dev/urandom > " + dir + "/key && chmod 600 " +
+               dir + "/key")
+                  .c_str());
   Store::Options o;
   o.path = dir + "/db";
   o.key_file = dir + "/key";

@@ -17,17 +17,8 @@ rows=${1:-300000}; runs=${2:-3}
 bin="$root/build/timevault"
 [[ -x "$bin" ]] || "$root/scripts/build"
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
-work=$(mktemp -d /tmp/tvbench.XXXXXX)
-cleanup() {
-  "$root/scripts/kafka-local" stop "$work" >/dev/null 2>&1 || true
-  "$root/scripts/pg-local" stop "$work" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-pg_env=$("$root/scripts/pg-local" start "$work" --fast) && eval "$pg_env"
-kafka_env=$("$root/scripts/kafka-local" start "$work") && eval "$kafka_env"
-export PGDATABASE=bench
-psql -qX -d postgres -c "CREATE DATABASE bench"
+source "$root/bench/lib.sh"
+start_bench_servers
 psql -qX <<'SQL'
 CREATE TABLE accounts (id bigint PRIMARY KEY, tenant_id text NOT NULL, balance numeric(12,2) NOT NULL,
                        status text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "timevault/core/civil.h"
+
 namespace timevault::capture::internal {
 
 // Appends the standard base64 (RFC 4648 alphabet, '=' padding, no line breaks)
@@ -25,10 +27,9 @@ std::string_view FormatJavaFloat(float value, char* buf);
 // minimal big-endian two's complement, zero is {0x00}.
 void AppendTwosComplement(std::string_view digits, bool negative, std::string* out);
 
-// Days since 1970-01-01 of a proleptic Gregorian date (year 0 = 1 BC).
-int64_t DaysFromCivil(int64_t year, int month, int day);
-// The inverse of DaysFromCivil.
-void CivilFromDays(int64_t days, int64_t* year, int* month, int* day);
+// Calendar arithmetic lives in core (DaysFromCivil, CivilFromDays).
+using ::timevault::CivilFromDays;
+using ::timevault::DaysFromCivil;
 
 // Floor division and modulo (the divisor is positive).
 constexpr int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && (a < 0)); }

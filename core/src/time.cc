@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "timevault/core/civil.h"
+
 namespace timevault {
 namespace {
 
@@ -33,16 +35,6 @@ bool Expect(std::string_view s, size_t* pos, char c) {
   if (*pos >= s.size() || s[*pos] != c) return false;
   ++*pos;
   return true;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
 }  // namespace
@@ -96,7 +88,7 @@ std::optional<CommitTime> CommitTime::Parse(std::string_view s) {
     }
   }
   if (pos != s.size()) return std::nullopt;
-  int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  int64_t days = DaysFromCivil(y, mo, d);
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
   return CommitTime(secs * 1000000 + frac);
 }

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <vector>
 
+#include "timevault/core/civil.h"
+
 namespace timevault::replay {
 
 // The Debezium representation of a column (of an array: of its elements).
@@ -173,29 +175,6 @@ constexpr int64_t kMillisPerDay = 86400 * 1000;
 
 constexpr int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && (a < 0)); }
 constexpr int64_t FloorMod(int64_t a, int64_t b) { return a - FloorDiv(a, b) * b; }
-
-// Days since 1970-01-01 of a proleptic Gregorian date (year 0 = 1 BC), and
-// back (H. Hinnant's civil-from-days algorithms).
-constexpr int64_t DaysFromCivil(int64_t year, int month, int day) {
-  year -= month <= 2;
-  const int64_t era = (year >= 0 ? year : year - 399) / 400;
-  const int64_t yoe = year - era * 400;
-  const int64_t doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-void CivilFromDays(int64_t days, int64_t* year, int* month, int* day) {
-  days += 719468;
-  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-  const int64_t doe = days - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  *day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  *month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  *year = yoe + era * 400 + (*month <= 2);
-}
 
 // Postgres's ranges: date 4714-11-24 BC .. 5874897-12-31, timestamp[tz]
 // 4714-11-24 00:00:00 BC .. 294276-12-31 23:59:59.999999 (UTC for timestamptz).

@@ -14,12 +14,6 @@
 namespace timevault::testing {
 namespace {
 
-std::string PgBin(const std::string& tool) {
-  auto r = RunCommand("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1");
-  std::string dir = r.output.substr(0, r.output.find('\n'));
-  return dir + "/" + tool;
-}
-
 struct RowImage {
   std::string tenant, balance, note;
   bool operator==(const RowImage&) const = default;
@@ -77,9 +71,10 @@ COMMIT;
 )SQL");
   const auto& env = Env();
   Process bench;
-  ASSERT_TRUE(bench.Start({PgBin("pgbench"), "-n", "-c", "4", "-j", "2", "-T", "25", "-f", dir.path() + "/workload.sql",
-                           "-h", env.pg_host, "-p", env.pg_port, "-U", env.pg_user, h.db().name()},
-                          dir.path() + "/pgbench.log"));
+  ASSERT_TRUE(
+      bench.Start({PgTool("pgbench"), "-n", "-c", "4", "-j", "2", "-T", "25", "-f", dir.path() + "/workload.sql", "-h",
+                   env.pg_host, "-p", env.pg_port, "-U", env.pg_user, h.db().name()},
+                  dir.path() + "/pgbench.log"));
   std::mt19937 rng(std::random_device{}());
   int kills = 0;
   while (bench.running() && kills < 6) {

@@ -87,11 +87,6 @@ void ExpectSameState(Store& s, const Truth& truth, uint64_t lsn, const std::set<
   }
 }
 
-std::string PgBench() {
-  auto r = RunCommand("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1");
-  return r.output.substr(0, r.output.find('\n')) + "/pgbench";
-}
-
 void StartWorkload(CaptureHarness& h, Process* bench, const std::string& dir, int seconds) {
   WriteFile(dir + "/workload.sql", R"SQL(
 \set id random(1, 3000)
@@ -110,8 +105,8 @@ COMMIT;
 )SQL");
   const auto& env = Env();
   ASSERT_TRUE(
-      bench->Start({PgBench(), "-n", "-c", "3", "-j", "1", "-T", std::to_string(seconds), "-f", dir + "/workload.sql",
-                    "-h", env.pg_host, "-p", env.pg_port, "-U", env.pg_user, h.db().name()},
+      bench->Start({PgTool("pgbench"), "-n", "-c", "3", "-j", "1", "-T", std::to_string(seconds), "-f",
+                    dir + "/workload.sql", "-h", env.pg_host, "-p", env.pg_port, "-U", env.pg_user, h.db().name()},
                    dir + "/pgbench.log"));
 }
 

@@ -98,4 +98,9 @@ CommandResult RunCommand(const std::string& command) {
   return r;
 }
 
+std::string PgTool(const std::string& tool) {
+  auto r = RunCommand("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1");
+  return r.output.substr(0, r.output.find('\n')) + "/" + tool;
+}
+
 }  // namespace timevault::testing

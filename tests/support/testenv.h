@@ -51,4 +51,7 @@ struct CommandResult {
 };
 CommandResult RunCommand(const std::string& command);
 
+// Path of a Postgres server tool ("pgbench", "pg_recvlogical") of the newest installed version.
+std::string PgTool(const std::string& tool);
+
 }  // namespace timevault::testing

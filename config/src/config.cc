@@ -212,6 +212,28 @@ const std::vector<Spec>& Specs() {
          c.store.retention_days = v;
          return Status::Ok();
        })},
+      {"replay.backup_dir", Kind::kString, false, Str([](Config& c, const std::string& v) {
+         c.replay.backup_dir = v;
+         return Status::Ok();
+       })},
+      {"replay.snapshot_dir", Kind::kString, false, Str([](Config& c, const std::string& v) {
+         c.replay.snapshot_dir = v;
+         return Status::Ok();
+       })},
+      {"replay.snapshot_retention_days", Kind::kInt, false, Int([](Config& c, int64_t v) {
+         TV_RETURN_IF_ERROR(AtLeast("replay.snapshot_retention_days", v, 1));
+         c.replay.snapshot_retention_days = v;
+         return Status::Ok();
+       })},
+      {"replay.lock_timeout_ms", Kind::kInt, false, Int([](Config& c, int64_t v) {
+         TV_RETURN_IF_ERROR(AtLeast("replay.lock_timeout_ms", v, 1));
+         c.replay.lock_timeout_ms = v;
+         return Status::Ok();
+       })},
+      {"api.state_dir", Kind::kString, false, Str([](Config& c, const std::string& v) {
+         c.api.state_dir = v;
+         return Status::Ok();
+       })},
       {"api.listen", Kind::kString, false, Str([](Config& c, const std::string& v) {
          auto colon = v.rfind(':');
          if (colon == std::string::npos || colon + 1 == v.size()) {
@@ -352,7 +374,7 @@ Status LoadToken(const toml::node& node, size_t index, ApiToken* out) {
 }
 
 bool IsSection(std::string_view key) {
-  return key == "postgres" || key == "kafka" || key == "tenant" || key == "store" || key == "api";
+  return key == "postgres" || key == "kafka" || key == "tenant" || key == "store" || key == "replay" || key == "api";
 }
 
 struct Collected {
@@ -434,6 +456,9 @@ Result<Config> Build(Collected collected) {
   }
   config.kafka.properties = std::move(collected.kafka_properties);
   config.api.tokens = std::move(collected.tokens);
+  if (config.replay.backup_dir.empty()) config.replay.backup_dir = config.store.path + "-backups";
+  if (config.replay.snapshot_dir.empty()) config.replay.snapshot_dir = config.store.path + "-snapshots";
+  if (config.api.state_dir.empty()) config.api.state_dir = config.store.path + "-api";
   if (config.api.tls_cert.empty() != config.api.tls_key.empty()) {
     return KeyError(config.api.tls_cert.empty() ? "api.tls_cert" : "api.tls_key",
                     "api.tls_cert and api.tls_key must be set together");

@@ -47,6 +47,16 @@ struct StoreConfig {
   int64_t retention_days = 30;
 };
 
+// Replay: where backups and snapshots live and how an apply waits for locks.
+// Empty directories default to siblings of store.path ("<store.path>-backups",
+// "<store.path>-snapshots").
+struct ReplayConfig {
+  std::string backup_dir;
+  std::string snapshot_dir;
+  int64_t snapshot_retention_days = 30;
+  int64_t lock_timeout_ms = 10000;  // how long an apply waits for the tenant's row locks
+};
+
 enum class Role { kViewer, kOperator, kAdmin };
 
 struct ApiToken {
@@ -61,6 +71,8 @@ struct ApiConfig {
   std::string tls_cert;
   std::string tls_key;
   std::vector<ApiToken> tokens;
+  // Jobs, DR plans and the audit trail; empty: "<store.path>-api".
+  std::string state_dir;
 };
 
 struct Config {
@@ -69,6 +81,7 @@ struct Config {
   PostgresConfig postgres;
   KafkaConfig kafka;
   StoreConfig store;
+  ReplayConfig replay;
   ApiConfig api;
 };
 

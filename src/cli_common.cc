@@ -1,0 +1,72 @@
+#include "cli_common.h"
+
+#include <csignal>
+#include <cstdio>
+
+#include "timevault/core/log.h"
+
+namespace timevault::cli {
+
+std::optional<config::Config> LoadConfig(const GlobalOptions& g, int* exit_code) {
+  std::string path = g.config_path;
+  auto env = config::ProcessEnvironment();
+  if (path.empty()) {
+    if (auto it = env.find("TIMEVAULT_CONFIG"); it != env.end()) path = it->second;
+  }
+  if (path.empty()) {
+    std::fprintf(stderr, "timevault: --config FILE (or TIMEVAULT_CONFIG) is required\n");
+    *exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  auto loaded = config::Load(path, env);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "timevault: config error: %s\n", loaded.status().message().c_str());
+    *exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  std::string level = g.log_level.empty() ? loaded->log_level : g.log_level;
+  if (auto st = SetupLogging(level); !st.ok()) {
+    std::fprintf(stderr, "timevault: %s\n", st.message().c_str());
+    *exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  return std::move(loaded).value();
+}
+
+std::atomic<bool> g_stop{false};
+
+namespace {
+void OnSignal(int) { g_stop.store(true); }
+}  // namespace
+
+// SIGTERM and SIGINT ask the running service to finish cleanly.
+void InstallStopHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+Result<std::unique_ptr<store::Store>> OpenStore(const config::Config& cfg, bool read_only) {
+  store::Store::Options options;
+  options.path = cfg.store.path;
+  options.key_file = cfg.store.key_file;
+  options.tenant_column = cfg.tenant_column;
+  options.retention_days = cfg.store.retention_days;
+  options.read_only = read_only;
+  return store::Store::Open(options);
+}
+
+void AddPendingCommand(CLI::App& app, const GlobalOptions& g, int* exit_code, const char* name, const char* description,
+                       const char* issue) {
+  auto* sub = app.add_subcommand(name, description);
+  sub->allow_extras();
+  sub->callback([&g, exit_code, name, issue] {
+    if (!LoadConfig(g, exit_code)) return;
+    std::fprintf(stderr, "timevault %s: not built yet (arrives with the %s issue)\n", name, issue);
+    *exit_code = kExitFailure;
+  });
+}
+
+}  // namespace timevault::cli

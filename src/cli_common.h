@@ -1,0 +1,47 @@
+// What every command shares: global options, config loading, the stop flag
+// and store opening. Each command group lives in its own cmd_*.cc file and
+// registers its subcommands with Register*Commands (called by cli.cc).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cli.h"
+#include "timevault/config/config.h"
+#include "timevault/core/status.h"
+#include "timevault/store/store.h"
+
+namespace timevault::cli {
+
+struct GlobalOptions {
+  std::string config_path;
+  std::string log_level;
+};
+
+// Loads the config named by --config or $TIMEVAULT_CONFIG and sets up
+// logging; on failure prints the reason and sets *exit_code (kExitUsage).
+std::optional<config::Config> LoadConfig(const GlobalOptions& g, int* exit_code);
+
+// Set by SIGTERM/SIGINT once InstallStopHandlers ran: services finish cleanly.
+extern std::atomic<bool> g_stop;
+void InstallStopHandlers();
+
+// Opens the store of the config (read_only: a RocksDB secondary that follows
+// a running `timevault store`).
+Result<std::unique_ptr<store::Store>> OpenStore(const config::Config& cfg, bool read_only);
+
+// A subcommand whose issue has not built it yet: says so and exits 1.
+void AddPendingCommand(CLI::App& app, const GlobalOptions& g, int* exit_code, const char* name, const char* description,
+                       const char* issue);
+
+// Command groups (one file each). Each adds its subcommands to `app`; the
+// callbacks store their exit code in *exit_code.
+void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);  // cmd_service.cc
+void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);   // cmd_replay.cc
+void RegisterBackupCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);   // cmd_backup.cc
+void RegisterApiCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);      // cmd_api.cc
+
+}  // namespace timevault::cli

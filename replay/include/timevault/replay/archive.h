@@ -1,0 +1,93 @@
+// Archives: the portable, encrypted, checksummed container that backups and
+// snapshots are written in (docs/replay.md "Archive format").
+//
+// An archive is a directory holding manifest.json and data files. A data file
+// is a sequence of blocks; a block holds up to about 1 MiB of records,
+// zstd-compressed, then AES-256-GCM-encrypted under the archive's own data
+// key (wrapped by the master key and kept in the manifest). Each block's AAD
+// binds it to the archive id, the file name and its index, so blocks cannot
+// be swapped, reordered or moved between files or archives unnoticed. The
+// manifest lists every file with its record count, size and SHA-256, and
+// carries its own hash (manifest_sha256) over its canonical form.
+//
+// Records are opaque byte strings; backups and snapshots define what they
+// hold.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "timevault/core/crypto.h"
+#include "timevault/core/status.h"
+
+namespace timevault::replay {
+
+struct ArchiveFileInfo {
+  std::string name;      // a plain file name inside the archive directory
+  uint64_t records = 0;  // records written to it
+  uint64_t bytes = 0;    // its size on disk
+  std::string sha256;    // hex SHA-256 of its bytes on disk
+};
+
+class ArchiveWriter {
+ public:
+  // Starts writing the archive `id` whose final directory is `dir` (which
+  // must not exist; its parent must). Data goes to a temporary sibling that
+  // Finish renames into place, so a crash never leaves a half archive under
+  // the final name.
+  static Result<std::unique_ptr<ArchiveWriter>> Create(const std::string& dir, const std::string& id,
+                                                       const MasterKey& master);
+  ~ArchiveWriter();  // without Finish: removes the temporary directory
+
+  // Appends one record to data file `file` ([A-Za-z0-9._-]+, not
+  // "manifest.json"), creating the file on first use.
+  Status Add(const std::string& file, std::string_view record);
+
+  // Seals the archive: flushes every file, writes manifest.json — the fields
+  // of `meta_json` (a JSON object the caller fills: kind, tenant, lsn, ...)
+  // plus "id", "format", "created_at", "wrapped_key", "files" and
+  // "manifest_sha256" — fsyncs, and renames the directory into place.
+  Result<std::vector<ArchiveFileInfo>> Finish(const std::string& meta_json);
+
+ private:
+  struct Impl;
+  explicit ArchiveWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class ArchiveReader {
+ public:
+  // Opens the archive in `dir`: parses manifest.json, checks its hash, and
+  // unwraps the data key. Errors name the archive and the problem: NotFound
+  // (no such archive), DataLoss (manifest unreadable or its hash wrong),
+  // FailedPrecondition (the master key is not the one it was written with).
+  static Result<std::unique_ptr<ArchiveReader>> Open(const std::string& dir, const MasterKey& master);
+  ~ArchiveReader();
+
+  // The manifest (JSON text, as on disk) and its files.
+  const std::string& manifest_json() const;
+  const std::vector<ArchiveFileInfo>& files() const;
+
+  // Streams the records of `file` in the order they were added. Every block
+  // is authenticated before its records are emitted; at the end the file's
+  // size and SHA-256 are checked. DataLoss naming the file (and block) on any
+  // problem. `emit` returns false to stop early.
+  Status Read(const std::string& file, const std::function<bool(std::string_view record)>& emit) const;
+
+  // Reads every file completely (hash, authentication and decompression of
+  // every block) and reports the first problem precisely: the file, the block
+  // and what is wrong. A file on disk that the manifest does not list, or a
+  // listed one that is missing, is a problem too.
+  Status Verify() const;
+
+ private:
+  struct Impl;
+  explicit ArchiveReader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace timevault::replay

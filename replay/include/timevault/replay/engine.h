@@ -1,0 +1,126 @@
+// The replay engine (docs/replay.md): point-in-time recovery (preview, then
+// execute by plan id), restore from a backup, snapshots and rollback. Every
+// apply goes through one diff-and-apply path: the tenant's live rows are
+// locked, compared with the target state, the rows about to change are saved
+// as a snapshot, and the changes are applied in one Postgres transaction in
+// foreign-key-safe order, marked with pg_logical_emit_message carrying the
+// job id.
+//
+// An Engine is thread-safe: the API runs several jobs at once (applies to the
+// same tenant serialize on its row locks).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "timevault/config/config.h"
+#include "timevault/core/lsn.h"
+#include "timevault/core/status.h"
+#include "timevault/core/time.h"
+#include "timevault/core/types.h"
+#include "timevault/replay/backup.h"
+#include "timevault/store/store.h"
+
+namespace timevault::replay {
+
+struct OperationCounts {
+  uint64_t inserts = 0;
+  uint64_t updates = 0;
+  uint64_t deletes = 0;
+  uint64_t total() const { return inserts + updates + deletes; }
+};
+
+struct TableOperations {
+  std::string table;  // "schema.table"
+  OperationCounts ops;
+};
+
+// What a PITR will do. The plan id is bound to all of it: execute refuses a
+// plan whose operations would no longer be these.
+struct PitrPlan {
+  std::string plan_id;
+  std::string tenant;
+  std::vector<std::string> tables;  // as requested (empty: every table with the tenant column)
+  store::Point target;              // the commit the tenant goes back to
+  OperationCounts ops;
+  std::vector<TableOperations> by_table;  // tables with at least one operation
+  double estimated_seconds = 0;
+  CommitTime created_at;
+};
+
+// Called while a job runs: the phase ("resolve", "lock", "diff", "snapshot",
+// "apply", "commit") and the fraction done overall (0..1).
+using ProgressFn = std::function<void(std::string_view phase, double fraction)>;
+
+struct ApplyResult {
+  std::string snapshot_id;  // the snapshot saved before the apply
+  OperationCounts ops;
+  std::vector<TableOperations> by_table;
+  double seconds = 0;
+  Lsn commit_lsn;  // the LSN of the apply's commit (Lsn{} when nothing changed)
+};
+
+enum class SnapshotReason { kPitr, kRestore, kRollback };
+std::string_view SnapshotReasonName(SnapshotReason reason);
+
+struct SnapshotInfo {
+  std::string id;
+  std::string tenant;
+  std::vector<std::string> tables;  // the tables it holds rows of
+  Lsn lsn;                          // the WAL position at which the rows were read
+  CommitTime created_at;
+  std::string job_id;
+  SnapshotReason reason = SnapshotReason::kPitr;
+  std::string source;   // plan id, backup id or rolled-back snapshot id
+  uint64_t rows = 0;    // rows saved (their pre-apply images)
+  uint64_t absent = 0;  // keys the apply inserted (rollback deletes them)
+  uint64_t bytes = 0;
+};
+
+// A PITR target: a time (resolved to the last commit at or before it) or an LSN.
+using PitrTarget = std::variant<CommitTime, Lsn>;
+
+class Engine {
+ public:
+  // `store` outlives the engine. Opens the snapshot and backup directories of
+  // the config and the master key.
+  static Result<std::unique_ptr<Engine>> Open(const config::Config& cfg, store::StateReader* store);
+  virtual ~Engine() = default;
+
+  // Dry run: resolves the target, diffs, and saves the plan (plans expire
+  // after an hour). OutOfRange past the recoverable point, NotFound for an
+  // unknown table or a table without the tenant column.
+  virtual Result<PitrPlan> PreviewPitr(const TenantId& tenant, const PitrTarget& target,
+                                       const std::vector<std::string>& tables) = 0;
+  virtual Result<PitrPlan> GetPlan(const std::string& plan_id) = 0;
+  // Executes a saved plan: FailedPrecondition when the plan is unknown or
+  // expired, or the tenant changed since the preview so the operations
+  // differ; OutOfRange when the target is past the recoverable point.
+  virtual Result<ApplyResult> ExecutePitr(const std::string& plan_id, const std::string& job_id,
+                                          const ProgressFn& progress) = 0;
+  // Makes the tenant's live rows (in `tables`, empty: the backup's) equal the
+  // backup's state.
+  virtual Result<ApplyResult> Restore(const std::string& backup_id, const TenantId& tenant,
+                                      const std::vector<std::string>& tables, const std::string& job_id,
+                                      const ProgressFn& progress) = 0;
+  // Puts the rows of a snapshot back (saving a snapshot of its own first).
+  virtual Result<ApplyResult> Rollback(const std::string& snapshot_id, const std::string& job_id,
+                                       const ProgressFn& progress) = 0;
+
+  // Newest first.
+  virtual Result<std::vector<SnapshotInfo>> ListSnapshots(const std::optional<std::string>& tenant) = 0;
+  virtual Result<SnapshotInfo> GetSnapshot(const std::string& snapshot_id) = 0;
+  // Removes snapshots older than replay.snapshot_retention_days; their ids.
+  virtual Result<std::vector<std::string>> ExpireSnapshots(CommitTime now) = 0;
+
+  virtual BackupCatalog& backups() = 0;
+  virtual store::StateReader& store() = 0;
+};
+
+}  // namespace timevault::replay

@@ -12,7 +12,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rows=${1:-500000}; live=${2:-100000}; factor=${3:-100}
-bin="$root/build/timevault"; bench="$root/build/bench/store_bench"
+build="${TVBUILD_DIR:-$root/build}"  # as scripts/build
+bin="$build/timevault"; bench="$build/bench/store_bench"
 [[ -x "$bin" && -x "$bench" ]] || "$root/scripts/build"
 source "$root/bench/lib.sh"
 start_bench_servers
@@ -64,9 +65,12 @@ kill -TERM $pid; wait $pid
 changes=$(psql -qXAt -c "SELECT count(*) FROM accounts")  # for the record only
 echo "capture: produced the workload in $(echo "$t1 - $t0" | bc -l | cut -c1-6) s ($changes live rows)"
 
-ingest_line=$("$bench" ingest "$KAFKA_BOOTSTRAP" sb "$work/ingest")
+# The store's log lines share stdout: keep only the figures' line. (Not
+# `tee /dev/stderr`: with stderr redirected to a file it reopens and
+# truncates that file.)
+ingest_line=$("$bench" ingest "$KAFKA_BOOTSTRAP" sb "$work/ingest" | grep '^ingest_eps=')
 echo "$ingest_line"
-history_line=$("$bench" history "$live" "$factor" "$work/history" | tee /dev/stderr | tail -n1)
+history_line=$("$bench" history "$live" "$factor" "$work/history" | tee >(cat >&2) | tail -n1)
 ingest=$(sed -E 's/.*ingest_eps=([0-9]+).*/\1/' <<<"$ingest_line")
 ratio=$(sed -E 's/.*state_at_ratio_[0-9]+x=([0-9.]+).*/\1/' <<<"$history_line")
 echo "ingest_eps=$ingest state_at_ratio_${factor}x=$ratio"

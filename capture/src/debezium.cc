@@ -206,6 +206,9 @@ struct EventEncoder::Impl {
   JsonWriter w;
   std::string message_value_schema = MessageValueSchema();
   std::string scratch;
+  // Columns of the event being encoded whose NULL became a default or
+  // fallback (views into its TableSchema).
+  std::vector<std::string_view> before_nulls, after_nulls;
   // Debezium's TransactionContext reuses one HashMap whose table only grows
   // (clear() keeps it), so its iteration order depends on the largest
   // transaction seen so far.
@@ -237,7 +240,10 @@ struct EventEncoder::Impl {
     return slot.get();
   }
 
-  Status WriteRow(const TableSchema& t, const TableCache& c, const pgoutput::Tuple& row, const pgoutput::Tuple* old) {
+  // Writes a row image; the names of its columns whose NULL is written as
+  // something else than null are appended to *replaced_nulls.
+  Status WriteRow(const TableSchema& t, const TableCache& c, const pgoutput::Tuple& row, const pgoutput::Tuple* old,
+                  std::vector<std::string_view>* replaced_nulls) {
     if (row.size() != t.columns.size())
       return InvalidArgument(t.schema + "." + t.table + ": row has " + std::to_string(row.size()) +
                              " columns, the relation " + std::to_string(t.columns.size()));
@@ -247,9 +253,29 @@ struct EventEncoder::Impl {
       if (codec.scalar.kind == Kind::kSkip) continue;
       Key(w, t.columns[i].name);
       TV_RETURN_IF_ERROR(WriteColumn(t, i, codec, row[i], old));
+      if (row[i].kind == pgoutput::ColumnKind::kNull && codec.null_json != "null")
+        replaced_nulls->push_back(t.columns[i].name);
     }
     w.EndObject();
     return Status::Ok();
+  }
+
+  // The kNullsHeader value for the images' replaced NULLs; empty if none.
+  void WriteNullsHeader(std::string* out) {
+    out->clear();
+    if (before_nulls.empty() && after_nulls.empty()) return;
+    rapidjson::StringBuffer b;
+    JsonWriter hw(b);
+    hw.StartObject();
+    for (const auto& [image, names] : {std::pair{"before", &before_nulls}, std::pair{"after", &after_nulls}}) {
+      if (names->empty()) continue;
+      Key(hw, image);
+      hw.StartArray();
+      for (std::string_view name : *names) Str(hw, name);
+      hw.EndArray();
+    }
+    hw.EndObject();
+    out->assign(b.GetString(), b.GetSize());
   }
 
   Status WriteColumn(const TableSchema& t, size_t i, const ColumnCodec& codec, const pgoutput::TupleColumn& col,
@@ -382,21 +408,25 @@ Status EventEncoder::EncodeKey(const TableSchema& table, const pgoutput::Tuple& 
 
 Status EventEncoder::EncodeChange(const TableSchema& table, Op op, const pgoutput::Tuple* before,
                                   const pgoutput::Tuple* after, const SourceInfo& source,
-                                  const TransactionBlock* transaction, CommitTime now, std::string* out) {
+                                  const TransactionBlock* transaction, CommitTime now, std::string* out,
+                                  std::string* nulls_header) {
   TV_ASSIGN_OR_RETURN(const TableCache* c, impl_->For(table));
   impl_->Begin(c->envelope_schema);
+  impl_->before_nulls.clear();
+  impl_->after_nulls.clear();
   JsonWriter& w = impl_->w;
   w.StartObject();
   Key(w, "before");
   if (before != nullptr)
-    TV_RETURN_IF_ERROR(impl_->WriteRow(table, *c, *before, nullptr));
+    TV_RETURN_IF_ERROR(impl_->WriteRow(table, *c, *before, nullptr, &impl_->before_nulls));
   else
     w.Null();
   Key(w, "after");
   if (after != nullptr)
-    TV_RETURN_IF_ERROR(impl_->WriteRow(table, *c, *after, before));
+    TV_RETURN_IF_ERROR(impl_->WriteRow(table, *c, *after, before, &impl_->after_nulls));
   else
     w.Null();
+  if (nulls_header != nullptr) impl_->WriteNullsHeader(nulls_header);
   Key(w, "source");
   impl_->WriteSource(source);
   Key(w, "transaction");
@@ -411,7 +441,7 @@ Status EventEncoder::EncodeChange(const TableSchema& table, Op op, const pgoutpu
 
 Status EventEncoder::EncodeTruncate(const TableSchema& table, const SourceInfo& source,
                                     const TransactionBlock* transaction, CommitTime now, std::string* out) {
-  return EncodeChange(table, Op::kTruncate, nullptr, nullptr, source, transaction, now, out);
+  return EncodeChange(table, Op::kTruncate, nullptr, nullptr, source, transaction, now, out, nullptr);
 }
 
 Status EventEncoder::EncodeMessageKey(std::string_view prefix, std::string* out) {

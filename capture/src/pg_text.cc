@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include "encode_util.h"
 
@@ -11,6 +12,9 @@ namespace {
 
 constexpr int64_t kMicrosPerSecond = 1000000;
 constexpr int64_t kMicrosPerDay = 86400 * kMicrosPerSecond;
+// Years past this are refused, so that day, second and millisecond counts
+// stay far inside int64 (Postgres's own range is 4713 BC .. 5874897 AD).
+constexpr int64_t kMaxYear = 99999999;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -47,7 +51,7 @@ bool ReadDate(std::string_view s, size_t* pos, bool bc, int64_t* days) {
   if (!ReadInt(s, pos, &y, 4) || !Expect(s, pos, '-') || !ReadInt(s, pos, &m, 2) || !Expect(s, pos, '-') ||
       !ReadInt(s, pos, &d, 2))
     return false;
-  if (m < 1 || m > 12 || d < 1 || d > 31) return false;
+  if (m < 1 || m > 12 || d < 1 || d > 31 || y > kMaxYear) return false;
   if (bc) y = 1 - y;
   *days = DaysFromCivil(y, static_cast<int>(m), static_cast<int>(d));
   return true;
@@ -92,6 +96,7 @@ bool ReadOffset(std::string_view s, size_t* pos, int32_t* seconds) {
       if (!ReadInt(s, pos, &sec, 2)) return false;
     }
   }
+  if (h > 99 || m > 59 || sec > 59) return false;  // Postgres: |offset| < 16 h
   const int64_t total = h * 3600 + m * 60 + sec;
   *seconds = static_cast<int32_t>(neg ? -total : total);
   return true;
@@ -136,18 +141,44 @@ bool ParseDateTime(std::string_view text, DateTimeText* out) {
   if (text == "-infinity") return out->special = DateTimeText::Special::kNegInf, true;
   const bool bc = EndsWithBc(&text);
   size_t pos = 0;
-  int64_t days, micros = 0;
-  if (!ReadDate(text, &pos, bc, &days)) return false;
+  if (!ReadDate(text, &pos, bc, &out->epoch_days)) return false;
   if (pos < text.size() && (text[pos] == ' ' || text[pos] == 'T')) {
     ++pos;
-    if (!ReadTime(text, &pos, &micros)) return false;
+    if (!ReadTime(text, &pos, &out->micros_of_day)) return false;
     if (pos < text.size()) {
       if (!ReadOffset(text, &pos, &out->offset_seconds)) return false;
       out->has_offset = true;
     }
   }
-  out->epoch_micros_local = days * kMicrosPerDay + micros;
   return pos == text.size();
+}
+
+void ToUtc(const DateTimeText& t, int64_t* epoch_days, int64_t* micros_of_day) {
+  // |offset| < 100 hours and micros_of_day <= one day: no overflow.
+  const int64_t tod = t.micros_of_day - int64_t{t.offset_seconds} * kMicrosPerSecond;
+  *epoch_days = t.epoch_days + FloorDiv(tod, kMicrosPerDay);
+  *micros_of_day = FloorMod(tod, kMicrosPerDay);
+}
+
+int64_t JavaEpochMicros(int64_t epoch_days, int64_t micros_of_day) {
+  // Instant.getEpochSecond() (floor) and the micro-of-second (>= 0).
+  const int64_t seconds = epoch_days * 86400 + FloorDiv(micros_of_day, kMicrosPerSecond);
+  const int64_t micro_of_second = FloorMod(micros_of_day, kMicrosPerSecond);
+  // TimeUnit.SECONDS.toMicros saturates.
+  constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / kMicrosPerSecond;
+  int64_t scaled;
+  if (seconds > kMaxSeconds)
+    scaled = std::numeric_limits<int64_t>::max();
+  else if (seconds < -kMaxSeconds)
+    scaled = std::numeric_limits<int64_t>::min();
+  else
+    scaled = seconds * kMicrosPerSecond;
+  // Java's long addition wraps; unsigned arithmetic does the same without UB.
+  return static_cast<int64_t>(static_cast<uint64_t>(scaled) + static_cast<uint64_t>(micro_of_second));
+}
+
+int64_t EpochMillis(int64_t epoch_days, int64_t micros_of_day) {
+  return epoch_days * 86400000 + FloorDiv(micros_of_day, 1000);
 }
 
 bool ParseTimeTz(std::string_view text, int64_t* utc_micros) {

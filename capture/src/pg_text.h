@@ -35,17 +35,36 @@ bool ParseDate(std::string_view text, int64_t* epoch_days);
 // microseconds after midnight.
 bool ParseTimeOfDay(std::string_view text, int64_t* micros);
 
-// A date-time as wall-clock fields plus an optional UTC offset.
+// A date-time as wall-clock fields plus an optional UTC offset. Kept as days
+// and time of day, never as one count of microseconds: Postgres timestamps
+// reach 294276-12-31, past the last int64 microsecond (294247-01-10).
 struct DateTimeText {
-  int64_t epoch_micros_local = 0;  // wall clock read as if UTC
+  int64_t epoch_days = 0;     // the date (wall clock), days since 1970-01-01
+  int64_t micros_of_day = 0;  // [0, 86400000000]
   bool has_offset = false;
   int32_t offset_seconds = 0;  // east of UTC
   enum class Special { kNone, kPosInf, kNegInf };
   Special special = Special::kNone;
 };
 // timestamp / timestamptz text ("2024-01-02 03:04:05.678+01", "... BC",
-// "infinity", "2024-01-02" for defaults).
+// "infinity", "2024-01-02" for defaults). Years beyond +-99999999 are refused
+// (Postgres stops at 5874897 AD / 4713 BC).
 bool ParseDateTime(std::string_view text, DateTimeText* out);
+
+// The instant `t` names, shifted to UTC (offset removed): days and time of day.
+void ToUtc(const DateTimeText& t, int64_t* epoch_days, int64_t* micros_of_day);
+
+// Epoch microseconds of a wall-clock time read as UTC, computed as Debezium's
+// MicroTimestamp does (Conversions.toEpochMicros:
+// TimeUnit.SECONDS.toMicros(epochSecond) + microOfSecond): the seconds'
+// product saturates at Long.MAX_VALUE/MIN_VALUE and the sum wraps as Java's
+// long addition does. Exact up to 294247-01-10 04:00:54.775807; later times
+// give what Debezium writes (Long.MAX_VALUE, or wrapped negatives), never UB.
+int64_t JavaEpochMicros(int64_t epoch_days, int64_t micros_of_day);
+
+// Epoch milliseconds, floored (Instant.toEpochMilli): exact for every
+// timestamp Postgres accepts.
+int64_t EpochMillis(int64_t epoch_days, int64_t micros_of_day);
 
 // timetz ("13:45:00.5+05:30") normalised to UTC, microseconds after midnight
 // in [0, 86400000000).

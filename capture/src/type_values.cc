@@ -138,11 +138,13 @@ Outcome WriteMoney(JsonWriter& w, std::string_view text) {
 
 // ISO-8601 instant in UTC as ZonedTimestamp.toIsoString renders it: exactly
 // `width` fractional digits for 1 <= width <= 9, else ISO_OFFSET_DATE_TIME's
-// trimmed fraction. `offset_seconds` != 0 only for column defaults.
-void AppendZoned(int64_t utc_micros, int32_t width, int32_t offset_seconds, std::string* out) {
-  const int64_t local = utc_micros + int64_t{offset_seconds} * 1000000;
-  const int64_t days = FloorDiv(local, 86400000000LL);
-  const int64_t tod = FloorMod(local, 86400000000LL);
+// trimmed fraction. The instant is given as UTC days and time of day (every
+// Postgres timestamp, up to 294276 AD). `offset_seconds` != 0 only for column
+// defaults: the local time at that offset is written, with the offset.
+void AppendZoned(int64_t utc_days, int64_t utc_micros_of_day, int32_t width, int32_t offset_seconds, std::string* out) {
+  const int64_t shifted = utc_micros_of_day + int64_t{offset_seconds} * 1000000;
+  const int64_t days = utc_days + FloorDiv(shifted, 86400000000LL);
+  const int64_t tod = FloorMod(shifted, 86400000000LL);
   AppendIsoDate(days, out);
   char buf[40];
   const int64_t secs = tod / 1000000, nanos = (tod % 1000000) * 1000;
@@ -265,10 +267,13 @@ Outcome WriteScalar(JsonWriter& w, const ScalarCodec& s, std::string_view text) 
     case Kind::kTimestampMicros: {
       DateTimeText t;
       if (!ParseDateTime(text, &t) || t.has_offset) return Outcome::kBad;
-      int64_t micros = t.epoch_micros_local;
-      if (t.special == DateTimeText::Special::kPosInf) micros = kPosInfinityMicros;
-      if (t.special == DateTimeText::Special::kNegInf) micros = kNegInfinityMicros;
-      w.Int64(s.kind == Kind::kTimestampMillis ? FloorDiv(micros, 1000) : micros);
+      if (t.special != DateTimeText::Special::kNone) {
+        const int64_t micros = t.special == DateTimeText::Special::kPosInf ? kPosInfinityMicros : kNegInfinityMicros;
+        w.Int64(s.kind == Kind::kTimestampMillis ? FloorDiv(micros, 1000) : micros);
+        return Outcome::kOk;
+      }
+      w.Int64(s.kind == Kind::kTimestampMillis ? EpochMillis(t.epoch_days, t.micros_of_day)
+                                               : JavaEpochMicros(t.epoch_days, t.micros_of_day));
       return Outcome::kOk;
     }
     case Kind::kZonedTimestamp: {
@@ -277,8 +282,10 @@ Outcome WriteScalar(JsonWriter& w, const ScalarCodec& s, std::string_view text) 
       if (t.special != DateTimeText::Special::kNone)
         return Str(w, t.special == DateTimeText::Special::kPosInf ? "infinity" : "-infinity"), Outcome::kOk;
       if (!t.has_offset) return Outcome::kBad;
+      int64_t days, tod;
+      ToUtc(t, &days, &tod);
       std::string iso;
-      AppendZoned(t.epoch_micros_local - int64_t{t.offset_seconds} * 1000000, s.scale, 0, &iso);
+      AppendZoned(days, tod, s.scale, 0, &iso);
       Str(w, iso);
       return Outcome::kOk;
     }
@@ -297,6 +304,9 @@ Outcome WriteScalar(JsonWriter& w, const ScalarCodec& s, std::string_view text) 
       return Outcome::kOk;
     }
     case Kind::kBit:
+      // An empty varbit(1) (B''): Debezium's convertBits finds no bit, logs
+      // "Failed to properly convert data value" and leaves the field unset.
+      if (text.empty()) return Outcome::kNull;
       if (text != "0" && text != "1") return Outcome::kBad;
       w.Bool(text == "1");
       return Outcome::kOk;
@@ -437,21 +447,23 @@ bool WriteDefault(JsonWriter& w, std::string_view mapper, const ColumnCodec& c, 
   if (mapper == "date") {
     DateTimeText t;
     if (!ParseDateTime(literal, &t) || t.special != DateTimeText::Special::kNone) return false;
-    w.Int(static_cast<int32_t>(FloorDiv(t.epoch_micros_local, 86400000000LL)));
+    w.Int(static_cast<int32_t>(t.epoch_days));
     return true;
   }
-  if (mapper == "timestamp") {
+  if (mapper == "timestamp") {  // the wall clock (toLocalDateTime)
     DateTimeText t;
     if (!ParseDateTime(literal, &t) || t.special != DateTimeText::Special::kNone) return false;
-    const int64_t m = t.epoch_micros_local;  // the wall clock (toLocalDateTime)
-    w.Int64(s.kind == Kind::kTimestampMillis ? FloorDiv(m, 1000) : m);
+    w.Int64(s.kind == Kind::kTimestampMillis ? EpochMillis(t.epoch_days, t.micros_of_day)
+                                             : JavaEpochMicros(t.epoch_days, t.micros_of_day));
     return true;
   }
   if (mapper == "timestamptz") {
     DateTimeText t;
     if (!ParseDateTime(literal, &t) || t.special != DateTimeText::Special::kNone) return false;
+    int64_t days, tod;
+    ToUtc(t, &days, &tod);
     std::string iso;  // keeps the literal's offset (OffsetDateTime.toZonedDateTime)
-    AppendZoned(t.epoch_micros_local - int64_t{t.offset_seconds} * 1000000, s.scale, t.offset_seconds, &iso);
+    AppendZoned(days, tod, s.scale, t.offset_seconds, &iso);
     Str(w, iso);
     return true;
   }

@@ -70,6 +70,61 @@ Status PgConn::Run(std::string_view sql) {
   return r.ok() ? Status::Ok() : r.status();
 }
 
+Status PgConn::CopyIn(std::string_view sql) {
+  PgResult r(PQexec(c_.get(), std::string(sql).c_str()));
+  TV_RETURN_IF_ERROR(CheckResult(r.raw(), c_.get()));
+  if (PQresultStatus(r.raw()) != PGRES_COPY_IN) return Internal("postgres: not a COPY FROM STDIN: " + std::string(sql));
+  return Status::Ok();
+}
+
+Status PgConn::CopyPut(std::string_view data) {
+  if (PQputCopyData(c_.get(), data.data(), static_cast<int>(data.size())) != 1) {
+    return Unavailable("postgres: COPY data: " + Trim(PQerrorMessage(c_.get())));
+  }
+  return Status::Ok();
+}
+
+namespace {
+// The final result of a COPY (and any results after it).
+Status DrainResults(PGconn* conn) {
+  Status status = Status::Ok();
+  while (PGresult* raw = PQgetResult(conn)) {
+    PgResult r(raw);
+    if (Status s = CheckResult(r.raw(), conn); !s.ok() && status.ok()) status = s;
+  }
+  return status;
+}
+}  // namespace
+
+Status PgConn::CopyEnd() {
+  if (PQputCopyEnd(c_.get(), nullptr) != 1) {
+    return Unavailable("postgres: COPY end: " + Trim(PQerrorMessage(c_.get())));
+  }
+  return DrainResults(c_.get());
+}
+
+void PgConn::CopyAbort(const std::string& reason) {
+  PQputCopyEnd(c_.get(), reason.c_str());
+  (void)DrainResults(c_.get());
+}
+
+Status PgConn::CopyOut(std::string_view sql, const std::function<Status(std::string_view line)>& line) {
+  PgResult r(PQexec(c_.get(), std::string(sql).c_str()));
+  TV_RETURN_IF_ERROR(CheckResult(r.raw(), c_.get()));
+  if (PQresultStatus(r.raw()) != PGRES_COPY_OUT) return Internal("postgres: not a COPY TO STDOUT: " + std::string(sql));
+  Status status = Status::Ok();
+  for (;;) {
+    char* buf = nullptr;
+    int n = PQgetCopyData(c_.get(), &buf, 0);
+    if (n == -1) break;  // done; the result follows
+    if (n == -2) return Unavailable("postgres: COPY out: " + Trim(PQerrorMessage(c_.get())));
+    if (status.ok()) status = line(std::string_view(buf, static_cast<size_t>(n)));
+    PQfreemem(buf);
+  }
+  Status end = DrainResults(c_.get());
+  return status.ok() ? end : status;
+}
+
 std::string PgConn::QuoteIdent(std::string_view ident) const {
   char* q = PQescapeIdentifier(c_.get(), ident.data(), ident.size());
   std::string out = q ? q : "";

@@ -26,6 +26,12 @@
 //   indistinguishable from it, as in Debezium. They can appear in 'c' too: a
 //   primary-key change is d + c, and the c keeps the placeholder.
 // * Numbers are kept as their original text (event_json.h).
+// * NULLs written as defaults: Debezium's JsonConverter writes a column's
+//   default (a NOT NULL column: also a fallback such as 0 or "") in place of
+//   null, so the JSON cannot tell them apart. Capture names those fields in
+//   the `__timevault.nulls` header (kNullsHeader); they are set to null
+//   before anything is derived from the images. Without the header (another
+//   producer, or real Debezium) the values are kept as they are.
 // * source.txId may be null only for a logical message without a
 //   transaction block; source.lsn must be positive; a heartbeat with an lsn
 //   must carry server_ts_ms.
@@ -233,6 +239,65 @@ Status RowImages(const Fields& envelope, char op, const JsonValue** before, cons
   return Status::Ok();
 }
 
+// The fields kNullsHeader names, per image.
+struct NullColumns {
+  std::vector<std::string> before;
+  std::vector<std::string> after;
+};
+
+constexpr std::string_view kNullsWhat = "header __timevault.nulls";
+
+Status NullsError(std::string_view detail) {
+  return InvalidArgument(std::string(kNullsWhat) + ": " + std::string(detail));
+}
+
+// {"before":["a",...],"after":[...]}: members optional, nothing else allowed.
+Result<NullColumns> ParseNullsHeader(JsonParser& parser, std::string_view header) {
+  TV_ASSIGN_OR_RETURN(const JsonValue* root, parser.Parse(header, kNullsWhat));
+  if (!root->IsObject()) return NullsError("expected an object, got " + std::string(TypeName(*root)));
+  NullColumns out;
+  const JsonValue* name = root->first();
+  for (uint32_t i = 0; i < root->size(); ++i, name = name->next()->next()) {
+    const JsonValue& list = *name->next();
+    std::vector<std::string>* columns = name->text() == "before"  ? &out.before
+                                        : name->text() == "after" ? &out.after
+                                                                  : nullptr;
+    if (columns == nullptr) return NullsError("unknown member " + Quote(name->text()) + " (expected before, after)");
+    if (!list.IsArray()) {
+      return NullsError(std::string(name->text()) + ": expected an array of column names, got " +
+                        std::string(TypeName(list)));
+    }
+    const JsonValue* column = list.first();
+    for (uint32_t j = 0; j < list.size(); ++j, column = column->next()) {
+      if (!column->IsString()) {
+        return NullsError(std::string(name->text()) + "[" + std::to_string(j) + "]: expected a column name, got " +
+                          std::string(TypeName(*column)));
+      }
+      columns->emplace_back(column->text());
+    }
+  }
+  return out;
+}
+
+// Sets the named fields of `image` (a member of the envelope) to null.
+Status ApplyNulls(JsonParser& parser, std::string_view image_name, const JsonValue* image,
+                  const std::vector<std::string>& columns) {
+  if (columns.empty()) return Status::Ok();
+  if (image == nullptr) {
+    return NullsError("names columns of " + std::string(image_name) + ", but the event's " + std::string(image_name) +
+                      " is null");
+  }
+  for (const std::string& column : columns) {
+    const JsonValue* value = image->Find(column);
+    if (value == nullptr) {
+      return NullsError(std::string(image_name) + ": " + Quote(column, 256) + " is not a field of the event's " +
+                        std::string(image_name));
+    }
+    parser.SetNull(*value);
+  }
+  return Status::Ok();
+}
+
 // row, tenant, unavailable_columns and pk of a c/u/d/r event.
 void FillRow(const ParseOptions& options, const JsonValue* before, const JsonValue* after,
              std::optional<std::string> pk, StoreEvent* e) {
@@ -255,10 +320,15 @@ void FillRow(const ParseOptions& options, const JsonValue* before, const JsonVal
 }
 
 Result<StoreEvent> ParseChange(const ParseOptions& options, std::string_view topic_table,
-                               std::optional<std::string_view> key, std::string_view value) {
+                               std::optional<std::string_view> key, std::string_view value,
+                               std::optional<std::string_view> nulls_header) {
   JsonParser& parser = internal::ThreadJsonParser();
-  // The key first: parsing the value reuses the parser's DOM.
+  // The key and the header first: parsing the value reuses the parser's DOM.
   TV_ASSIGN_OR_RETURN(std::optional<std::string> pk, ParseKey(parser, key));
+  NullColumns nulls;
+  if (nulls_header) {
+    TV_ASSIGN_OR_RETURN(nulls, ParseNullsHeader(parser, *nulls_header));
+  }
   TV_ASSIGN_OR_RETURN(const JsonValue* envelope, ParseEnvelope(parser, value));
   const Fields fields(*envelope, "");
   StoreEvent e;
@@ -273,6 +343,8 @@ Result<StoreEvent> ParseChange(const ParseOptions& options, std::string_view top
   const JsonValue* before = nullptr;
   const JsonValue* after = nullptr;
   TV_RETURN_IF_ERROR(RowImages(fields, e.op, &before, &after));
+  TV_RETURN_IF_ERROR(ApplyNulls(parser, "before", before, nulls.before));
+  TV_RETURN_IF_ERROR(ApplyNulls(parser, "after", after, nulls.after));
 
   e.table.assign(topic_table);
   e.change_lsn = source.lsn;
@@ -431,12 +503,11 @@ Result<StoreEvent> ParseHeartbeat(std::string_view value) {
 }  // namespace
 
 Result<StoreEvent> ParseEvent(const ParseOptions& options, std::string_view topic, std::optional<std::string_view> key,
-                              std::optional<std::string_view> value) {
+                              std::optional<std::string_view> value, std::optional<std::string_view> nulls_header) {
   TV_ASSIGN_OR_RETURN(const Route route, RouteTopic(options.topic_prefix, topic));
-  if (route.kind == TopicKind::kTable) {
-    if (!value) return ParseTombstone(route.table, key);
-    return ParseChange(options, route.table, key, *value);
-  }
+  if (route.kind == TopicKind::kTable && value) return ParseChange(options, route.table, key, *value, nulls_header);
+  if (nulls_header) return NullsError("on a message without row images (a tombstone or not a table topic)");
+  if (route.kind == TopicKind::kTable) return ParseTombstone(route.table, key);
   if (!value) return InvalidArgument("value: null (only a table topic has tombstones)");
   switch (route.kind) {
     case TopicKind::kTransaction: return ParseTransaction(*value);

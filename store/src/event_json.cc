@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <system_error>
 #include <utility>
 
@@ -140,6 +142,14 @@ Result<const JsonValue*> JsonParser::Parse(std::string_view text, std::string_vi
   message += rapidjson::GetParseError_En(result.Code());
   if (result.Offset() >= text.size()) message += " (the text ends there: truncated?)";
   return InvalidArgument(std::move(message));
+}
+
+void JsonParser::SetNull(const JsonValue& v) {
+  const JsonValue* begin = values_.data();
+  const JsonValue* end = begin + values_.size();
+  const std::less<const JsonValue*> before;                 // a total order, also for pointers into other arrays
+  if (before(&v, begin) || !before(&v, end)) std::abort();  // not of this document: a bug
+  values_[static_cast<size_t>(&v - begin)].MakeNull();
 }
 
 JsonParser& ThreadJsonParser() {

@@ -60,6 +60,14 @@ class JsonValue {
   // whitespace and no escapes to shorten, its compact JSON is not longer.
   uint32_t input_bytes() const { return input_bytes_; }
 
+  // Turns this value into null. Its subtree stays where it was and next()
+  // still skips it, so the values around it are unaffected.
+  void MakeNull() {
+    type_ = Type::kNull;
+    text_ = nullptr;
+    size_ = 0;
+  }
+
   // For the parser: a scalar; a container opened at `offset` in the input,
   // then closed with its size, span and the offset after its last byte.
   JsonValue(Type type, const char* text, uint32_t size) : text_(text), size_(size), type_(type) {}
@@ -101,6 +109,10 @@ class JsonParser {
   // Parses `text`; the result stays valid until the next Parse. On failure:
   // InvalidArgument "<what>: invalid JSON at offset N: <reason>".
   Result<const JsonValue*> Parse(std::string_view text, std::string_view what);
+
+  // Replaces a value of the current document by null (JsonValue::MakeNull).
+  // `v` must come from the last Parse.
+  void SetNull(const JsonValue& v);
 
   // Bytes of the largest input parsed since construction.
   size_t high_water() const { return high_water_; }

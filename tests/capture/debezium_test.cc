@@ -311,6 +311,86 @@ TEST(TypeMapTest, TimestampIsAdaptive) {
   EXPECT_EQ(AfterC(C(oid::kTimestamp, "timestamp"), "0044-03-15 00:00:01 BC"), "-63517823999000000");
 }
 
+// Postgres timestamps reach 294276-12-31, past the last int64 microsecond
+// (294247-01-10 04:00:54.775807). Expected values: what Debezium 3.6.1
+// wrote for the same rows (tests/compat/workload.sql, table ts_extremes),
+// i.e. MicroTimestamp's TimeUnit.SECONDS.toMicros (saturating) plus the
+// micro-of-second in Java's wrapping long addition.
+TEST(TypeMapTest, TimestampsBeyondTheLastInt64MicrosecondAsDebeziumWritesThem) {
+  const ColumnSchema micro = C(oid::kTimestamp, "timestamp");
+  const ColumnSchema milli = C(oid::kTimestamp, "timestamp", 3);
+  const ColumnSchema sec = C(oid::kTimestamp, "timestamp", 0);
+  EXPECT_EQ(AfterC(micro, "294247-01-10 04:00:54.775807"), "9223372036854775807");
+  EXPECT_EQ(AfterC(micro, "294247-01-10 04:00:54.775808"), "-9223372036854775808");  // wrapped
+  EXPECT_EQ(AfterC(micro, "294247-01-10 04:00:55"), "9223372036854775807");          // saturated
+  EXPECT_EQ(AfterC(micro, "294276-12-31 23:59:59.999999"), "-9223372036853775810");  // saturated, wrapped
+  EXPECT_EQ(AfterC(micro, "200000-01-01 00:00:00"), "6249223180800000000");
+  EXPECT_EQ(AfterC(micro, "100000-06-15 12:00:00.5"), "3093542366400500000");
+  EXPECT_EQ(AfterC(micro, "4713-01-01 00:00:00 BC"), "-210863520000000000");
+  EXPECT_EQ(AfterC(micro, "0001-01-01 00:00:00 BC"), "-62167219200000000");
+  // Milliseconds are exact over the whole range.
+  EXPECT_EQ(AfterC(milli, "294247-01-10 04:00:54.776"), "9223372036854776");
+  EXPECT_EQ(AfterC(milli, "294276-12-31 23:59:59.999"), "9224318015999999");
+  EXPECT_EQ(AfterC(sec, "294276-12-31 23:59:59"), "9224318015999000");
+  EXPECT_EQ(AfterC(milli, "4713-01-01 00:00:00.001 BC"), "-210863519999999");
+  EXPECT_EQ(AfterC(milli, "0044-03-15 12:00:00.123 BC"), "-63517780799877");
+  EXPECT_EQ(AfterC(sec, "0001-12-31 23:59:59 BC"), "-62135596801000");
+  EXPECT_EQ(AfterC(milli, "infinity"), "9223372036825200");
+  EXPECT_EQ(AfterC(sec, "-infinity"), "-9223372036832400");
+  // timestamptz is an ISO string: exact, years with a sign past 9999 or before 0.
+  const ColumnSchema tz = C(oid::kTimestamptz, "timestamptz");
+  EXPECT_EQ(AfterC(tz, "294276-12-31 23:59:59.999999+00"), "\"+294276-12-31T23:59:59.999999Z\"");
+  // The last timestamptz as servers west and east of UTC print it.
+  EXPECT_EQ(AfterC(tz, "294276-12-31 20:59:59.999999-03"), "\"+294276-12-31T23:59:59.999999Z\"");
+  EXPECT_EQ(AfterC(tz, "294277-01-01 13:59:59.999999+14"), "\"+294276-12-31T23:59:59.999999Z\"");
+  EXPECT_EQ(AfterC(C(oid::kTimestamptz, "timestamptz", 3), "294247-01-10 04:00:54.776+00"),
+            "\"+294247-01-10T04:00:54.776Z\"");
+  EXPECT_EQ(AfterC(C(oid::kTimestamptz, "timestamptz", 0), "294276-12-31 23:59:59+00"), "\"+294276-12-31T23:59:59Z\"");
+  EXPECT_EQ(AfterC(tz, "4713-01-01 00:00:00+00 BC"), "\"-4712-01-01T00:00:00.000000Z\"");
+  EXPECT_EQ(AfterC(C(oid::kTimestamptz, "timestamptz", 3), "0044-03-15 12:00:00.123+00 BC"),
+            "\"-0043-03-15T12:00:00.123Z\"");
+  EXPECT_EQ(AfterC(tz, "0001-01-01 00:00:00+00 BC"), "\"0000-01-01T00:00:00.000000Z\"");
+  // Dates: int32 days (Postgres's last date fits).
+  EXPECT_EQ(AfterC(C(oid::kDate, "date"), "5874897-12-31"), "2145042905");
+  EXPECT_EQ(AfterC(C(oid::kDate, "date"), "4713-01-01 BC"), "-2440550");
+  EXPECT_EQ(AfterC(C(oid::kDate, "date"), "-infinity"), "-2147472691");
+}
+
+// varbit(1) maps to boolean; B'' has no bit. Debezium 3.6.1 logs "Failed to
+// properly convert data value for 'public.defs.vb' of type varbit" and
+// writes null (tests/compat: table bits); a longer varbit gives empty bytes.
+TEST(TypeMapTest, EmptyVarbitOfLengthOneIsNull) {
+  constexpr uint32_t kVarbit = 1562;
+  EXPECT_EQ(AfterC(C(kVarbit, "varbit", 1), ""), "null");
+  EXPECT_EQ(AfterC(C(kVarbit, "varbit", 1), "1"), "true");
+  EXPECT_EQ(AfterC(C(kVarbit, "varbit", 3), ""), "\"\"");
+  EXPECT_EQ(AfterC(C(kVarbit, "varbit", 3), "101"), "\"BQ==\"");
+  ColumnSchema with_default = C(kVarbit, "varbit", 1);
+  with_default.default_expression = "B'1'::bit varying";
+  EXPECT_EQ(AfterC(with_default, ""), "true");  // an unset field: JsonConverter writes the default
+  ColumnSchema not_null = C(kVarbit, "varbit", 1);
+  not_null.not_null = true;
+  EXPECT_EQ(AfterC(not_null, ""), "false");  // the converter's fallback
+}
+
+TEST(TypeMapTest, AbsurdDateTimeTextIsRefusedNotOverflowed) {
+  EventEncoder enc({});
+  std::string out;
+  for (const char* text : {"999999999999999999-01-01 00:00:00", "100000000-01-01 00:00:00", "2024-01-01 25:00:00"}) {
+    const auto row = Row({text});
+    EXPECT_EQ(enc.EncodeChange(Table({Col("t", oid::kTimestamp, "timestamp")}), Op::kCreate, nullptr, &row, Source(),
+                               nullptr, kNow, &out)
+                  .code(),
+              StatusCode::kInvalidArgument)
+        << text;
+  }
+  const auto offset = Row({"2024-01-01 00:00:00+999999999999"});
+  EXPECT_EQ(enc.EncodeChange(Table({Col("t", oid::kTimestamptz, "timestamptz")}, 2), Op::kCreate, nullptr, &offset,
+                             Source(), nullptr, kNow, &out)
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(TypeMapTest, TimestamptzIsUtcIsoPaddedToColumnPrecision) {
   const ColumnSchema c = C(oid::kTimestamptz, "timestamptz");
   EXPECT_EQ(AfterC(c, "2024-01-02 03:04:05.678+01"), "\"2024-01-02T02:04:05.678000Z\"");
@@ -385,6 +465,92 @@ TEST(TypeMapTest, NullsDefaultsAndNotNullFallbacks) {
   ASSERT_TRUE(enc.EncodeChange(t, Op::kDelete, &before, nullptr, Source(), nullptr, kNow, &out).ok());
   EXPECT_NE(out.find(R"("before":{"id":1,"n":"","ts":"1970-01-01T00:00:00Z","amount":"AA=="})"), std::string::npos)
       << out;
+}
+
+// The __timevault.nulls header: which fields hold a default (or NOT NULL
+// fallback) although the tuple had NULL. The value bytes stay Debezium's.
+TEST(NullsHeaderTest, NamesNullsWrittenAsDefaultsPerImage) {
+  EventEncoder enc({});
+  ColumnSchema note = Col("note", oid::kText, "text");
+  note.default_expression = "'x'::text";
+  ColumnSchema ts = Col("ts", oid::kTimestamptz, "timestamptz");
+  ts.default_expression = "now()";                        // a function: Debezium's placeholder, the epoch
+  ColumnSchema plain = Col("plain", oid::kInt4, "int4");  // nullable, no default
+  ColumnSchema qty = Col("q\"ty", oid::kInt4, "int4");    // a name JSON must escape
+  qty.default_expression = "5";
+  const TableSchema t = Table({PkCol("id", oid::kInt4, "int4"), note, ts, plain, qty});
+  std::string out, header = "stale";
+
+  // NULLs in defaulted columns: listed; the JSON holds the defaults.
+  const auto nulls = Row({"1", std::nullopt, std::nullopt, std::nullopt, std::nullopt});
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kCreate, nullptr, &nulls, Source(), nullptr, kNow, &out, &header).ok());
+  EXPECT_EQ(header, R"({"after":["note","ts","q\"ty"]})");
+  EXPECT_NE(out.find(R"("after":{"id":1,"note":"x","ts":"1970-01-01T00:00:00.000000Z","plain":null,"q\"ty":5})"),
+            std::string::npos)
+      << out;
+
+  // The defaults' own values, given explicitly, are values: no header.
+  const auto values = Row({"1", "x", "1970-01-01 00:00:00+00", "7", "5"});
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kCreate, nullptr, &values, Source(), nullptr, kNow, &out, &header).ok());
+  EXPECT_EQ(header, "");
+
+  // A NULL in a column without default stays null in the JSON: no header.
+  const auto plain_null = Row({"1", "y", "2024-01-01 00:00:00+00", std::nullopt, "6"});
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kCreate, nullptr, &plain_null, Source(), nullptr, kNow, &out, &header).ok());
+  EXPECT_EQ(header, "");
+
+  // Both images (REPLICA IDENTITY FULL update), each with its own list.
+  const auto before = Row({"1", "y", std::nullopt, "7", std::nullopt});
+  const auto after = Row({"1", std::nullopt, "2024-01-01 00:00:00+00", "7", "6"});
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kUpdate, &before, &after, Source(), nullptr, kNow, &out, &header).ok());
+  EXPECT_EQ(header, R"({"before":["ts","q\"ty"],"after":["note"]})");
+
+  // Without the out-parameter the event is the same.
+  std::string without;
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kUpdate, &before, &after, Source(), nullptr, kNow, &without).ok());
+  EXPECT_EQ(without, out);
+}
+
+TEST(NullsHeaderTest, NotNullFallbacksOfAKeyOnlyBeforeImageAreListed) {
+  // REPLICA IDENTITY DEFAULT: a delete's old tuple has the key only; the NOT
+  // NULL columns become "" / epoch / 0 in Debezium's JSON.
+  EventEncoder enc({});
+  ColumnSchema name = Col("name", oid::kText, "text");
+  name.not_null = true;
+  ColumnSchema note = Col("note", oid::kText, "text");  // nullable, no default: already null
+  const TableSchema t = Table({PkCol("id", oid::kInt4, "int4"), name, note});
+  const auto before = Row({"1", std::nullopt, std::nullopt});
+  std::string out, header;
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kDelete, &before, nullptr, Source(), nullptr, kNow, &out, &header).ok());
+  EXPECT_NE(out.find(R"("before":{"id":1,"name":"","note":null})"), std::string::npos) << out;
+  EXPECT_EQ(header, R"({"before":["name"]})");
+}
+
+TEST(NullsHeaderTest, OnlyRealNullsAreListed) {
+  // numeric NaN and unchanged TOAST of a type without placeholder are written
+  // as the default too, but they were not NULL: not listed.
+  EventEncoder enc({});
+  ColumnSchema amount = Col("amount", oid::kNumeric, "numeric", NumericTypmod(10, 2));
+  amount.default_expression = "1.50";
+  const TableSchema t = Table({PkCol("id", oid::kInt4, "int4"), amount});
+  const auto nan = Row({"1", "NaN"});
+  std::string out, header;
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kCreate, nullptr, &nan, Source(), nullptr, kNow, &out, &header).ok());
+  EXPECT_STREQ(Parse(out)["after"]["amount"].GetString(), "AJY=");  // 150 at scale 2: the default
+  EXPECT_EQ(header, "");
+  const auto toast = Row({"1", kToast});
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kUpdate, nullptr, &toast, Source(), nullptr, kNow, &out, &header).ok());
+  EXPECT_EQ(header, "");
+}
+
+TEST(NullsHeaderTest, TruncateAndKeysHaveNone) {
+  EventEncoder enc({});
+  ColumnSchema note = Col("note", oid::kText, "text");
+  note.default_expression = "'x'::text";
+  const TableSchema t = Table({PkCol("id", oid::kInt4, "int4"), note});
+  std::string out, header = "stale";
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kTruncate, nullptr, nullptr, Source(), nullptr, kNow, &out, &header).ok());
+  EXPECT_EQ(header, "");
 }
 
 TEST(TypeMapTest, UnchangedToastPlaceholders) {

@@ -77,5 +77,36 @@ DELETE FROM public.line_items WHERE sku LIKE 'BULK-%' AND qty > 3;
 -- runs share.)
 SELECT pg_logical_emit_message(false, 'timevault-compat', 'a non-transactional message');
 
--- 12. The end marker.
+-- 12. Timestamps past the last int64 microsecond, infinities, BC (Debezium's
+-- MicroTimestamp saturates and wraps there), and the value equal to the
+-- stand-in Debezium uses for infinity.
+INSERT INTO public.time_extremes VALUES
+    (10, 'tenant-b', '294247-01-10 04:00:54.775807', '294247-01-10 04:00:54.775', '294247-01-10 04:00:54',
+     '294247-01-10 04:00:54.775807+00', '294247-01-10 04:00:54.775+00', '294247-01-10 04:00:54+00', '294247-01-10'),
+    (11, 'tenant-b', '294247-01-10 04:00:54.775808', '294247-01-10 04:00:54.776', '294247-01-10 04:00:55',
+     '294247-01-10 04:00:54.775808+00', '294247-01-10 04:00:54.776+00', '294247-01-10 04:00:55+00', '294276-12-31'),
+    (12, 'tenant-b', '294276-12-31 23:59:59.999999', '294276-12-31 23:59:59.999', '294276-12-31 23:59:59',
+     '294276-12-31 20:59:59.999999-03', '294276-12-31 23:59:59.999+00', '294276-12-31 23:59:59+00', '5874897-12-31'),
+    (13, 'tenant-b', 'infinity', 'infinity', 'infinity', 'infinity', 'infinity', 'infinity', 'infinity'),
+    (14, 'tenant-b', '-infinity', '-infinity', '-infinity', '-infinity', '-infinity', '-infinity', '-infinity'),
+    (15, 'tenant-b', '0001-01-01 00:00:00 BC', '0044-03-15 12:00:00.123 BC', '0001-12-31 23:59:59 BC',
+     '0001-01-01 00:00:00+00 BC', '0044-03-15 12:00:00.123+00 BC', '0001-12-31 23:59:59+00 BC', '0001-01-01 BC'),
+    (16, 'tenant-b', '294247-01-10 04:00:25.2', '294247-01-10 04:00:25.2', '294247-01-10 04:00:25',
+     '294247-01-10 04:00:25.2+00', '294247-01-10 04:00:25.2+00', '294247-01-10 04:00:25+00', '294247-01-10'),
+    (17, 'tenant-b', '200000-01-01 00:00:00', '100000-06-15 12:00:00.5', '200000-01-01 00:00:00',
+     '100000-06-15 12:00:00.5+00', '200000-01-01 00:00:00+00', '100000-06-15 12:00:00+00', '100000-06-15');
+UPDATE public.time_extremes SET t6 = '294276-01-01 00:00:00' WHERE id = 2;
+
+-- 13. NULLs in columns with defaults (written as the defaults), the defaults'
+-- values themselves, empty varbits; NULLs in before images (FULL identity).
+INSERT INTO public.defaults (id, tenant_id) VALUES (10, 'tenant-b');
+INSERT INTO public.defaults VALUES
+    (11, 'tenant-b', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, B'', B''),
+    (12, 'tenant-b', 'x', 5, '1970-01-01 00:00:00+00', '2020-01-02 03:04:05', 1.50, true, '2020-01-01',
+     '00000000-0000-0000-0000-000000000001', '{"a": 1}', B'0', B'010');
+UPDATE public.defaults SET note = 'set', vb = B'1' WHERE id = 11;
+UPDATE public.defaults SET note = NULL, n = NULL, ts = NULL WHERE id = 12;
+DELETE FROM public.defaults WHERE id = 1;
+
+-- 14. The end marker.
 INSERT INTO public.compat_marker VALUES (1, 'tenant-a', 'statements.sql done');

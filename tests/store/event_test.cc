@@ -439,6 +439,122 @@ TEST(EventTest, UnavailableForms) {
   EXPECT_EQ(e->unavailable_columns, (std::vector<std::string>{"s", "b", "a", "i"}));
 }
 
+// The __timevault.nulls header names fields capture wrote as their default
+// although they were NULL (JsonConverter's replace.null.with.default).
+Result<StoreEvent> WithNulls(const std::string& value, std::string_view header,
+                             std::optional<std::string> key = R"({"id":1})") {
+  return ParseEvent(kOptions, "compat.s.t", key ? std::optional<std::string_view>(*key) : std::nullopt, value, header);
+}
+
+TEST(EventTest, NullsHeaderSetsTheNamedFieldsToNull) {
+  const std::string before = R"({"id":1,"tenant_id":"t1","note":"x","n":5,"v":{"scale":0,"value":"AA=="},"l":[1]})";
+  const std::string after = R"({"id":1,"tenant_id":"t1","note":"x","n":5,"v":{"scale":1,"value":"AQ=="},"l":[]})";
+  auto e = WithNulls(Change("u", before, after), R"({"before":["n","v"],"after":["note","l","v"]})");
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->row, R"({"id":1,"tenant_id":"t1","note":null,"n":5,"v":null,"l":null})");
+  EXPECT_NE(e->envelope.find(R"("before":{"id":1,"tenant_id":"t1","note":"x","n":null,"v":null,"l":[1]},)"
+                             R"("after":{"id":1,"tenant_id":"t1","note":null,"n":5,"v":null,"l":null},)"),
+            std::string::npos)
+      << e->envelope;
+  // Without the header (real Debezium, or no replaced NULL) nothing changes.
+  auto plain = ParseChange(Change("u", before, after));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->row, after);
+  // An empty list, or the other image only, leaves the image alone.
+  auto other = WithNulls(Change("u", before, after), R"({"before":["note"],"after":[]})");
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  EXPECT_EQ(other->row, after);
+}
+
+TEST(EventTest, NullsHeaderAppliesBeforeTenantAndKeylessPk) {
+  // A delete's key-only before image (REPLICA IDENTITY DEFAULT): the NOT NULL
+  // tenant column holds Debezium's fallback "" and is named in the header.
+  auto d = WithNulls(Change("d", R"({"id":1,"tenant_id":7,"note":""})", "null"), R"({"before":["tenant_id","note"]})");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->tenant_known);
+  EXPECT_EQ(d->row, R"({"id":1,"tenant_id":null,"note":null})");
+  // A keyless table: the pk is the row image with the real nulls.
+  auto c = WithNulls(Change("c", "null", R"({"a":1,"b":"dflt","tenant_id":"t1"})"), R"({"after":["b"]})", std::nullopt);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->pk, R"({"a":1,"b":null,"tenant_id":"t1"})");
+  auto u = WithNulls(Change("u", R"({"a":1,"b":"dflt","tenant_id":"t1"})", R"({"a":2,"b":"dflt","tenant_id":"t1"})"),
+                     R"({"before":["b"]})", std::nullopt);
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->previous_pk, R"({"a":1,"b":null,"tenant_id":"t1"})");
+  EXPECT_EQ(u->pk, R"({"a":2,"b":"dflt","tenant_id":"t1"})");
+  // With schemas.enable=true the payload's images are the ones changed.
+  auto wrapped = WithNulls(R"({"schema":{"type":"struct"},"payload":)" +
+                               Change("c", "null", R"({"id":1,"tenant_id":"t1","note":"x"})") + "}",
+                           R"({"after":["note"]})");
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status().ToString();
+  EXPECT_EQ(wrapped->row, R"({"id":1,"tenant_id":"t1","note":null})");
+}
+
+TEST(EventTest, MalformedNullsHeaderIsRefusedWithAReason) {
+  const std::string update = Change("u", R"({"id":1,"note":"x"})", R"({"id":1,"note":"x"})");
+  const std::string insert = Change("c", "null", R"({"id":1,"note":"x"})");
+  struct Case {
+    std::string value;
+    std::string header;
+    std::string reason;
+  };
+  const Case cases[] = {
+      {insert, "", "header __timevault.nulls: invalid JSON at offset 0"},
+      {insert, R"({"after":["note"])", "header __timevault.nulls: invalid JSON at offset 17"},
+      {insert, R"(["note"])", "header __timevault.nulls: expected an object, got an array"},
+      {insert, R"({"after":"note"})",
+       "header __timevault.nulls: after: expected an array of column names, got a string"},
+      {insert, R"({"after":["note",3]})", "header __timevault.nulls: after[1]: expected a column name, got a number"},
+      {insert, R"({"old":["note"]})", "header __timevault.nulls: unknown member \"old\" (expected before, after)"},
+      {insert, R"({"after":["nope"]})",
+       "header __timevault.nulls: after: \"nope\" is not a field of the event's after"},
+      {insert, R"({"before":["note"]})",
+       "header __timevault.nulls: names columns of before, but the event's before is null"},
+      {update, R"({"before":["id","missing"]})",
+       "header __timevault.nulls: before: \"missing\" is not a field of the event's before"},
+      {Change("t", "null", "null"), R"({"after":["note"]})",
+       "header __timevault.nulls: names columns of after, but the event's after is null"},
+  };
+  for (const Case& c : cases) {
+    auto e = WithNulls(c.value, c.header);
+    ASSERT_FALSE(e.ok()) << c.header;
+    EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument) << c.header;
+    EXPECT_TRUE(e.status().message().starts_with(c.reason)) << c.header << ": " << e.status().message();
+  }
+  // On messages without row images.
+  auto tomb = ParseEvent(kOptions, "compat.s.t", R"({"id":1})", std::nullopt, R"({"before":["note"]})");
+  ASSERT_FALSE(tomb.ok());
+  EXPECT_EQ(tomb.status().message(),
+            "header __timevault.nulls: on a message without row images (a tombstone or not a table topic)");
+  auto begin =
+      ParseEvent(kOptions, "compat.transaction", R"({"id":"1:2"})",
+                 R"({"status":"BEGIN","id":"1:2","event_count":null,"data_collections":null,"ts_ms":1})", R"({})");
+  EXPECT_FALSE(begin.ok());
+  // Random corruptions of a valid header: refused or applied, never a crash.
+  std::mt19937 rng(20240611);
+  const std::string good = R"({"before":["id","note"],"after":["note"]})";
+  for (int i = 0; i < 2000; ++i) {
+    std::string h = good;
+    const int edits = std::uniform_int_distribution<int>(1, 4)(rng);
+    for (int k = 0; k < edits && !h.empty(); ++k) {
+      const size_t at = std::uniform_int_distribution<size_t>(0, h.size() - 1)(rng);
+      const char ch = static_cast<char>(std::uniform_int_distribution<int>(0, 255)(rng));
+      if (k % 2 == 0)
+        h[at] = ch;
+      else
+        h.erase(at, 1);
+    }
+    auto e = WithNulls(update, h);
+    if (!e.ok()) {
+      EXPECT_TRUE(e.status().message().starts_with("header __timevault.nulls: ")) << e.status().message();
+    }
+  }
+  // A valid header still leaves the parser usable for the next message.
+  auto next = ParseChange(insert);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(next->row, R"({"id":1,"note":"x"})");
+}
+
 TEST(EventTest, NumbersAreNotReformatted) {
   const std::string row =
       R"({"id":1,"big":123456789012345678901234567890,"neg":-0,"f":1.0E-300,"g":2.5e+10,"h":0.1,"i":-9223372036854775808})";

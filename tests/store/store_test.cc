@@ -263,6 +263,64 @@ TEST_F(StoreTest, TruncateHidesOlderRowsOfEveryTenant) {
   EXPECT_EQ(State("b", 150).size(), 1u);
 }
 
+// Tenants(point): the tenants with a row live at the point, sorted, the
+// store-wide "" among them; not those whose rows are deleted, uncommitted,
+// truncated away or shredded.
+TEST_F(StoreTest, TenantsListsThoseWithLiveRowsAtThePoint) {
+  Bootstrap();
+  auto ids = [&](uint64_t lsn) {
+    auto t = store_->Tenants(Lsn(lsn));
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    std::vector<std::string> out;
+    if (t.ok()) {
+      for (const auto& id : *t) out.push_back(id.str());
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ids(10), V{});
+  Apply({Change('c', "b", 1, "x", 100, 7), Change('c', "a", 2, "x", 101, 7), Change('c', "", 3, "x", 102, 7),
+         Change('c', "c", 4, "x", 103, 7), Change('c', "d", 5, "x", 104, 7), End(7, 110, 5)});
+  Apply({Change('d', "c", 4, "x", 120, 8), End(8, 130, 1), Change('c', "e", 6, "x", 140, 9)});
+  EXPECT_EQ(ids(10), V{});
+  EXPECT_EQ(ids(110), (V{"", "a", "b", "c", "d"}));
+  EXPECT_EQ(ids(130), (V{"", "a", "b", "d"}));  // c's only row is deleted; e's transaction has no END
+  EXPECT_EQ(store_->Tenants(Lsn(150)).status().code(), StatusCode::kOutOfRange);
+  Apply({End(9, 150, 1)});
+  EXPECT_EQ(ids(150), (V{"", "a", "b", "d", "e"}));
+  ASSERT_TRUE(store_->ShredTenant(TenantId("d")).ok());
+  EXPECT_EQ(ids(150), (V{"", "a", "b", "e"}));
+  StoreEvent t;
+  t.kind = EventKind::kChange;
+  t.op = 't';
+  t.table = kTable;
+  t.envelope = "{\"op\":\"t\"}";
+  t.change_lsn = Lsn(160);
+  t.xid = 10;
+  t.commit_time = CommitTime(kT0);
+  Apply({At("tv.public.items", 0, t), End(10, 170, 1)});
+  EXPECT_EQ(ids(170), V{});
+  EXPECT_EQ(ids(150), (V{"", "a", "b", "e"}));
+
+  MemoryStateReader m;
+  m.Put(TenantId("y"), Point{Lsn(10), CommitTime(100)}, "t", "{\"id\":1}", "{}");
+  m.Put(TenantId("x"), Point{Lsn(20), CommitTime(200)}, "t", "{\"id\":2}", "{}");
+  m.Put(TenantId("y"), Point{Lsn(30), CommitTime(300)}, "t", "{\"id\":1}", "");
+  auto mem = [&](uint64_t lsn) {
+    V out;
+    auto t = m.Tenants(Lsn(lsn));
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    if (t.ok()) {
+      for (const auto& id : *t) out.push_back(id.str());
+    }
+    return out;
+  };
+  EXPECT_EQ(mem(10), V{"y"});
+  EXPECT_EQ(mem(20), (V{"x", "y"}));
+  EXPECT_EQ(mem(30), V{"x"});
+  EXPECT_EQ(m.Tenants(Lsn(31)).status().code(), StatusCode::kOutOfRange);
+}
+
 TEST_F(StoreTest, PrimaryKeyChangeAndTenantMove) {
   Bootstrap();
   Apply({Change('c', "a", 1, "x", 100, 7), End(7, 110, 1)});

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/merge_operator.h>
 
 #include <filesystem>
 #include <fstream>
@@ -182,7 +184,13 @@ inline std::map<std::string, std::string> StoreTest::RawDump(bool skip_meta) {
   std::vector<std::string> names;
   EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path_, &names).ok());
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::shared_ptr<rocksdb::MergeOperator> max;  // `current` is written with RocksDB's "max" operator
+  EXPECT_TRUE(rocksdb::MergeOperator::CreateFromString(rocksdb::ConfigOptions(), "max", &max).ok());
+  for (const auto& n : names) {
+    rocksdb::ColumnFamilyOptions o;
+    o.merge_operator = max;
+    cfs.emplace_back(n, o);
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path_, cfs, &handles, &raw);
@@ -194,6 +202,7 @@ inline std::map<std::string, std::string> StoreTest::RawDump(bool skip_meta) {
     std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[i]));
     for (it->SeekToFirst(); it->Valid(); it->Next())
       out[names[i] + "|" + it->key().ToString()] = it->value().ToString();
+    EXPECT_TRUE(it->status().ok()) << names[i] << ": " << it->status().ToString();
   }
   for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
   delete raw;

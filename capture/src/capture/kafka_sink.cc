@@ -103,7 +103,8 @@ int32_t KafkaSink::PartitionForTenant(const std::string& topic, std::string_view
 }
 
 Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
-                          std::optional<std::string_view> value, AckTracker::Ticket ticket, const Header* header) {
+                          std::optional<std::string_view> value, AckTracker::Ticket ticket,
+                          std::span<const Header> headers_in) {
   if (!error_.ok()) return error_;
   if (ticket != 0) tracker_->AddPending(ticket);
   void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
@@ -113,10 +114,11 @@ Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::opti
   for (;;) {
     // librdkafka takes ownership of the headers only when producev succeeds.
     rd_kafka_headers_t* headers = nullptr;
-    if (header) {
-      headers = rd_kafka_headers_new(1);
-      rd_kafka_header_add(headers, header->name.data(), static_cast<ssize_t>(header->name.size()), header->value.data(),
-                          static_cast<ssize_t>(header->value.size()));
+    if (!headers_in.empty()) {
+      headers = rd_kafka_headers_new(headers_in.size());
+      for (const Header& h : headers_in)
+        rd_kafka_header_add(headers, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                            static_cast<ssize_t>(h.value.size()));
     }
     rd_kafka_resp_err_t err = rd_kafka_producev(
         producer_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -40,12 +41,14 @@ class KafkaSink {
 
   // Hands one message to librdkafka. `value` nullopt: a tombstone. `ticket` 0:
   // untracked (heartbeats). `partition` RD_KAFKA_PARTITION_UA: by key.
+  // `headers` are copied; they need to live only during the call.
   struct Header {
     std::string_view name;
     std::string_view value;
   };
   Status Produce(const std::string& topic, int32_t partition, std::optional<std::string_view> key,
-                 std::optional<std::string_view> value, AckTracker::Ticket ticket, const Header* header = nullptr);
+                 std::optional<std::string_view> value, AckTracker::Ticket ticket,
+                 std::span<const Header> headers = {});
 
   // Serves delivery reports for up to `timeout_ms`.
   void Poll(int timeout_ms);

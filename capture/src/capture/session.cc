@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <span>
 
 namespace timevault::capture {
 namespace {
@@ -166,7 +167,7 @@ Status Session::EnsureTableTopic(const TableSchema& table) {
 
 Status Session::ProduceRow(const TableSchema& table, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
                            const SourceInfo& source, const TransactionBlock* block, AckTracker::Ticket ticket,
-                           const KafkaSink::Header* header) {
+                           const KafkaSink::Header* key_header) {
   const pgoutput::Tuple* key_row = after ? after : before;
   std::optional<std::string_view> key;
   if (key_row) {
@@ -177,13 +178,20 @@ Status Session::ProduceRow(const TableSchema& table, Op op, const pgoutput::Tupl
       return ks;
     }
   }
-  TV_RETURN_IF_ERROR(encoder_.EncodeChange(table, op, before, after, source, block, SystemClock().Now(), &value_buf_));
+  TV_RETURN_IF_ERROR(
+      encoder_.EncodeChange(table, op, before, after, source, block, SystemClock().Now(), &value_buf_, &nulls_buf_));
   auto tenant = TenantOf(table, key_row);
   int32_t partition = tenant ? sink_->PartitionForTenant(table.topic, *tenant) : RD_KAFKA_PARTITION_UA;
-  TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, value_buf_, ticket, header));
+  KafkaSink::Header headers[2];
+  size_t header_count = 0;
+  if (key_header != nullptr) headers[header_count++] = *key_header;
+  const std::span<const KafkaSink::Header> key_headers(headers, header_count);
+  // NULLs that JsonConverter's rules wrote as defaults (kNullsHeader).
+  if (!nulls_buf_.empty()) headers[header_count++] = KafkaSink::Header{kNullsHeader, nulls_buf_};
+  TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, value_buf_, ticket, {headers, header_count}));
   if (op == Op::kDelete) {
     // Debezium's tombstone: same key, null value, so compaction can drop the row.
-    TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, std::nullopt, ticket, header));
+    TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, std::nullopt, ticket, key_headers));
   }
   return Status::Ok();
 }
@@ -237,15 +245,17 @@ Status Session::SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, bo
         row[c].value = null ? std::string_view() : chunk.Get(r, static_cast<int>(c));
       }
       bool last_in_table = next.rows() == 0 && r + 1 == chunk.rows();
+      // RelationalSnapshotChangeEventSource.setSnapshotMarker, in its order:
+      // a table's only row is "last_in_data_collection" (or "last").
       std::string_view marker = "true";
-      if (*first_overall) {
-        marker = "first";
-      } else if (last_in_table && last_table) {
+      if (last_in_table && last_table) {
         marker = "last";
-      } else if (first_in_table) {
-        marker = "first_in_data_collection";
+      } else if (*first_overall) {
+        marker = "first";
       } else if (last_in_table) {
         marker = "last_in_data_collection";
+      } else if (first_in_table) {
+        marker = "first_in_data_collection";
       }
       *first_overall = false;
       first_in_table = false;
@@ -420,7 +430,7 @@ Status Session::OnCommit(const pgoutput::Commit& commit, Lsn lsn) {
 }
 
 Status Session::OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
-                         Lsn lsn, const KafkaSink::Header* header) {
+                         Lsn lsn, const KafkaSink::Header* key_header) {
   const TableSchema* table = schemas_->Find(relation_oid);
   if (!table)
     return Corruption("pgoutput: change for relation " + std::to_string(relation_oid) + " before its Relation message");
@@ -431,7 +441,7 @@ Status Session::OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* be
   ++tx_->total_order;
   std::string id = TransactionId(tx_->xid, lsn);
   TransactionBlock block{id, tx_->total_order, in_collection};
-  return ProduceRow(*table, op, before, after, StreamSource(table, lsn), &block, tx_->ticket, header);
+  return ProduceRow(*table, op, before, after, StreamSource(table, lsn), &block, tx_->ticket, key_header);
 }
 
 Status Session::OnUpdate(const pgoutput::Update& update, Lsn lsn) {

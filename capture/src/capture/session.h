@@ -60,14 +60,15 @@ class Session {
   Status Dispatch(const pgoutput::XLogData& data);
   Status OnBegin(const pgoutput::Begin& begin, Lsn lsn);
   Status OnCommit(const pgoutput::Commit& commit, Lsn lsn);
+  // `key_header`: the __debezium.oldkey/newkey header of a primary-key change.
   Status OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after, Lsn lsn,
-                  const KafkaSink::Header* header = nullptr);
+                  const KafkaSink::Header* key_header = nullptr);
   Status OnUpdate(const pgoutput::Update& update, Lsn lsn);
   Status OnTruncate(const pgoutput::Truncate& truncate, Lsn lsn);
   Status OnMessage(const pgoutput::LogicalMessage& message, Lsn lsn);
   Status ProduceRow(const TableSchema& table, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
                     const SourceInfo& source, const TransactionBlock* block, AckTracker::Ticket ticket,
-                    const KafkaSink::Header* header = nullptr);
+                    const KafkaSink::Header* key_header = nullptr);
   Status EnsureTableTopic(const TableSchema& table);
   Status SendStatus(bool reply_requested);
   Status MaybeHeartbeat(bool force);
@@ -99,6 +100,7 @@ class Session {
   int64_t last_heartbeat_ms_ = 0;
   Lsn last_heartbeat_lsn_;
   std::string key_buf_, value_buf_, old_key_, new_key_;
+  std::string nulls_buf_;  // the kNullsHeader value of the event being produced
 };
 
 }  // namespace timevault::capture

@@ -101,18 +101,21 @@ IngestItem ToItem(const ParseOptions& options, const rd_kafka_message_t* m) {
   std::optional<std::string_view> key, value;
   if (m->key) key = std::string_view(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) value = std::string_view(static_cast<const char*>(m->payload), m->len);
-  auto parsed = ParseEvent(options, item.position.topic, key, value);
+  // Capture's headers: the create of a primary-key change names the old key;
+  // kNullsHeader names fields whose NULL Debezium's format wrote as a default.
+  rd_kafka_headers_t* headers = nullptr;
+  const bool has_headers = rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  auto header = [&](const char* name) -> std::optional<std::string_view> {
+    const void* v = nullptr;
+    size_t len = 0;
+    if (!has_headers || rd_kafka_header_get_last(headers, name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return std::nullopt;
+    return v ? std::string_view(static_cast<const char*>(v), len) : std::string_view();
+  };
+  auto parsed = ParseEvent(options, item.position.topic, key, value, header(std::string(kNullsHeader).c_str()));
   if (parsed.ok()) {
     item.event = std::move(parsed).value();
-    // The create of a primary-key change names the old key in a header.
-    rd_kafka_headers_t* headers = nullptr;
-    const void* old_key = nullptr;
-    size_t old_key_len = 0;
-    if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(headers, "__debezium.oldkey", &old_key, &old_key_len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        old_key) {
-      item.event->old_pk.assign(static_cast<const char*>(old_key), old_key_len);
-    }
+    if (auto old_key = header("__debezium.oldkey"); old_key && !old_key->empty()) item.event->old_pk.assign(*old_key);
   } else {
     item.dead_letter_reason = parsed.status().message();
     if (value) item.raw.assign(*value);

@@ -141,6 +141,22 @@ std::optional<VersionValue> ParseVersionValue(std::string_view value) {
   return v;
 }
 
+std::string EncodeCurrent(uint64_t change_lsn, std::string_view version_value) {
+  std::string v;
+  v.reserve(8 + version_value.size());
+  PutU64(&v, change_lsn);
+  v += version_value;
+  return v;
+}
+
+std::optional<CurrentValue> ParseCurrent(std::string_view value) {
+  Reader r(value);
+  CurrentValue c;
+  if (!r.U64(&c.change_lsn) || r.rest().size() < 9) return std::nullopt;
+  c.version_value = r.rest();
+  return c;
+}
+
 std::string TxnKey(uint64_t xid, uint64_t commit_lsn) {
   std::string k;
   PutU64(&k, xid);

@@ -64,6 +64,7 @@ inline constexpr const char* kCfKeys = "keys";
 inline constexpr const char* kCfMeta = "meta";
 inline constexpr const char* kCfDeadLetter = "deadletter";
 inline constexpr const char* kCfRowTenant = "rowtenant";
+inline constexpr const char* kCfCurrent = "current";
 
 // ---- versions: T(tenant) T(table) T(pk) ~u64(change_lsn) -> flags u64(xid) enc(row)
 
@@ -93,6 +94,19 @@ struct VersionValue {
 };
 std::string EncodeVersionValue(uint8_t flags, uint64_t xid, std::string_view ciphertext);
 std::optional<VersionValue> ParseVersionValue(std::string_view value);
+
+// ---- current: T(tenant) T(table) T(pk) -> u64(change_lsn) + the versions value
+// Each row's newest version (greatest change LSN), so that the state at a
+// recent point is a scan of live-sized data, not of the history (docs/store.md,
+// "Visibility"). Written with RocksDB's built-in "max" merge operator: the
+// big-endian LSN first makes the bytewise maximum the newest version, with no
+// read at write time. The ciphertext's associated data stays the versions key.
+std::string EncodeCurrent(uint64_t change_lsn, std::string_view version_value);
+struct CurrentValue {
+  uint64_t change_lsn = 0;
+  std::string_view version_value;  // flags u64(xid) enc(row), as in versions
+};
+std::optional<CurrentValue> ParseCurrent(std::string_view value);
 
 // ---- txns: u64(xid) u64(commit_lsn) -> u64(time) i64(expected) i64(stored) flags
 
@@ -175,6 +189,9 @@ std::optional<RowTenantEntry> ParseRowTenant(std::string_view key, size_t prefix
 inline constexpr std::string_view kMetaProgress = "recoverable";  // Progress (progress.h)
 inline constexpr std::string_view kMetaCounters = "counters";
 inline constexpr std::string_view kMetaCheck = "check";
+// Present once `current` holds every row's newest version (stores written
+// before it existed are filled in at open).
+inline constexpr std::string_view kMetaCurrentReady = "current-ready";
 inline constexpr std::string_view kMetaOffsetPrefix = "offset/";
 std::string OffsetKey(std::string_view topic, int32_t partition);
 

@@ -84,6 +84,7 @@ struct StoreImpl {
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   rocksdb::ColumnFamilyHandle* deadletter = nullptr;
   rocksdb::ColumnFamilyHandle* rowtenant = nullptr;
+  rocksdb::ColumnFamilyHandle* current = nullptr;
   std::unique_ptr<engine::Keyring> keyring;
   std::string secondary_dir;  // read-only stores: the RocksDB secondary's own directory
 

@@ -33,6 +33,31 @@ Status Ingest::Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::s
   return st.ok() ? Status::Ok() : Internal(RocksError("batch put", st));
 }
 
+// Records nothing reads back within the batch skip the batch's index (its
+// upkeep is most of a batch's cost): appended to the underlying WriteBatch,
+// they are written with the rest, in order. The index refers to its own
+// records by offset, so appending others between them is safe.
+Status Ingest::PutUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value) {
+  rocksdb::Status st = wb_.GetWriteBatch()->Put(cf, key, value);
+  return st.ok() ? Status::Ok() : Internal(RocksError("batch put", st));
+}
+
+Status Ingest::DeleteUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
+  rocksdb::Status st = wb_.GetWriteBatch()->Delete(cf, key);
+  return st.ok() ? Status::Ok() : Internal(RocksError("batch delete", st));
+}
+
+Status Ingest::MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value) {
+  rocksdb::Status st = wb_.GetWriteBatch()->Merge(cf, key, value);
+  return st.ok() ? Status::Ok() : Internal(RocksError("batch merge", st));
+}
+
+// `log` is read back only by the duplicate check, which looks in log_written_.
+Status Ingest::PutLog(const std::string& key, std::string_view value) {
+  log_written_.insert(key);
+  return PutUnindexed(s_->log, key, value);
+}
+
 Status Ingest::Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
   rocksdb::Status st = wb_.Delete(cf, key);
   return st.ok() ? Status::Ok() : Internal(RocksError("batch delete", st));
@@ -171,16 +196,17 @@ Status Ingest::End(const StoreEvent& ev) {
     dk->Encrypt(plain, log_key, &enc);
     std::string log_value(1, static_cast<char>(op));
     log_value += enc;
-    TV_RETURN_IF_ERROR(Put(s_->log, log_key, log_value));
+    TV_RETURN_IF_ERROR(PutLog(log_key, log_value));
   }
   txn.expected = std::max<int64_t>(ev.event_count, 0);
   const bool complete = txn.stored >= txn.expected;
   if (complete) txn.flags |= kTxnComplete;
   TV_RETURN_IF_ERROR(Put(s_->txns, TxnKey(xid, commit), EncodeTxnValue(txn)));
+  txns_[TxnKey(xid, commit)] = txn;
   std::string cv;
   PutU64(&cv, xid);
   PutU64(&cv, static_cast<uint64_t>(txn.expected));
-  TV_RETURN_IF_ERROR(Put(s_->commits, CommitKey(txn.commit_time_us, commit), cv));
+  TV_RETURN_IF_ERROR(PutUnindexed(s_->commits, CommitKey(txn.commit_time_us, commit), cv));
   NoteEndTime(txn.commit_time_us);
   if (complete && s_->inflight.empty()) {
     s_->progress.complete_through = PointRec{commit, txn.commit_time_us};
@@ -241,7 +267,13 @@ Result<std::optional<uint64_t>> Ingest::FindCommit(uint64_t xid, uint64_t change
 
 Result<bool> Ingest::IsDuplicate(const TxRef& tx, const EntryId& main) {
   if (tx.mode == TxRef::kPending) return Exists(s_->pending, PendingKey(tx.xid, main));
-  return Exists(s_->log, LogKey(tx.commit, main));
+  std::string key = LogKey(tx.commit, main);
+  if (log_written_.count(key)) return true;
+  std::string ignored;
+  rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), s_->log, key, &ignored);
+  if (st.IsNotFound()) return false;
+  if (!st.ok()) return Internal(RocksError("get", st));
+  return true;
 }
 
 Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& entries, CommitTime commit_time) {
@@ -264,7 +296,7 @@ Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& en
       dk->Encrypt(e.envelope, key, &enc);
       std::string value(1, e.op);
       value += enc;
-      TV_RETURN_IF_ERROR(Put(s_->log, key, value));
+      TV_RETURN_IF_ERROR(PutLog(key, value));
     }
   }
   if (tx.mode == TxRef::kKnown) return AddStored(tx.xid, tx.commit, weight, commit_time);
@@ -272,13 +304,19 @@ Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& en
 }
 
 // Counts `n` more stored events of a transaction whose END is applied.
+// The entry is read once per batch and written once, in Finish.
 Status Ingest::AddStored(uint64_t xid, uint64_t commit, int64_t n, CommitTime commit_time) {
-  const std::string key = TxnKey(xid, commit);
-  TV_ASSIGN_OR_RETURN(auto raw, Get(s_->txns, key));
-  auto txn = raw ? ParseTxnValue(*raw) : std::nullopt;
-  if (!txn) return Corruption("txns entry of transaction " + std::to_string(xid) + " is missing or damaged");
+  std::string key = TxnKey(xid, commit);
+  auto cached = txns_.find(key);
+  if (cached == txns_.end()) {
+    TV_ASSIGN_OR_RETURN(auto raw, Get(s_->txns, key));
+    auto parsed = raw ? ParseTxnValue(*raw) : std::nullopt;
+    if (!parsed) return Corruption("txns entry of transaction " + std::to_string(xid) + " is missing or damaged");
+    cached = txns_.emplace(std::move(key), *parsed).first;
+  }
+  TxnValue* txn = &cached->second;
   if ((txn->flags & kTxnTimeFromEnd) && commit_time.micros() > 0) {
-    TV_RETURN_IF_ERROR(RefineCommitTime(xid, commit, &*txn, commit_time.micros()));
+    TV_RETURN_IF_ERROR(RefineCommitTime(xid, commit, txn, commit_time.micros()));
   }
   txn->stored += n;
   if (txn->stored >= txn->expected) txn->flags |= kTxnComplete;
@@ -286,17 +324,17 @@ Status Ingest::AddStored(uint64_t xid, uint64_t commit, int64_t n, CommitTime co
     it->second.stored = txn->stored;
     it->second.commit_time_us = txn->commit_time_us;
   }
-  return Put(s_->txns, key, EncodeTxnValue(*txn));
+  return Status::Ok();
 }
 
 // END's ts_ms has millisecond precision; the change events' ts_us is the
 // commit time in microseconds: re-key the commit under the precise time.
 Status Ingest::RefineCommitTime(uint64_t xid, uint64_t commit, TxnValue* txn, int64_t time_us) {
-  TV_RETURN_IF_ERROR(Delete(s_->commits, CommitKey(txn->commit_time_us, commit)));
+  TV_RETURN_IF_ERROR(DeleteUnindexed(s_->commits, CommitKey(txn->commit_time_us, commit)));
   std::string cv;
   PutU64(&cv, xid);
   PutU64(&cv, static_cast<uint64_t>(txn->expected));
-  TV_RETURN_IF_ERROR(Put(s_->commits, CommitKey(time_us, commit), cv));
+  TV_RETURN_IF_ERROR(PutUnindexed(s_->commits, CommitKey(time_us, commit), cv));
   txn->commit_time_us = time_us;
   txn->flags &= static_cast<uint8_t>(~kTxnTimeFromEnd);
   NoteEndTime(time_us);
@@ -353,6 +391,7 @@ Status Ingest::Finish() {
   if (p.base && p.complete_through) advance(*p.complete_through);
   if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
 
+  for (const auto& [key, txn] : txns_) TV_RETURN_IF_ERROR(Put(s_->txns, key, EncodeTxnValue(txn)));
   TV_RETURN_IF_ERROR(Put(s_->meta, kMetaProgress, p.Encode()));
   TV_RETURN_IF_ERROR(Put(s_->meta, kMetaCounters, s_->counters.Encode()));
   for (const auto& part : dirty_offsets_) {
@@ -361,6 +400,23 @@ Status Ingest::Finish() {
     TV_RETURN_IF_ERROR(Put(s_->meta, OffsetKey(part.first, part.second), v));
   }
   return Status::Ok();
+}
+
+std::vector<const IngestItem*> ApplyOrder(const std::vector<IngestItem>& batch) {
+  std::set<std::pair<std::string_view, int32_t>> with_end;
+  for (const auto& item : batch) {
+    if (item.event && item.event->kind == EventKind::kTransactionEnd) {
+      with_end.emplace(item.position.topic, item.position.partition);
+    }
+  }
+  std::vector<const IngestItem*> order;
+  order.reserve(batch.size());
+  for (bool first : {true, false}) {
+    for (const auto& item : batch) {
+      if (with_end.count({item.position.topic, item.position.partition}) == (first ? 1u : 0u)) order.push_back(&item);
+    }
+  }
+  return order;
 }
 
 Status Ingest::Commit() {
@@ -378,11 +434,11 @@ Status StoreImpl::ApplyBatch(const std::vector<IngestItem>& batch) {
   Status st;
   {
     engine::Ingest ingest(this);
-    for (const auto& item : batch) {
-      st = ingest.Item(item);
+    for (const IngestItem* item : engine::ApplyOrder(batch)) {
+      st = ingest.Item(*item);
       if (!st.ok()) {
-        st = st.WithContext(item.position.topic + "[" + std::to_string(item.position.partition) + "]@" +
-                            std::to_string(item.position.offset));
+        st = st.WithContext(item->position.topic + "[" + std::to_string(item->position.partition) + "]@" +
+                            std::to_string(item->position.offset));
         break;
       }
     }

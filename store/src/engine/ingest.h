@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -51,6 +52,14 @@ struct Neighbours {  // a row's timeline entries around an event (rowtenant)
   std::optional<RowTenantEntry> before, after;
 };
 
+// The order Item() takes a batch in: whole partitions carrying a transaction
+// END first, then the others, each partition in offset order. Any
+// interleaving of partitions is a valid delivery order; this one lets the
+// events of a transaction whose END is in the same batch go straight to
+// `log` instead of through `pending` (a write, a delete and a re-encryption
+// fewer per event).
+std::vector<const IngestItem*> ApplyOrder(const std::vector<IngestItem>& batch);
+
 // One batch: Item() per consumed message, then Finish() (progress, counters,
 // offsets) and Commit() (the synced write). On any error nothing is written
 // and the caller reloads the writer state.
@@ -71,6 +80,10 @@ class Ingest {
   rocksdb::Iterator* Iter(rocksdb::ColumnFamilyHandle* cf);
   Status Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
   Status Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
+  Status PutUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
+  Status DeleteUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
+  Status MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
+  Status PutLog(const std::string& key, std::string_view value);
   Result<crypto::DataKey*> Key(std::string_view tenant, bool create);
 
   // ---- items ----
@@ -95,6 +108,7 @@ class Ingest {
   Status ResolveToast(const StoreEvent& ev, const std::string& owner, const std::string& pk, std::string* row,
                       std::string* envelope);
   Result<Neighbours> RowNeighbours(const std::string& table, const std::string& pk, uint64_t lsn);
+  Result<Neighbours> RowNeighboursBySeek(const std::string& table, const std::string& pk, uint64_t lsn);
   Status MarkDeleted(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
                      bool direct, uint64_t xid);
   Status EndBefore(const std::string& tenant, const std::string& table, const std::string& pk,
@@ -109,6 +123,9 @@ class Ingest {
   rocksdb::ReadOptions base_ro_;
   std::map<rocksdb::ColumnFamilyHandle*, std::unique_ptr<rocksdb::Iterator>> iters_;  // before wb_ dies
   std::set<std::pair<std::string, int32_t>> dirty_offsets_;
+  // txns entries changed by this batch (TxnKey -> value), written once in Finish.
+  std::map<std::string, TxnValue> txns_;
+  std::unordered_set<std::string> log_written_;  // `log` keys put by this batch (unindexed)
 };
 
 }  // namespace timevault::store::engine

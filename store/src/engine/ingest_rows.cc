@@ -131,8 +131,31 @@ Status Ingest::ResolveToast(const StoreEvent& ev, const std::string& owner, cons
   return Status::Ok();
 }
 
-// The row's timeline entries just before and just after `lsn`.
+// The row's timeline entries just before and just after `lsn`. Entries sort
+// newest first and a row's events mostly arrive in order, so one seek to the
+// row's newest entry usually finds `before` at once; a few newer entries
+// (out-of-order arrival) are stepped over, beyond that two seeks find both.
 Result<Neighbours> Ingest::RowNeighbours(const std::string& table, const std::string& pk, uint64_t lsn) {
+  constexpr int kMaxSteps = 8;
+  Neighbours n;
+  const std::string prefix = RowTenantPrefix(table, pk);
+  rocksdb::Iterator* it = Iter(s_->rowtenant);
+  it->Seek(prefix);
+  for (int steps = 0; it->Valid() && it->key().starts_with(prefix); it->Next(), ++steps) {
+    if (steps == kMaxSteps) return RowNeighboursBySeek(table, pk, lsn);
+    auto e = ParseRowTenant(it->key().ToStringView(), prefix.size(), it->value().ToStringView());
+    if (!e) return Corruption("rowtenant entry is damaged");
+    if (e->change_lsn < lsn) {
+      n.before = std::move(e);
+      break;
+    }
+    if (e->change_lsn > lsn) n.after = std::move(e);  // the last one seen is the oldest newer entry
+  }
+  if (!it->status().ok()) return Internal(RocksError("reading the row timeline", it->status()));
+  return n;
+}
+
+Result<Neighbours> Ingest::RowNeighboursBySeek(const std::string& table, const std::string& pk, uint64_t lsn) {
   Neighbours n;
   const std::string prefix = RowTenantPrefix(table, pk);
   rocksdb::Iterator* it = Iter(s_->rowtenant);
@@ -153,6 +176,7 @@ Result<Neighbours> Ingest::RowNeighbours(const std::string& table, const std::st
       if (e->change_lsn > lsn) n.after = std::move(e);
     }
   }
+  if (!it->status().ok()) return Internal(RocksError("reading the row timeline", it->status()));
   return n;
 }
 
@@ -255,7 +279,10 @@ Status Ingest::PutVersion(const std::string& tenant, const std::string& table, c
   const std::string key = VersionKey(RowPrefix(tenant, table, pk), lsn);
   std::string enc;
   dk->Encrypt(row, key, &enc);
-  return Put(s_->versions, key, EncodeVersionValue(flags, xid, enc));
+  const std::string value = EncodeVersionValue(flags, xid, enc);
+  TV_RETURN_IF_ERROR(Put(s_->versions, key, value));
+  // `current` keeps the newest version by change LSN, whatever the arrival order.
+  return MergeUnindexed(s_->current, std::string_view(key.data(), key.size() - 8), EncodeCurrent(lsn, value));
 }
 
 Result<std::vector<std::string>> Ingest::TenantsWithRows(const std::string& table) {

@@ -4,6 +4,7 @@
 // SetRecoverable, the recoverable point is the newest commit Put.
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "engine/encoding.h"
 #include "timevault/store/store.h"
@@ -73,6 +74,20 @@ Status MemoryStateReader::StateAt(const TenantId& tenant, Lsn point, const std::
     if (!emit(Row{v->table, v->pk, v->json})) break;
   }
   return Status::Ok();
+}
+
+Result<std::vector<TenantId>> MemoryStateReader::Tenants(Lsn point) {
+  auto r = RecoverablePoint();
+  if (!r.ok() || point > r->lsn) return OutOfRange("point " + point.ToString() + " is past the recoverable point");
+  std::set<TenantId> ids;
+  for (const auto& v : versions_) ids.insert(v.tenant);
+  std::vector<TenantId> live;
+  for (const auto& id : ids) {
+    bool any = false;
+    TV_RETURN_IF_ERROR(StateAt(id, point, {}, [&](const Row&) { return any = true, false; }));
+    if (any) live.push_back(id);
+  }
+  return live;
 }
 
 Status MemoryStateReader::History(const TenantId& tenant, Lsn from, Lsn to, const std::optional<std::string>& table,

@@ -38,11 +38,17 @@ class ReadContext {
 
   // The commit LSN of the transaction `xid` holding a change at `change_lsn`
   // (nullopt: its END is not stored).
+  // The last answer is remembered: a seek from (xid, lo) found (xid, commit),
+  // so no entry of xid lies in between and any change LSN in [lo, commit]
+  // has the same answer (rows of one transaction follow each other).
   std::optional<uint64_t> CommitOf(uint64_t xid, uint64_t change_lsn) {
+    if (last_ && last_->xid == xid && last_->lo <= change_lsn && change_lsn <= last_->commit) return last_->commit;
     if (!txns_) txns_.reset(NewIterator(s_->txns, false));
     txns_->Seek(TxnKey(xid, change_lsn));
     if (txns_->Valid() && txns_->key().size() == 16 && DecodeU64(txns_->key().ToStringView()) == xid) {
-      return DecodeU64(txns_->key().ToStringView().substr(8));
+      const uint64_t commit = DecodeU64(txns_->key().ToStringView().substr(8));
+      last_ = LastCommit{xid, change_lsn, commit};
+      return commit;
     }
     Check(*txns_);
     return std::nullopt;
@@ -108,6 +114,10 @@ class ReadContext {
   ScopedSnapshot snap_;
   rocksdb::ReadOptions ro_;
   std::unique_ptr<rocksdb::Iterator> txns_;
+  struct LastCommit {
+    uint64_t xid, lo, commit;
+  };
+  std::optional<LastCommit> last_;
   Status status_;
 };
 

@@ -3,6 +3,7 @@
 // reads one RocksDB snapshot, so it is consistent and safe while Apply or
 // retention runs on another thread.
 #include <algorithm>
+#include <functional>
 
 #include "engine/impl.h"
 #include "engine/read_context.h"
@@ -34,6 +35,60 @@ std::vector<std::string> SortedTables(std::vector<std::string> tables) {
   std::sort(tables.begin(), tables.end(), by_key);
   tables.erase(std::unique(tables.begin(), tables.end()), tables.end());
   return tables;
+}
+
+// The row's version visible at `point`, given its newest version (from
+// `current`): that one itself when it is a streamed or settled version
+// committed by `point` — exactly what the walk in `versions` would choose
+// first — else the walk (a row changed after `point`, or whose newest version
+// is a snapshot version, which may yield to an older in-flight transaction).
+std::optional<Candidate> VisibleVersion(StoreImpl* s, ReadContext* ctx, std::unique_ptr<rocksdb::Iterator>* versions,
+                                        std::string_view row_prefix, const CurrentValue& newest, uint64_t point) {
+  auto v = ParseVersionValue(newest.version_value);
+  if (newest.change_lsn <= point && v && !(v->flags & kVersionSnapshot)) {
+    bool committed = (v->flags & kVersionSettled) != 0;
+    if (!committed) {
+      auto commit = ctx->CommitOf(v->xid, newest.change_lsn);
+      committed = commit && *commit <= point;
+    }
+    if (committed) {
+      return Candidate{VersionKey(row_prefix, newest.change_lsn), std::string(newest.version_value), newest.change_lsn};
+    }
+  }
+  if (!*versions) versions->reset(ctx->NewIterator(s->versions, true));
+  (*versions)->Seek(VersionKey(row_prefix, point));
+  s->read_seeks.fetch_add(1, std::memory_order_relaxed);
+  return ctx->Choose(versions->get(), row_prefix, point);
+}
+
+// Calls `visit` with the version of each of the tenant's rows live at
+// `point` in `tables` (key order), until it returns false. A scan of
+// `current` (one entry per row) plus a seek into `versions` for the rows
+// changed after `point`: the cost follows the rows, not the history
+// (docs/store.md, "Visibility").
+Status VisitLiveRows(StoreImpl* s, ReadContext* ctx, const std::string& tenant, uint64_t point,
+                     const std::vector<std::string>& tables,
+                     const std::function<bool(const std::string& table, const Candidate& chosen)>& visit) {
+  for (const auto& table : tables) {
+    const uint64_t truncated = ctx->VisibleTruncate(table, point);
+    const std::string table_prefix = TablePrefix(tenant, table);
+    std::unique_ptr<rocksdb::Iterator> it(ctx->NewIterator(s->current, true));
+    std::unique_ptr<rocksdb::Iterator> versions;  // opened for the first row that needs it
+    it->Seek(table_prefix);
+    s->read_seeks.fetch_add(1, std::memory_order_relaxed);
+    for (; it->Valid() && it->key().starts_with(table_prefix); it->Next()) {
+      s->read_steps.fetch_add(1, std::memory_order_relaxed);
+      auto newest = ParseCurrent(it->value().ToStringView());
+      if (!newest) return Corruption("current entry is damaged");
+      auto chosen = VisibleVersion(s, ctx, &versions, it->key().ToStringView(), *newest, point);
+      if (!chosen || chosen->change_lsn < truncated) continue;
+      auto v = ParseVersionValue(chosen->value);
+      if (v && (v->flags & kVersionRow) && !visit(table, *chosen)) return Status::Ok();
+    }
+    if (!it->status().ok()) return Internal(RocksError("reading current", it->status()));
+    if (versions && !versions->status().ok()) return Internal(RocksError("reading versions", versions->status()));
+  }
+  return ctx->status();
 }
 
 }  // namespace
@@ -112,43 +167,50 @@ Status Store::StateAt(const TenantId& tenant, Lsn point, const std::vector<std::
   TV_RETURN_IF_ERROR(impl_->CheckFloor(point, impl_->View(), "point"));
   TV_ASSIGN_OR_RETURN(auto key, impl_->keyring->ForRead(tenant.str(), ctx.snapshot()));
   if (!key) return Status::Ok();  // never seen, or shredded
-  const uint64_t L = point.value();
   std::vector<std::string> list = SortedTables(tables);
   if (tables.empty()) {
     TV_ASSIGN_OR_RETURN(list, TenantTables(&ctx, impl_->versions, tenant.str()));
   }
-  auto& seeks = impl_->read_seeks;
   std::string json;
-  for (const auto& table : list) {
-    const uint64_t truncated = ctx.VisibleTruncate(table, L);
-    const std::string table_prefix = TablePrefix(tenant.str(), table);
-    std::unique_ptr<rocksdb::Iterator> it(ctx.NewIterator(impl_->versions, true));
-    it->Seek(table_prefix);
-    seeks.fetch_add(1, std::memory_order_relaxed);
-    while (it->Valid() && it->key().starts_with(table_prefix)) {
-      auto k = ParseVersionKey(it->key().ToStringView());
-      if (!k) return Corruption("versions key is damaged");
-      const std::string row_prefix(it->key().data(), k->row_prefix_size);
-      if (k->change_lsn > L) {  // newer versions: jump to the newest at or before L
-        it->Seek(VersionKey(row_prefix, L));
-        seeks.fetch_add(1, std::memory_order_relaxed);
-        if (!it->Valid() || !it->key().starts_with(row_prefix)) continue;  // none: on the next row already
-      }
-      auto chosen = ctx.Choose(it.get(), row_prefix, L);
-      if (chosen && chosen->change_lsn >= truncated) {
-        auto v = ParseVersionValue(chosen->value);
-        if (v && (v->flags & kVersionRow)) {
-          TV_RETURN_IF_ERROR(key->Decrypt(v->ciphertext, chosen->key, &json).WithContext("row of " + table));
-          auto parts = ParseVersionKey(chosen->key);
-          if (!emit(Row{table, std::string(parts->pk), json})) return Status::Ok();
-        }
-      }
-      it->Seek(PrefixSuccessor(row_prefix));
-      seeks.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (!it->status().ok()) return Internal(RocksError("reading versions", it->status()));
+  Status decrypted;
+  TV_RETURN_IF_ERROR(VisitLiveRows(impl_.get(), &ctx, tenant.str(), point.value(), list,
+                                   [&](const std::string& table, const Candidate& chosen) {
+                                     auto v = ParseVersionValue(chosen.value);
+                                     decrypted = key->Decrypt(v->ciphertext, chosen.key, &json);
+                                     if (!decrypted.ok()) {
+                                       decrypted = decrypted.WithContext("row of " + table);
+                                       return false;
+                                     }
+                                     auto parts = ParseVersionKey(chosen.key);
+                                     return emit(Row{table, std::string(parts->pk), json});
+                                   }));
+  return decrypted;
+}
+
+Result<std::vector<TenantId>> Store::Tenants(Lsn point) {
+  TV_RETURN_IF_ERROR(impl_->CheckRecoverable(point, impl_->View(), "point"));
+  ReadContext ctx(impl_.get());
+  TV_RETURN_IF_ERROR(impl_->CheckFloor(point, impl_->View(), "point"));
+  // Every tenant that has a data key (shredded ones have none), in id order.
+  std::vector<std::string> candidates;
+  std::unique_ptr<rocksdb::Iterator> it(ctx.NewIterator(impl_->keys, false));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Reader r(it->key().ToStringView());
+    std::string_view tenant;
+    if (it->key().empty() || !r.T(&tenant) || !r.empty()) continue;  // the store's own key
+    candidates.emplace_back(tenant);
   }
-  return ctx.status();
+  if (!it->status().ok()) return Internal(RocksError("listing tenants", it->status()));
+  std::sort(candidates.begin(), candidates.end());
+  std::vector<TenantId> live;
+  for (const auto& tenant : candidates) {
+    TV_ASSIGN_OR_RETURN(auto tables, TenantTables(&ctx, impl_->versions, tenant));
+    bool any = false;
+    TV_RETURN_IF_ERROR(VisitLiveRows(impl_.get(), &ctx, tenant, point.value(), tables,
+                                     [&](const std::string&, const Candidate&) { return any = true, false; }));
+    if (any) live.emplace_back(tenant);
+  }
+  return live;
 }
 
 Status Store::History(const TenantId& tenant, Lsn from, Lsn to, const std::optional<std::string>& table,

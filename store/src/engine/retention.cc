@@ -68,33 +68,56 @@ bool VisibleAt(ReadContext* ctx, const VersionKeyParts& k, const VersionValue& v
 
 // Folds one row's versions at the floor: keeps the base (the version visible
 // at the floor) unless it is a delete marker or truncated away, deletes every
-// other version visible at the floor; the iterator ends past the row.
+// other version visible at the floor; the iterator ends past the row. The
+// row's `current` entry is rewritten first when its newest version goes or
+// changes: a crash between chunks then leaves `current` at what remains (or
+// nothing, where the row is gone at the floor), never at a deleted version.
 Status FoldRow(StoreImpl* s, ReadContext* ctx, rocksdb::Iterator* it, const std::string& row_prefix, uint64_t floor,
                uint64_t truncated, ChunkedWriter* w, uint64_t* deleted) {
   it->Seek(VersionKey(row_prefix, floor));
   if (!it->Valid() || !it->key().starts_with(row_prefix)) return Status::Ok();
   auto base = ctx->Choose(it, row_prefix, floor);
   bool keep_base = false;
+  std::optional<std::string> settled;  // the base's new value
   if (base) {
     auto v = ParseVersionValue(base->value);
     keep_base = v && (v->flags & kVersionRow) && base->change_lsn >= truncated;
     if (keep_base && !(v->flags & (kVersionSnapshot | kVersionSettled))) {
       // Its transaction's txns entry goes: mark it committed before the floor.
-      std::string value = base->value;
-      value[0] = static_cast<char>(v->flags | kVersionSettled);
-      TV_RETURN_IF_ERROR(w->Put(s->versions, base->key, value));
+      settled = base->value;
+      (*settled)[0] = static_cast<char>(v->flags | kVersionSettled);
     }
   }
-  it->Seek(row_prefix);
-  for (; it->Valid() && it->key().starts_with(row_prefix); it->Next()) {
+  std::vector<std::string> doomed;
+  bool newest_changes = false;
+  std::optional<std::string> newest_kept;  // EncodeCurrent of the newest version that stays
+  bool first = true;
+  for (it->Seek(row_prefix); it->Valid() && it->key().starts_with(row_prefix); it->Next(), first = false) {
     auto k = ParseVersionKey(it->key().ToStringView());
     auto v = ParseVersionValue(it->value().ToStringView());
     if (!k || !v) return Corruption("versions entry is damaged");
     const bool is_base = base && it->key().ToStringView() == base->key;
-    if ((is_base && keep_base) || !VisibleAt(ctx, *k, *v, floor)) continue;
-    TV_RETURN_IF_ERROR(w->Delete(s->versions, it->key()));
-    ++*deleted;
+    if ((is_base && keep_base) || !VisibleAt(ctx, *k, *v, floor)) {
+      if (!newest_kept) {
+        const bool rewritten = is_base && settled;
+        newest_kept = EncodeCurrent(k->change_lsn, rewritten ? *settled : it->value().ToStringView());
+        newest_changes = newest_changes || (first && rewritten);
+      }
+      continue;
+    }
+    newest_changes = newest_changes || first;
+    doomed.push_back(it->key().ToString());
   }
+  if (newest_changes) {
+    if (newest_kept) {
+      TV_RETURN_IF_ERROR(w->Put(s->current, row_prefix, *newest_kept));
+    } else {
+      TV_RETURN_IF_ERROR(w->Delete(s->current, row_prefix));
+    }
+  }
+  if (settled) TV_RETURN_IF_ERROR(w->Put(s->versions, base->key, *settled));
+  for (const auto& key : doomed) TV_RETURN_IF_ERROR(w->Delete(s->versions, key));
+  *deleted += doomed.size();
   return Status::Ok();
 }
 
@@ -231,6 +254,7 @@ Status StoreImpl::Shred(const TenantId& tenant) {
   rocksdb::WriteBatch batch;
   batch.Delete(keys, TenantKeyKey(tenant.str()));
   batch.DeleteRange(versions, begin, end);
+  batch.DeleteRange(current, begin, end);
   batch.DeleteRange(log, begin, end);
   rocksdb::WriteOptions wo;
   wo.sync = true;
@@ -241,7 +265,7 @@ Status StoreImpl::Shred(const TenantId& tenant) {
   // keeps them (backups made before stay readable with the master key).
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (auto* cf : {keys, versions, log}) {
+  for (auto* cf : {keys, versions, current, log}) {
     rocksdb::Slice b(begin), e(end);
     st = db->CompactRange(co, cf, &b, &e);
     if (!st.ok()) return Internal(RocksError("compacting after shredding", st));

@@ -1,6 +1,8 @@
 // Store: opening the RocksDB layout, the master-key check, offsets, stats,
 // dead letters and the read-only (secondary) mode. See docs/store.md.
+#include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <spdlog/spdlog.h>
@@ -17,9 +19,13 @@ namespace {
 using engine::PointRec;
 
 constexpr std::string_view kCheckPlaintext = "timevault store: master key check";
+// Memtables per column family: larger ones mean fewer, larger flushes while
+// ingesting (the busy families: versions, log, rowtenant, current).
+constexpr size_t kWriteBufferSize = 128 << 20;
 
 rocksdb::ColumnFamilyOptions CfOptions(std::shared_ptr<const rocksdb::SliceTransform> prefix) {
   rocksdb::ColumnFamilyOptions o;
+  o.write_buffer_size = kWriteBufferSize;
   rocksdb::BlockBasedTableOptions t;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   t.whole_key_filtering = true;
@@ -32,6 +38,17 @@ rocksdb::ColumnFamilyOptions CfOptions(std::shared_ptr<const rocksdb::SliceTrans
   return o;
 }
 
+// RocksDB's built-in bytewise-max operator (engine/encoding.h, `current`).
+std::shared_ptr<rocksdb::MergeOperator> MaxOperator() {
+  std::shared_ptr<rocksdb::MergeOperator> op;
+  rocksdb::Status s = rocksdb::MergeOperator::CreateFromString(rocksdb::ConfigOptions(), "max", &op);
+  if (!s.ok() || !op) {
+    spdlog::critical("rocksdb: the built-in \"max\" merge operator is missing: {}", s.ToString());
+    std::abort();  // a RocksDB build without it cannot hold this layout
+  }
+  return op;
+}
+
 std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors() {
   using namespace engine;
   std::vector<rocksdb::ColumnFamilyDescriptor> d;
@@ -42,6 +59,9 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors() {
        {kCfTxns, kCfPending, kCfCommits, kCfTruncates, kCfKeys, kCfMeta, kCfDeadLetter, kCfRowTenant}) {
     d.emplace_back(name, CfOptions(nullptr));
   }
+  auto current = CfOptions(NewTenantTablePrefixExtractor());
+  current.merge_operator = MaxOperator();
+  d.emplace_back(kCfCurrent, std::move(current));
   return d;
 }
 
@@ -88,6 +108,7 @@ Status OpenDb(StoreImpl* impl) {
   impl->meta = h[8];
   impl->deadletter = h[9];
   impl->rowtenant = h[10];
+  impl->current = h[11];
   return Status::Ok();
 }
 
@@ -119,6 +140,44 @@ Status InitKeys(StoreImpl* impl) {
     return PermissionDenied("store.key_file " + impl->options.key_file + " is not the master key of the store at " +
                             impl->options.path);
   }
+  return Status::Ok();
+}
+
+// Fills `current` from `versions` in a store written before `current`
+// existed: each row's first versions entry is its newest.
+Status FillCurrent(StoreImpl* impl) {
+  std::string ready;
+  rocksdb::Status s = impl->db->Get(rocksdb::ReadOptions(), impl->meta, engine::kMetaCurrentReady, &ready);
+  if (s.ok()) return Status::Ok();
+  if (!s.IsNotFound()) return Internal(RocksError("reading meta", s));
+  if (impl->options.read_only) {
+    return FailedPrecondition("store.path " + impl->options.path +
+                              ": the store predates the `current` column family; open it once with `timevault "
+                              "store` (the writer) to upgrade it");
+  }
+  rocksdb::WriteBatch batch;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  std::unique_ptr<rocksdb::Iterator> it(impl->db->NewIterator(rocksdb::ReadOptions(), impl->versions));
+  uint64_t rows = 0;
+  for (it->SeekToFirst(); it->Valid();) {
+    auto k = engine::ParseVersionKey(it->key().ToStringView());
+    if (!k) return Corruption("versions key is damaged");
+    const std::string row_prefix(it->key().data(), k->row_prefix_size);
+    batch.Put(impl->current, row_prefix, engine::EncodeCurrent(k->change_lsn, it->value().ToStringView()));
+    ++rows;
+    if (batch.Count() >= 4096) {
+      s = impl->db->Write(wo, &batch);
+      if (!s.ok()) return Internal(RocksError("filling current", s));
+      batch.Clear();
+    }
+    it->Seek(engine::PrefixSuccessor(row_prefix));
+  }
+  if (!it->status().ok()) return Internal(RocksError("filling current", it->status()));
+  batch.Put(impl->meta, engine::kMetaCurrentReady, "");
+  s = impl->db->Write(wo, &batch);
+  if (!s.ok()) return Internal(RocksError("filling current", s));
+  if (rows > 0) spdlog::info("store: indexed the newest version of {} rows (`current`)", rows);
   return Status::Ok();
 }
 
@@ -242,6 +301,7 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
   TV_RETURN_IF_ERROR(OpenDb(impl.get()));
   impl->keyring = std::make_unique<engine::Keyring>(std::move(master).value(), impl->db.get(), impl->keys);
   TV_RETURN_IF_ERROR(InitKeys(impl.get()));
+  TV_RETURN_IF_ERROR(FillCurrent(impl.get()));
   if (options.read_only) {
     TV_RETURN_IF_ERROR(impl->LoadView());
   } else {
@@ -267,6 +327,20 @@ Result<std::optional<int64_t>> Store::NextOffset(const std::string& topic, int32
   if (!s.ok()) return Internal(RocksError("reading an offset", s));
   if (v.size() != 8) return Corruption("meta offset of " + topic + "[" + std::to_string(partition) + "] is damaged");
   return std::optional<int64_t>(static_cast<int64_t>(engine::DecodeU64(v)));
+}
+
+Status Store::Compact() {
+  if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
+  rocksdb::FlushOptions fo;
+  rocksdb::Status s = impl_->db->Flush(fo, impl_->handles);
+  if (!s.ok()) return Internal(RocksError("flushing", s));
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (auto* cf : impl_->handles) {
+    s = impl_->db->CompactRange(co, cf, nullptr, nullptr);
+    if (!s.ok()) return Internal(RocksError("compacting", s));
+  }
+  return Status::Ok();
 }
 
 Status Store::Refresh() {

@@ -33,6 +33,18 @@ namespace timevault::capture {
 inline constexpr std::string_view kConnectorVersion = "3.6.1.Final";
 inline constexpr std::string_view kUnavailableValue = "__debezium_unavailable_value";
 
+// The Kafka header timevault adds to a change event when a column of its
+// `before` or `after` image was NULL but the JSON holds something else:
+// JsonConverter writes a column's schema default in place of null
+// (replace.null.with.default), and a NOT NULL column's NULL (a column outside
+// the replica identity in a before image) becomes the default or Debezium's
+// fallback (0, "", epoch...). The value bytes stay exactly Debezium's; the
+// header says which fields are really null, as compact JSON naming the
+// columns per image, images without such a column left out:
+//   {"before":["note"],"after":["note","created_at"]}
+// Absent when no column qualifies. docs/compat.md §7.4 and docs/capture.md.
+inline constexpr std::string_view kNullsHeader = "__timevault.nulls";
+
 enum class Op : char {
   kCreate = 'c',
   kUpdate = 'u',
@@ -117,8 +129,12 @@ class EventEncoder {
   // replica-identity-default before image) becomes the default or Debezium's
   // fallback (0, "", ...). InvalidArgument if a value cannot be converted for
   // its type (the message names table, column, type and value).
+  // `nulls_header`, if given, receives the kNullsHeader value naming the
+  // columns whose NULL was written as a default or fallback, or is cleared
+  // when there is none (then the message carries no such header).
   Status EncodeChange(const TableSchema& table, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
-                      const SourceInfo& source, const TransactionBlock* transaction, CommitTime now, std::string* out);
+                      const SourceInfo& source, const TransactionBlock* transaction, CommitTime now, std::string* out,
+                      std::string* nulls_header = nullptr);
 
   // Truncate: op "t", before and after null, no key.
   Status EncodeTruncate(const TableSchema& table, const SourceInfo& source, const TransactionBlock* transaction,

@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,18 @@ class PgConn {
 
   // Convenience: Exec and drop the rows.
   Status Run(std::string_view sql);
+
+  // COPY ... FROM STDIN: CopyIn starts it, CopyPut sends data (any chunking),
+  // CopyEnd finishes it and returns the command's status (the server checks
+  // the data there). CopyAbort ends it with an error instead.
+  Status CopyIn(std::string_view sql);
+  Status CopyPut(std::string_view data);
+  Status CopyEnd();
+  void CopyAbort(const std::string& reason);
+
+  // COPY ... TO STDOUT: `line` gets each data row (one line of COPY text,
+  // with its trailing newline); an error it returns stops the copy.
+  Status CopyOut(std::string_view sql, const std::function<Status(std::string_view line)>& line);
 
   std::string QuoteIdent(std::string_view ident) const;
   std::string QuoteLiteral(std::string_view literal) const;

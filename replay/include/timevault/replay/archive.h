@@ -40,7 +40,7 @@ class ArchiveWriter {
   // Finish renames into place, so a crash never leaves a half archive under
   // the final name.
   static Result<std::unique_ptr<ArchiveWriter>> Create(const std::string& dir, const std::string& id,
-                                                       const MasterKey& master);
+                                                       const crypto::MasterKey& master);
   ~ArchiveWriter();  // without Finish: removes the temporary directory
 
   // Appends one record to data file `file` ([A-Za-z0-9._-]+, not
@@ -63,9 +63,9 @@ class ArchiveReader {
  public:
   // Opens the archive in `dir`: parses manifest.json, checks its hash, and
   // unwraps the data key. Errors name the archive and the problem: NotFound
-  // (no such archive), DataLoss (manifest unreadable or its hash wrong),
+  // (no such archive), Corruption (manifest unreadable, its hash or MAC wrong),
   // FailedPrecondition (the master key is not the one it was written with).
-  static Result<std::unique_ptr<ArchiveReader>> Open(const std::string& dir, const MasterKey& master);
+  static Result<std::unique_ptr<ArchiveReader>> Open(const std::string& dir, const crypto::MasterKey& master);
   ~ArchiveReader();
 
   // The manifest (JSON text, as on disk) and its files.
@@ -74,7 +74,7 @@ class ArchiveReader {
 
   // Streams the records of `file` in the order they were added. Every block
   // is authenticated before its records are emitted; at the end the file's
-  // size and SHA-256 are checked. DataLoss naming the file (and block) on any
+  // size and SHA-256 are checked. Corruption naming the file (and block) on any
   // problem. `emit` returns false to stop early.
   Status Read(const std::string& file, const std::function<bool(std::string_view record)>& emit) const;
 

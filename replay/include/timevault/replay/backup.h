@@ -76,8 +76,16 @@ class BackupCatalog {
   // Expires backups beyond the newest `keep_count` (0: no limit by count) or
   // older than `max_age_days` (0: no limit by age), never one a kept
   // backup's chain needs. Returns the ids removed.
+  // The count is per tenant value: with no tenant given, each tenant's (and
+  // the "*") backups keep their newest `keep_count`; with a tenant, only
+  // backups of exactly that tenant are considered. Removed newest first (an
+  // incremental before its base).
   virtual Result<std::vector<std::string>> Expire(uint64_t keep_count, int64_t max_age_days, CommitTime now,
                                                   const std::optional<std::string>& tenant) = 0;
+  // What Expire with the same arguments would remove, changing nothing (the
+  // CLI's dry run).
+  virtual Result<std::vector<std::string>> PlanExpire(uint64_t keep_count, int64_t max_age_days, CommitTime now,
+                                                      const std::optional<std::string>& tenant) = 0;
 
   // The state the backup holds for `tenant` (one tenant even when the
   // backup holds "*"), restricted to `tables` (empty: all): the full base

@@ -99,9 +99,11 @@ class Engine {
   virtual Result<PitrPlan> PreviewPitr(const TenantId& tenant, const PitrTarget& target,
                                        const std::vector<std::string>& tables) = 0;
   virtual Result<PitrPlan> GetPlan(const std::string& plan_id) = 0;
-  // Executes a saved plan: FailedPrecondition when the plan is unknown or
-  // expired, or the tenant changed since the preview so the operations
-  // differ; OutOfRange when the target is past the recoverable point.
+  // Executes a saved plan: NotFound when the plan is unknown;
+  // FailedPrecondition when it expired (an hour after the preview), already
+  // ran, or the tenant changed since the preview so the operations differ;
+  // OutOfRange when the target is past the recoverable point. Nothing is
+  // changed in any of these cases.
   virtual Result<ApplyResult> ExecutePitr(const std::string& plan_id, const std::string& job_id,
                                           const ProgressFn& progress) = 0;
   // Makes the tenant's live rows (in `tables`, empty: the backup's) equal the
@@ -121,6 +123,7 @@ class Engine {
 
   virtual BackupCatalog& backups() = 0;
   virtual store::StateReader& store() = 0;
+  virtual const config::Config& config() const = 0;
 };
 
 }  // namespace timevault::replay

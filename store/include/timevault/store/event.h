@@ -82,13 +82,26 @@ struct StoreEvent {
   std::vector<HeartbeatOffset> heartbeat_offsets;
 };
 
+// The Kafka header in which capture names the columns of a change event's
+// before/after images that were NULL although the JSON holds a value:
+// Debezium's JsonConverter writes a column's default (or a NOT NULL
+// fallback) in place of null. Compact JSON, images without such a column
+// left out: {"before":["note"],"after":["note","created_at"]}. Same name as
+// capture's kNullsHeader (timevault/capture/debezium.h); docs/compat.md §7.4.
+inline constexpr std::string_view kNullsHeader = "__timevault.nulls";
+
 struct ParseOptions {
   std::string topic_prefix;   // capture's kafka.topic_prefix
   std::string tenant_column;  // default "tenant_id"
 };
 
 // Parses one message. `key`/`value` nullopt: a null key/value.
+// `nulls_header`: the message's kNullsHeader value, if it has one; the fields
+// it names are set to null in the row images kept (row, envelope, keyless pk,
+// tenant). A malformed header, or one naming a field the image does not
+// have, or one on a message without row images, is InvalidArgument.
 Result<StoreEvent> ParseEvent(const ParseOptions& options, std::string_view topic, std::optional<std::string_view> key,
-                              std::optional<std::string_view> value);
+                              std::optional<std::string_view> value,
+                              std::optional<std::string_view> nulls_header = std::nullopt);
 
 }  // namespace timevault::store

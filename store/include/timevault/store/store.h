@@ -64,6 +64,11 @@ class StateReader {
   virtual Status History(const TenantId& tenant, Lsn from, Lsn to, const std::optional<std::string>& table,
                          const std::optional<std::string>& pk,
                          const std::function<bool(const HistoryEvent&)>& emit) = 0;
+  // The tenants with at least one row live at commit `point` (the rows
+  // StateAt would emit), sorted by id. The store-wide tenant "" (tables
+  // without the tenant column) is listed when it has live rows; shredded
+  // tenants never are. OutOfRange past the recoverable point.
+  virtual Result<std::vector<TenantId>> Tenants(Lsn point) = 0;
 };
 
 // One consumed message for Store::Apply: parsed, or a dead letter.
@@ -114,6 +119,7 @@ class Store final : public StateReader {
                  const std::function<bool(const Row&)>& emit) override;
   Status History(const TenantId& tenant, Lsn from, Lsn to, const std::optional<std::string>& table,
                  const std::optional<std::string>& pk, const std::function<bool(const HistoryEvent&)>& emit) override;
+  Result<std::vector<TenantId>> Tenants(Lsn point) override;
 
   // Crypto-shredding: deletes the tenant's data key and its data.
   Status ShredTenant(const TenantId& tenant);
@@ -121,6 +127,10 @@ class Store final : public StateReader {
   Status RunRetention(CommitTime now);
   // Dead letters: (position, reason), oldest first.
   Status DeadLetters(const std::function<bool(const KafkaPosition&, const std::string& reason)>& emit);
+  // Flushes the memtables and compacts every column family fully (benchmarks
+  // compare stores in the same on-disk state; maintenance after bulk loads).
+  // Blocks until done; reads and Apply may run meanwhile.
+  Status Compact();
   // Read-only stores: catch up with the primary's latest writes.
   Status Refresh();
   StoreStats Stats();
@@ -146,6 +156,7 @@ class MemoryStateReader final : public StateReader {
                  const std::function<bool(const Row&)>& emit) override;
   Status History(const TenantId& tenant, Lsn from, Lsn to, const std::optional<std::string>& table,
                  const std::optional<std::string>& pk, const std::function<bool(const HistoryEvent&)>& emit) override;
+  Result<std::vector<TenantId>> Tenants(Lsn point) override;
 
  private:
   struct Version {

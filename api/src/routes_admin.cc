@@ -1,0 +1,400 @@
+// Health, metrics, jobs, audit and the OpenAPI document.
+#include <sys/statvfs.h>
+
+#include <cmath>
+
+#include "server_impl.h"
+#include "timevault/core/pg.h"
+
+namespace timevault::api {
+
+using config::Role;
+
+namespace {
+
+constexpr double kDiskWarning = 0.80;
+constexpr double kDiskCritical = 0.95;
+constexpr int64_t kMicrosPerSecond = 1000000;
+constexpr int64_t kThirtyDays = 30LL * 86400 * kMicrosPerSecond;
+
+// A conninfo with a connect timeout, so an unreachable Postgres cannot stall health.
+std::string WithTimeout(const std::string& conninfo) {
+  if (conninfo.find("connect_timeout") != std::string::npos) return conninfo;
+  if (conninfo.rfind("postgres://", 0) == 0 || conninfo.rfind("postgresql://", 0) == 0) {
+    return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=3";
+  }
+  return conninfo + " connect_timeout=3";
+}
+
+struct Level {
+  int value = 0;  // 0 ok, 1 warning, 2 critical
+  std::vector<std::string> problems;
+  void Warn(std::string p) {
+    value = std::max(value, 1);
+    problems.push_back("warning: " + std::move(p));
+  }
+  void Critical(std::string p) {
+    value = 2;
+    problems.push_back("critical: " + std::move(p));
+  }
+};
+
+void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStats& st) {
+  w.Key("store");
+  w.StartObject();
+  w.Key("bytes_on_disk");
+  w.Uint64(st.bytes_on_disk);
+  w.Key("events_stored");
+  w.Uint64(st.events_stored);
+  w.Key("dead_letters");
+  w.Uint64(st.dead_letters);
+  w.Key("recoverable_point");
+  if (st.recoverable) {
+    WritePoint(w, *st.recoverable);
+  } else {
+    w.Null();
+    level.Warn("the store has no recoverable point yet");
+  }
+  w.EndObject();
+  if (st.dead_letters > 0) level.Warn(std::to_string(st.dead_letters) + " dead letters in the store");
+  struct statvfs vfs {};
+  w.Key("disk");
+  w.StartObject();
+  w.Key("path");
+  WriteString(w, s.cfg.store.path);
+  if (statvfs(s.cfg.store.path.c_str(), &vfs) == 0 && vfs.f_blocks > 0) {
+    double total = static_cast<double>(vfs.f_blocks) * vfs.f_frsize;
+    double avail = static_cast<double>(vfs.f_bavail) * vfs.f_frsize;
+    double used = 1.0 - static_cast<double>(vfs.f_bavail) / static_cast<double>(vfs.f_blocks);
+    w.Key("total_bytes");
+    w.Uint64(static_cast<uint64_t>(total));
+    w.Key("free_bytes");
+    w.Uint64(static_cast<uint64_t>(avail));
+    w.Key("used_fraction");
+    w.Double(std::round(used * 10000) / 10000);
+    w.Key("warning");
+    w.Bool(used > kDiskWarning);
+    if (used > kDiskCritical) {
+      level.Critical("disk " + std::to_string(static_cast<int>(used * 100)) + "% full");
+    } else if (used > kDiskWarning) {
+      level.Warn("disk " + std::to_string(static_cast<int>(used * 100)) + "% full");
+    }
+  } else {
+    level.Warn("cannot stat the store's file system");
+  }
+  w.EndObject();
+}
+
+void WriteCapture(ApiState& s, JsonWriter& w, Level& level, const store::StoreStats& st) {
+  w.Key("capture");
+  w.StartObject();
+  w.Key("slot");
+  WriteString(w, s.cfg.postgres.slot);
+  auto fail = [&](const std::string& why) {
+    w.Key("reachable");
+    w.Bool(false);
+    w.Key("error");
+    WriteString(w, why);
+    w.EndObject();
+    level.Critical("capture: " + why);
+  };
+  auto conn = pg::PgConn::Connect(WithTimeout(s.cfg.postgres.conninfo));
+  if (!conn.ok()) return fail("Postgres unreachable: " + conn.status().message());
+  auto r = conn->ExecParams(
+      "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, "
+      "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, active, pg_current_wal_lsn()::text "
+      "FROM pg_replication_slots WHERE slot_name = $1",
+      {s.cfg.postgres.slot});
+  if (!r.ok()) return fail("cannot read pg_replication_slots: " + r.status().message());
+  if (r->rows() == 0) return fail("replication slot '" + s.cfg.postgres.slot + "' does not exist");
+  int64_t lag = r->IsNull(0, 0) ? 0 : std::stoll(r->GetString(0, 0));
+  int64_t retained = r->IsNull(0, 1) ? 0 : std::stoll(r->GetString(0, 1));
+  double lag_seconds = 0;
+  if (lag > 0 && st.recoverable) {
+    lag_seconds = std::max<double>(0, (s.clock->Now().micros() - st.recoverable->time.micros()) / 1e6);
+  }
+  w.Key("reachable");
+  w.Bool(true);
+  w.Key("active");
+  w.Bool(r->GetString(0, 2) == "t");
+  w.Key("current_wal_lsn");
+  WriteString(w, r->GetString(0, 3));
+  w.Key("lag_bytes");
+  w.Int64(lag);
+  w.Key("lag_seconds");
+  w.Double(lag_seconds);
+  w.Key("wal_retained_bytes");
+  w.Int64(retained);
+  w.EndObject();
+  if (r->GetString(0, 2) != "t") level.Warn("replication slot '" + s.cfg.postgres.slot + "' is not active");
+}
+
+void WriteBackups(ApiState& s, JsonWriter& w, Level& level) {
+  CommitTime now = s.clock->Now();
+  uint64_t ok = 0, failed = 0;
+  std::optional<JobRecord> last;
+  for (const auto& j : s.jobs->List()) {  // newest first
+    if (j.kind != "backup") continue;
+    if (!last && (j.state == JobState::kSucceeded || j.state == JobState::kFailed)) last = j;
+    if (now.micros() - j.created.micros() > kThirtyDays) continue;
+    if (j.state == JobState::kSucceeded) ++ok;
+    if (j.state == JobState::kFailed) ++failed;
+  }
+  w.Key("backups");
+  w.StartObject();
+  w.Key("succeeded_30d");
+  w.Uint64(ok);
+  w.Key("failed_30d");
+  w.Uint64(failed);
+  w.Key("success_rate_30d");
+  if (ok + failed > 0) {
+    w.Double(static_cast<double>(ok) / static_cast<double>(ok + failed));
+  } else {
+    w.Null();
+  }
+  w.Key("last");
+  if (last) {
+    WriteRaw(w, JobJson(*last));
+    if (last->state == JobState::kFailed) level.Warn("the last backup failed: " + last->error_message);
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  if (failed > 0) level.Warn(std::to_string(failed) + " backups failed in the last 30 days");
+}
+
+void WritePlans(ApiState& s, JsonWriter& w, Level& level) {
+  CommitTime now = s.clock->Now();
+  replay::BackupCatalog* catalog = s.catalog();
+  w.Key("plans");
+  w.StartArray();
+  for (const auto& p : s.plans->List()) {
+    std::optional<replay::BackupInfo> newest;
+    if (catalog) {
+      auto list = catalog->List(p.tenant == "*" ? std::nullopt : std::optional<std::string>(p.tenant));
+      if (list.ok()) {
+        for (const auto& b : *list) {
+          if (b.tenant == p.tenant || b.tenant == "*") {
+            newest = b;
+            break;
+          }
+        }
+      }
+    }
+    w.StartObject();
+    w.Key("id");
+    WriteString(w, p.id);
+    w.Key("name");
+    WriteString(w, p.name);
+    w.Key("tenant");
+    WriteString(w, p.tenant);
+    w.Key("rpo_minutes");
+    w.Int64(p.rpo_minutes);
+    w.Key("newest_backup_age_minutes");
+    bool rpo_ok = false;
+    if (newest) {
+      double age = (now.micros() - newest->point.time.micros()) / 60e6;
+      w.Double(age);
+      rpo_ok = age <= static_cast<double>(p.rpo_minutes);
+    } else {
+      w.Null();
+    }
+    w.Key("rpo_ok");
+    w.Bool(rpo_ok);
+    if (!rpo_ok)
+      level.Critical("plan " + p.name + ": newest backup older than RPO (" + std::to_string(p.rpo_minutes) +
+                     " min) or none");
+    w.Key("rto_minutes");
+    w.Int64(p.rto_minutes);
+    w.Key("last_restore_seconds");
+    std::optional<double> measured = p.last_test ? p.last_test->restore_seconds : std::nullopt;
+    if (measured) {
+      w.Double(*measured);
+    } else {
+      w.Null();
+    }
+    w.Key("rto_ok");
+    if (measured) {
+      bool rto_ok = *measured <= static_cast<double>(p.rto_minutes) * 60;
+      w.Bool(rto_ok);
+      if (!rto_ok) level.Warn("plan " + p.name + ": last measured restore exceeds the RTO");
+    } else {
+      w.Null();  // unknown until a full or deep DR test measured a restore
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+}  // namespace
+
+std::string HealthJson(ApiState& s) {
+  Level level;
+  store::StoreStats st = s.backends.store->Stats();
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("time");
+  WriteString(w, s.clock->Now().ToIso());
+  WriteStore(s, w, level, st);
+  WriteCapture(s, w, level, st);
+  WriteBackups(s, w, level);
+  WritePlans(s, w, level);
+  w.Key("problems");
+  w.StartArray();
+  for (const auto& p : level.problems) WriteString(w, p);
+  w.EndArray();
+  w.Key("status");
+  WriteString(w, level.value == 0 ? "ok" : level.value == 1 ? "warning" : "critical");
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+namespace {
+
+void Metric(std::string& out, const char* name, const char* type, const char* help, const std::string& samples) {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + samples;
+}
+
+std::string MetricsText(ApiState& s) {
+  store::StoreStats st = s.backends.store->Stats();
+  std::string out;
+  auto line = [](const std::string& name, double v) {
+    char num[64];
+    std::snprintf(num, sizeof num, "%.17g", v);
+    return name + " " + num + "\n";
+  };
+  Metric(out, "timevault_store_bytes", "gauge", "Bytes the store occupies on disk.",
+         line("timevault_store_bytes", st.bytes_on_disk));
+  Metric(out, "timevault_store_events_stored", "counter", "Change events stored.",
+         line("timevault_store_events_stored", st.events_stored));
+  Metric(out, "timevault_store_dead_letters", "gauge", "Messages in the dead-letter store.",
+         line("timevault_store_dead_letters", st.dead_letters));
+  if (st.recoverable) {
+    Metric(out, "timevault_recoverable_point_lsn", "gauge", "WAL position of the recoverable point.",
+           line("timevault_recoverable_point_lsn", static_cast<double>(st.recoverable->lsn.value())));
+    Metric(out, "timevault_recoverable_point_timestamp_seconds", "gauge", "Commit time of the recoverable point.",
+           line("timevault_recoverable_point_timestamp_seconds", st.recoverable->time.micros() / 1e6));
+  }
+  std::map<std::string, uint64_t> by_state;
+  for (auto state : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed}) {
+    by_state[std::string(JobStateName(state))] = 0;
+  }
+  for (const auto& j : s.jobs->List()) ++by_state[std::string(JobStateName(j.state))];
+  std::string jobs;
+  for (const auto& [state, n] : by_state)
+    jobs += line("timevault_jobs{state=\"" + state + "\"}", static_cast<double>(n));
+  Metric(out, "timevault_jobs", "gauge", "Jobs by state.", jobs);
+  std::string http;
+  {
+    std::lock_guard lock(s.http.mu);
+    for (const auto& [code, n] : s.http.by_status) {
+      http += line("timevault_http_requests_total{code=\"" + std::to_string(code) + "\"}", static_cast<double>(n));
+    }
+  }
+  Metric(out, "timevault_http_requests_total", "counter", "HTTP requests answered, by status code.", http);
+  Metric(out, "timevault_audit_entries", "counter", "Entries in the audit trail.",
+         line("timevault_audit_entries", static_cast<double>(s.audit->entries())));
+  Metric(out, "timevault_dr_plans", "gauge", "DR plans configured.",
+         line("timevault_dr_plans", static_cast<double>(s.plans->List().size())));
+  return out;
+}
+
+Result<std::optional<CommitTime>> QueryTime(const Call& c, const char* name) {
+  auto v = Query(c, name);
+  if (!v) return std::optional<CommitTime>();
+  auto t = CommitTime::Parse(*v);
+  if (!t) return InvalidArgument("query parameter '" + std::string(name) + "': not an RFC 3339 time: '" + *v + "'");
+  return std::optional<CommitTime>(*t);
+}
+
+void GetAudit(ApiState& s, Call& c) {
+  AuditFilter f;
+  auto from = QueryTime(c, "from");
+  auto to = QueryTime(c, "to");
+  if (!from.ok()) return SendError(c, from.status());
+  if (!to.ok()) return SendError(c, to.status());
+  f.from = *from;
+  f.to = *to;
+  f.actor = Query(c, "actor");
+  f.tenant = Query(c, "tenant");
+  std::string out = "{\"entries\":[";
+  bool first = true;
+  Status st = s.audit->Read(f, [&](const std::string& line) {
+    out += (first ? "" : ",") + line;
+    first = false;
+  });
+  if (!st.ok()) return SendError(c, st);
+  SendJson(c, 200, out + "]}");
+}
+
+void VerifyAudit(ApiState& s, Call& c) {
+  auto v = s.audit->Verify();
+  if (!v.ok()) return SendError(c, v.status());
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("ok");
+  w.Bool(v->ok);
+  w.Key("entries");
+  w.Uint64(v->entries);
+  w.Key("first_bad_line");
+  if (v->ok) {
+    w.Null();
+  } else {
+    w.Uint64(v->first_bad_line);
+  }
+  w.Key("problem");
+  WriteOptString(w, v->ok ? std::nullopt : std::optional<std::string>(v->problem));
+  w.EndObject();
+  SendJson(c, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+void ListJobs(ApiState& s, Call& c) {
+  auto state = Query(c, "state");
+  auto kind = Query(c, "kind");
+  std::string out = "{\"jobs\":[";
+  bool first = true;
+  for (const auto& j : s.jobs->List()) {
+    if (!Visible(c, j.tenant) || (!c.tenant.empty() && j.tenant != c.tenant)) continue;
+    if (state && JobStateName(j.state) != *state) continue;
+    if (kind && j.kind != *kind) continue;
+    out += (first ? "" : ",") + JobJson(j);
+    first = false;
+  }
+  SendJson(c, 200, out + "]}");
+}
+
+TenantFn JobTenant(ApiState& s) {
+  return [&s](Call& c) -> Result<std::optional<std::string>> {
+    auto j = s.jobs->Get(c.params[0]);
+    if (!j) return NotFound("no job with id '" + c.params[0] + "'");
+    return std::optional<std::string>(j->tenant);
+  };
+}
+
+}  // namespace
+
+void AddAdminRoutes(ApiState& s, std::vector<Route>& routes) {
+  routes.push_back(MakeRoute("GET", "/v1/health", Role::kViewer, false, nullptr,
+                             [&s](Call& c) { SendJson(c, 200, HealthJson(s)); }));
+  routes.push_back(MakeRoute("GET", "/metrics", Role::kViewer, false, nullptr, [&s](Call& c) {
+    c.res.status = 200;
+    c.res.set_content(MetricsText(s), "text/plain; version=0.0.4");
+  }));
+  auto spec = MakeRoute("GET", "/v1/openapi.yaml", Role::kViewer, false, nullptr, [](Call& c) {
+    c.res.status = 200;
+    c.res.set_content(std::string(OpenApiYaml()), "application/yaml");
+  });
+  spec.authenticated = false;  // the API's description is public
+  routes.push_back(std::move(spec));
+  routes.push_back(
+      MakeRoute("GET", "/v1/jobs", Role::kViewer, false, QueryTenant(), [&s](Call& c) { ListJobs(s, c); }));
+  routes.push_back(MakeRoute("GET", "/v1/jobs/([A-Za-z0-9._-]+)", Role::kViewer, false, JobTenant(s),
+                             [&s](Call& c) { SendJson(c, 200, JobJson(*s.jobs->Get(c.params[0]))); }));
+  routes.push_back(MakeRoute("GET", "/v1/audit", Role::kAdmin, false, nullptr, [&s](Call& c) { GetAudit(s, c); }));
+  routes.push_back(
+      MakeRoute("GET", "/v1/audit/verify", Role::kAdmin, false, nullptr, [&s](Call& c) { VerifyAudit(s, c); }));
+}
+
+}  // namespace timevault::api

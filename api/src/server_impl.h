@@ -1,0 +1,139 @@
+// The server's insides, shared by the route files (routes_*.cc). Private to api/.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "audit.h"
+#include "auth.h"
+#include "json_util.h"
+#include "timevault/api/jobs.h"
+#include "timevault/api/plans.h"
+#include "timevault/api/server.h"
+
+namespace timevault::api {
+
+// One request as it goes through the router.
+struct Call {
+  const httplib::Request& req;
+  httplib::Response& res;
+  std::vector<std::string> params;  // path captures, in order
+  Principal who;
+  std::optional<JsonBody> body;  // parsed by the tenant resolver or the handler
+  std::string tenant;            // the tenant the call touches, for the audit
+  std::string error_message;     // the last error sent, for the audit
+};
+
+using TenantFn = std::function<Result<std::optional<std::string>>(Call&)>;
+using HandlerFn = std::function<void(Call&)>;
+
+struct Route {
+  std::string method;
+  std::string pattern;  // for 405's Allow and the docs
+  std::regex regex;
+  bool authenticated = true;
+  config::Role role = config::Role::kViewer;
+  bool mutating = false;  // audited whatever the outcome
+  TenantFn tenant;        // null: the call names no single tenant
+  HandlerFn handler;
+};
+
+// Counters for GET /metrics.
+struct HttpMetrics {
+  std::mutex mu;
+  std::map<int, uint64_t> by_status;
+  void Count(int status) {
+    std::lock_guard lock(mu);
+    ++by_status[status];
+  }
+};
+
+// What every route reaches. Owned by Server::Impl.
+struct ApiState {
+  config::Config cfg;
+  Backends backends;
+  const Clock* clock = nullptr;
+  std::unique_ptr<Authenticator> auth;
+  std::unique_ptr<AuditLog> audit;
+  std::unique_ptr<JobRunner> jobs;
+  std::unique_ptr<PlanStore> plans;
+  HttpMetrics http;
+
+  replay::BackupCatalog* catalog() const {
+    if (backends.backups) return backends.backups;
+    return backends.engine ? &backends.engine->backups() : nullptr;
+  }
+};
+
+// Responses.
+int HttpStatusFor(StatusCode code);
+void SendJson(Call& c, int status, const std::string& body);
+void SendError(Call& c, const Status& s);
+void SendError(Call& c, int http, std::string_view code, const std::string& message);
+
+// Parses the body with the allowed fields into c.body (once); InvalidArgument on bad JSON.
+Status ParseBody(Call& c, const std::vector<std::string_view>& allowed);
+// The body's "confirm" must be true, or query ?confirm=true: else InvalidArgument.
+Status RequireConfirm(Call& c);
+// A query parameter, if given (empty counts as given and is refused by callers).
+std::optional<std::string> Query(const Call& c, const char* name);
+// Query "tenant": the given one must be in scope (checked by the router when
+// used as a TenantFn); for lists, whether an item's tenant is visible.
+TenantFn QueryTenant();
+bool Visible(const Call& c, const std::string& tenant);
+
+// Route tables, one per file.
+void AddBackupRoutes(ApiState& s, std::vector<Route>& routes);  // routes_backups.cc
+void AddReplayRoutes(ApiState& s, std::vector<Route>& routes);  // routes_replay.cc
+void AddPlanRoutes(ApiState& s, std::vector<Route>& routes);    // routes_plans.cc
+void AddAdminRoutes(ApiState& s,
+                    std::vector<Route>& routes);              // routes_admin.cc (health, metrics, audit, jobs, openapi)
+void AddDataRoutes(ApiState& s, std::vector<Route>& routes);  // routes_data.cc (state, history)
+
+Route MakeRoute(std::string method, std::string pattern, config::Role role, bool mutating, TenantFn tenant,
+                HandlerFn handler);
+
+// JSON of replay types.
+void WritePoint(JsonWriter& w, const store::Point& p);
+std::string BackupJson(const replay::BackupInfo& b);
+std::string SnapshotJson(const replay::SnapshotInfo& s);
+std::string ApplyResultJson(const replay::ApplyResult& r);
+
+// Submits a backup job (used by POST /v1/backups and the plan scheduler).
+Result<JobRecord> SubmitBackup(ApiState& s, const std::string& actor, const std::string& tenant, bool incremental,
+                               std::optional<std::string> base, replay::BackupRequest request,
+                               std::function<void(const replay::BackupInfo&)> on_success);
+
+// The plan scheduler: starts due backups and applies retention.
+class PlanScheduler {
+ public:
+  PlanScheduler(ApiState& s, int interval_ms);
+  ~PlanScheduler();
+  void Stop();
+  // One pass (also run by tests through the interval).
+  void Tick();
+
+ private:
+  ApiState& s_;
+  int interval_ms_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::map<std::string, std::string> running_;  // plan id -> job id of its pending backup
+  std::map<std::string, CommitTime> last_attempt_;
+  std::thread thread_;
+};
+
+// GET /v1/health's document.
+std::string HealthJson(ApiState& s);
+
+}  // namespace timevault::api

@@ -1,0 +1,613 @@
+#include "apply.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "timevault/core/crypto.h"
+
+namespace timevault::replay {
+namespace {
+
+constexpr size_t kCopyChunk = 1 << 20;
+constexpr const char* kKind = "\"__tv_kind\"";
+
+// One scope table of the apply: its temporary tables are tv_t_<i> (target
+// rows), tv_k_<i> (keyed targets: the keys covered) and tv_o_<i> (the
+// operations: kind and key).
+struct TableState {
+  const CatalogTable* table = nullptr;
+  size_t index = 0;
+  std::vector<size_t> target;              // columns of tv_t_<i>: indexes into table->columns
+  std::vector<ValueConverter> converters;  // whole-tenant targets: per target column
+  uint64_t rows = 0;
+  OperationCounts ops;
+
+  std::string T() const { return "tv_t_" + std::to_string(index); }
+  std::string K() const { return "tv_k_" + std::to_string(index); }
+  std::string O() const { return "tv_o_" + std::to_string(index); }
+  const CatalogColumn& col(size_t i) const { return table->columns[i]; }
+  // "p.a, p.b" over the key columns.
+  std::string Key(const std::string& p) const {
+    std::string out;
+    for (size_t i : table->pk) out += (out.empty() ? "" : ", ") + p + col(i).quoted;
+    return out;
+  }
+  // "a.k1 = b.k1 AND a.k2 = b.k2".
+  std::string KeyEq(const std::string& a, const std::string& b) const {
+    std::string out;
+    for (size_t i : table->pk)
+      out += (out.empty() ? "" : " AND ") + a + "." + col(i).quoted + " = " + b + "." + col(i).quoted;
+    return out;
+  }
+  std::string Cols(const std::string& p, const std::vector<size_t>& idx) const {
+    std::string out;
+    for (size_t i : idx) out += (out.empty() ? "" : ", ") + p + col(i).quoted;
+    return out;
+  }
+  // Target columns that are neither key nor tenant: what an update writes.
+  std::vector<size_t> Payload() const {
+    std::vector<size_t> out;
+    for (size_t i : target) {
+      if (!col(i).in_pk && i != table->tenant) out.push_back(i);
+    }
+    return out;
+  }
+  std::vector<size_t> AllColumns() const {
+    std::vector<size_t> out(table->columns.size());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = i;
+    return out;
+  }
+};
+
+std::string JsonString(const std::function<void(rapidjson::Writer<rapidjson::StringBuffer>&)>& fill) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  fill(w);
+  return sb.GetString();
+}
+
+Result<Lsn> CurrentLsn(pg::PgConn& conn) {
+  TV_ASSIGN_OR_RETURN(auto row, conn.Exec("SELECT pg_current_wal_lsn()::text"));
+  auto lsn = Lsn::Parse(row.Get(0, 0));
+  if (!lsn) return Internal("postgres returned an unparsable LSN: " + row.GetString(0, 0));
+  return *lsn;
+}
+
+bool IsConstraintViolation(const Status& s) { return s.message().find("[23") != std::string::npos; }
+
+}  // namespace
+
+struct Applier::Impl {
+  ApplyOptions opt;
+  const Catalog* catalog = nullptr;
+  pg::PgConn conn;
+  std::string tenant_lit;
+  std::vector<TableState> tables;
+  std::map<std::string, size_t> by_name;
+  int copying = -1;  // the table whose COPY is open
+  std::string buf;
+  uint64_t skipped = 0;
+  bool open = false;  // transaction open
+  bool diffed = false;
+
+  ~Impl() {
+    if (copying >= 0) conn.CopyAbort("apply abandoned");
+    if (open && conn.connected()) (void)conn.Run("ROLLBACK");
+  }
+
+  Status Fail(Status s) {
+    if (copying >= 0) {
+      conn.CopyAbort("apply failed");
+      copying = -1;
+    }
+    return s;
+  }
+
+  Status EndCopy() {
+    if (copying < 0) return Status::Ok();
+    Status s = buf.empty() ? Status::Ok() : conn.CopyPut(buf);
+    buf.clear();
+    if (!s.ok()) return Fail(s);
+    copying = -1;
+    if (Status e = conn.CopyEnd(); !e.ok()) {
+      return e;
+    }
+    return Status::Ok();
+  }
+
+  Status StartCopy(size_t t, const std::vector<std::string>& columns_sql, const std::string& into) {
+    TV_RETURN_IF_ERROR(EndCopy());
+    std::string cols;
+    for (const auto& c : columns_sql) cols += (cols.empty() ? "" : ", ") + c;
+    TV_RETURN_IF_ERROR(conn.CopyIn("COPY " + into + " (" + cols + ") FROM STDIN"));
+    copying = static_cast<int>(t);
+    return Status::Ok();
+  }
+
+  Status Put(std::string_view line) {
+    buf.append(line);
+    buf.push_back('\n');
+    if (buf.size() >= kCopyChunk) {
+      Status s = conn.CopyPut(buf);
+      buf.clear();
+      if (!s.ok()) return Fail(s);
+    }
+    return Status::Ok();
+  }
+
+  Status CreateTempTables() {
+    for (auto& ts : tables) {
+      const auto& t = *ts.table;
+      std::string cols = ts.Cols("", ts.target);
+      TV_RETURN_IF_ERROR(conn.Run("CREATE TEMP TABLE " + ts.T() + " ON COMMIT DROP AS SELECT " + cols + " FROM " +
+                                  t.qualified + " WITH NO DATA"));
+      if (opt.keyed) {
+        TV_RETURN_IF_ERROR(conn.Run("CREATE TEMP TABLE " + ts.K() + " ON COMMIT DROP AS SELECT " + ts.Key("") +
+                                    " FROM " + t.qualified + " WITH NO DATA"));
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status LockRows() {
+    TV_RETURN_IF_ERROR(
+        conn.ExecParams("SELECT pg_advisory_xact_lock(hashtextextended('timevault.tenant:' || $1, 0))", {opt.tenant})
+            .status());
+    for (const auto& ts : tables) {  // name order: applies to one tenant lock in the same order
+      Status s = conn.Run("SELECT count(*) FROM (SELECT 1 FROM " + ts.table->qualified + " WHERE " +
+                          ts.col(ts.table->tenant).quoted + " = " + tenant_lit + " FOR UPDATE) locked");
+      if (!s.ok()) {
+        if (s.code() == StatusCode::kAborted) {
+          return Aborted("the rows of tenant " + opt.tenant + " in " + ts.table->name +
+                         " stayed locked by another transaction for longer than replay.lock_timeout_ms (" +
+                         std::to_string(opt.lock_timeout_ms) + " ms); nothing was changed, retry later (" +
+                         s.message() + ")");
+        }
+        return s;
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Builds tv_o_<i> and checks the operations it can know to fail.
+  Status DiffTable(TableState& ts) {
+    const auto& t = *ts.table;
+    const std::string tenant_col = ts.col(t.tenant).quoted;
+    TV_ASSIGN_OR_RETURN(auto foreign, conn.Exec("SELECT count(*) FROM " + ts.T() + " WHERE " + tenant_col +
+                                                " IS DISTINCT FROM " + tenant_lit));
+    if (foreign.Get(0, 0) != "0") {
+      return Internal("target rows of " + t.name + " belong to another tenant than " + opt.tenant +
+                      " (refused: a tenant's apply never writes another tenant's rows)");
+    }
+    if (opt.keyed) {
+      TV_RETURN_IF_ERROR(conn.Run("INSERT INTO " + ts.K() + " SELECT " + ts.Key("") + " FROM " + ts.T()));
+    }
+    TV_RETURN_IF_ERROR(conn.Run("ANALYZE " + ts.T()));
+    std::vector<size_t> payload = ts.Payload();
+    std::string live_cols = ts.Cols("", t.pk);
+    for (size_t i : payload) live_cols += ", " + ts.col(i).quoted;
+    std::string live = "SELECT " + live_cols + " FROM " + t.qualified + " WHERE " + tenant_col + " = " + tenant_lit;
+    if (opt.keyed) live += " AND (" + ts.Key("") + ") IN (SELECT " + ts.Key("") + " FROM " + ts.K() + ")";
+    std::string first_key = ts.col(t.pk.front()).quoted;
+    std::string keys;
+    for (size_t i : t.pk) {
+      keys += ", coalesce(l." + ts.col(i).quoted + ", t." + ts.col(i).quoted + ") AS " + ts.col(i).quoted;
+    }
+    std::string differ = "false";
+    if (!payload.empty()) {
+      std::string l, r;
+      for (size_t i : payload) {
+        l += (l.empty() ? "" : ", ") + std::string("l.") + ts.col(i).quoted + "::text";
+        r += (r.empty() ? "" : ", ") + std::string("t.") + ts.col(i).quoted + "::text";
+      }
+      differ = "ROW(" + l + ") IS DISTINCT FROM ROW(" + r + ")";
+    }
+    TV_RETURN_IF_ERROR(conn.Run("CREATE TEMP TABLE " + ts.O() + " ON COMMIT DROP AS SELECT CASE WHEN l." + first_key +
+                                " IS NULL THEN 'i' WHEN t." + first_key + " IS NULL THEN 'd' ELSE 'u' END AS " + kKind +
+                                keys + " FROM (" + live + ") l FULL JOIN " + ts.T() + " t ON " + ts.KeyEq("l", "t") +
+                                " WHERE l." + first_key + " IS NULL OR t." + first_key + " IS NULL OR " + differ));
+    // A key the tenant had at the target that another tenant holds now
+    // cannot be inserted without touching that tenant's row: refuse.
+    TV_ASSIGN_OR_RETURN(auto taken, conn.Exec("SELECT count(*), min(ROW(" + ts.Cols("x.", t.pk) + ")::text) FROM " +
+                                              ts.O() + " o JOIN " + t.qualified + " x ON " + ts.KeyEq("x", "o") +
+                                              " WHERE o." + kKind + " = 'i'"));
+    if (taken.Get(0, 0) != "0") {
+      return FailedPrecondition(std::string(taken.Get(0, 0)) + " row(s) of " + t.name + " that tenant " + opt.tenant +
+                                " must get back now belong to another tenant (first key " +
+                                std::string(taken.Get(0, 1)) +
+                                "); timevault never writes another tenant's rows, so nothing was changed");
+    }
+    return Status::Ok();
+  }
+
+  Status ApplyReplicaMode() {
+    std::vector<const TableState*> all;
+    for (const auto& ts : tables) all.push_back(&ts);
+    TV_RETURN_IF_ERROR(RunPhase('d', all));
+    TV_RETURN_IF_ERROR(RunPhase('u', all));
+    TV_RETURN_IF_ERROR(RunPhase('i', all));
+    TV_RETURN_IF_ERROR(conn.Run("SET LOCAL session_replication_role = origin"));
+    for (const auto& fk : catalog->foreign_keys) TV_RETURN_IF_ERROR(CheckForeignKey(fk));
+    return Status::Ok();
+  }
+
+  // After a replica-mode apply: no row the apply wrote references a missing
+  // parent, and no row anywhere references a row the apply deleted.
+  Status CheckForeignKey(const ForeignKey& fk) {
+    auto eq = [&](const std::string& a, const std::vector<std::string>& ac, const std::string& b,
+                  const std::vector<std::string>& bc) {
+      std::string out;
+      for (size_t i = 0; i < ac.size() && i < bc.size(); ++i) {
+        out += (out.empty() ? "" : " AND ") + a + "." + ac[i] + " = " + b + "." + bc[i];
+      }
+      return out;
+    };
+    std::string child_set;
+    for (const auto& c : fk.child_cols)
+      child_set += (child_set.empty() ? "" : " AND ") + std::string("c.") + c + " IS NOT NULL";
+    const std::string missing_parent = child_set + " AND NOT EXISTS (SELECT 1 FROM " + fk.parent_sql + " p WHERE " +
+                                       eq("p", fk.parent_cols, "c", fk.child_cols) + ")";
+    auto violation = [&](const std::string& sql, const std::string& what) -> Status {
+      TV_ASSIGN_OR_RETURN(auto r, conn.Exec(sql));
+      if (r.rows() == 0) return Status::Ok();
+      return FailedPrecondition("the result would break foreign key " + fk.name + " (" + fk.child + " -> " + fk.parent +
+                                "): " + what + " " + r.GetString(0, 0) +
+                                "; nothing was changed (PITR or restore the related tables together)");
+    };
+    std::string key_text = "ROW(";
+    for (size_t i = 0; i < fk.child_cols.size(); ++i) key_text += (i ? ", c." : "c.") + fk.child_cols[i];
+    key_text += ")::text";
+    if (auto it = by_name.find(fk.child); it != by_name.end()) {
+      const TableState& ts = tables[it->second];
+      if (ts.ops.inserts + ts.ops.updates > 0) {
+        TV_RETURN_IF_ERROR(violation("SELECT " + key_text + " FROM " + ts.O() + " o JOIN " + fk.child_sql + " c ON " +
+                                         ts.KeyEq("c", "o") + " WHERE o." + kKind + " IN ('i', 'u') AND " +
+                                         missing_parent + " LIMIT 1",
+                                     "a restored row references the missing key"));
+      }
+    }
+    if (auto it = by_name.find(fk.parent); it != by_name.end()) {
+      const TableState& ts = tables[it->second];
+      if (ts.ops.deletes + ts.ops.updates == 0) return Status::Ok();
+      // Referenced columns that are the primary key: only deleted keys can
+      // be missing, and tv_o_<i> has them. Otherwise: check the whole child.
+      std::vector<std::string> pk;
+      for (size_t i : ts.table->pk) pk.push_back(ts.col(i).quoted);
+      std::vector<std::string> sorted_ref = fk.parent_cols, sorted_pk = pk;
+      std::sort(sorted_ref.begin(), sorted_ref.end());
+      std::sort(sorted_pk.begin(), sorted_pk.end());
+      if (sorted_ref == sorted_pk) {
+        if (ts.ops.deletes == 0) return Status::Ok();
+        return violation("SELECT " + key_text + " FROM " + ts.O() + " o JOIN " + fk.child_sql + " c ON " +
+                             eq("o", fk.parent_cols, "c", fk.child_cols) + " WHERE o." + kKind + " = 'd' LIMIT 1",
+                         "a row of " + fk.child + " still references the deleted key");
+      }
+      return violation("SELECT " + key_text + " FROM " + fk.child_sql + " c WHERE " + missing_parent + " LIMIT 1",
+                       "a row of " + fk.child + " references the missing key");
+    }
+    return Status::Ok();
+  }
+
+  Status ApplyOrdered() {
+    std::vector<std::string> names;
+    for (const auto& ts : tables) names.push_back(ts.table->name);
+    std::vector<std::string> cycle;
+    std::vector<const TableState*> parents_first;
+    for (const auto& name : ParentsFirst(*catalog, names, &cycle)) parents_first.push_back(&tables[by_name[name]]);
+    TV_RETURN_IF_ERROR(conn.Run("SET CONSTRAINTS ALL DEFERRED"));
+    TV_RETURN_IF_ERROR(conn.Run("SAVEPOINT tv_apply"));
+    Status first = RunOrder(parents_first, false);
+    if (first.ok()) return first;
+    if (!IsConstraintViolation(first)) return first;
+    // Inserting before deleting fails when a row to delete holds a unique
+    // value a row to insert needs; the other order handles that.
+    TV_RETURN_IF_ERROR(conn.Run("ROLLBACK TO SAVEPOINT tv_apply"));
+    Status second = RunOrder(parents_first, true);
+    if (second.ok()) return second;
+    std::string hint;
+    if (!cycle.empty()) {
+      hint = " (tables on a cycle of non-deferrable foreign keys: ";
+      for (const auto& c : cycle) hint += c + " ";
+      hint += "- declare one of those keys DEFERRABLE)";
+    }
+    return FailedPrecondition("the changes violate a constraint in either order; nothing was changed: " +
+                              first.message() + "; deletes first: " + second.message() + hint);
+  }
+
+  Status RunPhase(char kind, const std::vector<const TableState*>& order) {
+    for (const TableState* ts : order) {
+      const auto& t = *ts->table;
+      const std::string tenant_col = ts->col(t.tenant).quoted;
+      uint64_t expected = kind == 'i' ? ts->ops.inserts : kind == 'u' ? ts->ops.updates : ts->ops.deletes;
+      if (expected == 0) continue;
+      std::string sql;
+      if (kind == 'i') {
+        sql = "INSERT INTO " + t.qualified + " (" + ts->Cols("", ts->target) + ") OVERRIDING SYSTEM VALUE SELECT " +
+              ts->Cols("t.", ts->target) + " FROM " + ts->T() + " t JOIN " + ts->O() + " o ON " + ts->KeyEq("t", "o") +
+              " WHERE o." + kKind + " = 'i'";
+      } else if (kind == 'u') {
+        std::string set;
+        for (size_t i : ts->Payload())
+          set += (set.empty() ? "" : ", ") + ts->col(i).quoted + " = t." + ts->col(i).quoted;
+        sql = "UPDATE " + t.qualified + " l SET " + set + " FROM " + ts->T() + " t JOIN " + ts->O() + " o ON " +
+              ts->KeyEq("t", "o") + " WHERE o." + kKind + " = 'u' AND " + ts->KeyEq("l", "o") + " AND l." + tenant_col +
+              " = " + tenant_lit;
+      } else {
+        sql = "DELETE FROM " + t.qualified + " l USING " + ts->O() + " o WHERE o." + kKind + " = 'd' AND " +
+              ts->KeyEq("l", "o") + " AND l." + tenant_col + " = " + tenant_lit;
+      }
+      if (Status s = conn.Run(sql); !s.ok()) {
+        return Status(s.code(), std::string(kind == 'i'   ? "inserting into "
+                                            : kind == 'u' ? "updating "
+                                                          : "deleting from ") +
+                                    t.name + ": " + s.message());
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status RunOrder(const std::vector<const TableState*>& parents_first, bool deletes_first) {
+    std::vector<const TableState*> children_first(parents_first.rbegin(), parents_first.rend());
+    if (deletes_first) {
+      TV_RETURN_IF_ERROR(RunPhase('d', children_first));
+      TV_RETURN_IF_ERROR(RunPhase('i', parents_first));
+      return RunPhase('u', parents_first);
+    }
+    TV_RETURN_IF_ERROR(RunPhase('i', parents_first));
+    TV_RETURN_IF_ERROR(RunPhase('u', parents_first));
+    return RunPhase('d', children_first);
+  }
+};
+
+Applier::Applier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Applier::~Applier() = default;
+
+uint64_t Applier::skipped_rows() const { return impl_->skipped; }
+
+Result<std::unique_ptr<Applier>> Applier::Begin(const Catalog& catalog, const ApplyOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opt = options;
+  impl->catalog = &catalog;
+  TV_ASSIGN_OR_RETURN(impl->conn, pg::PgConn::Connect(options.conninfo));
+  auto& conn = impl->conn;
+  impl->tenant_lit = conn.QuoteLiteral(options.tenant);
+  TV_RETURN_IF_ERROR(conn.Run("SET client_encoding = 'UTF8'"));
+  TV_RETURN_IF_ERROR(
+      conn.Run(options.lock ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ"));
+  impl->open = true;
+  TV_RETURN_IF_ERROR(conn.Run("SET LOCAL lock_timeout = " + std::to_string(options.lock_timeout_ms)));
+  // Row images carry times as UTC and intervals as ISO; the session's own
+  // settings must not change how text compares.
+  TV_RETURN_IF_ERROR(conn.Run("SET LOCAL TimeZone = 'UTC'"));
+  TV_RETURN_IF_ERROR(conn.Run("SET LOCAL DateStyle = 'ISO, YMD'"));
+  TV_RETURN_IF_ERROR(conn.Run("SET LOCAL IntervalStyle = 'postgres'"));
+  TV_RETURN_IF_ERROR(conn.Run("SET LOCAL extra_float_digits = 3"));
+  for (const auto& name : options.tables) {
+    auto it = catalog.tables.find(name);
+    if (it == catalog.tables.end()) return NotFound("table " + name + " is not in the catalog");
+    TableState ts;
+    ts.table = &it->second;
+    ts.index = impl->tables.size();
+    for (size_t i = 0; i < ts.table->columns.size(); ++i) {
+      const auto& c = ts.table->columns[i];
+      if (options.keyed || c.captured || c.in_pk || i == ts.table->tenant) ts.target.push_back(i);
+    }
+    if (!options.keyed) {
+      for (size_t i : ts.target) {
+        TV_ASSIGN_OR_RETURN(auto conv, ValueConverter::Resolve(ts.table->columns[i].type));
+        ts.converters.push_back(std::move(conv));
+      }
+    }
+    impl->by_name[name] = ts.index;
+    impl->tables.push_back(std::move(ts));
+  }
+  if (options.lock) TV_RETURN_IF_ERROR(impl->LockRows());
+  TV_RETURN_IF_ERROR(impl->CreateTempTables());
+  return std::unique_ptr<Applier>(new Applier(std::move(impl)));
+}
+
+Status Applier::AddRow(const store::Row& row) {
+  auto& m = *impl_;
+  auto it = m.by_name.find(row.table);
+  if (it == m.by_name.end()) {
+    ++m.skipped;
+    return Status::Ok();
+  }
+  TableState& ts = m.tables[it->second];
+  if (m.copying != static_cast<int>(ts.index)) {
+    std::vector<std::string> cols;
+    for (size_t i : ts.target) cols.push_back(ts.col(i).quoted);
+    TV_RETURN_IF_ERROR(m.StartCopy(ts.index, cols, ts.T()));
+  }
+  rapidjson::Document doc;
+  doc.Parse<kRowImageParseFlags>(row.json.data(), row.json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return m.Fail(Corruption("row image of " + row.table + " key " + row.pk + " is not a JSON object"));
+  }
+  std::string line;
+  for (size_t k = 0; k < ts.target.size(); ++k) {
+    if (k) line.push_back('\t');
+    const auto& c = ts.col(ts.target[k]);
+    auto member = doc.FindMember(rapidjson::StringRef(c.name.data(), c.name.size()));
+    if (member == doc.MemberEnd()) {
+      // A column added after this row was written: it gets NULL (the row
+      // image predates it).
+      AppendCopyField(&line, std::nullopt);
+      continue;
+    }
+    if (Status s = ts.converters[k].AppendCopy(member->value, &line); !s.ok()) {
+      return m.Fail(InvalidArgument(row.table + " key " + row.pk + ", column " + c.name + ": " + s.message()));
+    }
+  }
+  ++ts.rows;
+  return m.Put(line);
+}
+
+Status Applier::AddKeyed(const std::string& table, const KeyedTable& keyed) {
+  auto& m = *impl_;
+  auto it = m.by_name.find(table);
+  if (it == m.by_name.end()) return NotFound("table " + table + " is not in the apply's scope");
+  TableState& ts = m.tables[it->second];
+  // The snapshot's columns must all still exist; the target table gets
+  // exactly those (columns added since are left as they are).
+  std::vector<size_t> target;
+  std::vector<std::string> cols;
+  for (const auto& name : keyed.columns) {
+    auto c = std::find_if(ts.table->columns.begin(), ts.table->columns.end(),
+                          [&](const CatalogColumn& col) { return col.name == name; });
+    if (c == ts.table->columns.end()) {
+      return FailedPrecondition("column " + name + " of " + table +
+                                " no longer exists; the snapshot cannot be put back");
+    }
+    target.push_back(static_cast<size_t>(c - ts.table->columns.begin()));
+    cols.push_back(c->quoted);
+  }
+  for (size_t i : ts.table->pk) {
+    if (std::find(target.begin(), target.end(), i) == target.end()) {
+      return FailedPrecondition("the snapshot of " + table + " lacks key column " + ts.col(i).name);
+    }
+  }
+  if (target != ts.target) {
+    TV_RETURN_IF_ERROR(m.EndCopy());
+    TV_RETURN_IF_ERROR(m.conn.Run("DROP TABLE " + ts.T()));
+    ts.target = target;
+    TV_RETURN_IF_ERROR(m.conn.Run("CREATE TEMP TABLE " + ts.T() + " ON COMMIT DROP AS SELECT " + ts.Cols("", target) +
+                                  " FROM " + ts.table->qualified + " WITH NO DATA"));
+  }
+  TV_RETURN_IF_ERROR(m.StartCopy(ts.index, cols, ts.T()));
+  for (const auto& line : keyed.rows) TV_RETURN_IF_ERROR(m.Put(line));
+  ts.rows += keyed.rows.size();
+  TV_RETURN_IF_ERROR(m.EndCopy());
+  std::vector<std::string> key_cols;
+  for (size_t i : ts.table->pk) key_cols.push_back(ts.col(i).quoted);
+  TV_RETURN_IF_ERROR(m.StartCopy(ts.index, key_cols, ts.K()));
+  for (const auto& line : keyed.absent) TV_RETURN_IF_ERROR(m.Put(line));
+  return m.EndCopy();
+}
+
+Result<DiffResult> Applier::Diff() {
+  auto& m = *impl_;
+  TV_RETURN_IF_ERROR(m.EndCopy());
+  DiffResult out;
+  crypto::Sha256 digest;
+  for (auto& ts : m.tables) {
+    TV_RETURN_IF_ERROR(m.DiffTable(ts));
+    out.target_rows += ts.rows;
+    digest.Update(ts.table->name);
+    digest.Update(std::string_view("\n", 1));
+    TV_RETURN_IF_ERROR(m.conn.CopyOut("COPY (SELECT " + std::string(kKind) + ", " + ts.Key("") + " FROM " + ts.O() +
+                                          " ORDER BY " + ts.Key("") + ") TO STDOUT",
+                                      [&](std::string_view line) {
+                                        digest.Update(line);
+                                        switch (line.empty() ? 0 : line[0]) {
+                                          case 'i': ++ts.ops.inserts; break;
+                                          case 'u': ++ts.ops.updates; break;
+                                          case 'd': ++ts.ops.deletes; break;
+                                          default: return Internal("diff: unexpected operation line");
+                                        }
+                                        return Status::Ok();
+                                      }));
+    if (ts.ops.total() > 0) out.by_table.push_back({ts.table->name, ts.ops});
+    out.ops.inserts += ts.ops.inserts;
+    out.ops.updates += ts.ops.updates;
+    out.ops.deletes += ts.ops.deletes;
+  }
+  out.digest = digest.FinishHex();
+  m.diffed = true;
+  return out;
+}
+
+Result<Applier::SnapshotPart> Applier::SaveSnapshot(ArchiveWriter* archive) {
+  auto& m = *impl_;
+  if (!m.diffed) return Internal("SaveSnapshot before Diff");
+  SnapshotPart part;
+  TV_ASSIGN_OR_RETURN(part.lsn, CurrentLsn(m.conn));
+  std::vector<std::pair<std::string, std::string>> tables_meta;  // name -> json
+  for (const auto& ts : m.tables) {
+    if (ts.ops.total() == 0) continue;
+    const auto& t = *ts.table;
+    const std::string file = "t" + std::to_string(ts.index);
+    std::vector<size_t> all = ts.AllColumns();
+    uint64_t rows = 0, absent = 0;
+    auto add = [&](const std::string& name, uint64_t* count) {
+      return [&, name, count](std::string_view line) {
+        if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+        ++*count;
+        return archive->Add(name, line);
+      };
+    };
+    if (ts.ops.updates + ts.ops.deletes > 0) {
+      TV_RETURN_IF_ERROR(m.conn.CopyOut("COPY (SELECT " + ts.Cols("l.", all) + " FROM " + t.qualified + " l JOIN " +
+                                            ts.O() + " o ON " + ts.KeyEq("l", "o") + " WHERE o." + kKind +
+                                            " IN ('u', 'd') AND l." + ts.col(t.tenant).quoted + " = " + m.tenant_lit +
+                                            " ORDER BY " + ts.Key("l.") + ") TO STDOUT",
+                                        add(file + ".rows", &rows)));
+    }
+    if (ts.ops.inserts > 0) {
+      TV_RETURN_IF_ERROR(m.conn.CopyOut("COPY (SELECT " + ts.Key("") + " FROM " + ts.O() + " WHERE " + kKind +
+                                            " = 'i' ORDER BY " + ts.Key("") + ") TO STDOUT",
+                                        add(file + ".absent", &absent)));
+    }
+    part.rows += rows;
+    part.absent += absent;
+    tables_meta.emplace_back(t.name, JsonString([&](auto& w) {
+                               w.StartObject();
+                               w.Key("file");
+                               w.String(file.c_str());
+                               w.Key("columns");
+                               w.StartArray();
+                               for (size_t i : all) w.String(ts.col(i).name.c_str());
+                               w.EndArray();
+                               w.Key("key");
+                               w.StartArray();
+                               for (size_t i : t.pk) w.String(ts.col(i).name.c_str());
+                               w.EndArray();
+                               w.Key("rows");
+                               w.Uint64(rows);
+                               w.Key("absent");
+                               w.Uint64(absent);
+                               w.EndObject();
+                             }));
+  }
+  part.tables_json = "{";
+  for (size_t i = 0; i < tables_meta.size(); ++i) {
+    if (i) part.tables_json += ",";
+    part.tables_json += JsonString([&](auto& w) { w.String(tables_meta[i].first.c_str()); });
+    part.tables_json += ":" + tables_meta[i].second;
+  }
+  part.tables_json += "}";
+  return part;
+}
+
+Result<Lsn> Applier::ApplyAndCommit(const std::string& message_json) {
+  auto& m = *impl_;
+  if (!m.diffed) return Internal("ApplyAndCommit before Diff");
+  // Replica mode: neither user triggers (an "updated = now()" trigger would
+  // change the restored values) nor foreign-key triggers fire, so rows can
+  // be written in the order unique constraints need (deletes, updates,
+  // inserts); every foreign key touching the scope is then checked
+  // explicitly. Without the privilege to set it, the ordered path below.
+  if (m.conn.Run("SET LOCAL session_replication_role = replica").ok()) {
+    TV_RETURN_IF_ERROR(m.ApplyReplicaMode());
+  } else {
+    spdlog::warn(
+        "replay: cannot set session_replication_role (grant SET ON PARAMETER session_replication_role, or "
+        "superuser); applying in foreign-key order with triggers firing");
+    TV_RETURN_IF_ERROR(m.ApplyOrdered());
+  }
+  TV_RETURN_IF_ERROR(
+      m.conn.ExecParams("SELECT pg_logical_emit_message(true, 'timevault', $1)", {message_json}).status());
+  if (Status s = m.conn.Run("COMMIT"); !s.ok()) {
+    m.open = false;
+    return Status(s.code(), "commit failed, nothing was changed: " + s.message());
+  }
+  m.open = false;
+  return CurrentLsn(m.conn);
+}
+
+}  // namespace timevault::replay

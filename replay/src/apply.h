@@ -1,0 +1,95 @@
+// Diff and apply (docs/replay.md "Diff and apply"): one Postgres transaction
+// that loads a target state into temporary tables, compares it with the
+// tenant's live rows in SQL, saves the rows it will touch, and applies the
+// differences in foreign-key-safe order.
+//
+// Two kinds of target:
+//  - whole tenant (PITR, restore): the target is every row the tenant should
+//    have in the scope tables; live rows not in it are deleted. Rows come as
+//    store row images (Debezium JSON) and only captured columns are compared
+//    and written.
+//  - keyed (rollback): the target covers only the keys of a snapshot: each
+//    key has a saved row (COPY text of every column) or is absent (deleted).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "catalog.h"
+#include "timevault/core/pg.h"
+#include "timevault/core/status.h"
+#include "timevault/replay/archive.h"
+#include "timevault/replay/engine.h"
+#include "timevault/store/store.h"
+
+namespace timevault::replay {
+
+struct ApplyOptions {
+  std::string conninfo;
+  std::string tenant_column;
+  std::string tenant;
+  std::vector<std::string> tables;  // scope, from ScopeTables
+  bool lock = true;                 // execute: lock the tenant's rows; preview: a consistent read only
+  int64_t lock_timeout_ms = 10000;
+  bool keyed = false;  // rollback: the target covers only the keys it is given
+};
+
+// A table's part of a keyed target (from a snapshot).
+struct KeyedTable {
+  std::vector<std::string> columns;  // names, in the order of the COPY lines
+  std::vector<std::string> rows;     // COPY text lines (no newline): rows to put back
+  std::vector<std::string> absent;   // COPY text lines of the key columns: rows to delete
+};
+
+struct DiffResult {
+  OperationCounts ops;
+  std::vector<TableOperations> by_table;  // tables with operations, name order
+  std::string digest;                     // SHA-256 over the sorted operations (kind, table, key)
+  uint64_t target_rows = 0;
+};
+
+class Applier {
+ public:
+  // Connects, begins the transaction and (options.lock) takes the tenant's
+  // advisory lock and row locks, waiting at most lock_timeout_ms.
+  static Result<std::unique_ptr<Applier>> Begin(const Catalog& catalog, const ApplyOptions& options);
+  ~Applier();  // rolls back unless committed
+
+  // Whole-tenant targets: one row image; rows of tables outside the scope
+  // are counted and skipped. Rows may come in any table order.
+  Status AddRow(const store::Row& row);
+  // Keyed targets: one table's saved rows and absent keys.
+  Status AddKeyed(const std::string& table, const KeyedTable& keyed);
+  // Ends loading and computes the differences.
+  Result<DiffResult> Diff();
+
+  // Saves the current image of every row the apply will update or delete,
+  // and the keys it will insert, into `archive` (files t<i>.rows and
+  // t<i>.absent); returns the per-table manifest part (JSON object text) and
+  // the counts.
+  struct SnapshotPart {
+    std::string
+        tables_json;  // {"schema.table": {"file": "t0", "columns": [...], "key": [...], "rows": n, "absent": m}}
+    uint64_t rows = 0;
+    uint64_t absent = 0;
+    Lsn lsn;
+  };
+  Result<SnapshotPart> SaveSnapshot(ArchiveWriter* archive);
+
+  // Applies the differences (inserts parents first, updates, deletes children
+  // first; the other way round when that fails on a constraint), marks the
+  // transaction with pg_logical_emit_message('timevault', message_json) and
+  // commits. Returns the LSN after the commit.
+  Result<Lsn> ApplyAndCommit(const std::string& message_json);
+
+  uint64_t skipped_rows() const;
+
+ private:
+  struct Impl;
+  explicit Applier(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace timevault::replay

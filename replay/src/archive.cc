@@ -1,0 +1,627 @@
+// Archives (archive.h; docs/replay.md "Archive format").
+//
+// A data file on disk:
+//
+//   "TVARCH01"                        8-byte magic
+//   block*                            until the end of the file
+//   block = u32 BE n | n bytes        DataKey::Encrypt(zstd(payload), aad)
+//   payload = (u32 BE len | len bytes)*   the records, in order
+//   aad = "tv-archive\0" id "\0" file "\0" u64 BE block index
+//
+// manifest.json: the caller's fields, then id, format, created_at,
+// wrapped_key (hex), files, manifest_mac and manifest_sha256. The canonical
+// form is the compact RapidJSON serialization of the manifest object, members
+// in file order, without manifest_sha256 and manifest_mac.
+// manifest_sha256 = hex SHA-256 of it (detects damage); manifest_mac = hex of
+// DataKey::Encrypt("", "tv-archive-manifest\0" + canonical) (proves the
+// manifest was written by a holder of the master key: without it, someone
+// could drop a file from the list and recompute the hash).
+#include "timevault/replay/archive.h"
+
+#include <fcntl.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+
+#include "timevault/core/time.h"
+
+namespace timevault::replay {
+namespace {
+
+namespace fs = std::filesystem;
+using crypto::DataKey;
+using crypto::MasterKey;
+
+constexpr std::string_view kMagic = "TVARCH01";
+constexpr int kFormatVersion = 1;
+constexpr size_t kBlockTarget = size_t{1} << 20;        // close a block once its payload reaches 1 MiB
+constexpr size_t kMaxBufferedBytes = size_t{64} << 20;  // all files' open blocks together
+constexpr size_t kMaxBlockBytes = size_t{256} << 20;    // larger stored/decompressed blocks are refused
+constexpr size_t kMaxManifestBytes = size_t{64} << 20;
+constexpr int kZstdLevel = 3;
+constexpr const char* kManifest = "manifest.json";
+constexpr std::string_view kManifestMacContext{"tv-archive-manifest\0", 20};
+const std::set<std::string, std::less<>> kReservedFields = {"id",    "format",       "created_at",     "wrapped_key",
+                                                            "files", "manifest_mac", "manifest_sha256"};
+
+// ---- small helpers ---------------------------------------------------------
+
+std::string Hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+std::optional<std::string> Unhex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) *out += static_cast<char>((v >> shift) & 0xFF);
+}
+uint32_t GetU32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
+}
+
+std::string BlockAad(const std::string& id, const std::string& file, uint64_t index) {
+  std::string aad("tv-archive\0", 11);
+  aad += id;
+  aad += '\0';
+  aad += file;
+  aad += '\0';
+  for (int shift = 56; shift >= 0; shift -= 8) aad += static_cast<char>((index >> shift) & 0xFF);
+  return aad;
+}
+
+std::string RandomHex(size_t bytes) {
+  std::random_device rd;
+  std::string raw;
+  for (size_t i = 0; i < bytes; ++i) raw += static_cast<char>(rd() & 0xFF);
+  return Hex(raw);
+}
+
+bool ValidName(std::string_view name) {
+  if (name.empty() || name == kManifest || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
+std::string Errno(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
+}
+
+// An owned file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Internal(Errno("writing", path));
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+Status AppendFile(const std::string& path, std::string_view data) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (fd.get() < 0) return Internal(Errno("opening", path));
+  return WriteAll(fd.get(), data, path);
+}
+
+Status FsyncPath(const std::string& path, bool directory) {
+  Fd fd(::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC));
+  if (fd.get() < 0) return Internal(Errno("opening", path));
+  if (::fsync(fd.get()) != 0) return Internal(Errno("fsync of", path));
+  return Status::Ok();
+}
+
+// Reads up to `n` bytes; fewer only at the end of the file.
+Result<std::string> ReadUpTo(int fd, size_t n, const std::string& path) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, out.data() + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Internal(Errno("reading", path));
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+struct ZstdCCtxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct ZstdDCtxFree {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
+
+// The manifest's canonical form: compact, members in order, without the two
+// self-referencing fields.
+std::string Canonical(const rapidjson::Value& manifest) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  for (const auto& m : manifest.GetObject()) {
+    std::string_view name(m.name.GetString(), m.name.GetStringLength());
+    if (name == "manifest_sha256" || name == "manifest_mac") continue;
+    w.Key(m.name.GetString(), m.name.GetStringLength());
+    m.value.Accept(w);
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string ManifestMacAad(const std::string& canonical) {
+  std::string aad(kManifestMacContext);
+  aad += canonical;
+  return aad;
+}
+
+}  // namespace
+
+// ---- writer ------------------------------------------------------------------
+
+struct ArchiveWriter::Impl {
+  struct File {
+    std::string pending;  // the open block's payload
+    uint64_t records = 0;
+    uint64_t bytes = 0;
+    uint64_t blocks = 0;
+    crypto::Sha256 sha;
+  };
+
+  std::string dir, tmp, id;
+  DataKey key = DataKey::Generate(1);
+  std::string wrapped_key;
+  std::map<std::string, File> files;
+  size_t buffered = 0;
+  bool finished = false;
+  std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree> cctx{ZSTD_createCCtx()};
+  std::string compressed, sealed;
+
+  std::string PathOf(const std::string& file) const { return tmp + "/" + file; }
+
+  Status FlushBlock(const std::string& name, File& f) {
+    if (f.pending.empty()) return Status::Ok();
+    compressed.resize(ZSTD_compressBound(f.pending.size()));
+    size_t n = ZSTD_compressCCtx(cctx.get(), compressed.data(), compressed.size(), f.pending.data(), f.pending.size(),
+                                 kZstdLevel);
+    if (ZSTD_isError(n)) return Internal(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+    compressed.resize(n);
+    key.Encrypt(compressed, BlockAad(id, name, f.blocks), &sealed);
+    std::string out;
+    if (f.blocks == 0) out.assign(kMagic);
+    PutU32(&out, static_cast<uint32_t>(sealed.size()));
+    out += sealed;
+    TV_RETURN_IF_ERROR(AppendFile(PathOf(name), out));
+    f.sha.Update(out);
+    f.bytes += out.size();
+    ++f.blocks;
+    buffered -= f.pending.size();
+    f.pending.clear();
+    return Status::Ok();
+  }
+
+  // Keeps the open blocks of all files within kMaxBufferedBytes by closing
+  // the largest early (a "*" backup writes many tables' files at once).
+  Status Rebalance() {
+    while (buffered > kMaxBufferedBytes) {
+      auto largest = std::max_element(files.begin(), files.end(), [](const auto& a, const auto& b) {
+        return a.second.pending.size() < b.second.pending.size();
+      });
+      TV_RETURN_IF_ERROR(FlushBlock(largest->first, largest->second));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> BuildManifest(const std::string& meta_json, const std::vector<ArchiveFileInfo>& infos);
+};
+
+ArchiveWriter::ArchiveWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ArchiveWriter::~ArchiveWriter() {
+  if (impl_ && !impl_->finished) {
+    std::error_code ec;
+    fs::remove_all(impl_->tmp, ec);
+  }
+}
+
+Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& dir, const std::string& id,
+                                                             const MasterKey& master) {
+  if (!ValidName(id)) return InvalidArgument("archive id '" + id + "': use letters, digits, '.', '_' and '-'");
+  std::error_code ec;
+  if (fs::exists(dir, ec)) return AlreadyExists("archive " + dir + " exists already");
+  fs::path parent = fs::path(dir).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent, ec)) {
+    return NotFound("archive " + dir + ": the directory " + parent.string() + " does not exist");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  impl->id = id;
+  impl->tmp = dir + ".tmp-" + RandomHex(4);
+  impl->wrapped_key = Hex(master.Wrap(impl->key));
+  if (::mkdir(impl->tmp.c_str(), 0700) != 0) return Internal(Errno("creating", impl->tmp));
+  return std::unique_ptr<ArchiveWriter>(new ArchiveWriter(std::move(impl)));
+}
+
+Status ArchiveWriter::Add(const std::string& file, std::string_view record) {
+  Impl& s = *impl_;
+  if (s.finished) return FailedPrecondition("archive " + s.id + ": Add after Finish");
+  if (!ValidName(file)) {
+    return InvalidArgument("archive " + s.id + ": file name '" + file + "': use letters, digits, '.', '_' and '-'");
+  }
+  if (record.size() > kMaxBlockBytes / 2) {
+    return InvalidArgument("archive " + s.id + ": a record of " + std::to_string(record.size()) +
+                           " bytes is larger than the limit of " + std::to_string(kMaxBlockBytes / 2));
+  }
+  auto& f = s.files[file];
+  if (!f.pending.empty() && f.pending.size() + record.size() + 4 > kBlockTarget) {
+    TV_RETURN_IF_ERROR(s.FlushBlock(file, f));
+  }
+  PutU32(&f.pending, static_cast<uint32_t>(record.size()));
+  f.pending.append(record);
+  s.buffered += record.size() + 4;
+  ++f.records;
+  if (f.pending.size() >= kBlockTarget) return s.FlushBlock(file, f);
+  return s.Rebalance();
+}
+
+Result<std::string> ArchiveWriter::Impl::BuildManifest(const std::string& meta_json,
+                                                       const std::vector<ArchiveFileInfo>& infos) {
+  rapidjson::Document meta;
+  meta.Parse(meta_json.c_str(), meta_json.size());
+  if (meta.HasParseError() || !meta.IsObject()) {
+    return InvalidArgument("archive " + id + ": the manifest fields are not a JSON object");
+  }
+  rapidjson::Document doc(rapidjson::kObjectType);
+  auto& a = doc.GetAllocator();
+  auto str = [&](const std::string& s) {
+    return rapidjson::Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a);
+  };
+  doc.AddMember("id", str(id), a);
+  doc.AddMember("format", kFormatVersion, a);
+  doc.AddMember("created_at", str(SystemClock().Now().ToIso()), a);
+  for (auto& m : meta.GetObject()) {
+    std::string name(m.name.GetString(), m.name.GetStringLength());
+    if (kReservedFields.count(name) != 0) {
+      return InvalidArgument("archive " + id + ": the manifest field '" + name + "' is the archive's own");
+    }
+    doc.AddMember(rapidjson::Value(m.name, a), rapidjson::Value(m.value, a), a);
+  }
+  doc.AddMember("wrapped_key", str(wrapped_key), a);
+  rapidjson::Value list(rapidjson::kArrayType);
+  for (const auto& info : infos) {
+    rapidjson::Value f(rapidjson::kObjectType);
+    f.AddMember("name", str(info.name), a);
+    f.AddMember("records", info.records, a);
+    f.AddMember("bytes", info.bytes, a);
+    f.AddMember("sha256", str(info.sha256), a);
+    list.PushBack(f, a);
+  }
+  doc.AddMember("files", list, a);
+  const std::string canonical = Canonical(doc);
+  std::string mac;
+  key.Encrypt("", ManifestMacAad(canonical), &mac);
+  doc.AddMember("manifest_mac", str(Hex(mac)), a);
+  doc.AddMember("manifest_sha256", str(crypto::Sha256Hex(canonical)), a);
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+  w.SetIndent(' ', 2);
+  doc.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize()) + "\n";
+}
+
+Result<std::vector<ArchiveFileInfo>> ArchiveWriter::Finish(const std::string& meta_json) {
+  Impl& s = *impl_;
+  if (s.finished) return FailedPrecondition("archive " + s.id + ": Finish called twice");
+  std::vector<ArchiveFileInfo> infos;
+  for (auto& [name, f] : s.files) {
+    TV_RETURN_IF_ERROR(s.FlushBlock(name, f));
+    TV_RETURN_IF_ERROR(FsyncPath(s.PathOf(name), false));
+    infos.push_back(ArchiveFileInfo{name, f.records, f.bytes, f.sha.FinishHex()});
+  }
+  TV_ASSIGN_OR_RETURN(std::string manifest, s.BuildManifest(meta_json, infos));
+  const std::string manifest_path = s.tmp + "/" + kManifest;
+  {
+    Fd fd(::open(manifest_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd.get() < 0) return Internal(Errno("creating", manifest_path));
+    TV_RETURN_IF_ERROR(WriteAll(fd.get(), manifest, manifest_path));
+    if (::fsync(fd.get()) != 0) return Internal(Errno("fsync of", manifest_path));
+  }
+  TV_RETURN_IF_ERROR(FsyncPath(s.tmp, true));
+  if (::rename(s.tmp.c_str(), s.dir.c_str()) != 0) return Internal(Errno("renaming " + s.tmp + " to", s.dir));
+  s.finished = true;
+  fs::path parent = fs::path(s.dir).parent_path();
+  TV_RETURN_IF_ERROR(FsyncPath(parent.empty() ? "." : parent.string(), true));
+  return infos;
+}
+
+// ---- reader ------------------------------------------------------------------
+
+struct ArchiveReader::Impl {
+  std::string dir, id, manifest;
+  std::vector<ArchiveFileInfo> files;
+  DataKey key = DataKey::Generate(0);  // replaced by the unwrapped key in Open
+
+  std::string Where(const std::string& file) const { return "archive " + id + " (" + dir + "): file " + file; }
+  Status ParseManifest(const MasterKey& master);
+  Status ParseFiles(const rapidjson::Value& list);
+};
+
+namespace {
+
+const rapidjson::Value* Member(const rapidjson::Value& obj, const char* name) {
+  auto it = obj.FindMember(name);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string StringMember(const rapidjson::Value& obj, const char* name) {
+  const rapidjson::Value* v = Member(obj, name);
+  return v != nullptr && v->IsString() ? std::string(v->GetString(), v->GetStringLength()) : std::string();
+}
+
+}  // namespace
+
+Status ArchiveReader::Impl::ParseFiles(const rapidjson::Value& list) {
+  const std::string where = "archive " + dir + ": manifest.json: ";
+  if (!list.IsArray()) return Corruption(where + "\"files\" is not an array");
+  std::set<std::string> seen;
+  for (const auto& f : list.GetArray()) {
+    if (!f.IsObject()) return Corruption(where + "an entry of \"files\" is not an object");
+    const rapidjson::Value* records = Member(f, "records");
+    const rapidjson::Value* bytes = Member(f, "bytes");
+    ArchiveFileInfo info;
+    info.name = StringMember(f, "name");
+    info.sha256 = StringMember(f, "sha256");
+    if (!ValidName(info.name) || !seen.insert(info.name).second || records == nullptr || !records->IsUint64() ||
+        bytes == nullptr || !bytes->IsUint64() || info.sha256.size() != 64) {
+      return Corruption(where + "the entry of file '" + info.name + "' in \"files\" is malformed");
+    }
+    info.records = records->GetUint64();
+    info.bytes = bytes->GetUint64();
+    files.push_back(std::move(info));
+  }
+  return Status::Ok();
+}
+
+Status ArchiveReader::Impl::ParseManifest(const MasterKey& master) {
+  const std::string where = "archive " + dir + ": manifest.json: ";
+  rapidjson::Document doc;
+  doc.Parse(manifest.c_str(), manifest.size());
+  if (doc.HasParseError()) {
+    return Corruption(where + "not valid JSON at offset " + std::to_string(doc.GetErrorOffset()) + " (" +
+                      rapidjson::GetParseError_En(doc.GetParseError()) + ")");
+  }
+  if (!doc.IsObject()) return Corruption(where + "not a JSON object");
+  const std::string expected = StringMember(doc, "manifest_sha256");
+  if (expected.empty()) return Corruption(where + "no manifest_sha256");
+  const std::string canonical = Canonical(doc);
+  if (crypto::Sha256Hex(canonical) != expected) {
+    return Corruption(where + "hash mismatch (manifest_sha256 " + expected + ", content hashes to " +
+                      crypto::Sha256Hex(canonical) + "): the manifest was changed or damaged");
+  }
+  const rapidjson::Value* format = Member(doc, "format");
+  if (format == nullptr || !format->IsInt() || format->GetInt() != kFormatVersion) {
+    return FailedPrecondition(where + "unsupported archive format (this timevault reads format " +
+                              std::to_string(kFormatVersion) + ")");
+  }
+  id = StringMember(doc, "id");
+  if (!ValidName(id)) return Corruption(where + "missing or invalid \"id\"");
+  auto wrapped = Unhex(StringMember(doc, "wrapped_key"));
+  if (!wrapped) return Corruption(where + "\"wrapped_key\" is not hex");
+  auto unwrapped = master.Unwrap(*wrapped);
+  if (!unwrapped.ok()) {
+    if (unwrapped.status().code() == StatusCode::kPermissionDenied) {
+      return FailedPrecondition("archive " + dir +
+                                ": the master key is not the one it was written with (its data key does not unwrap)");
+    }
+    return Corruption(where + "\"wrapped_key\": " + unwrapped.status().message());
+  }
+  key = std::move(unwrapped).value();
+  auto mac = Unhex(StringMember(doc, "manifest_mac"));
+  std::string ignored;
+  if (!mac || !key.Decrypt(*mac, ManifestMacAad(canonical), &ignored).ok()) {
+    return Corruption(where +
+                      "manifest_mac does not authenticate: the manifest was not written with this archive's key");
+  }
+  const rapidjson::Value* list = Member(doc, "files");
+  if (list == nullptr) return Corruption(where + "no \"files\"");
+  return ParseFiles(*list);
+}
+
+ArchiveReader::ArchiveReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ArchiveReader::~ArchiveReader() = default;
+
+Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::string& dir, const MasterKey& master) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return NotFound("archive " + dir + " does not exist");
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  const std::string path = dir + "/" + kManifest;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return Corruption("archive " + dir + ": manifest.json is missing");
+    return Internal(Errno("opening", path));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Internal(Errno("stat of", path));
+  if (static_cast<uint64_t>(st.st_size) > kMaxManifestBytes) {
+    return Corruption("archive " + dir + ": manifest.json is too large (" + std::to_string(st.st_size) + " bytes)");
+  }
+  TV_ASSIGN_OR_RETURN(impl->manifest, ReadUpTo(fd.get(), static_cast<size_t>(st.st_size), path));
+  TV_RETURN_IF_ERROR(impl->ParseManifest(master));
+  return std::unique_ptr<ArchiveReader>(new ArchiveReader(std::move(impl)));
+}
+
+const std::string& ArchiveReader::manifest_json() const { return impl_->manifest; }
+const std::vector<ArchiveFileInfo>& ArchiveReader::files() const { return impl_->files; }
+
+namespace {
+
+// Splits a block's payload into records.
+Status EmitRecords(std::string_view payload, const std::string& where, uint64_t* count, bool* stopped,
+                   const std::function<bool(std::string_view)>& emit) {
+  while (!payload.empty()) {
+    if (payload.size() < 4) return Corruption(where + ": bad record length (a partial length prefix)");
+    uint32_t len = GetU32(payload.data());
+    payload.remove_prefix(4);
+    if (len > payload.size()) {
+      return Corruption(where + ": bad record length " + std::to_string(len) + " (only " +
+                        std::to_string(payload.size()) + " bytes left in the block)");
+    }
+    ++*count;
+    if (!emit(payload.substr(0, len))) {
+      *stopped = true;
+      return Status::Ok();
+    }
+    payload.remove_prefix(len);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ArchiveReader::Read(const std::string& file, const std::function<bool(std::string_view record)>& emit) const {
+  const Impl& s = *impl_;
+  auto info = std::find_if(s.files.begin(), s.files.end(), [&](const auto& f) { return f.name == file; });
+  if (info == s.files.end()) return NotFound("archive " + s.id + " has no file " + file);
+  const std::string where = s.Where(file);
+  const std::string path = s.dir + "/" + file;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return Corruption(where + ": missing (listed in the manifest)");
+    return Internal(Errno("opening", path));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Internal(Errno("stat of", path));
+  if (static_cast<uint64_t>(st.st_size) != info->bytes) {
+    return Corruption(where + ": " + std::to_string(st.st_size) + " bytes on disk, the manifest says " +
+                      std::to_string(info->bytes) +
+                      (static_cast<uint64_t>(st.st_size) < info->bytes ? " (truncated)" : ""));
+  }
+  crypto::Sha256 sha;
+  TV_ASSIGN_OR_RETURN(std::string magic, ReadUpTo(fd.get(), kMagic.size(), path));
+  sha.Update(magic);
+  if (magic != kMagic) return Corruption(where + ": bad file header (not an archive data file, or damaged)");
+  DataKey key = s.key.Clone();
+  std::unique_ptr<ZSTD_DCtx, ZstdDCtxFree> dctx(ZSTD_createDCtx());
+  std::string plain, payload;
+  uint64_t records = 0;
+  for (uint64_t block = 0;; ++block) {
+    const std::string bwhere = where + " block " + std::to_string(block);
+    TV_ASSIGN_OR_RETURN(std::string header, ReadUpTo(fd.get(), 4, path));
+    if (header.empty()) break;
+    sha.Update(header);
+    if (header.size() < 4) return Corruption(bwhere + ": truncated block (partial length)");
+    uint32_t len = GetU32(header.data());
+    if (len < crypto::kValueOverhead || len > kMaxBlockBytes) {
+      return Corruption(bwhere + ": bad block length " + std::to_string(len));
+    }
+    TV_ASSIGN_OR_RETURN(std::string sealed, ReadUpTo(fd.get(), len, path));
+    sha.Update(sealed);
+    if (sealed.size() < len) {
+      return Corruption(bwhere + ": truncated block (" + std::to_string(len) + " bytes expected, " +
+                        std::to_string(sealed.size()) + " left)");
+    }
+    if (Status d = key.Decrypt(sealed, BlockAad(s.id, file, block), &plain); !d.ok()) {
+      return Corruption(bwhere +
+                        ": authentication failed (the block was changed, reordered or moved from another "
+                        "file or archive): " +
+                        d.message());
+    }
+    unsigned long long size = ZSTD_getFrameContentSize(plain.data(), plain.size());
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > kMaxBlockBytes) {
+      return Corruption(bwhere + ": decompression error (no valid zstd frame size)");
+    }
+    payload.resize(size);
+    size_t n = ZSTD_decompressDCtx(dctx.get(), payload.data(), payload.size(), plain.data(), plain.size());
+    if (ZSTD_isError(n) || n != size) {
+      return Corruption(bwhere + ": decompression error (" + (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short") + ")");
+    }
+    bool stopped = false;
+    TV_RETURN_IF_ERROR(EmitRecords(payload, bwhere, &records, &stopped, emit));
+    if (stopped) return Status::Ok();
+  }
+  if (records != info->records) {
+    return Corruption(where + ": " + std::to_string(records) + " records, the manifest says " +
+                      std::to_string(info->records));
+  }
+  if (std::string got = sha.FinishHex(); got != info->sha256) {
+    return Corruption(where + ": hash mismatch (SHA-256 " + got + ", the manifest says " + info->sha256 + ")");
+  }
+  return Status::Ok();
+}
+
+Status ArchiveReader::Verify() const {
+  const Impl& s = *impl_;
+  std::set<std::string> listed;
+  for (const auto& f : s.files) listed.insert(f.name);
+  std::error_code ec;
+  std::set<std::string> present;
+  for (fs::directory_iterator it(s.dir, ec), end; !ec && it != end; it.increment(ec)) {
+    present.insert(it->path().filename().string());
+  }
+  if (ec) return Internal("listing archive " + s.dir + ": " + ec.message());
+  for (const auto& name : present) {
+    if (name != kManifest && listed.count(name) == 0) {
+      return Corruption("archive " + s.id + " (" + s.dir + "): unexpected file " + name + " (not in the manifest)");
+    }
+  }
+  for (const auto& f : s.files) {
+    if (present.count(f.name) == 0) return Corruption(s.Where(f.name) + ": missing (listed in the manifest)");
+  }
+  for (const auto& f : s.files) {
+    TV_RETURN_IF_ERROR(Read(f.name, [](std::string_view) { return true; }));
+  }
+  return Status::Ok();
+}
+
+}  // namespace timevault::replay

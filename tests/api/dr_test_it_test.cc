@@ -1,0 +1,214 @@
+// DR tests end to end: real Postgres, real Kafka, `timevault capture` and
+// `timevault store`; a full backup taken with BackupCatalog, then RunDrTest
+// at each level in process. The scratch schema never outlives a test; a
+// flipped byte fails basic naming the file; an old backup misses a tiny RPO.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "support/capture_harness.h"
+#include "timevault/api/plans.h"
+#include "timevault/config/config.h"
+#include "timevault/replay/engine.h"
+#include "timevault/store/store.h"
+
+namespace timevault::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// Stops the store once it caught up with the WAL insert position; opens it.
+std::unique_ptr<store::Store> CatchUpAndOpen(CaptureHarness& h) {
+  const uint64_t target = ParseLsnText(h.Query("SELECT pg_current_wal_insert_lsn()"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    EXPECT_EQ(h.store().Stop(), 0) << h.store().ReadLog();
+    store::Store::Options o;
+    o.path = h.store_path();
+    o.key_file = h.key_path();
+    auto s = store::Store::Open(o);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    if (!s.ok()) return nullptr;
+    auto p = (*s)->RecoverablePoint();
+    if (p.ok() && p->lsn.value() >= target) return std::move(s).value();
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "the store did not reach " << Lsn(target).ToString();
+      return nullptr;
+    }
+    s->reset();
+    h.StartStore();
+  }
+}
+
+const rapidjson::Value* FindCheck(const rapidjson::Document& d, const std::string& name) {
+  for (const auto& c : d["checks"].GetArray()) {
+    if (name == c["name"].GetString()) return &c;
+  }
+  return nullptr;
+}
+
+std::string CheckDetail(const rapidjson::Document& d, const std::string& name) {
+  const auto* c = FindCheck(d, name);
+  return c ? (*c)["detail"].GetString() : "<no check " + name + ">";
+}
+
+bool CheckPassed(const rapidjson::Document& d, const std::string& name) {
+  const auto* c = FindCheck(d, name);
+  return c && (*c)["passed"].GetBool();
+}
+
+class DrTestE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    h_ = std::make_unique<CaptureHarness>();
+    h_->Exec(
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, tenant_id text NOT NULL, balance numeric(12,2) NOT NULL, "
+        "note text, tags text[], meta jsonb, seen timestamptz)");
+    h_->Exec("CREATE TABLE orders (tenant_id text NOT NULL, id int, total bigint, PRIMARY KEY (tenant_id, id))");
+    h_->Exec(
+        "INSERT INTO accounts SELECT g, 't' || (1 + g % 3), g / 7.0, CASE WHEN g % 5 = 0 THEN NULL ELSE "
+        "E'n\\t' || md5(g::text) END, ARRAY['a', g::text], jsonb_build_object('g', g), now() - g * interval '1 min' "
+        "FROM generate_series(1, 900) g");
+    h_->Exec("INSERT INTO orders SELECT 't' || (1 + g % 3), g, g * 10 FROM generate_series(1, 300) g");
+    ASSERT_NO_FATAL_FAILURE(h_->StartCapture());
+    h_->StartStore();
+    h_->Exec("UPDATE accounts SET balance = balance + 1, note = 'upd' WHERE id % 4 = 0");
+    h_->Exec("DELETE FROM orders WHERE id % 9 = 0");
+    store_ = CatchUpAndOpen(*h_);
+    ASSERT_NE(store_, nullptr);
+    auto cfg = config::Load(h_->config_path(), config::Environment{});
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    auto e = replay::Engine::Open(*cfg, store_.get());
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    engine_ = std::move(e).value();
+  }
+  void TearDown() override {
+    engine_.reset();
+    store_.reset();
+  }
+
+  std::string Backup(const std::string& tenant) {
+    replay::BackupRequest req;
+    req.tenant = tenant;
+    auto b = engine_->backups().CreateFull(*store_, req);
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    return b.ok() ? b->id : "";
+  }
+
+  std::unique_ptr<rapidjson::Document> Run(const api::DrPlan& plan, api::DrTestLevel level, const std::string& job) {
+    auto report = api::RunDrTest(*engine_, plan, level, job, nullptr);
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    auto d = ParseJson(report.ok() ? *report : "{}");
+    EXPECT_TRUE(d && d->IsObject() && d->HasMember("checks")) << (report.ok() ? *report : "");
+    EXPECT_EQ(h_->Query("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tv_drtest_%'"), "0")
+        << "the scratch schema outlived the test";
+    return d;
+  }
+
+  static api::DrPlan Plan(const std::string& tenant, int64_t rpo_minutes) {
+    api::DrPlan p;
+    p.id = "p-1";
+    p.tenant = tenant;
+    p.rto_minutes = 30;
+    p.rpo_minutes = rpo_minutes;
+    return p;
+  }
+
+  std::unique_ptr<CaptureHarness> h_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<replay::Engine> engine_;
+};
+
+TEST_F(DrTestE2E, EveryLevelPassesOnAGoodBackupForATenantAndForEveryTenant) {
+  const std::string id = Backup("t1");
+  ASSERT_FALSE(id.empty());
+  const auto plan = Plan("t1", 60);
+  for (auto level : {api::DrTestLevel::kBasic, api::DrTestLevel::kFull, api::DrTestLevel::kDeep}) {
+    SCOPED_TRACE(std::string(api::DrTestLevelName(level)));
+    auto d = Run(plan, level, "JOB-" + std::string(api::DrTestLevelName(level)) + "-1");
+    ASSERT_TRUE(d && d->HasMember("passed"));
+    EXPECT_TRUE((*d)["passed"].GetBool());
+    EXPECT_EQ(std::string((*d)["backup_id"].GetString()), id);
+    EXPECT_TRUE((*d)["rpo_met"].GetBool());
+    EXPECT_GE((*d)["data_age_seconds"].GetDouble(), 0.0);
+    EXPECT_LT((*d)["data_age_seconds"].GetDouble(), 600.0);
+    EXPECT_EQ((*d)["rto_seconds"].GetDouble(), 1800.0);
+    EXPECT_TRUE(CheckPassed(*d, "verify"));
+    EXPECT_TRUE(CheckPassed(*d, "row_counts")) << CheckDetail(*d, "row_counts");
+    EXPECT_THAT(CheckDetail(*d, "row_counts"), HasSubstr("public.accounts 300"));
+    if (level == api::DrTestLevel::kBasic) {
+      EXPECT_FALSE(d->HasMember("restore_seconds"));
+      EXPECT_TRUE((*d)["rto_met"].IsNull());
+      continue;
+    }
+    EXPECT_GT((*d)["restore_seconds"].GetDouble(), 0.0);
+    EXPECT_TRUE((*d)["rto_met"].GetBool());
+    EXPECT_TRUE(CheckPassed(*d, "checksums")) << CheckDetail(*d, "checksums");
+    EXPECT_THAT(CheckDetail(*d, "checksums"), HasSubstr("2 table(s)"));
+    if (level == api::DrTestLevel::kDeep) {
+      EXPECT_TRUE(CheckPassed(*d, "rows")) << CheckDetail(*d, "rows");
+    }
+  }
+
+  // A "*" plan has no "*" backup yet: a failed check, not an error.
+  auto none = Run(Plan("*", 60), api::DrTestLevel::kBasic, "job-none");
+  EXPECT_FALSE((*none)["passed"].GetBool());
+  EXPECT_FALSE(CheckPassed(*none, "backup"));
+  EXPECT_THAT(CheckDetail(*none, "backup"), HasSubstr("no backup"));
+  // ... and with one, every tenant is restored and compared.
+  ASSERT_FALSE(Backup("*").empty());
+  auto all = Run(Plan("*", 60), api::DrTestLevel::kDeep, "job-all");
+  EXPECT_TRUE((*all)["passed"].GetBool()) << CheckDetail(*all, "checksums") << CheckDetail(*all, "rows");
+  EXPECT_THAT(CheckDetail(*all, "row_counts"), HasSubstr("public.accounts 900"));
+}
+
+TEST_F(DrTestE2E, AFlippedByteFailsBasicAndAnOldBackupMissesATinyRpo) {
+  const std::string id = Backup("t2");
+  ASSERT_FALSE(id.empty());
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // rpo_minutes 0: any backup is too old.
+  auto old = Run(Plan("t2", 0), api::DrTestLevel::kBasic, "job-rpo");
+  EXPECT_FALSE((*old)["passed"].GetBool());
+  EXPECT_FALSE((*old)["rpo_met"].GetBool());
+  EXPECT_GE((*old)["data_age_seconds"].GetDouble(), 2.0);
+  EXPECT_TRUE(CheckPassed(*old, "verify"));
+  EXPECT_FALSE(CheckPassed(*old, "rpo"));
+  bool recommended = false;
+  for (const auto& r : (*old)["recommendations"].GetArray()) {
+    recommended |= std::string(r.GetString()).find("no backup within RPO") != std::string::npos;
+  }
+  EXPECT_TRUE(recommended);
+
+  const std::string dir =
+      engine_->config().replay.backup_dir.empty() ? h_->store_path() + "-backups" : engine_->config().replay.backup_dir;
+  std::string data_file;
+  for (const auto& e : fs::directory_iterator(dir + "/" + id)) {
+    if (e.path().filename() != "manifest.json") data_file = e.path().filename().string();
+  }
+  ASSERT_FALSE(data_file.empty());
+  {
+    std::fstream f(dir + "/" + id + "/" + data_file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(100);
+    char c = 0;
+    f.get(c);
+    f.seekp(100);
+    f.put(static_cast<char>(c ^ 0x10));
+  }
+  auto bad = Run(Plan("t2", 60), api::DrTestLevel::kBasic, "job-bad");
+  EXPECT_FALSE((*bad)["passed"].GetBool());
+  EXPECT_FALSE(CheckPassed(*bad, "verify"));
+  EXPECT_THAT(CheckDetail(*bad, "verify"), HasSubstr(data_file));
+  EXPECT_THAT(CheckDetail(*bad, "verify"), HasSubstr(id));
+  auto full = Run(Plan("t2", 60), api::DrTestLevel::kFull, "job-bad-full");
+  EXPECT_FALSE((*full)["passed"].GetBool());
+  EXPECT_FALSE(full->HasMember("restore_seconds") && (*full)["restore_seconds"].IsNumber());
+}
+
+}  // namespace
+}  // namespace timevault::testing

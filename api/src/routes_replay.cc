@@ -64,16 +64,18 @@ replay::ProgressFn Reporter(JobContext& ctx) {
   return [&ctx](std::string_view phase, double fraction) { ctx.Progress(phase, fraction); };
 }
 
-// Submits an apply job and answers 202 {job_id, snapshot_id}. The snapshot id
-// is known only once the apply saved it: the 202 carries null and the job's
-// result carries the id (GET /v1/jobs/{id}).
+// Submits an apply job and answers 202 {job_id, snapshot_id}: the snapshot the
+// job will save before it changes anything is named after the job
+// (replay::SnapshotIdForJob); GET /v1/snapshots/{id} finds it once saved.
 void SubmitApply(ApiState& s, Call& c, const char* kind, std::function<Result<replay::ApplyResult>(JobContext&)> fn) {
   auto job = s.jobs->Submit(kind, c.tenant, c.who.name, [fn](JobContext& ctx) -> Result<std::string> {
     TV_ASSIGN_OR_RETURN(auto result, fn(ctx));
     return ApplyResultJson(result);
   });
   if (!job.ok()) return SendError(c, job.status());
-  SendJson(c, 202, "{\"job_id\":" + JsonQuote(job->id) + ",\"snapshot_id\":null}");
+  SendJson(
+      c, 202,
+      "{\"job_id\":" + JsonQuote(job->id) + ",\"snapshot_id\":" + JsonQuote(replay::SnapshotIdForJob(job->id)) + "}");
 }
 
 // ---- restores --------------------------------------------------------------

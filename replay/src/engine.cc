@@ -369,7 +369,10 @@ class EngineImpl final : public Engine {
     if (ec && ec != std::errc::no_such_file_or_directory) {
       return Internal("cannot list " + cfg_.replay.snapshot_dir + ": " + ec.message());
     }
-    std::sort(out.begin(), out.end(), [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.id > b.id; });
+    std::sort(out.begin(), out.end(), [](const SnapshotInfo& a, const SnapshotInfo& b) {
+      return a.created_at.micros() != b.created_at.micros() ? a.created_at.micros() > b.created_at.micros()
+                                                            : a.id > b.id;
+    });
     return out;
   }
 
@@ -499,6 +502,11 @@ class EngineImpl final : public Engine {
     auto report = [&](std::string_view phase, double fraction) {
       if (progress) progress(phase, fraction);
     };
+    if (job.job_id.empty()) return InvalidArgument("job id: required (it names the apply's snapshot)");
+    if (fs::exists(SnapshotPath(SnapshotIdForJob(job.job_id)))) {
+      return AlreadyExists("job " + job.job_id + " already saved snapshot " + SnapshotIdForJob(job.job_id) +
+                           ": job ids must be unique");
+    }
     const auto started = std::chrono::steady_clock::now();
     report("lock", 0.02);
     TV_ASSIGN_OR_RETURN(auto conn, pg::PgConn::Connect(cfg_.postgres.conninfo));
@@ -522,7 +530,7 @@ class EngineImpl final : public Engine {
                                 " deletes, not those previewed; nothing was changed — preview again");
     }
     report("snapshot", 0.6);
-    const std::string snapshot_id = NewId("s");
+    const std::string snapshot_id = SnapshotIdForJob(job.job_id);
     TV_ASSIGN_OR_RETURN(auto archive, ArchiveWriter::Create(SnapshotPath(snapshot_id), snapshot_id, master_));
     TV_ASSIGN_OR_RETURN(auto part, applier->SaveSnapshot(archive.get()));
     const std::string created = SystemClock().Now().ToIso();
@@ -650,6 +658,12 @@ class EngineImpl final : public Engine {
 };
 
 }  // namespace
+
+std::string SnapshotIdForJob(std::string_view job_id) {
+  std::string id = "s-";
+  for (char c : job_id) id.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '-');
+  return id;
+}
 
 std::string_view SnapshotReasonName(SnapshotReason reason) {
   switch (reason) {

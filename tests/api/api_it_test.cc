@@ -93,6 +93,22 @@ std::string Str(const rapidjson::Value& v, const char* k) {
   return v.IsObject() && v.HasMember(k) && v[k].IsString() ? v[k].GetString() : "";
 }
 
+// The store's Kafka consumer group, unique to this process. The default group
+// is shared by every harness, and the previous test process's store was killed
+// (SIGKILL) while a member: a new member of that group waits for the dead one's
+// session to expire (librdkafka's session.timeout.ms, 45 s) before it gets any
+// partition, so every test after the first spent 45 s waiting for its rows.
+void UseOwnConsumerGroup(const CaptureHarness& h) {
+  std::ifstream in(h.config_path());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string toml = ss.str();
+  size_t kafka = toml.find("[kafka]\n");
+  ASSERT_NE(kafka, std::string::npos) << toml;
+  toml.insert(kafka + 8, "consumer_group = \"" + h.prefix() + "-store\"\n");
+  WriteFile(h.config_path(), toml);
+}
+
 // One harness per process (the first test starts it; ctest runs each test in
 // its own process): capture, the store and the server take seconds to start.
 // Set up in SetUp, not SetUpTestSuite, so a setup failure fails the test
@@ -108,6 +124,7 @@ class ApiTest : public ::testing::Test {
     CaptureOptions o;
     o.extra = "[api]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\n" + TokensToml();
     h_ = new CaptureHarness(o);
+    UseOwnConsumerGroup(*h_);
     h_->Exec(
         "CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL, name text);"
         "INSERT INTO items SELECT g, CASE WHEN g % 2 = 0 THEN 'acme' ELSE 'globex' END, 'item ' || g "
@@ -458,6 +475,7 @@ TEST_F(ApiTest, PitrPreviewExecuteAndRollback) {
   EXPECT_EQ(h_->Query("SELECT count(*) FROM items WHERE name = 'changed'"), "0");
   std::string snapshot = Str((*job)["result"], "snapshot_id");
   ASSERT_FALSE(snapshot.empty());
+  EXPECT_EQ(Str(*ex.json, "snapshot_id"), snapshot) << "the 202 named another snapshot than the job saved";
   auto snaps = api_->Do("GET", "/v1/snapshots?tenant=acme", "view-secret-3");
   ASSERT_EQ(snaps.status, 200);
   EXPECT_NE(snaps.body.find(snapshot), std::string::npos);

@@ -4,6 +4,7 @@
 // TOASTed values, a random workload from several clients, and ground truth
 // recorded from Postgres at 30 moments.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <future>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "support/capture_harness.h"
@@ -565,6 +567,34 @@ TEST_F(PitrE2E, AnalystsReadStateAndHistoryThroughTheCli) {
   EXPECT_GT(lines, 0u);
   auto bad = RunCommand(base + " history --tenant T1 --from yesterday 2>&1");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
+}
+
+TEST_F(PitrE2E, EveryApplyMarksTheChangeStreamWithItsJob) {
+  // Capture kept running through the applies above: their transactions carry
+  // pg_logical_emit_message('timevault', {...job_id...}), which capture
+  // publishes on <prefix>.message as Debezium does (content in base64).
+  auto records = h_->Read({h_->prefix() + ".message"}, 0, 5000);
+  std::set<std::string> jobs;
+  for (const auto& r : records) {
+    if (!r.value) continue;
+    auto d = ParseJson(*r.value);
+    const auto& p = Payload(*d);
+    if (!p.HasMember("message") || std::string(p["message"]["prefix"].GetString()) != "timevault") continue;
+    std::string b64 = p["message"]["content"].GetString();
+    std::string raw(b64.size(), '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
+                            reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
+    ASSERT_GT(n, 0);
+    raw.resize(static_cast<size_t>(n));
+    while (!raw.empty() && raw.back() == '\0') raw.pop_back();  // base64 padding
+    auto m = ParseJson(raw);
+    EXPECT_EQ(std::string((*m)["snapshot_id"].GetString()), replay::SnapshotIdForJob((*m)["job_id"].GetString()));
+    jobs.insert((*m)["job_id"].GetString());
+  }
+  // The PITRs and rollbacks of the first test, at least.
+  EXPECT_TRUE(jobs.count("job-pitr-0")) << records.size() << " records";
+  EXPECT_TRUE(jobs.count("job-rollback-0"));
+  EXPECT_TRUE(jobs.count("job-pitr-29"));
 }
 
 }  // namespace

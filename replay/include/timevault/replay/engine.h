@@ -83,6 +83,10 @@ struct SnapshotInfo {
   uint64_t bytes = 0;
 };
 
+// The id of the snapshot the apply of job `job_id` saves: known before the
+// job runs (the API answers 202 with it). Job ids must be unique.
+std::string SnapshotIdForJob(std::string_view job_id);
+
 // A PITR target: a time (resolved to the last commit at or before it) or an LSN.
 using PitrTarget = std::variant<CommitTime, Lsn>;
 

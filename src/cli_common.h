@@ -39,9 +39,10 @@ void AddPendingCommand(CLI::App& app, const GlobalOptions& g, int* exit_code, co
 
 // Command groups (one file each). Each adds its subcommands to `app`; the
 // callbacks store their exit code in *exit_code.
-void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);  // cmd_service.cc
-void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);   // cmd_replay.cc
-void RegisterBackupCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);   // cmd_backup.cc
-void RegisterApiCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);      // cmd_api.cc
+void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);    // cmd_service.cc
+void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);     // cmd_replay.cc
+void RegisterBackupCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);     // cmd_backup.cc
+void RegisterApiCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);        // cmd_api.cc
+void RegisterApiClientCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);  // cmd_api_client.cc
 
 }  // namespace timevault::cli

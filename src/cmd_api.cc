@@ -133,9 +133,7 @@ void RegisterApiCommands(CLI::App& app, const GlobalOptions& g, int* exit_code) 
   audit->require_subcommand(1);
   audit->add_subcommand("verify", "Check the audit trail's hash chain; names the first bad line")
       ->callback([&g, exit_code] { *exit_code = RunAuditVerify(g); });
-  AddPendingCommand(app, g, exit_code, "plan", "Disaster-recovery plans and their tests (use the API for now)", "API");
-  AddPendingCommand(app, g, exit_code, "health", "Backup, storage, RTO/RPO and capture health (GET /v1/health for now)",
-                    "API");
+  RegisterApiClientCommands(app, g, exit_code);
 }
 
 }  // namespace timevault::cli

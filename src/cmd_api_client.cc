@@ -1,0 +1,225 @@
+// `timevault health` and `timevault plan ...`: thin clients of a running API
+// (`timevault serve` or `run`), so operators on the command line go through
+// the same roles, tenant scopes and audit trail as every other caller.
+#include <httplib.h>
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "cli_common.h"
+
+namespace timevault::cli {
+namespace {
+
+struct ClientArgs {
+  std::string url, token, token_file, id, name, tenant, level = "basic";
+  int64_t rto = 0, rpo = 0, full_every = 0, incremental_every = 0, retention_days = 0;
+  bool confirm = false;
+  int wait_s = 3600;
+};
+
+struct Response {
+  int status = 0;
+  std::string body;
+};
+
+class ApiClient {
+ public:
+  static std::optional<ApiClient> Make(const GlobalOptions& g, const ClientArgs& a, int* exit_code) {
+    ApiClient c;
+    c.url_ = a.url;
+    if (c.url_.empty()) {
+      auto cfg = LoadConfig(g, exit_code);
+      if (!cfg) return std::nullopt;
+      c.url_ = (cfg->api.tls_cert.empty() ? "http://" : "https://") + cfg->api.listen;
+    }
+    c.token_ = a.token;
+    if (c.token_.empty() && !a.token_file.empty()) {
+      std::ifstream in(a.token_file);
+      if (!in) {
+        std::fprintf(stderr, "timevault: cannot read --token-file %s\n", a.token_file.c_str());
+        *exit_code = kExitUsage;
+        return std::nullopt;
+      }
+      std::getline(in, c.token_);
+    }
+    if (c.token_.empty()) {
+      std::fprintf(stderr, "timevault: --token TOKEN or --token-file FILE is required (an API bearer token)\n");
+      *exit_code = kExitUsage;
+      return std::nullopt;
+    }
+    return c;
+  }
+
+  Response Call(const std::string& method, const std::string& path, const std::string& body = "") const {
+    httplib::Client client(url_);
+    client.set_connection_timeout(10);
+    client.set_read_timeout(300);
+    client.set_bearer_token_auth(token_);
+    httplib::Result r = method == "GET"      ? client.Get(path)
+                        : method == "DELETE" ? client.Delete(path, body, "application/json")
+                        : method == "PUT"    ? client.Put(path, body, "application/json")
+                                             : client.Post(path, body, "application/json");
+    if (!r) return {0, "cannot reach the API at " + url_ + ": " + httplib::to_string(r.error())};
+    return {r->status, r->body};
+  }
+
+ private:
+  std::string url_, token_;
+};
+
+std::string Pretty(const std::string& json) {
+  rapidjson::Document d;
+  d.Parse(json.c_str());
+  if (d.HasParseError()) return json;
+  rapidjson::StringBuffer sb;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(sb);
+  d.Accept(w);
+  return sb.GetString();
+}
+
+// Prints the body; exit 0 for 2xx, 1 otherwise (the API's error names why).
+int Print(const Response& r) {
+  if (r.status == 0) {
+    std::fprintf(stderr, "timevault: %s\n", r.body.c_str());
+    return kExitFailure;
+  }
+  std::FILE* out = r.status / 100 == 2 ? stdout : stderr;
+  std::fprintf(out, "%s\n", Pretty(r.body).c_str());
+  return r.status / 100 == 2 ? kExitOk : kExitFailure;
+}
+
+std::string Field(const std::string& json, const char* key) {
+  rapidjson::Document d;
+  d.Parse(json.c_str());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember(key) || !d[key].IsString()) return "";
+  return d[key].GetString();
+}
+
+int Health(const GlobalOptions& g, const ClientArgs& a) {
+  int code = kExitOk;
+  auto c = ApiClient::Make(g, a, &code);
+  if (!c) return code;
+  Response r = c->Call("GET", "/v1/health");
+  int printed = Print(r);
+  if (printed != kExitOk) return printed;
+  // For monitoring: anything but "ok" is a non-zero exit.
+  return Field(r.body, "status") == "ok" ? kExitOk : kExitFailure;
+}
+
+int PlanCreate(const GlobalOptions& g, const ClientArgs& a) {
+  int code = kExitOk;
+  auto c = ApiClient::Make(g, a, &code);
+  if (!c) return code;
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("name");
+  w.String(a.name.c_str());
+  w.Key("tenant");
+  w.String(a.tenant.c_str());
+  w.Key("rto_minutes");
+  w.Int64(a.rto);
+  w.Key("rpo_minutes");
+  w.Int64(a.rpo);
+  w.Key("full_backup_every");
+  w.Int64(a.full_every);
+  w.Key("incremental_every");
+  w.Int64(a.incremental_every);
+  w.Key("retention_days");
+  w.Int64(a.retention_days);
+  w.EndObject();
+  return Print(c->Call("POST", "/v1/plans", sb.GetString()));
+}
+
+int PlanTest(const GlobalOptions& g, const ClientArgs& a) {
+  int code = kExitOk;
+  auto c = ApiClient::Make(g, a, &code);
+  if (!c) return code;
+  Response r = c->Call("POST", "/v1/plans/" + a.id + "/tests", "{\"level\":\"" + a.level + "\"}");
+  if (r.status != 202) return Print(r);
+  const std::string job = Field(r.body, "job_id");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    Response j = c->Call("GET", "/v1/jobs/" + job);
+    const std::string state = Field(j.body, "state");
+    if (j.status != 200 || state == "succeeded" || state == "failed") {
+      int printed = Print(j);
+      return printed == kExitOk && state == "succeeded" ? kExitOk : kExitFailure;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  std::fprintf(stderr, "timevault: DR test job %s still running after %d s\n", job.c_str(), a.wait_s);
+  return kExitFailure;
+}
+
+void AddClientOptions(CLI::App* sub, ClientArgs& a) {
+  sub->add_option("--url", a.url, "API base URL (default: from api.listen in the config)");
+  sub->add_option("--token", a.token, "Bearer token");
+  sub->add_option("--token-file", a.token_file, "File whose first line is the bearer token");
+}
+
+}  // namespace
+
+void RegisterApiClientCommands(CLI::App& app, const GlobalOptions& g, int* exit_code) {
+  static ClientArgs a;
+  auto* health = app.add_subcommand("health", "Backup, storage, RTO/RPO and capture health (exit 1 unless ok)");
+  AddClientOptions(health, a);
+  health->callback([&g, exit_code] { *exit_code = Health(g, a); });
+
+  auto* plan = app.add_subcommand("plan", "Disaster-recovery plans and their tests, through the API");
+  plan->require_subcommand(1);
+  auto* list = plan->add_subcommand("list", "Plans");
+  AddClientOptions(list, a);
+  list->callback([&g, exit_code] {
+    auto c = ApiClient::Make(g, a, exit_code);
+    if (c) *exit_code = Print(c->Call("GET", "/v1/plans"));
+  });
+  auto* show = plan->add_subcommand("show", "One plan");
+  AddClientOptions(show, a);
+  show->add_option("id", a.id, "Plan id")->required();
+  show->callback([&g, exit_code] {
+    auto c = ApiClient::Make(g, a, exit_code);
+    if (c) *exit_code = Print(c->Call("GET", "/v1/plans/" + a.id));
+  });
+  auto* create = plan->add_subcommand("create", "Create a plan");
+  AddClientOptions(create, a);
+  create->add_option("--name", a.name, "Name")->required();
+  create->add_option("--tenant", a.tenant, "Tenant, or * for every tenant")->required();
+  create->add_option("--rto-minutes", a.rto, "Recovery time objective")->required();
+  create->add_option("--rpo-minutes", a.rpo, "Recovery point objective")->required();
+  create->add_option("--full-every", a.full_every, "Minutes between full backups")->required();
+  create->add_option("--incremental-every", a.incremental_every, "Minutes between incremental backups (0: none)");
+  create->add_option("--retention-days", a.retention_days, "Keep backups this long")->required();
+  create->callback([&g, exit_code] { *exit_code = PlanCreate(g, a); });
+  auto* del = plan->add_subcommand("delete", "Delete a plan");
+  AddClientOptions(del, a);
+  del->add_option("id", a.id, "Plan id")->required();
+  del->add_flag("--confirm", a.confirm, "Really delete it");
+  del->callback([&g, exit_code] {
+    if (!a.confirm) {
+      std::fprintf(stderr, "This would delete DR plan %s.\nNothing was changed: add --confirm to do it.\n",
+                   a.id.c_str());
+      *exit_code = kExitUsage;
+      return;
+    }
+    auto c = ApiClient::Make(g, a, exit_code);
+    if (c) *exit_code = Print(c->Call("DELETE", "/v1/plans/" + a.id, "{\"confirm\":true}"));
+  });
+  auto* test = plan->add_subcommand("test", "Run a DR test of a plan and wait for its report");
+  AddClientOptions(test, a);
+  test->add_option("id", a.id, "Plan id")->required();
+  test->add_option("--level", a.level, "basic | full | deep");
+  test->add_option("--wait", a.wait_s, "Seconds to wait for the report (default 3600)");
+  test->callback([&g, exit_code] { *exit_code = PlanTest(g, a); });
+}
+
+}  // namespace timevault::cli

@@ -20,9 +20,11 @@
 #   pitr_rows_per_s=<N> copy_rows_per_s=<M> ratio=<N/M>
 #
 #   bench/replay.sh [ROWS] [RUNS]     (defaults 200000, 3)
+# Each timevault command is stopped after TVBENCH_STEP_TIMEOUT seconds
+# (default 900) and the benchmark then fails, naming the step.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-rows=${1:-200000}; runs=${2:-3}
+rows=${1:-200000}; runs=${2:-3}; step_timeout=${TVBENCH_STEP_TIMEOUT:-900}
 build="${TVBUILD_DIR:-$root/build}"  # as scripts/build
 bin="$build/timevault"
 [[ -x "$bin" ]] || "$root/scripts/build"
@@ -69,7 +71,7 @@ path = "$work/store"
 key_file = "$work/master.key"
 TOML
 head -c 32 /dev/urandom > "$work/master.key"; chmod 600 "$work/master.key"
-tv() { "$bin" --config "$work/tv.toml" "$@"; }
+tv() { timeout "$step_timeout" "$bin" --config "$work/tv.toml" "$@"; }
 now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # The number after "KEY": in the pretty-printed JSON of a command (first match).
@@ -79,6 +81,7 @@ json_str() { sed -nE "s/^ *\"$1\": \"([^\"]*)\",?$/\1/p" "$2" | head -n1; }
 rows_md5() { psql -qXAt -c "COPY (SELECT * FROM $1 WHERE tenant_id = '$tenant' ORDER BY id) TO STDOUT" | md5sum | cut -c1-32; }
 count() { psql -qXAt -c "SELECT count(*) FROM orders WHERE $1"; }
 die() { echo "replay bench: $*" >&2; exit 1; }
+limit="(exit 124: over TVBENCH_STEP_TIMEOUT=${step_timeout}s)"
 
 "$bin" --config "$work/tv.toml" capture 2>"$work/capture.log" &
 capture_pid=$!
@@ -127,20 +130,24 @@ pitr_rates=(); exec_rates=(); copy_rates=()
 for i in $(seq 1 "$runs"); do
   ta=$(now)
   tv pitr preview --tenant "$tenant" --lsn "$l1" --table public.orders >"$work/plan.json" ||
-    die "run $i: preview failed"
+    die "run $i: preview failed with exit $? $limit"
   tb=$(now)
   plan=$(json_str plan_id "$work/plan.json")
   [[ "$(json_num insert "$work/plan.json")" == "$rows" && "$(json_num total "$work/plan.json")" == "$rows" ]] ||
     die "run $i: the plan is not $rows inserts: $(cat "$work/plan.json")"
   tv pitr execute --plan "$plan" --confirm 2>&1 >"$work/exec.json" | stamp >"$work/exec.progress" ||
-    die "run $i: execute failed: $(cat "$work/exec.progress")"
+    die "run $i: execute failed with exit $? $limit: $(cat "$work/exec.progress")"
   tc=$(now)
   [[ "$(json_num insert "$work/exec.json")" == "$rows" ]] || die "run $i: execute did not insert $rows rows"
   [[ "$(rows_md5 orders)" == "$want_md5" ]] || die "run $i: the restored rows differ from the rows at L1"
   snapshot=$(json_str snapshot_id "$work/exec.json")
+  estimate=$(json_num estimated_seconds "$work/plan.json"); estimate=${estimate:-0}
+  preview_s=$(echo "$tb - $ta" | bc -l); exec_s=$(echo "$tc - $tb" | bc -l)
+  printf 'run %d: preview %.2fs, execute %.2fs (estimated %.2fs); execute phases: %s\n' \
+    "$i" "$preview_s" "$exec_s" "$estimate" "$(phases "$tb" "$tc" "$work/exec.progress")"
   td=$(now)
   tv rollback --snapshot "$snapshot" --confirm 2>"$work/rollback.err" >"$work/rollback.json" ||
-    die "run $i: rollback failed: $(cat "$work/rollback.err")"
+    die "run $i: rollback failed with exit $? $limit: $(cat "$work/rollback.err")"
   te=$(now)
   [[ "$(json_num delete "$work/rollback.json")" == "$rows" && "$(count "tenant_id = '$tenant'")" == 0 ]] ||
     die "run $i: rollback did not delete $rows rows"
@@ -151,18 +158,13 @@ for i in $(seq 1 "$runs"); do
   tg=$(now)
   [[ "$(rows_md5 orders_copy)" == "$want_md5" ]] || die "run $i: COPY loaded other rows"
 
-  estimate=$(json_num estimated_seconds "$work/plan.json"); estimate=${estimate:-0}
-  preview_s=$(echo "$tb - $ta" | bc -l); exec_s=$(echo "$tc - $tb" | bc -l)
   rollback_s=$(echo "$te - $td" | bc -l); copy_s=$(echo "$tg - $tf" | bc -l)
   pitr_rates+=("$(echo "$rows / ($preview_s + $exec_s)" | bc -l)")
   exec_rates+=("$(echo "$rows / $exec_s" | bc -l)")
   copy_rates+=("$(echo "$rows / $copy_s" | bc -l)")
-  printf 'run %d: preview %.2fs (estimated execute %.2fs), execute %.2fs, rollback %.2fs, COPY %.2fs -> pitr %.0f rows/s (execute alone %.0f), rollback %.0f rows/s, COPY %.0f rows/s\n' \
-    "$i" "$preview_s" "$estimate" "$exec_s" "$rollback_s" "$copy_s" \
-    "${pitr_rates[-1]}" "${exec_rates[-1]}" \
-    "$(echo "$rows / $rollback_s" | bc -l)" "${copy_rates[-1]}"
-  printf '       execute phases: %s' "$(phases "$tb" "$tc" "$work/exec.progress")"
-  echo
+  printf '       rollback %.2fs, COPY %.2fs -> pitr %.0f rows/s (execute alone %.0f), rollback %.0f rows/s, COPY %.0f rows/s\n' \
+    "$rollback_s" "$copy_s" "${pitr_rates[-1]}" "${exec_rates[-1]}" "$(echo "$rows / $rollback_s" | bc -l)" \
+    "${copy_rates[-1]}"
 done
 [[ "$(psql -qXAt -c "COPY (SELECT * FROM orders WHERE tenant_id <> '$tenant' ORDER BY id) TO STDOUT" | md5sum)" == "$others_md5" ]] ||
   die "the other tenants' rows changed"

@@ -186,7 +186,10 @@ struct Applier::Impl {
     }
     if (opt.keyed) {
       TV_RETURN_IF_ERROR(conn.Run("INSERT INTO " + ts.K() + " SELECT " + ts.Key("") + " FROM " + ts.T()));
+      TV_RETURN_IF_ERROR(conn.Run("ANALYZE " + ts.K()));
     }
+    // Temporary tables have no statistics until analyzed; without them the
+    // joins below can get nested-loop plans that are quadratic in the rows.
     TV_RETURN_IF_ERROR(conn.Run("ANALYZE " + ts.T()));
     std::vector<size_t> payload = ts.Payload();
     std::string live_cols = ts.Cols("", t.pk);

@@ -343,9 +343,11 @@ Status Catalog::Verify(const std::string& id) {
     std::string prefix = "backup " + info.id;
     if (info.id != id) prefix += " (the chain of " + id + ")";
     TV_RETURN_IF_ERROR(link.reader->Verify().WithContext(prefix));
-    for (const auto& [table, file] : link.manifest.table_files) {
+    for (const auto& table_file : link.manifest.table_files) {
+      const std::string& table = table_file.first;
+      const std::string& file = table_file.second;
       auto f = std::find_if(link.reader->files().begin(), link.reader->files().end(),
-                            [&](const ArchiveFileInfo& a) { return a.name == file; });
+                            [&file](const ArchiveFileInfo& a) { return a.name == file; });
       if (f == link.reader->files().end())
         return Corruption(prefix + ": the data file " + file + " of " + table + " is not in the archive");
       auto count = info.rows.find(table);

@@ -76,7 +76,7 @@ class MemoryBackupTest : public ::testing::Test {
       const Point p{Lsn(1000 + commit * 10), CommitTime(1'700'000'000'000'000 + commit * 1000)};
       points_.push_back(p);
       const std::string tenant = rng() % 3 == 0 ? "zeta" : "acme";
-      const std::string table = tables[rng() % tables.size()];
+      const std::string& table = tables[rng() % tables.size()];
       const int id = static_cast<int>(rng() % 40);
       const bool del = rng() % 4 == 0;
       const std::string json =

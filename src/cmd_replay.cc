@@ -303,6 +303,27 @@ int SnapshotsShow(const GlobalOptions& g, const Args& a) {
   return kExitOk;
 }
 
+int SnapshotsExpire(const GlobalOptions& g, const Args& a) {
+  int code = kExitOk;
+  auto o = Open(g, &code, true);
+  if (!o) return code;
+  auto all = o->engine->ListSnapshots(std::nullopt);
+  if (!all.ok()) return Fail(all.status());
+  const int64_t cutoff = SystemClock().Now().micros() - o->cfg.replay.snapshot_retention_days * 86400LL * 1000000;
+  size_t old = 0;
+  for (const auto& s : *all) old += s.created_at.micros() < cutoff ? 1 : 0;
+  if (!a.confirm) {
+    return NeedConfirm("This would remove " + std::to_string(old) + " of " + std::to_string(all->size()) +
+                       " snapshots, those older than replay.snapshot_retention_days (" +
+                       std::to_string(o->cfg.replay.snapshot_retention_days) + ").");
+  }
+  auto removed = o->engine->ExpireSnapshots(SystemClock().Now());
+  if (!removed.ok()) return Fail(removed.status());
+  for (const auto& id : *removed) std::printf("removed %s\n", id.c_str());
+  std::printf("%zu snapshots removed\n", removed->size());
+  return kExitOk;
+}
+
 // One CSV field (RFC 4180): quoted when it holds a comma, quote or newline.
 void AppendCsv(std::string* out, std::string_view v) {
   if (v.find_first_of(",\"\n\r") == std::string_view::npos) {
@@ -450,6 +471,10 @@ void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_cod
   auto* show = snapshots->add_subcommand("show", "One snapshot");
   show->add_option("snapshot", a.snapshot, "Snapshot id")->required();
   show->callback([&g, exit_code] { *exit_code = SnapshotsShow(g, a); });
+
+  auto* expire = snapshots->add_subcommand("expire", "Remove snapshots older than replay.snapshot_retention_days");
+  expire->add_flag("--confirm", a.confirm, "Really remove them");
+  expire->callback([&g, exit_code] { *exit_code = SnapshotsExpire(g, a); });
 
   auto* rollback = app.add_subcommand("rollback", "Put a snapshot back (takes its own snapshot first)");
   rollback->add_option("--snapshot", a.snapshot, "Snapshot id")->required();

@@ -318,6 +318,8 @@ void GetAudit(ApiState& s, Call& c) {
   f.to = *to;
   f.actor = Query(c, "actor");
   f.tenant = Query(c, "tenant");
+  if (f.tenant && f.tenant->empty())
+    return SendError(c, InvalidArgument("query parameter 'tenant': must not be empty"));
   std::string out = "{\"entries\":[";
   bool first = true;
   Status st = s.audit->Read(f, [&](const std::string& line) {
@@ -353,6 +355,11 @@ void VerifyAudit(ApiState& s, Call& c) {
 void ListJobs(ApiState& s, Call& c) {
   auto state = Query(c, "state");
   auto kind = Query(c, "kind");
+  if (state && *state != "queued" && *state != "running" && *state != "succeeded" && *state != "failed") {
+    return SendError(
+        c, InvalidArgument("query parameter 'state': expected queued, running, succeeded or failed, got '" + *state +
+                           "'"));
+  }
   std::string out = "{\"jobs\":[";
   bool first = true;
   for (const auto& j : s.jobs->List()) {

@@ -1,6 +1,7 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <set>
 
 #include "server_impl.h"
 
@@ -231,6 +232,20 @@ void Server::Impl::Serve(const Route& route, Call& c) {
 void Server::Impl::Configure() {
   http->set_payload_max_length(kMaxBodyBytes);
   http->set_read_timeout(30);
+  // httplib 0.11 reads a request's body only for POST, PUT, PATCH and DELETE
+  // with a Content-Length: any other body (a TRACE's, a GET's) stayed in the
+  // connection and was parsed as the next request, so the next call on that
+  // connection got a 400 (found by schemathesis), or ran whatever the body
+  // spelled. One request per connection leaves nothing to misread.
+  http->set_keep_alive_max_count(1);
+  // Methods httplib routes to no handler (TRACE, CONNECT) get the router's
+  // 405 with Allow (404 for an unknown path) instead of httplib's bare 400.
+  http->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    static const std::set<std::string> kRouted = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    if (kRouted.count(req.method)) return httplib::Server::HandlerResponse::Unhandled;
+    Dispatch(req, res);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   auto dispatch = [this](const httplib::Request& req, httplib::Response& res) { Dispatch(req, res); };
   http->Get(".*", dispatch);
   http->Post(".*", dispatch);

@@ -597,5 +597,25 @@ TEST_F(PitrE2E, EveryApplyMarksTheChangeStreamWithItsJob) {
   EXPECT_TRUE(jobs.count("job-pitr-29"));
 }
 
+// Last in the file: it removes the snapshots the tests above made.
+TEST_F(PitrE2E, SnapshotsExpireAfterTheirRetention) {
+  auto engine = OpenEngine();
+  ASSERT_NE(engine, nullptr);
+  auto all = engine->ListSnapshots(std::nullopt);
+  ASSERT_TRUE(all.ok());
+  ASSERT_GT(all->size(), 60u);
+  const std::string base = std::string(TV_BINARY) + " --config " + h_->config_path();
+  auto dry = RunCommand(base + " snapshots expire 2>&1");
+  EXPECT_EQ(dry.exit_code, 2) << dry.output;
+  auto none = engine->ExpireSnapshots(SystemClock().Now());
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty()) << "fresh snapshots are inside the 30-day retention";
+  auto later = engine->ExpireSnapshots(CommitTime(SystemClock().Now().micros() + 31LL * 86400 * 1000000));
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->size(), all->size());
+  EXPECT_TRUE(engine->ListSnapshots(std::nullopt)->empty());
+  EXPECT_EQ(engine->Rollback((*all)[0].id, "job-after-expiry", nullptr).status().code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace timevault::testing

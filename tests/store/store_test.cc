@@ -103,6 +103,31 @@ TEST_F(StoreTest, EndBeforeOrAfterItsEventsInSeparateBatches) {
   EXPECT_EQ(State("a", 330).count(Key(5)), 1u);
 }
 
+// An incomplete transaction's counters and flags (time still END's
+// milliseconds) are kept in memory between batches; after a reopen they are
+// read back from `txns`. Either way the count completes it exactly once and
+// the first event refines its commit time.
+TEST_F(StoreTest, InFlightCountersAndCommitTimeSurviveBatchesAndReopens) {
+  Bootstrap();
+  Apply({End(20, 200, 3, kT0 + 100)});
+  Reopen();
+  Apply({Change('c', "a", 1, "x", 190, 20, kT0 + 123)});
+  Apply({Change('c', "a", 1, "x", 190, 20, kT0 + 123)});  // a re-sent event (new offset) is not counted
+  Reopen();
+  Apply({Change('c', "a", 2, "x", 191, 20, kT0 + 123)});
+  EXPECT_EQ(Recoverable(), 10u);
+  EXPECT_EQ(store_->Stats().duplicates, 1u);
+  Apply({Change('c', "b", 3, "x", 192, 20, kT0 + 123)});
+  EXPECT_EQ(Recoverable(), 200u);
+  EXPECT_EQ(store_->RecoverablePoint()->time.micros(), kT0 + 123);
+  auto p = store_->ResolveTime(CommitTime(kT0 + 123));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->lsn.value(), 200u);
+  Reopen();
+  EXPECT_EQ(Recoverable(), 200u);
+  EXPECT_EQ(State("a", 200).size(), 2u);
+}
+
 TEST_F(StoreTest, OutOfRangePastTheRecoverablePoint) {
   Bootstrap();
   Apply({Change('c', "a", 1, "x", 100, 7), End(7, 0x1A0, 1, kT0)});

@@ -18,14 +18,18 @@ CaptureHarness::CaptureHarness(CaptureOptions options)
       publication_(UniqueName("pub")) {
   config_path_ = dir_.path() + "/timevault.toml";
   const auto& env = Env();
+  // The store's consumer group is unique too: a store killed with SIGKILL
+  // stays a member of its group until its session expires (librdkafka's
+  // session.timeout.ms, 45 s), and a new member of a shared group would wait
+  // that long before it gets any partition.
   std::string toml = "[postgres]\nconninfo = \"" + db_.Conninfo() + "\"\nslot = \"" + slot_ + "\"\npublication = \"" +
                      publication_ + "\"\nsnapshot_mode = \"" + options_.snapshot_mode +
                      "\"\nstatus_interval_ms = " + std::to_string(options_.status_ms) + "\n[kafka]\nbootstrap = \"" +
                      env.kafka_bootstrap + "\"\ntopic_prefix = \"" + prefix_ +
                      "\"\nschemas_enable = " + (options_.schemas_enable ? "true" : "false") +
                      "\nheartbeat_interval_ms = " + std::to_string(options_.heartbeat_ms) +
-                     "\ntopic_partitions = 3\n[store]\npath = \"" + dir_.path() + "/store\"\nkey_file = \"" +
-                     dir_.path() + "/key\"\n" + options_.extra;
+                     "\ntopic_partitions = 3\nconsumer_group = \"" + UniqueName("grp") + "\"\n[store]\npath = \"" +
+                     dir_.path() + "/store\"\nkey_file = \"" + dir_.path() + "/key\"\n" + options_.extra;
   WriteFile(config_path_, toml);
   // A real master key for the store: 32 random bytes.
   RunCommand("head -c 32 /dev/urandom > " + dir_.path() + "/key && chmod 600 " + dir_.path() + "/key");

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <future>
 #include <optional>
 #include <vector>
 
@@ -25,12 +26,53 @@ std::string RegexEscape(const std::string& s) {
   return out;
 }
 
+// Applies a batch on a second thread while the polling thread fetches and
+// parses (RapidJSON) the next one, so parsing and applying overlap. At most
+// one batch is in flight; batches are applied in the order started, each
+// one Store::Apply (one synced WriteBatch with its offsets), so the
+// exactly-once argument is unchanged. Used by the polling thread only.
+class Applier {
+ public:
+  Applier(Store* store, IngestMetrics* metrics) : store_(store), metrics_(metrics) {}
+  Applier(const Applier&) = delete;
+  Applier& operator=(const Applier&) = delete;
+  ~Applier() { (void)Wait(); }
+
+  // Waits for the batch in flight, then starts applying `*batch`, which is
+  // left empty (holding the previous batch's capacity).
+  Status Start(std::vector<IngestItem>* batch) {
+    TV_RETURN_IF_ERROR(Wait());
+    applying_.swap(*batch);
+    batch->clear();
+    inflight_ = std::async(std::launch::async, [this] {
+      Status st = store_->Apply(applying_);
+      if (!st.ok()) return st.WithContext("applying a batch of " + std::to_string(applying_.size()) + " messages");
+      metrics_->consumed.fetch_add(applying_.size());
+      metrics_->applied_batches.fetch_add(1);
+      return Status::Ok();
+    });
+    return Status::Ok();
+  }
+
+  // The result of the batch in flight (OK if there is none).
+  Status Wait() {
+    if (!inflight_.valid()) return Status::Ok();
+    return inflight_.get();
+  }
+
+ private:
+  Store* store_;
+  IngestMetrics* metrics_;
+  std::vector<IngestItem> applying_;
+  std::future<Status> inflight_;
+};
+
 // Rebalance: every assigned partition starts at the offset the store holds
 // (written in the same WriteBatch as its data), or at the beginning.
 class Rebalancer {
  public:
-  Rebalancer(Store* store, IngestMetrics* metrics, std::vector<IngestItem>* pending)
-      : store_(store), metrics_(metrics), pending_(pending) {}
+  Rebalancer(Store* store, IngestMetrics* metrics, Applier* applier, std::vector<IngestItem>* pending)
+      : store_(store), metrics_(metrics), applier_(applier), pending_(pending) {}
 
   static void Callback(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
     static_cast<Rebalancer*>(opaque)->On(rk, err, parts);
@@ -41,8 +83,10 @@ class Rebalancer {
  private:
   void On(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
     metrics_->rebalances.fetch_add(1);
-    // Messages consumed before the rebalance are applied first, so the
-    // offsets read below include them (no batch ever holds a message twice).
+    // Messages consumed before the rebalance are applied first (the batch in
+    // flight, then the one being filled), so the offsets read below include
+    // them (no batch ever holds a message twice).
+    if (Status st = applier_->Wait(); !st.ok() && error_.ok()) error_ = st;
     if (!pending_->empty() && error_.ok()) {
       error_ = store_->Apply(*pending_);
       if (error_.ok()) {
@@ -71,6 +115,7 @@ class Rebalancer {
 
   Store* store_;
   IngestMetrics* metrics_;
+  Applier* applier_;
   std::vector<IngestItem>* pending_;
   Status error_;
 };
@@ -144,7 +189,8 @@ void UpdateLag(rd_kafka_t* rk, IngestMetrics* metrics) {
 Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metrics, const std::atomic<bool>* stop) {
   std::vector<IngestItem> batch;
   batch.reserve(kMaxBatch);
-  Rebalancer rebalancer(store, metrics, &batch);
+  Applier applier(store, metrics);
+  Rebalancer rebalancer(store, metrics, &applier, &batch);
   TV_ASSIGN_OR_RETURN(auto consumer, NewConsumer(config, &rebalancer));
   const std::string prefix = RegexEscape(config.kafka.topic_prefix);
   kafka::PartitionList topics(rd_kafka_topic_partition_list_new(2));
@@ -178,20 +224,18 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
       break;
     }
     if (!batch.empty()) {
-      Status st = store->Apply(batch);
-      if (!st.ok()) {
-        result = st.WithContext("applying a batch of " + std::to_string(batch.size()) + " messages");
+      result = applier.Start(&batch);
+      if (!result.ok()) {
+        batch.clear();  // never apply messages after a failed batch (its offsets were not stored)
         break;
       }
-      metrics->consumed.fetch_add(batch.size());
-      metrics->applied_batches.fetch_add(1);
-      batch.clear();
     }
     if (std::chrono::steady_clock::now() - last_lag > std::chrono::seconds(5)) {
       UpdateLag(consumer.get(), metrics);
       last_lag = std::chrono::steady_clock::now();
     }
   }
+  if (Status st = applier.Wait(); result.ok()) result = st;
   rd_kafka_consumer_close(consumer.get());
   return result;
 }

@@ -202,7 +202,7 @@ Status Ingest::End(const StoreEvent& ev) {
   const bool complete = txn.stored >= txn.expected;
   if (complete) txn.flags |= kTxnComplete;
   TV_RETURN_IF_ERROR(Put(s_->txns, TxnKey(xid, commit), EncodeTxnValue(txn)));
-  txns_[TxnKey(xid, commit)] = txn;
+  txns_[{xid, commit}] = txn;
   std::string cv;
   PutU64(&cv, xid);
   PutU64(&cv, static_cast<uint64_t>(txn.expected));
@@ -212,7 +212,7 @@ Status Ingest::End(const StoreEvent& ev) {
     s_->progress.complete_through = PointRec{commit, txn.commit_time_us};
     return Status::Ok();
   }
-  const InFlightTxn t{xid, txn.commit_time_us, txn.expected, txn.stored};
+  const InFlightTxn t{xid, txn.commit_time_us, txn.expected, txn.stored, txn.flags};
   s_->inflight[commit] = t;
   s_->inflight_by_xid.emplace(xid, commit);
   return Put(s_->meta, InflightKey(commit), EncodeInflight(t));
@@ -306,13 +306,19 @@ Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& en
 // Counts `n` more stored events of a transaction whose END is applied.
 // The entry is read once per batch and written once, in Finish.
 Status Ingest::AddStored(uint64_t xid, uint64_t commit, int64_t n, CommitTime commit_time) {
-  std::string key = TxnKey(xid, commit);
-  auto cached = txns_.find(key);
-  if (cached == txns_.end()) {
-    TV_ASSIGN_OR_RETURN(auto raw, Get(s_->txns, key));
+  auto cached = txns_.find({xid, commit});
+  auto inflight = s_->inflight.find(commit);
+  if (inflight != s_->inflight.end() && inflight->second.xid != xid) inflight = s_->inflight.end();
+  if (cached == txns_.end() && inflight != s_->inflight.end()) {
+    // An incomplete transaction's counters are in memory: no read.
+    const InFlightTxn& t = inflight->second;
+    cached =
+        txns_.emplace(std::make_pair(xid, commit), TxnValue{t.commit_time_us, t.expected, t.stored, t.txn_flags}).first;
+  } else if (cached == txns_.end()) {
+    TV_ASSIGN_OR_RETURN(auto raw, Get(s_->txns, TxnKey(xid, commit)));
     auto parsed = raw ? ParseTxnValue(*raw) : std::nullopt;
     if (!parsed) return Corruption("txns entry of transaction " + std::to_string(xid) + " is missing or damaged");
-    cached = txns_.emplace(std::move(key), *parsed).first;
+    cached = txns_.emplace(std::make_pair(xid, commit), *parsed).first;
   }
   TxnValue* txn = &cached->second;
   if ((txn->flags & kTxnTimeFromEnd) && commit_time.micros() > 0) {
@@ -320,9 +326,10 @@ Status Ingest::AddStored(uint64_t xid, uint64_t commit, int64_t n, CommitTime co
   }
   txn->stored += n;
   if (txn->stored >= txn->expected) txn->flags |= kTxnComplete;
-  if (auto it = s_->inflight.find(commit); it != s_->inflight.end() && it->second.xid == xid) {
-    it->second.stored = txn->stored;
-    it->second.commit_time_us = txn->commit_time_us;
+  if (inflight != s_->inflight.end()) {
+    inflight->second.stored = txn->stored;
+    inflight->second.commit_time_us = txn->commit_time_us;
+    inflight->second.txn_flags = txn->flags;
   }
   return Status::Ok();
 }
@@ -391,7 +398,8 @@ Status Ingest::Finish() {
   if (p.base && p.complete_through) advance(*p.complete_through);
   if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
 
-  for (const auto& [key, txn] : txns_) TV_RETURN_IF_ERROR(Put(s_->txns, key, EncodeTxnValue(txn)));
+  for (const auto& [id, txn] : txns_)
+    TV_RETURN_IF_ERROR(Put(s_->txns, TxnKey(id.first, id.second), EncodeTxnValue(txn)));
   TV_RETURN_IF_ERROR(Put(s_->meta, kMetaProgress, p.Encode()));
   TV_RETURN_IF_ERROR(Put(s_->meta, kMetaCounters, s_->counters.Encode()));
   for (const auto& part : dirty_offsets_) {

@@ -123,8 +123,9 @@ class Ingest {
   rocksdb::ReadOptions base_ro_;
   std::map<rocksdb::ColumnFamilyHandle*, std::unique_ptr<rocksdb::Iterator>> iters_;  // before wb_ dies
   std::set<std::pair<std::string, int32_t>> dirty_offsets_;
-  // txns entries changed by this batch (TxnKey -> value), written once in Finish.
-  std::map<std::string, TxnValue> txns_;
+  // txns entries changed by this batch ((xid, commit LSN) -> value, TxnKey's
+  // order), written once in Finish.
+  std::map<std::pair<uint64_t, uint64_t>, TxnValue> txns_;
   std::unordered_set<std::string> log_written_;  // `log` keys put by this batch (unindexed)
 };
 

@@ -32,6 +32,7 @@ struct InFlightTxn {
   int64_t commit_time_us = 0;
   int64_t expected = 0;
   int64_t stored = 0;
+  uint8_t txn_flags = 0;  // its `txns` entry's flags (in memory only: loaded from `txns`)
 };
 
 struct PendingHeartbeat {

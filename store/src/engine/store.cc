@@ -387,9 +387,17 @@ Status Store::DeadLetters(const std::function<bool(const KafkaPosition&, const s
 StoreStats Store::Stats() {
   StoreStats st;
   const ReadView v = impl_->View();
-  for (auto* h : impl_->handles) {
-    uint64_t n = 0;
-    if (impl_->db->GetIntProperty(h, rocksdb::DB::Properties::kTotalSstFilesSize, &n)) st.bytes_on_disk += n;
+  // Every file of the store directory: SST files, the write-ahead log (which
+  // holds what is still in the memtables), manifests. SST sizes alone read 0
+  // until the first flush.
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(impl_->options.path, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code size_ec;
+    if (it->is_regular_file(size_ec)) {
+      auto n = it->file_size(size_ec);
+      if (!size_ec) st.bytes_on_disk += n;
+    }
   }
   st.dead_letters = v.counters.dead_letters;
   st.events_stored = v.counters.events_stored;

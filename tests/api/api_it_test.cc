@@ -624,5 +624,60 @@ TEST_F(ApiTest, TlsWithSelfSignedCertificate) {
   EXPECT_EQ(tls.Stop(30), 0) << tls.ReadLog();
 }
 
+TEST_F(ApiTest, RestoreFromABackupPutsTheRowsBack) {
+  auto r = api_->Do("POST", "/v1/backups", "op-secret-2", R"({"tenant":"acme","type":"full","name":"before damage"})");
+  ASSERT_EQ(r.status, 202) << r.body;
+  auto job = WaitJob(Str(*r.json, "job_id"));
+  ASSERT_EQ(Str(*job, "state"), "succeeded") << Str((*job)["error"], "message");
+  std::string backup = Str((*job)["result"], "id");
+  const std::string acme_before =
+      h_->Query("SELECT string_agg(x::text, ',' ORDER BY id) FROM items x WHERE tenant_id = 'acme'");
+  const std::string globex_before =
+      h_->Query("SELECT string_agg(x::text, ',' ORDER BY id) FROM items x WHERE tenant_id = 'globex'");
+  h_->Exec(
+      "UPDATE items SET name = 'damaged' WHERE tenant_id = 'acme'; DELETE FROM items WHERE tenant_id = 'acme' AND id > "
+      "20");
+  // Without confirm: 400, nothing changes.
+  auto no = api_->Do("POST", "/v1/restores", "op-secret-2", R"({"backup_id":")" + backup + "\"}");
+  EXPECT_EQ(no.status, 400) << no.body;
+  EXPECT_NE(h_->Query("SELECT count(*) FROM items WHERE name = 'damaged'"), "0");
+  auto go = api_->Do("POST", "/v1/restores", "op-secret-2", R"({"backup_id":")" + backup + R"(","confirm":true})");
+  ASSERT_EQ(go.status, 202) << go.body;
+  auto done = WaitJob(Str(*go.json, "job_id"));
+  ASSERT_EQ(Str(*done, "state"), "succeeded") << Str((*done)["error"], "message");
+  EXPECT_EQ(Str((*done)["result"], "snapshot_id"), Str(*go.json, "snapshot_id"));
+  EXPECT_EQ(h_->Query("SELECT string_agg(x::text, ',' ORDER BY id) FROM items x WHERE tenant_id = 'acme'"),
+            acme_before);
+  EXPECT_EQ(h_->Query("SELECT string_agg(x::text, ',' ORDER BY id) FROM items x WHERE tenant_id = 'globex'"),
+            globex_before);
+  // The restore's snapshot puts the damage back.
+  auto rb = api_->Do("POST", "/v1/snapshots/" + Str(*go.json, "snapshot_id") + "/rollback", "op-secret-2",
+                     R"({"confirm":true})");
+  ASSERT_EQ(rb.status, 202) << rb.body;
+  ASSERT_EQ(Str(*WaitJob(Str(*rb.json, "job_id")), "state"), "succeeded");
+  EXPECT_NE(h_->Query("SELECT count(*) FROM items WHERE name = 'damaged'"), "0");
+  // An unknown backup.
+  auto unknown =
+      api_->Do("POST", "/v1/restores", "op-secret-2", R"({"backup_id":"b-20260101T000000Z-00000000","confirm":true})");
+  EXPECT_TRUE(unknown.status == 404 || unknown.status == 400) << unknown.status << " " << unknown.body;
+}
+
+TEST_F(ApiTest, PlansScheduleTheirBackups) {
+  std::string id = CreatePlan(UniqueName("sched"), "acme");
+  // A new plan's first full backup is due at once; the scheduler looks every 5 s.
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  bool found = false;
+  while (!found && std::chrono::steady_clock::now() < deadline) {
+    auto list = api_->Do("GET", "/v1/backups?tenant=acme", "view-secret-3");
+    ASSERT_EQ(list.status, 200);
+    found = list.body.find("scheduled by DR plan " + id) != std::string::npos;
+    if (!found) std::this_thread::sleep_for(500ms);
+  }
+  EXPECT_TRUE(found) << "no backup scheduled by plan " << id;
+  auto plan = api_->Do("GET", "/v1/plans/" + id, "view-secret-3");
+  ASSERT_EQ(plan.status, 200);
+  EXPECT_NE(plan.body.find("last_full_backup_at"), std::string::npos) << plan.body;
+}
+
 }  // namespace
 }  // namespace timevault::testing

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "json_util.h"
+#include "timevault/core/file.h"
 
 namespace timevault::api {
 namespace fs = std::filesystem;
@@ -31,20 +32,6 @@ std::optional<JobState> ParseState(std::string_view s) {
     if (JobStateName(st) == s) return st;
   }
   return std::nullopt;
-}
-
-void WriteTime(JsonWriter& w, const char* key, CommitTime t) {
-  w.Key(key);
-  if (t.micros() == 0) {
-    w.Null();
-  } else {
-    WriteString(w, t.ToIso());
-  }
-}
-
-CommitTime ReadTime(const rapidjson::Value& d, const char* key) {
-  if (!d.HasMember(key) || !d[key].IsString()) return CommitTime();
-  return CommitTime::Parse(d[key].GetString()).value_or(CommitTime());
 }
 
 std::optional<JobRecord> ParseJob(const std::string& text) {
@@ -196,19 +183,10 @@ void JobRunner::Shutdown() {
 }
 
 void JobRunner::PersistLocked(const JobRecord& r) {
-  std::string path = dir_ + "/" + r.id + ".json";
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << JobJson(r) << "\n";
-    if (!out) {
-      spdlog::error("jobs: cannot write {}", tmp);
-      return;
-    }
+  const std::string path = dir_ + "/" + r.id + ".json";
+  if (Status s = WriteFileAtomically(path, JobJson(r) + "\n"); !s.ok()) {
+    spdlog::error("jobs: cannot persist {}: {}", r.id, s.ToString());
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) spdlog::error("jobs: cannot rename {}: {}", tmp, ec.message());
 }
 
 Result<JobRecord> JobRunner::Submit(std::string kind, std::string tenant, std::string actor, JobFn fn) {

@@ -163,4 +163,18 @@ std::string RandomHex(size_t n) {
   return out;
 }
 
+void WriteTime(JsonWriter& w, const char* key, CommitTime t) {
+  w.Key(key);
+  if (t.micros() == 0) {
+    w.Null();
+  } else {
+    WriteString(w, t.ToIso());
+  }
+}
+
+CommitTime ReadTime(const rapidjson::Value& d, const char* key) {
+  if (!d.HasMember(key) || !d[key].IsString()) return CommitTime();
+  return CommitTime::Parse(d[key].GetString()).value_or(CommitTime());
+}
+
 }  // namespace timevault::api

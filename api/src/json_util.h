@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "timevault/core/status.h"
+#include "timevault/core/time.h"
 
 namespace timevault::api {
 
@@ -55,6 +56,11 @@ void WriteRaw(JsonWriter& w, std::string_view json);
 // s escaped as a JSON string literal, quotes included.
 std::string JsonQuote(std::string_view s);
 bool IsValidJson(std::string_view text);
+
+// A time as ISO 8601, null for CommitTime() (never set); and back (absent,
+// null or unparsable: CommitTime()).
+void WriteTime(JsonWriter& w, const char* key, CommitTime t);
+CommitTime ReadTime(const rapidjson::Value& d, const char* key);
 
 // Hex of n random bytes (OpenSSL RAND_bytes), for ids.
 std::string RandomHex(size_t n);

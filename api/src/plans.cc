@@ -8,23 +8,10 @@
 #include <sstream>
 
 #include "json_util.h"
+#include "timevault/core/file.h"
 
 namespace timevault::api {
 namespace {
-
-void WriteTime(JsonWriter& w, const char* key, CommitTime t) {
-  w.Key(key);
-  if (t.micros() == 0) {
-    w.Null();
-  } else {
-    WriteString(w, t.ToIso());
-  }
-}
-
-CommitTime ReadTime(const rapidjson::Value& d, const char* key) {
-  if (!d.HasMember(key) || !d[key].IsString()) return CommitTime();
-  return CommitTime::Parse(d[key].GetString()).value_or(CommitTime());
-}
 
 int64_t ReadInt(const rapidjson::Value& d, const char* key) {
   return d.HasMember(key) && d[key].IsInt64() ? d[key].GetInt64() : 0;
@@ -145,16 +132,9 @@ Status PlanStore::SaveLocked() {
   for (const auto& p : plans_) WritePlan(w, p);
   w.EndArray();
   w.EndObject();
-  std::string tmp = path_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << buf.GetString() << "\n";
-    out.flush();
-    if (!out) return Internal("plans: cannot write " + tmp);
+  if (Status s = WriteFileAtomically(path_, std::string(buf.GetString()) + "\n"); !s.ok()) {
+    return Internal("plans: cannot replace " + path_ + ": " + s.message());
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path_, ec);
-  if (ec) return Internal("plans: cannot replace " + path_ + ": " + ec.message());
   return Status::Ok();
 }
 

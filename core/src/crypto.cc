@@ -18,6 +18,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "timevault/core/file.h"
+
 namespace timevault::crypto {
 
 namespace internal {
@@ -226,21 +228,6 @@ Result<uint32_t> PeekKeyId(std::string_view ciphertext) {
 // ---- MasterKey ----
 
 namespace {
-
-// An open file descriptor, closed on destruction.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
 

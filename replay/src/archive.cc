@@ -36,6 +36,7 @@
 #include <random>
 #include <set>
 
+#include "timevault/core/file.h"
 #include "timevault/core/time.h"
 
 namespace timevault::replay {
@@ -123,42 +124,10 @@ std::string Errno(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
 }
 
-// An owned file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Internal(Errno("writing", path));
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
-
 Status AppendFile(const std::string& path, std::string_view data) {
   Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (fd.get() < 0) return Internal(Errno("opening", path));
   return WriteAll(fd.get(), data, path);
-}
-
-Status FsyncPath(const std::string& path, bool directory) {
-  Fd fd(::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC));
-  if (fd.get() < 0) return Internal(Errno("opening", path));
-  if (::fsync(fd.get()) != 0) return Internal(Errno("fsync of", path));
-  return Status::Ok();
 }
 
 // Reads up to `n` bytes; fewer only at the end of the file.

@@ -14,6 +14,7 @@
 #include <shared_mutex>
 
 #include "backup_format.h"
+#include "ids.h"
 #include "timevault/replay/archive.h"
 
 namespace timevault::replay {
@@ -28,18 +29,7 @@ using backup_internal::Manifest;
 
 constexpr size_t kMaxChain = 10000;  // a longer chain is a loop in damaged manifests
 
-// "b-20261127T081500Z-1a2b3c4d": sorts by creation time, unique by the suffix.
-std::string NewBackupId(CommitTime now) {
-  std::string iso = now.ToIso();  // 2026-11-27T08:15:00.123456Z
-  std::string stamp;
-  for (char c : iso.substr(0, 19)) {
-    if (c != '-' && c != ':') stamp += c;
-  }
-  std::random_device rd;
-  char suffix[9];
-  std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(rd()));
-  return "b-" + stamp + "Z-" + suffix;
-}
+std::string NewBackupId(CommitTime now) { return NewTimeId("b", now); }
 
 bool LooksLikeBackupId(const std::string& name) {
   return name.size() > 2 && name.rfind("b-", 0) == 0 && name.find(".tmp-") == std::string::npos &&

@@ -2,7 +2,6 @@
 // over the one diff-and-apply path of apply.h (docs/replay.md).
 #include "timevault/replay/engine.h"
 
-#include <openssl/rand.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -19,7 +18,9 @@
 
 #include "apply.h"
 #include "catalog.h"
+#include "ids.h"
 #include "timevault/core/crypto.h"
+#include "timevault/core/file.h"
 #include "timevault/replay/archive.h"
 
 namespace timevault::replay {
@@ -30,38 +31,10 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 constexpr int64_t kPlanLifetimeMicros = 3600LL * 1000000;
 
-// "<prefix>-20261127T081500Z-1a2b3c4d": unique, and sorts by creation time.
-std::string NewId(const char* prefix) {
-  std::string iso = SystemClock().Now().ToIso();  // 2026-11-27T08:15:00.123456Z
-  std::string stamp;
-  for (char c : iso.substr(0, 19)) {
-    if (c != '-' && c != ':') stamp.push_back(c);
-  }
-  unsigned char rnd[4];
-  RAND_bytes(rnd, sizeof rnd);
-  char hex[9];
-  std::snprintf(hex, sizeof hex, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
-  return std::string(prefix) + "-" + stamp + "Z-" + hex;
-}
-
 bool ValidId(const std::string& id, char prefix) {
   if (id.size() < 3 || id[0] != prefix || id[1] != '-') return false;
   return std::all_of(id.begin(), id.end(),
                      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; });
-}
-
-Status WriteFileAtomic(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-  bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size() && std::fflush(f) == 0 &&
-            ::fsync(fileno(f)) == 0;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Internal("cannot rename " + tmp + ": " + ec.message());
-  return Status::Ok();
 }
 
 Result<std::string> ReadFile(const std::string& path) {
@@ -180,7 +153,7 @@ class EngineImpl final : public Engine {
     double load_seconds = Seconds(started);
 
     PitrPlan plan;
-    plan.plan_id = NewId("p");
+    plan.plan_id = NewTimeId("p", SystemClock().Now());
     plan.tenant = tenant.str();
     plan.tables = tables;
     plan.target = point;
@@ -201,7 +174,7 @@ class EngineImpl final : public Engine {
       w.Uint64(diff.target_rows);
       w.EndObject();
     });
-    TV_RETURN_IF_ERROR(WriteFileAtomic(PlanPath(plan.plan_id), json));
+    TV_RETURN_IF_ERROR(WriteFileAtomically(PlanPath(plan.plan_id), json));
     spdlog::info("pitr preview {}: tenant {} to {} ({}): {} inserts, {} updates, {} deletes", plan.plan_id,
                  tenant.str(), point.lsn.ToString(), point.time.ToIso(), plan.ops.inserts, plan.ops.updates,
                  plan.ops.deletes);
@@ -254,7 +227,7 @@ class EngineImpl final : public Engine {
       rapidjson::StringBuffer sb;
       Writer w(sb);
       updated.Accept(w);
-      if (Status s = WriteFileAtomic(PlanPath(plan_id), sb.GetString()); !s.ok()) {
+      if (Status s = WriteFileAtomically(PlanPath(plan_id), sb.GetString()); !s.ok()) {
         spdlog::warn("pitr {}: could not mark the plan executed: {}", plan_id, s.ToString());
       }
     }
@@ -490,12 +463,12 @@ class EngineImpl final : public Engine {
         rate = 0.7 * d["ops_per_second"].GetDouble() + 0.3 * rate;  // smoothed over applies
       }
     }
-    (void)WriteFileAtomic(StatsPath(), ToJson([&](Writer& w) {
-                            w.StartObject();
-                            w.Key("ops_per_second");
-                            w.Double(rate);
-                            w.EndObject();
-                          }));
+    (void)WriteFileAtomically(StatsPath(), ToJson([&](Writer& w) {
+                                w.StartObject();
+                                w.Key("ops_per_second");
+                                w.Double(rate);
+                                w.EndObject();
+                              }));
   }
 
   Result<ApplyResult> RunApply(const ApplyJob& job, const ProgressFn& progress) {

@@ -77,8 +77,8 @@ std::string_view DrTestLevelName(DrTestLevel level);
 
 // Runs a DR test of `plan` at `level` and returns its report as a JSON object
 // (passed, measured restore seconds vs RTO, data age vs RPO, each check with
-// its outcome, recommendations). Implemented by the DR-test piece; until it
-// lands it returns Unavailable saying so.
+// its outcome, recommendations); a missing or damaged backup is a failed check
+// in the report, not an error (api/src/dr_test.cc, docs/api.md "DR tests").
 Result<std::string> RunDrTest(replay::Engine& engine, const DrPlan& plan, DrTestLevel level, const std::string& job_id,
                               const replay::ProgressFn& progress);
 

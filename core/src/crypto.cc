@@ -38,6 +38,19 @@ void CipherCtxDeleter::operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_fr
 
 void MdCtxDeleter::operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
 
+// Random nonces fetched from RAND_bytes a block at a time and handed out
+// once each, in order. Every nonce is still 96 fresh random bits (the
+// collision bound of SP 800-38D's random construction is unchanged); only
+// the per-call overhead of the generator is shared. A pool belongs to one
+// DataKey instance, so no nonce is ever given to two encryptions.
+struct NoncePool {
+  static constexpr size_t kCount = 256;
+  uint8_t bytes[kCount * kNonceBytes];
+  size_t next = kCount;  // empty: filled on first use
+};
+
+void NoncePoolDeleter::operator()(NoncePool* p) const { delete p; }
+
 }  // namespace internal
 
 namespace {
@@ -126,8 +139,19 @@ bool Begin(EVP_CIPHER_CTX* ctx, const char* sealed, std::string_view aad) {
 // Encrypts `plaintext` into `sealed`, which holds kValueOverhead +
 // plaintext.size() bytes with the header already written: draws the nonce,
 // then writes the ciphertext and the tag. Dies if OpenSSL fails.
-void Seal(EVP_CIPHER_CTX* ctx, std::string_view aad, std::string_view plaintext, char* sealed) {
-  FillRandom(U8(sealed + kBoundHeaderBytes), kNonceBytes);
+void Seal(EVP_CIPHER_CTX* ctx, std::string_view aad, std::string_view plaintext, char* sealed,
+          internal::NoncePool* nonces = nullptr) {
+  if (nonces == nullptr) {
+    FillRandom(U8(sealed + kBoundHeaderBytes), kNonceBytes);
+  } else {
+    if (nonces->next == internal::NoncePool::kCount) {
+      FillRandom(nonces->bytes, sizeof(nonces->bytes));
+      nonces->next = 0;
+    }
+    uint8_t* nonce = nonces->bytes + nonces->next++ * kNonceBytes;
+    std::memcpy(sealed + kBoundHeaderBytes, nonce, kNonceBytes);
+    std::memset(nonce, 0, kNonceBytes);  // handed out: never again
+  }
   char* body = sealed + kValueHeaderBytes;
   char* tag = body + plaintext.size();
   int final_len = 0;
@@ -187,7 +211,8 @@ void DataKey::Encrypt(std::string_view plaintext, std::string_view aad, std::str
   assert(encrypt_ctx_ && "use of a moved-from DataKey");
   out->resize(kValueOverhead + plaintext.size());
   WriteHeader(kValueFormatVersion, id_, out->data());
-  Seal(encrypt_ctx_.get(), aad, plaintext, out->data());
+  if (!nonces_) nonces_.reset(new internal::NoncePool);
+  Seal(encrypt_ctx_.get(), aad, plaintext, out->data(), nonces_.get());
 }
 
 Status DataKey::Decrypt(std::string_view ciphertext, std::string_view aad, std::string* out) {

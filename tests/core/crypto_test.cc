@@ -194,6 +194,29 @@ TEST(DataKey, NoncesNeverRepeatOver100kEncryptions) {
   EXPECT_EQ(ciphertexts.size(), size_t{kN});
 }
 
+// Nonces come from a per-instance pool: a clone and a moved-to key must draw
+// their own, never the original's remaining ones.
+TEST(DataKey, ClonesAndMovedKeysNeverShareNonces) {
+  DataKey key = DataKey::Generate(1);
+  std::string ct;
+  key.Encrypt("x", "", &ct);  // the pool now holds 255 unused nonces
+  DataKey clone = key.Clone();
+  std::unordered_set<std::string> nonces{ct.substr(5, kNonceBytes)};
+  for (int i = 0; i < 600; ++i) {
+    key.Encrypt("x", "", &ct);
+    EXPECT_TRUE(nonces.insert(ct.substr(5, kNonceBytes)).second) << "original, encryption " << i;
+    clone.Encrypt("x", "", &ct);
+    EXPECT_TRUE(nonces.insert(ct.substr(5, kNonceBytes)).second) << "clone, encryption " << i;
+  }
+  DataKey moved = std::move(key);
+  for (int i = 0; i < 300; ++i) {
+    moved.Encrypt("x", "", &ct);
+    EXPECT_TRUE(nonces.insert(ct.substr(5, kNonceBytes)).second) << "moved, encryption " << i;
+    std::string out;
+    ASSERT_TRUE(clone.Decrypt(ct, "", &out).ok());
+  }
+}
+
 TEST(DataKey, GeneratedKeysDiffer) {
   DataKey a = DataKey::Generate(1);
   DataKey b = DataKey::Generate(1);

@@ -398,6 +398,7 @@ Status Ingest::Finish() {
   if (p.base && p.complete_through) advance(*p.complete_through);
   if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
 
+  for (const auto& [key, operand] : current_) TV_RETURN_IF_ERROR(MergeUnindexed(s_->current, key, operand));
   for (const auto& [id, txn] : txns_)
     TV_RETURN_IF_ERROR(Put(s_->txns, TxnKey(id.first, id.second), EncodeTxnValue(txn)));
   TV_RETURN_IF_ERROR(Put(s_->meta, kMetaProgress, p.Encode()));

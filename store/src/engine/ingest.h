@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -127,6 +128,8 @@ class Ingest {
   // order), written once in Finish.
   std::map<std::pair<uint64_t, uint64_t>, TxnValue> txns_;
   std::unordered_set<std::string> log_written_;  // `log` keys put by this batch (unindexed)
+  // `current` key -> the greatest merge operand of the batch (PutVersion).
+  std::unordered_map<std::string, std::string> current_;
 };
 
 }  // namespace timevault::store::engine

@@ -281,8 +281,14 @@ Status Ingest::PutVersion(const std::string& tenant, const std::string& table, c
   dk->Encrypt(row, key, &enc);
   const std::string value = EncodeVersionValue(flags, xid, enc);
   TV_RETURN_IF_ERROR(Put(s_->versions, key, value));
-  // `current` keeps the newest version by change LSN, whatever the arrival order.
-  return MergeUnindexed(s_->current, std::string_view(key.data(), key.size() - 8), EncodeCurrent(lsn, value));
+  // `current` keeps the newest version by change LSN, whatever the arrival
+  // order (RocksDB's bytewise max). Within the batch only the greatest
+  // operand per row is kept, so a row changed n times in a batch costs one
+  // merge, not n (written in Finish).
+  std::string operand = EncodeCurrent(lsn, value);
+  auto [it, inserted] = current_.try_emplace(key.substr(0, key.size() - 8), std::move(operand));
+  if (!inserted && it->second.compare(operand) < 0) it->second = std::move(operand);
+  return Status::Ok();
 }
 
 Result<std::vector<std::string>> Ingest::TenantsWithRows(const std::string& table) {

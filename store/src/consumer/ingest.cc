@@ -26,10 +26,11 @@ std::string RegexEscape(const std::string& s) {
   return out;
 }
 
-// Applies a batch on a second thread while the polling thread fetches and
-// parses (RapidJSON) the next one, so parsing and applying overlap. At most
-// one batch is in flight; batches are applied in the order started, each
-// one Store::Apply (one synced WriteBatch with its offsets), so the
+// Builds a batch on a second thread (Store::ApplyStart) while the polling
+// thread fetches and parses (RapidJSON) the next one; the store writes the
+// batch before on a third (Store::ApplyStart pipelines build and write).
+// So polling+parsing, building and writing overlap. Batches land in the
+// order started, each one synced WriteBatch with its offsets, so the
 // exactly-once argument is unchanged. Used by the polling thread only.
 class Applier {
  public:
@@ -41,11 +42,11 @@ class Applier {
   // Waits for the batch in flight, then starts applying `*batch`, which is
   // left empty (holding the previous batch's capacity).
   Status Start(std::vector<IngestItem>* batch) {
-    TV_RETURN_IF_ERROR(Wait());
+    TV_RETURN_IF_ERROR(WaitBuilt());
     applying_.swap(*batch);
     batch->clear();
     inflight_ = std::async(std::launch::async, [this] {
-      Status st = store_->Apply(applying_);
+      Status st = store_->ApplyStart(applying_);
       if (!st.ok()) return st.WithContext("applying a batch of " + std::to_string(applying_.size()) + " messages");
       metrics_->consumed.fetch_add(applying_.size());
       metrics_->applied_batches.fetch_add(1);
@@ -54,11 +55,18 @@ class Applier {
     return Status::Ok();
   }
 
-  // The result of the batch in flight (OK if there is none).
+  // Waits until every batch started has landed (OK if there is none).
   Status Wait() {
-    if (!inflight_.valid()) return Status::Ok();
-    return inflight_.get();
+    Status st = WaitBuilt();
+    Status landed = store_->WaitApplied();
+    return st.ok() ? landed : st;
   }
+
+ private:
+  // Waits for the batch being built (its write may still be in flight).
+  Status WaitBuilt() { return inflight_.valid() ? inflight_.get() : Status::Ok(); }
+
+ public:
 
  private:
   Store* store_;

@@ -8,17 +8,20 @@
 // and the keyring's per-call key clones.
 #pragma once
 
+#include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 
 #include <atomic>
 #include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -105,6 +108,24 @@ struct StoreImpl {
   };
   std::deque<RecentDelete> recent_deletes;
 
+  // ---- the write pipeline (write_mu; engine/ingest.cc) ----
+  // A batch is built while the previous one is being written: the batch
+  // being built reads through the previous batch's WriteBatchWithIndex
+  // (kept until the batch built on it is handed to the writer), so it sees
+  // that batch's records whether or not they have landed. Each batch is one
+  // synced write with its offsets. The writer state above runs ahead of the
+  // database by at most the batch in flight; readers see `view`, published
+  // only when that batch has landed.
+  struct Layer {  // one batch's records, indexed
+    Layer() : wb(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {}
+    rocksdb::WriteBatchWithIndex wb;
+    std::unordered_set<std::string> log_written;  // its `log` keys (unindexed records)
+  };
+  struct Pipeline {
+    std::unique_ptr<Layer> previous;  // the batch in flight, or the last one landed
+    std::future<Status> writing;      // the write of `previous`; publishes its view
+  } pipeline;
+
   // ---- reader state ----
   std::shared_mutex refresh_mu;  // read-only stores: readers shared, Refresh exclusive
   std::mutex view_mu;
@@ -120,13 +141,18 @@ struct StoreImpl {
   }
   // Copies the writer state into `view` (after a successful write).
   void Publish();
+  ReadView WriterView() const;
   // Reloads the writer state from the database (at open, after a failed write).
   Status LoadWriterState();
   // read_only: reloads `view` from meta.
   Status LoadView();
 
-  // Ingest (ingest.cc).
-  Status ApplyBatch(const std::vector<IngestItem>& batch);
+  // Ingest (ingest.cc). StartBatch builds a batch and starts its write once
+  // the previous one has landed; Drain waits for the write in flight and
+  // empties the pipeline. Any error leaves nothing of the failed batch (or
+  // of one built on it) in the writer state.
+  Status StartBatch(const std::vector<IngestItem>& batch);
+  Status Drain();
   // Reads (reads.cc).
   Status CheckRecoverable(Lsn point, const ReadView& v, std::string_view what) const;
   Status CheckFloor(Lsn point, const ReadView& v, std::string_view what) const;

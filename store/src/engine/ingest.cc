@@ -4,14 +4,48 @@
 #include "engine/ingest.h"
 
 #include <rocksdb/comparator.h>
+#include <rocksdb/perf_level.h>
 #include <spdlog/spdlog.h>
 
 namespace timevault::store {
 namespace engine {
 
+Ingest::Ingest(StoreImpl* s, StoreImpl::Layer* layer, StoreImpl::Layer* previous)
+    : s_(s), layer_(layer), previous_(previous), wb_(layer->wb) {
+  base_ro_.total_order_seek = true;
+}
+
+namespace {
+
+enum class InBatch { kAbsent, kPut, kDeleted };
+
+// The newest record of `key` in one batch's index (overwrite_key: one per key).
+Result<InBatch> LookUp(rocksdb::WriteBatchWithIndex& wb, rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+                       std::string* value) {
+  std::unique_ptr<rocksdb::WBWIIterator> it(wb.NewIterator(cf));
+  it->Seek(key);
+  if (!it->Valid()) return InBatch::kAbsent;
+  const rocksdb::WriteEntry e = it->Entry();
+  if (e.key != key) return InBatch::kAbsent;
+  switch (e.type) {
+    case rocksdb::kPutRecord: value->assign(e.value.data(), e.value.size()); return InBatch::kPut;
+    case rocksdb::kDeleteRecord:
+    case rocksdb::kSingleDeleteRecord: return InBatch::kDeleted;
+    default: return Internal("unexpected record type in an ingest batch's index");
+  }
+}
+
+}  // namespace
+
 Result<std::optional<std::string>> Ingest::Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
   std::string v;
-  rocksdb::Status st = wb_.GetFromBatchAndDB(s_->db.get(), rocksdb::ReadOptions(), cf, key, &v);
+  for (StoreImpl::Layer* l : {layer_, previous_}) {
+    if (l == nullptr) continue;
+    TV_ASSIGN_OR_RETURN(InBatch found, LookUp(l->wb, cf, key, &v));
+    if (found == InBatch::kPut) return std::optional<std::string>(std::move(v));
+    if (found == InBatch::kDeleted) return std::optional<std::string>();
+  }
+  rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), cf, key, &v);
   if (st.IsNotFound()) return std::optional<std::string>();
   if (!st.ok()) return Internal(RocksError("get", st));
   return std::optional<std::string>(std::move(v));
@@ -22,9 +56,15 @@ Result<bool> Ingest::Exists(rocksdb::ColumnFamilyHandle* cf, std::string_view ke
   return v.has_value();
 }
 
+// This batch over the previous one over the database (each layer's iterator
+// owns the one below).
 rocksdb::Iterator* Ingest::Iter(rocksdb::ColumnFamilyHandle* cf) {
   auto& it = iters_[cf];
-  if (!it) it.reset(wb_.NewIteratorWithBase(cf, s_->db->NewIterator(base_ro_, cf), &base_ro_));
+  if (!it) {
+    rocksdb::Iterator* base = s_->db->NewIterator(base_ro_, cf);
+    if (previous_ != nullptr) base = previous_->wb.NewIteratorWithBase(cf, base, &base_ro_);
+    it.reset(wb_.NewIteratorWithBase(cf, base, &base_ro_));
+  }
   return it.get();
 }
 
@@ -52,9 +92,10 @@ Status Ingest::MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view 
   return st.ok() ? Status::Ok() : Internal(RocksError("batch merge", st));
 }
 
-// `log` is read back only by the duplicate check, which looks in log_written_.
+// `log` is read back only by the duplicate check, which looks in the
+// layers' log_written (this batch's and the one before, maybe in flight).
 Status Ingest::PutLog(const std::string& key, std::string_view value) {
-  log_written_.insert(key);
+  layer_->log_written.insert(key);
   return PutUnindexed(s_->log, key, value);
 }
 
@@ -268,7 +309,7 @@ Result<std::optional<uint64_t>> Ingest::FindCommit(uint64_t xid, uint64_t change
 Result<bool> Ingest::IsDuplicate(const TxRef& tx, const EntryId& main) {
   if (tx.mode == TxRef::kPending) return Exists(s_->pending, PendingKey(tx.xid, main));
   std::string key = LogKey(tx.commit, main);
-  if (log_written_.count(key)) return true;
+  if (layer_->log_written.count(key) || (previous_ != nullptr && previous_->log_written.count(key))) return true;
   std::string ignored;
   rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), s_->log, key, &ignored);
   if (st.IsNotFound()) return false;
@@ -428,21 +469,32 @@ std::vector<const IngestItem*> ApplyOrder(const std::vector<IngestItem>& batch) 
   return order;
 }
 
-Status Ingest::Commit() {
-  iters_.clear();
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  rocksdb::Status st = s_->db->Write(wo, wb_.GetWriteBatch());
-  if (!st.ok()) return Internal(RocksError("writing the batch", st));
-  return Status::Ok();
-}
-
 }  // namespace engine
 
-Status StoreImpl::ApplyBatch(const std::vector<IngestItem>& batch) {
+namespace {
+
+// Waits for the batch in flight (which published its view when it landed).
+Status WaitWrite(StoreImpl* s) { return s->pipeline.writing.valid() ? s->pipeline.writing.get() : Status::Ok(); }
+
+// After an error: nothing of the failed batch (nor of a batch built on it)
+// is in the database; the writer state is reloaded from it.
+void Reset(StoreImpl* s) {
+  s->pipeline = StoreImpl::Pipeline();
+  s->keyring->AbortCreated();
+  Status reload = s->LoadWriterState();
+  if (!reload.ok()) spdlog::error("store: reloading the writer state: {}", reload.ToString());
+}
+
+}  // namespace
+
+Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch) {
+  // RocksDB counts every key comparison in a thread-local perf context by
+  // default: ~5% of ingest, for counters nothing here reads.
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  auto layer = std::make_unique<Layer>();
   Status st;
   {
-    engine::Ingest ingest(this);
+    engine::Ingest ingest(this, layer.get(), pipeline.previous.get());
     for (const IngestItem* item : engine::ApplyOrder(batch)) {
       st = ingest.Item(*item);
       if (!st.ok()) {
@@ -452,17 +504,37 @@ Status StoreImpl::ApplyBatch(const std::vector<IngestItem>& batch) {
       }
     }
     if (st.ok()) st = ingest.Finish();
-    if (st.ok()) st = ingest.Commit();
   }
-  if (!st.ok()) {
-    // Nothing was written: forget the batch's effects on the writer state.
-    keyring->AbortCreated();
-    Status reload = LoadWriterState();
-    if (!reload.ok()) spdlog::error("store: reloading the writer state: {}", reload.ToString());
+  // Batches land in order: the previous one first.
+  Status landed = WaitWrite(this);
+  if (!landed.ok() || !st.ok()) {
+    Reset(this);
+    return landed.ok() ? st : landed.WithContext("writing the previous batch");
+  }
+  pipeline.previous = std::move(layer);  // the one before is no longer read
+  rocksdb::WriteBatch* records = pipeline.previous->wb.GetWriteBatch();
+  // Readers see the batch's progress as soon as it has landed, also when no
+  // further batch follows (an idle consumer).
+  pipeline.writing = std::async(std::launch::async, [this, records, landed_view = WriterView()] {
+    rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    rocksdb::Status s = db->Write(wo, records);
+    if (!s.ok()) return Internal(RocksError("writing the batch", s));
+    std::lock_guard lock(view_mu);
+    view = landed_view;
+    return Status::Ok();
+  });
+  return Status::Ok();
+}
+
+Status StoreImpl::Drain() {
+  if (Status st = WaitWrite(this); !st.ok()) {
+    Reset(this);
     return st;
   }
-  keyring->CommitCreated();
-  Publish();
+  pipeline = Pipeline();
+  keyring->CommitCreated();  // every batch since the last Drain has landed
   return Status::Ok();
 }
 

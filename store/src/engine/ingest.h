@@ -62,17 +62,16 @@ struct Neighbours {  // a row's timeline entries around an event (rowtenant)
 std::vector<const IngestItem*> ApplyOrder(const std::vector<IngestItem>& batch);
 
 // One batch: Item() per consumed message, then Finish() (progress, counters,
-// offsets) and Commit() (the synced write). On any error nothing is written
-// and the caller reloads the writer state.
+// offsets), then the caller writes layer->wb's batch (one synced write).
+// Reads see this batch's records, then `previous`'s (the batch before, in
+// flight or landed; may be null), then the database. On any error nothing is
+// written and the caller reloads the writer state.
 class Ingest {
  public:
-  explicit Ingest(StoreImpl* s) : s_(s), wb_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {
-    base_ro_.total_order_seek = true;
-  }
+  Ingest(StoreImpl* s, StoreImpl::Layer* layer, StoreImpl::Layer* previous);
 
   Status Item(const IngestItem& item);
   Status Finish();
-  Status Commit();
 
  private:
   // ---- batch + database access ----
@@ -120,14 +119,15 @@ class Ingest {
   bool Satisfied(const PendingHeartbeat& h) const;
 
   StoreImpl* s_;
-  rocksdb::WriteBatchWithIndex wb_;
+  StoreImpl::Layer* layer_;
+  StoreImpl::Layer* previous_;
+  rocksdb::WriteBatchWithIndex& wb_;  // layer_->wb
   rocksdb::ReadOptions base_ro_;
-  std::map<rocksdb::ColumnFamilyHandle*, std::unique_ptr<rocksdb::Iterator>> iters_;  // before wb_ dies
+  std::map<rocksdb::ColumnFamilyHandle*, std::unique_ptr<rocksdb::Iterator>> iters_;
   std::set<std::pair<std::string, int32_t>> dirty_offsets_;
   // txns entries changed by this batch ((xid, commit LSN) -> value, TxnKey's
   // order), written once in Finish.
   std::map<std::pair<uint64_t, uint64_t>, TxnValue> txns_;
-  std::unordered_set<std::string> log_written_;  // `log` keys put by this batch (unindexed)
   // `current` key -> the greatest merge operand of the batch (PutVersion).
   std::unordered_map<std::string, std::string> current_;
 };

@@ -3,7 +3,6 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
-#include <rocksdb/perf_level.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <spdlog/spdlog.h>
@@ -216,6 +215,10 @@ std::string DescribePoint(const PointRec& p) {
 }
 
 StoreImpl::~StoreImpl() {
+  // A batch still being written lands (or fails) before the database closes;
+  // its result is lost to nobody: the caller that stops without WaitApplied
+  // re-reads the offsets the store holds at the next open.
+  if (pipeline.writing.valid()) pipeline.writing.wait();
   if (db) {
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     handles.clear();
@@ -228,13 +231,20 @@ StoreImpl::~StoreImpl() {
   }
 }
 
+ReadView StoreImpl::WriterView() const {
+  ReadView v;
+  v.recoverable = progress.recoverable;
+  v.floor = progress.floor;
+  v.first_point = progress.first_point;
+  v.max_skew_us = progress.max_skew_us;
+  v.counters = counters;
+  return v;
+}
+
 void StoreImpl::Publish() {
+  ReadView v = WriterView();
   std::lock_guard lock(view_mu);
-  view.recoverable = progress.recoverable;
-  view.floor = progress.floor;
-  view.first_point = progress.first_point;
-  view.max_skew_us = progress.max_skew_us;
-  view.counters = counters;
+  view = std::move(v);
 }
 
 Status StoreImpl::LoadView() {
@@ -333,10 +343,20 @@ Store::~Store() = default;
 Status Store::Apply(const std::vector<IngestItem>& batch) {
   if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
   std::lock_guard lock(impl_->write_mu);
-  // RocksDB counts every key comparison in a thread-local perf context by
-  // default: ~5% of ingest, for counters nothing here reads.
-  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
-  return impl_->ApplyBatch(batch);
+  TV_RETURN_IF_ERROR(impl_->StartBatch(batch));
+  return impl_->Drain();
+}
+
+Status Store::ApplyStart(const std::vector<IngestItem>& batch) {
+  if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->StartBatch(batch);
+}
+
+Status Store::WaitApplied() {
+  if (impl_->options.read_only) return Status::Ok();
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->Drain();
 }
 
 Result<std::optional<int64_t>> Store::NextOffset(const std::string& topic, int32_t partition) {
@@ -416,12 +436,14 @@ StoreStats Store::Stats() {
 Status Store::RunRetention(CommitTime now) {
   if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
   std::lock_guard lock(impl_->write_mu);
+  TV_RETURN_IF_ERROR(impl_->Drain());
   return impl_->Retention(now);
 }
 
 Status Store::ShredTenant(const TenantId& tenant) {
   if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
   std::lock_guard lock(impl_->write_mu);
+  TV_RETURN_IF_ERROR(impl_->Drain());
   return impl_->Shred(tenant);
 }
 

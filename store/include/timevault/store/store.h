@@ -108,8 +108,19 @@ class Store final : public StateReader {
   static Result<std::unique_ptr<Store>> Open(const Options& options);
   ~Store() override;
 
-  // Applies a batch atomically, with the offsets of every partition in it.
+  // Applies a batch atomically, with the offsets of every partition in it;
+  // the batch has landed (is durable and visible to readers) on return.
   Status Apply(const std::vector<IngestItem>& batch);
+  // The same, pipelined: builds the batch now and starts its write in the
+  // background once the previous batch's write has landed, so the next
+  // batch is built while this one is written. Batches land in call order,
+  // each atomically with its offsets. An error is this batch's or the
+  // previous write's; after one, nothing more is written until the caller
+  // starts again (the writer state is reloaded from the database).
+  // WaitApplied() waits for the write in flight: call it before reading
+  // offsets (NextOffset) or stopping. Apply = ApplyStart + WaitApplied.
+  Status ApplyStart(const std::vector<IngestItem>& batch);
+  Status WaitApplied();
   // The next offset to consume for a partition (nullopt: none stored yet).
   Result<std::optional<int64_t>> NextOffset(const std::string& topic, int32_t partition);
 

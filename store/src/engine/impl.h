@@ -21,6 +21,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -120,6 +121,10 @@ struct StoreImpl {
     Layer() : wb(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {}
     rocksdb::WriteBatchWithIndex wb;
     std::unordered_set<std::string> log_written;  // its `log` keys (unindexed records)
+    // Its `rowtenant` entries (unindexed records), by row (RowTenantPrefix):
+    // (change LSN, value). A row's timeline is read once per event; a map
+    // per row is far cheaper to keep and read than the batch index.
+    std::unordered_map<std::string, std::vector<std::pair<uint64_t, std::string>>> timelines;
   };
   struct Pipeline {
     std::unique_ptr<Layer> previous;  // the batch in flight, or the last one landed

@@ -78,16 +78,16 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
   if (ev.keyless && ev.op == 'u' && !ev.previous_pk.empty() && ev.previous_pk != pk) {
     // A keyless row's "key" is its image: the update replaces the old one.
     TV_RETURN_IF_ERROR(MarkDeleted(tenant, ev.table, ev.previous_pk, lsn, direct, tx.xid));
-    TV_RETURN_IF_ERROR(Put(s_->rowtenant, RowTenantKey(ev.table, ev.previous_pk, lsn),
-                           EncodeRowTenant(kRtDelete | (direct ? kRtDirect : 0), tx.xid, tenant)));
+    TV_RETURN_IF_ERROR(
+        PutTimeline(ev.table, ev.previous_pk, lsn, EncodeRowTenant(kRtDelete | (direct ? kRtDirect : 0), tx.xid, tenant)));
   }
   // A later event of another owner arrived first: this version ends there.
   if (ev.op != 'd' && around.after) TV_RETURN_IF_ERROR(EndBefore(tenant, ev.table, pk, *around.after));
 
   uint8_t rt_flags = ev.op != 'd' ? kRtVersion : (tenantless_delete ? kRtTenantless : kRtDelete);
   if (direct) rt_flags |= kRtDirect;
-  TV_RETURN_IF_ERROR(Put(s_->rowtenant, RowTenantKey(ev.table, pk, lsn),
-                         EncodeRowTenant(rt_flags, tx.xid, tenantless_delete ? ended.value_or("") : tenant)));
+  TV_RETURN_IF_ERROR(
+      PutTimeline(ev.table, pk, lsn, EncodeRowTenant(rt_flags, tx.xid, tenantless_delete ? ended.value_or("") : tenant)));
 
   std::vector<HistoryEntry> entries;
   if (moved) {
@@ -131,18 +131,24 @@ Status Ingest::ResolveToast(const StoreEvent& ev, const std::string& owner, cons
   return Status::Ok();
 }
 
-// The row's timeline entries just before and just after `lsn`. Entries sort
-// newest first and a row's events mostly arrive in order, so one seek to the
-// row's newest entry usually finds `before` at once; a few newer entries
-// (out-of-order arrival) are stepped over, beyond that two seeks find both.
+// The row's timeline entries just before and just after `lsn`: in the
+// database (batches landed before the previous one; entries sort newest
+// first and a row's events mostly arrive in order, so one seek to the row's
+// newest entry usually finds `before` at once; a few newer entries
+// (out-of-order arrival) are stepped over, beyond that two seeks find both),
+// then in this batch and the one before (Layer::timelines).
 Result<Neighbours> Ingest::RowNeighbours(const std::string& table, const std::string& pk, uint64_t lsn) {
   constexpr int kMaxSteps = 8;
   Neighbours n;
   const std::string prefix = RowTenantPrefix(table, pk);
-  rocksdb::Iterator* it = Iter(s_->rowtenant);
+  if (!timeline_it_) timeline_it_.reset(s_->db->NewIterator(base_ro_, s_->rowtenant));
+  rocksdb::Iterator* it = timeline_it_.get();
   it->Seek(prefix);
   for (int steps = 0; it->Valid() && it->key().starts_with(prefix); it->Next(), ++steps) {
-    if (steps == kMaxSteps) return RowNeighboursBySeek(table, pk, lsn);
+    if (steps == kMaxSteps) {
+      TV_ASSIGN_OR_RETURN(n, RowNeighboursBySeek(table, pk, lsn));
+      break;
+    }
     auto e = ParseRowTenant(it->key().ToStringView(), prefix.size(), it->value().ToStringView());
     if (!e) return Corruption("rowtenant entry is damaged");
     if (e->change_lsn < lsn) {
@@ -152,13 +158,26 @@ Result<Neighbours> Ingest::RowNeighbours(const std::string& table, const std::st
     if (e->change_lsn > lsn) n.after = std::move(e);  // the last one seen is the oldest newer entry
   }
   if (!it->status().ok()) return Internal(RocksError("reading the row timeline", it->status()));
+  for (StoreImpl::Layer* l : {previous_, layer_}) {  // a later layer's entry replaces an earlier one's
+    if (l == nullptr) continue;
+    auto found = l->timelines.find(prefix);
+    if (found == l->timelines.end()) continue;
+    for (const auto& [at, value] : found->second) {
+      const bool is_before = at < lsn && (!n.before || at >= n.before->change_lsn);
+      const bool is_after = at > lsn && (!n.after || at <= n.after->change_lsn);
+      if (!is_before && !is_after) continue;
+      auto e = ParseRowTenant(RowTenantKey(table, pk, at), prefix.size(), value);
+      if (!e) return Corruption("rowtenant entry is damaged");
+      (is_before ? n.before : n.after) = std::move(e);
+    }
+  }
   return n;
 }
 
 Result<Neighbours> Ingest::RowNeighboursBySeek(const std::string& table, const std::string& pk, uint64_t lsn) {
   Neighbours n;
   const std::string prefix = RowTenantPrefix(table, pk);
-  rocksdb::Iterator* it = Iter(s_->rowtenant);
+  rocksdb::Iterator* it = timeline_it_.get();
   it->Seek(RowTenantKey(table, pk, lsn));
   for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
     auto e = ParseRowTenant(it->key().ToStringView(), prefix.size(), it->value().ToStringView());
@@ -178,6 +197,19 @@ Result<Neighbours> Ingest::RowNeighboursBySeek(const std::string& table, const s
   }
   if (!it->status().ok()) return Internal(RocksError("reading the row timeline", it->status()));
   return n;
+}
+
+Status Ingest::PutTimeline(const std::string& table, const std::string& pk, uint64_t lsn, std::string value) {
+  TV_RETURN_IF_ERROR(PutUnindexed(s_->rowtenant, RowTenantKey(table, pk, lsn), value));
+  auto& entries = layer_->timelines[RowTenantPrefix(table, pk)];
+  for (auto& [at, v] : entries) {
+    if (at == lsn) {
+      v = std::move(value);
+      return Status::Ok();
+    }
+  }
+  entries.emplace_back(lsn, std::move(value));
+  return Status::Ok();
 }
 
 // A delete marker under `tenant` at another event's LSN (same transaction).

@@ -599,7 +599,7 @@ TEST_F(StoreTest, ReadsRunConcurrentlyWithApply) {
 struct Observed {
   uint64_t recoverable = 0, events_stored = 0, duplicates = 0;
   std::map<std::string, std::map<std::string, std::string>> states;  // "tenant@commit" -> rows
-  std::map<std::string, std::vector<std::string>> history;            // tenant -> events
+  std::map<std::string, std::vector<std::string>> history;           // tenant -> events
   bool operator==(const Observed&) const = default;
 };
 
@@ -613,7 +613,7 @@ TEST_F(StoreTest, PipelinedApplyEqualsApplyingOneBatchAtATime) {
   std::mt19937 rng(20261127);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
   const std::vector<std::string> tenants{"a", "b", "c"};
-  std::vector<std::vector<IngestItem>> parts(5);  // 0-2: tenants' rows, 3: tenantless deletes, 4: ENDs
+  std::vector<std::vector<IngestItem>> parts(5);             // 0-2: tenants' rows, 3: tenantless deletes, 4: ENDs
   std::map<int, std::pair<std::string, std::string>> truth;  // id -> (tenant, row)
   std::vector<uint64_t> commits;
   uint64_t lsn = 100;
@@ -635,13 +635,15 @@ TEST_F(StoreTest, PipelinedApplyEqualsApplyingOneBatchAtATime) {
       } else if (pick(6) == 0) {
         const bool tenantless = pick(3) == 0;
         const std::string t = tenantless ? "" : live->second.first;
-        const int part = tenantless ? 3 : static_cast<int>(std::find(tenants.begin(), tenants.end(), t) - tenants.begin());
+        const int part =
+            tenantless ? 3 : static_cast<int>(std::find(tenants.begin(), tenants.end(), t) - tenants.begin());
         events.emplace_back(part, RowEvent('d', t, id, live->second.second, at, xid, time));
         truth.erase(live);
       } else {
-        const int ti = pick(8) == 0 ? pick(3)  // a move, sometimes to the same tenant
-                                    : static_cast<int>(std::find(tenants.begin(), tenants.end(), live->second.first) -
-                                                       tenants.begin());
+        const int ti =
+            pick(8) == 0
+                ? pick(3)  // a move, sometimes to the same tenant
+                : static_cast<int>(std::find(tenants.begin(), tenants.end(), live->second.first) - tenants.begin());
         const std::string row = Json(tenants[ti], id, "u" + std::to_string(at));
         events.emplace_back(ti, RowEvent('u', tenants[ti], id, row, at, xid, time));
         live->second = {tenants[ti], row};

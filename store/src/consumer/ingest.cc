@@ -67,7 +67,6 @@ class Applier {
   Status WaitBuilt() { return inflight_.valid() ? inflight_.get() : Status::Ok(); }
 
  public:
-
  private:
   Store* store_;
   IngestMetrics* metrics_;

@@ -78,16 +78,16 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
   if (ev.keyless && ev.op == 'u' && !ev.previous_pk.empty() && ev.previous_pk != pk) {
     // A keyless row's "key" is its image: the update replaces the old one.
     TV_RETURN_IF_ERROR(MarkDeleted(tenant, ev.table, ev.previous_pk, lsn, direct, tx.xid));
-    TV_RETURN_IF_ERROR(
-        PutTimeline(ev.table, ev.previous_pk, lsn, EncodeRowTenant(kRtDelete | (direct ? kRtDirect : 0), tx.xid, tenant)));
+    TV_RETURN_IF_ERROR(PutTimeline(ev.table, ev.previous_pk, lsn,
+                                   EncodeRowTenant(kRtDelete | (direct ? kRtDirect : 0), tx.xid, tenant)));
   }
   // A later event of another owner arrived first: this version ends there.
   if (ev.op != 'd' && around.after) TV_RETURN_IF_ERROR(EndBefore(tenant, ev.table, pk, *around.after));
 
   uint8_t rt_flags = ev.op != 'd' ? kRtVersion : (tenantless_delete ? kRtTenantless : kRtDelete);
   if (direct) rt_flags |= kRtDirect;
-  TV_RETURN_IF_ERROR(
-      PutTimeline(ev.table, pk, lsn, EncodeRowTenant(rt_flags, tx.xid, tenantless_delete ? ended.value_or("") : tenant)));
+  TV_RETURN_IF_ERROR(PutTimeline(ev.table, pk, lsn,
+                                 EncodeRowTenant(rt_flags, tx.xid, tenantless_delete ? ended.value_or("") : tenant)));
 
   std::vector<HistoryEntry> entries;
   if (moved) {

@@ -244,7 +244,7 @@ ReadView StoreImpl::WriterView() const {
 void StoreImpl::Publish() {
   ReadView v = WriterView();
   std::lock_guard lock(view_mu);
-  view = std::move(v);
+  view = v;
 }
 
 Status StoreImpl::LoadView() {

@@ -125,6 +125,10 @@ struct StoreImpl {
     // (change LSN, value). A row's timeline is read once per event; a map
     // per row is far cheaper to keep and read than the batch index.
     std::unordered_map<std::string, std::vector<std::pair<uint64_t, std::string>>> timelines;
+    // Its `versions` records (unindexed), by row (RowPrefix): (change LSN,
+    // value); and the TablePrefix of every (tenant, table) it has one for.
+    std::unordered_map<std::string, std::vector<std::pair<uint64_t, std::string>>> versions;
+    std::unordered_set<std::string> version_tables;
   };
   struct Pipeline {
     std::unique_ptr<Layer> previous;  // the batch in flight, or the last one landed

@@ -110,6 +110,8 @@ class Ingest {
   Result<Neighbours> RowNeighbours(const std::string& table, const std::string& pk, uint64_t lsn);
   Result<Neighbours> RowNeighboursBySeek(const std::string& table, const std::string& pk, uint64_t lsn);
   Status PutTimeline(const std::string& table, const std::string& pk, uint64_t lsn, std::string value);
+  Result<bool> VersionExists(const std::string& row_prefix, uint64_t lsn);
+  rocksdb::Iterator* VersionsInDb();
   Status MarkDeleted(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
                      bool direct, uint64_t xid);
   Status EndBefore(const std::string& tenant, const std::string& table, const std::string& pk,
@@ -126,6 +128,7 @@ class Ingest {
   rocksdb::ReadOptions base_ro_;
   std::map<rocksdb::ColumnFamilyHandle*, std::unique_ptr<rocksdb::Iterator>> iters_;
   std::unique_ptr<rocksdb::Iterator> timeline_it_;  // `rowtenant` in the database only
+  std::unique_ptr<rocksdb::Iterator> versions_it_;  // `versions` in the database only
   std::set<std::pair<std::string, int32_t>> dirty_offsets_;
   // txns entries changed by this batch ((xid, commit LSN) -> value, TxnKey's
   // order), written once in Finish.

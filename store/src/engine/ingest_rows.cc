@@ -2,6 +2,8 @@
 // timelines across tenants (docs/store.md, "Tenants" and "TOAST").
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "engine/ingest.h"
 #include "engine/json_fields.h"
 
@@ -217,7 +219,7 @@ Status Ingest::PutTimeline(const std::string& table, const std::string& pk, uint
 // tenant's own, the tenant cannot own the row.
 Status Ingest::MarkDeleted(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
                            bool direct, uint64_t xid) {
-  TV_ASSIGN_OR_RETURN(bool exists, Exists(s_->versions, VersionKey(RowPrefix(tenant, table, pk), lsn)));
+  TV_ASSIGN_OR_RETURN(bool exists, VersionExists(RowPrefix(tenant, table, pk), lsn));
   if (exists) return Status::Ok();
   return PutVersion(tenant, table, pk, lsn, kVersionDelete | (direct ? kVersionSnapshot : 0), xid, "{}");
 }
@@ -249,24 +251,39 @@ Status Ingest::EndBefore(const std::string& tenant, const std::string& table, co
 // flight when the snapshot was taken can have older change LSNs and still be
 // newer than the snapshot: such a version (commit after the snapshot LSN, or
 // not known yet, which is the same for a streamed one) wins over it.
+// Candidates: the newest version older than `ev` and the newest snapshot
+// version newer than it, in the database (walked newest first) and in this
+// batch and the one before (Layer::versions; a layer's entry replaces the
+// database's of the same LSN).
 Result<std::optional<std::string>> Ingest::PreviousRow(const std::string& tenant, const StoreEvent& ev,
                                                        const std::string& pk) {
   const std::string prefix = RowPrefix(tenant, ev.table, pk);
   const uint64_t lsn = ev.change_lsn.value();
   std::optional<Stored> snap, older;
-  rocksdb::Iterator* it = Iter(s_->versions);
+  auto consider = [&](std::string_view key, std::string_view value, uint64_t at) -> Status {
+    auto v = ParseVersionValue(value);
+    if (!v) return Corruption("versions entry is damaged");
+    if (at < lsn && (!older || at >= older->change_lsn)) {
+      older = Stored{std::string(key), std::string(value), at, v->flags, v->xid};
+    } else if (at > lsn && (v->flags & kVersionSnapshot) && (!snap || at >= snap->change_lsn)) {
+      snap = Stored{std::string(key), std::string(value), at, v->flags, v->xid};
+    }
+    return Status::Ok();
+  };
+  rocksdb::Iterator* it = VersionsInDb();
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     auto k = ParseVersionKey(it->key().ToStringView());
-    auto v = ParseVersionValue(it->value().ToStringView());
-    if (!k || !v) return Corruption("versions entry is damaged");
-    Stored e{it->key().ToString(), it->value().ToString(), k->change_lsn, v->flags, v->xid};
-    if (k->change_lsn > lsn) {
-      if ((v->flags & kVersionSnapshot) && !snap) snap = std::move(e);
-      continue;
-    }
-    if (k->change_lsn == lsn) continue;
-    older = std::move(e);
-    break;
+    if (!k) return Corruption("versions entry is damaged");
+    if (k->change_lsn > lsn && snap) continue;  // only the newest snapshot version counts
+    TV_RETURN_IF_ERROR(consider(it->key().ToStringView(), it->value().ToStringView(), k->change_lsn));
+    if (older) break;
+  }
+  if (!it->status().ok()) return Internal(RocksError("reading versions", it->status()));
+  for (StoreImpl::Layer* l : {previous_, layer_}) {
+    if (l == nullptr) continue;
+    auto found = l->versions.find(prefix);
+    if (found == l->versions.end()) continue;
+    for (const auto& [at, value] : found->second) TV_RETURN_IF_ERROR(consider(VersionKey(prefix, at), value, at));
   }
   std::optional<Stored>* chosen = older ? &older : &snap;
   if (older && snap) {
@@ -312,13 +329,22 @@ Status Ingest::PutVersion(const std::string& tenant, const std::string& table, c
   std::string enc;
   dk->Encrypt(row, key, &enc);
   const std::string value = EncodeVersionValue(flags, xid, enc);
-  TV_RETURN_IF_ERROR(Put(s_->versions, key, value));
+  TV_RETURN_IF_ERROR(PutUnindexed(s_->versions, key, value));
+  std::string prefix = key.substr(0, key.size() - 8);
+  auto& entries = layer_->versions[prefix];
+  auto same = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == lsn; });
+  if (same != entries.end()) {
+    same->second = value;
+  } else {
+    entries.emplace_back(lsn, value);
+  }
+  layer_->version_tables.insert(TablePrefix(tenant, table));
   // `current` keeps the newest version by change LSN, whatever the arrival
   // order (RocksDB's bytewise max). Within the batch only the greatest
   // operand per row is kept, so a row changed n times in a batch costs one
   // merge, not n (written in Finish).
   std::string operand = EncodeCurrent(lsn, value);
-  auto [it, inserted] = current_.try_emplace(key.substr(0, key.size() - 8), std::move(operand));
+  auto [it, inserted] = current_.try_emplace(std::move(prefix), std::move(operand));
   if (!inserted && it->second.compare(operand) < 0) it->second = std::move(operand);
   return Status::Ok();
 }
@@ -333,13 +359,42 @@ Result<std::vector<std::string>> Ingest::TenantsWithRows(const std::string& tabl
     if (kit->key().empty() || !r.T(&tenant) || !r.empty()) continue;  // the store's own key
     all.emplace_back(tenant);
   }
-  rocksdb::Iterator* vit = Iter(s_->versions);
+  rocksdb::Iterator* vit = VersionsInDb();
   for (auto& t : all) {
     const std::string prefix = TablePrefix(t, table);
-    vit->Seek(prefix);
-    if (vit->Valid() && vit->key().starts_with(prefix)) tenants.push_back(std::move(t));
+    bool has = false;
+    for (StoreImpl::Layer* l : {previous_, layer_}) has = has || (l != nullptr && l->version_tables.count(prefix) > 0);
+    if (!has) {
+      vit->Seek(prefix);
+      has = vit->Valid() && vit->key().starts_with(prefix);
+      if (!vit->status().ok()) return Internal(RocksError("reading versions", vit->status()));
+    }
+    if (has) tenants.push_back(std::move(t));
   }
   return tenants;
+}
+
+// In this batch, the one before, or the database.
+Result<bool> Ingest::VersionExists(const std::string& row_prefix, uint64_t lsn) {
+  for (StoreImpl::Layer* l : {layer_, previous_}) {
+    if (l == nullptr) continue;
+    auto found = l->versions.find(row_prefix);
+    if (found == l->versions.end()) continue;
+    for (const auto& e : found->second)
+      if (e.first == lsn) return true;
+  }
+  std::string ignored;
+  rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), s_->versions, VersionKey(row_prefix, lsn), &ignored);
+  if (st.IsNotFound()) return false;
+  if (!st.ok()) return Internal(RocksError("get", st));
+  return true;
+}
+
+// Batches landed before the previous one (which, with this one, is in
+// Layer::versions).
+rocksdb::Iterator* Ingest::VersionsInDb() {
+  if (!versions_it_) versions_it_.reset(s_->db->NewIterator(base_ro_, s_->versions));
+  return versions_it_.get();
 }
 
 }  // namespace timevault::store::engine

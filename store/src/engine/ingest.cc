@@ -202,6 +202,7 @@ Status Ingest::End(const StoreEvent& ev) {
     return Status::Ok();
   }
   s_->progress.last_end_lsn = commit;
+  ended_here_.insert(commit);
 
   // The events stored before their END: move them to the log.
   std::vector<std::pair<std::string, std::string>> moved;
@@ -310,6 +311,10 @@ Result<bool> Ingest::IsDuplicate(const TxRef& tx, const EntryId& main) {
   if (tx.mode == TxRef::kPending) return Exists(s_->pending, PendingKey(tx.xid, main));
   std::string key = LogKey(tx.commit, main);
   if (layer_->log_written.count(key) || (previous_ != nullptr && previous_->log_written.count(key))) return true;
+  // Every stored event of a transaction whose END this batch applied is in
+  // this batch (moved from `pending` at the END, or written since): it is
+  // not in the database.
+  if (tx.mode == TxRef::kKnown && ended_here_.count(tx.commit)) return false;
   std::string ignored;
   rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), s_->log, key, &ignored);
   if (st.IsNotFound()) return false;

@@ -135,6 +135,7 @@ class Ingest {
   std::map<std::pair<uint64_t, uint64_t>, TxnValue> txns_;
   // `current` key -> the greatest merge operand of the batch (PutVersion).
   std::unordered_map<std::string, std::string> current_;
+  std::unordered_set<uint64_t> ended_here_;  // commit LSNs of the ENDs this batch applied
 };
 
 }  // namespace timevault::store::engine

@@ -209,9 +209,14 @@ TEST_F(MemoryBackupTest, VerifyNamesTheDamagedBackupOfTheChain) {
   }
   ASSERT_FALSE(file.empty());
   {
+    // Flip the byte (writing a constant left it unchanged when it already
+    // held that value: a 1-in-256 false failure).
     std::fstream f(dir + "/" + file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(20);
+    const int c = f.get();
+    ASSERT_NE(c, EOF);
     f.seekp(20);
-    f.put('\x7f');
+    f.put(static_cast<char>(c ^ 0xFF));
   }
   Status v = catalog_->Verify(inc->id);
   EXPECT_EQ(v.code(), StatusCode::kCorruption);

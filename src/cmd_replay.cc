@@ -68,18 +68,6 @@ void Progress(std::string_view phase, double fraction) {
 }
 
 template <typename W>
-void WriteOps(W& w, const replay::OperationCounts& ops) {
-  w.Key("insert");
-  w.Uint64(ops.inserts);
-  w.Key("update");
-  w.Uint64(ops.updates);
-  w.Key("delete");
-  w.Uint64(ops.deletes);
-  w.Key("total");
-  w.Uint64(ops.total());
-}
-
-template <typename W>
 void WriteByTable(W& w, const std::vector<replay::TableOperations>& by_table) {
   w.Key("tables");
   w.StartArray();
@@ -87,7 +75,7 @@ void WriteByTable(W& w, const std::vector<replay::TableOperations>& by_table) {
     w.StartObject();
     w.Key("table");
     w.String(t.table.c_str());
-    WriteOps(w, t.ops);
+    replay::WriteOperationCounts(w, t.ops);
     w.EndObject();
   }
   w.EndArray();
@@ -114,7 +102,7 @@ void PrintPlan(const replay::PitrPlan& plan) {
   w.EndObject();
   w.Key("operations");
   w.StartObject();
-  WriteOps(w, plan.ops);
+  replay::WriteOperationCounts(w, plan.ops);
   w.EndObject();
   WriteByTable(w, plan.by_table);
   w.Key("estimated_seconds");
@@ -133,7 +121,7 @@ void PrintApply(const char* what, const replay::ApplyResult& r) {
   w.String(r.snapshot_id.c_str());
   w.Key("operations");
   w.StartObject();
-  WriteOps(w, r.ops);
+  replay::WriteOperationCounts(w, r.ops);
   w.EndObject();
   WriteByTable(w, r.by_table);
   w.Key("seconds");

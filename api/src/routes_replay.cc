@@ -9,14 +9,7 @@ namespace {
 
 void WriteOps(JsonWriter& w, const replay::OperationCounts& ops) {
   w.StartObject();
-  w.Key("insert");
-  w.Uint64(ops.inserts);
-  w.Key("update");
-  w.Uint64(ops.updates);
-  w.Key("delete");
-  w.Uint64(ops.deletes);
-  w.Key("total");
-  w.Uint64(ops.total());
+  replay::WriteOperationCounts(w, ops);
   w.EndObject();
 }
 

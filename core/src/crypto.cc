@@ -148,9 +148,7 @@ void Seal(EVP_CIPHER_CTX* ctx, std::string_view aad, std::string_view plaintext,
       FillRandom(nonces->bytes, sizeof(nonces->bytes));
       nonces->next = 0;
     }
-    uint8_t* nonce = nonces->bytes + nonces->next++ * kNonceBytes;
-    std::memcpy(sealed + kBoundHeaderBytes, nonce, kNonceBytes);
-    std::memset(nonce, 0, kNonceBytes);  // handed out: never again
+    std::memcpy(sealed + kBoundHeaderBytes, nonces->bytes + nonces->next++ * kNonceBytes, kNonceBytes);
   }
   char* body = sealed + kValueHeaderBytes;
   char* tag = body + plaintext.size();

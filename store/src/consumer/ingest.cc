@@ -39,8 +39,9 @@ class Applier {
   Applier& operator=(const Applier&) = delete;
   ~Applier() { (void)Wait(); }
 
-  // Waits for the batch in flight, then starts applying `*batch`, which is
-  // left empty (holding the previous batch's capacity).
+  // Waits until the batch before is built (its write may still be in
+  // flight), then starts building `*batch`, which is left empty (holding the
+  // previous batch's capacity).
   Status Start(std::vector<IngestItem>* batch) {
     TV_RETURN_IF_ERROR(WaitBuilt());
     applying_.swap(*batch);
@@ -66,8 +67,6 @@ class Applier {
   // Waits for the batch being built (its write may still be in flight).
   Status WaitBuilt() { return inflight_.valid() ? inflight_.get() : Status::Ok(); }
 
- public:
- private:
   Store* store_;
   IngestMetrics* metrics_;
   std::vector<IngestItem> applying_;

@@ -12,6 +12,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <future>
@@ -117,18 +118,43 @@ struct StoreImpl {
   // synced write with its offsets. The writer state above runs ahead of the
   // database by at most the batch in flight; readers see `view`, published
   // only when that batch has landed.
-  struct Layer {  // one batch's records, indexed
+  // A batch's records of one busy family kept outside the batch index, by
+  // row: (change LSN, value), one entry per LSN. A row's entries are read a
+  // few times per event; a map per row is far cheaper to keep and read than
+  // the index.
+  class RowEntries {
+   public:
+    using Entries = std::vector<std::pair<uint64_t, std::string>>;
+    void Put(const std::string& row, uint64_t lsn, std::string value) {
+      Entries& entries = rows_[row];
+      for (auto& [at, v] : entries) {
+        if (at == lsn) {
+          v = std::move(value);
+          return;
+        }
+      }
+      entries.emplace_back(lsn, std::move(value));
+    }
+    const Entries* Find(const std::string& row) const {
+      auto it = rows_.find(row);
+      return it == rows_.end() ? nullptr : &it->second;
+    }
+    bool Has(const std::string& row, uint64_t lsn) const {
+      const Entries* entries = Find(row);
+      return entries != nullptr &&
+             std::any_of(entries->begin(), entries->end(), [&](const auto& e) { return e.first == lsn; });
+    }
+
+   private:
+    std::unordered_map<std::string, Entries> rows_;
+  };
+  struct Layer {  // one batch's records
     Layer() : wb(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {}
-    rocksdb::WriteBatchWithIndex wb;
-    std::unordered_set<std::string> log_written;  // its `log` keys (unindexed records)
-    // Its `rowtenant` entries (unindexed records), by row (RowTenantPrefix):
-    // (change LSN, value). A row's timeline is read once per event; a map
-    // per row is far cheaper to keep and read than the batch index.
-    std::unordered_map<std::string, std::vector<std::pair<uint64_t, std::string>>> timelines;
-    // Its `versions` records (unindexed), by row (RowPrefix): (change LSN,
-    // value); and the TablePrefix of every (tenant, table) it has one for.
-    std::unordered_map<std::string, std::vector<std::pair<uint64_t, std::string>>> versions;
-    std::unordered_set<std::string> version_tables;
+    rocksdb::WriteBatchWithIndex wb;                 // all of them; the rare families indexed
+    std::unordered_set<std::string> log_written;     // its `log` keys
+    RowEntries timelines;                            // its `rowtenant` records, by RowTenantPrefix
+    RowEntries versions;                             // its `versions` records, by RowPrefix
+    std::unordered_set<std::string> version_tables;  // TablePrefix of each (tenant, table) in `versions`
   };
   struct Pipeline {
     std::unique_ptr<Layer> previous;  // the batch in flight, or the last one landed

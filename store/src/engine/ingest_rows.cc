@@ -2,8 +2,6 @@
 // timelines across tenants (docs/store.md, "Tenants" and "TOAST").
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 #include "engine/ingest.h"
 #include "engine/json_fields.h"
 
@@ -162,9 +160,9 @@ Result<Neighbours> Ingest::RowNeighbours(const std::string& table, const std::st
   if (!it->status().ok()) return Internal(RocksError("reading the row timeline", it->status()));
   for (StoreImpl::Layer* l : {previous_, layer_}) {  // a later layer's entry replaces an earlier one's
     if (l == nullptr) continue;
-    auto found = l->timelines.find(prefix);
-    if (found == l->timelines.end()) continue;
-    for (const auto& [at, value] : found->second) {
+    const auto* entries = l->timelines.Find(prefix);
+    if (entries == nullptr) continue;
+    for (const auto& [at, value] : *entries) {
       const bool is_before = at < lsn && (!n.before || at >= n.before->change_lsn);
       const bool is_after = at > lsn && (!n.after || at <= n.after->change_lsn);
       if (!is_before && !is_after) continue;
@@ -203,14 +201,7 @@ Result<Neighbours> Ingest::RowNeighboursBySeek(const std::string& table, const s
 
 Status Ingest::PutTimeline(const std::string& table, const std::string& pk, uint64_t lsn, std::string value) {
   TV_RETURN_IF_ERROR(PutUnindexed(s_->rowtenant, RowTenantKey(table, pk, lsn), value));
-  auto& entries = layer_->timelines[RowTenantPrefix(table, pk)];
-  for (auto& [at, v] : entries) {
-    if (at == lsn) {
-      v = std::move(value);
-      return Status::Ok();
-    }
-  }
-  entries.emplace_back(lsn, std::move(value));
+  layer_->timelines.Put(RowTenantPrefix(table, pk), lsn, std::move(value));
   return Status::Ok();
 }
 
@@ -281,9 +272,9 @@ Result<std::optional<std::string>> Ingest::PreviousRow(const std::string& tenant
   if (!it->status().ok()) return Internal(RocksError("reading versions", it->status()));
   for (StoreImpl::Layer* l : {previous_, layer_}) {
     if (l == nullptr) continue;
-    auto found = l->versions.find(prefix);
-    if (found == l->versions.end()) continue;
-    for (const auto& [at, value] : found->second) TV_RETURN_IF_ERROR(consider(VersionKey(prefix, at), value, at));
+    const auto* entries = l->versions.Find(prefix);
+    if (entries == nullptr) continue;
+    for (const auto& [at, value] : *entries) TV_RETURN_IF_ERROR(consider(VersionKey(prefix, at), value, at));
   }
   std::optional<Stored>* chosen = older ? &older : &snap;
   if (older && snap) {
@@ -331,13 +322,7 @@ Status Ingest::PutVersion(const std::string& tenant, const std::string& table, c
   const std::string value = EncodeVersionValue(flags, xid, enc);
   TV_RETURN_IF_ERROR(PutUnindexed(s_->versions, key, value));
   std::string prefix = key.substr(0, key.size() - 8);
-  auto& entries = layer_->versions[prefix];
-  auto same = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == lsn; });
-  if (same != entries.end()) {
-    same->second = value;
-  } else {
-    entries.emplace_back(lsn, value);
-  }
+  layer_->versions.Put(prefix, lsn, value);
   layer_->version_tables.insert(TablePrefix(tenant, table));
   // `current` keeps the newest version by change LSN, whatever the arrival
   // order (RocksDB's bytewise max). Within the batch only the greatest
@@ -377,11 +362,7 @@ Result<std::vector<std::string>> Ingest::TenantsWithRows(const std::string& tabl
 // In this batch, the one before, or the database.
 Result<bool> Ingest::VersionExists(const std::string& row_prefix, uint64_t lsn) {
   for (StoreImpl::Layer* l : {layer_, previous_}) {
-    if (l == nullptr) continue;
-    auto found = l->versions.find(row_prefix);
-    if (found == l->versions.end()) continue;
-    for (const auto& e : found->second)
-      if (e.first == lsn) return true;
+    if (l != nullptr && l->versions.Has(row_prefix, lsn)) return true;
   }
   std::string ignored;
   rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), s_->versions, VersionKey(row_prefix, lsn), &ignored);

@@ -36,6 +36,20 @@ struct OperationCounts {
   uint64_t total() const { return inserts + updates + deletes; }
 };
 
+// Writes `ops` as the members insert, update, delete and total of the JSON
+// object open in `w` (any RapidJSON writer): one shape for the API and CLI.
+template <typename Writer>
+void WriteOperationCounts(Writer& w, const OperationCounts& ops) {
+  w.Key("insert");
+  w.Uint64(ops.inserts);
+  w.Key("update");
+  w.Uint64(ops.updates);
+  w.Key("delete");
+  w.Uint64(ops.deletes);
+  w.Key("total");
+  w.Uint64(ops.total());
+}
+
 struct TableOperations {
   std::string table;  // "schema.table"
   OperationCounts ops;

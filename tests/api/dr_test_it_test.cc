@@ -22,30 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-// Stops the store once it caught up with the WAL insert position; opens it.
-std::unique_ptr<store::Store> CatchUpAndOpen(CaptureHarness& h) {
-  const uint64_t target = ParseLsnText(h.Query("SELECT pg_current_wal_insert_lsn()"));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
-  for (;;) {
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    EXPECT_EQ(h.store().Stop(), 0) << h.store().ReadLog();
-    store::Store::Options o;
-    o.path = h.store_path();
-    o.key_file = h.key_path();
-    auto s = store::Store::Open(o);
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
-    if (!s.ok()) return nullptr;
-    auto p = (*s)->RecoverablePoint();
-    if (p.ok() && p->lsn.value() >= target) return std::move(s).value();
-    if (std::chrono::steady_clock::now() > deadline) {
-      ADD_FAILURE() << "the store did not reach " << Lsn(target).ToString();
-      return nullptr;
-    }
-    s->reset();
-    h.StartStore();
-  }
-}
-
 const rapidjson::Value* FindCheck(const rapidjson::Document& d, const std::string& name) {
   for (const auto& c : d["checks"].GetArray()) {
     if (name == c["name"].GetString()) return &c;
@@ -80,7 +56,7 @@ class DrTestE2E : public ::testing::Test {
     h_->StartStore();
     h_->Exec("UPDATE accounts SET balance = balance + 1, note = 'upd' WHERE id % 4 = 0");
     h_->Exec("DELETE FROM orders WHERE id % 9 = 0");
-    store_ = CatchUpAndOpen(*h_);
+    store_ = h_->StopStoreAt(ParseLsnText(h_->Query("SELECT pg_current_wal_insert_lsn()")));
     ASSERT_NE(store_, nullptr);
     auto cfg = config::Load(h_->config_path(), config::Environment{});
     ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();

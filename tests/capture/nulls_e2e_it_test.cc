@@ -77,32 +77,6 @@ std::string AllDefaultValues(int id) {
          "'00000000-0000-0000-0000-000000000001', '{\"a\": 1}', 2.5, '1 day', B'1')";
 }
 
-std::unique_ptr<Store> OpenStore(CaptureHarness& h) {
-  Store::Options o;
-  o.path = h.store_path();
-  o.key_file = h.key_path();
-  auto s = Store::Open(o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
-
-// Waits until the store's recoverable point reaches `lsn`; leaves it stopped.
-bool CatchUp(CaptureHarness& h, uint64_t lsn, int timeout_s) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  for (;;) {
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    EXPECT_EQ(h.store().Stop(), 0) << h.store().ReadLog();
-    {
-      auto s = OpenStore(h);
-      if (!s) return false;
-      auto p = s->RecoverablePoint();
-      if (p.ok() && p->lsn.value() >= lsn) return true;
-    }
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    h.StartStore();
-  }
-}
-
 // id -> column -> compact JSON of the value, from the store at `lsn`.
 using Rows = std::map<int, std::map<std::string, std::string>>;
 
@@ -171,9 +145,8 @@ TEST(NullsEndToEnd, NullsInDefaultedColumnsComeBackAsNullAndDefaultValuesAsValue
   }
   EXPECT_TRUE(saw_row3) << "no insert of row 3 with Debezium's defaults on Kafka";
 
-  ASSERT_TRUE(CatchUp(h, end, 180)) << h.store().ReadLog();
-  auto s = OpenStore(h);
-  ASSERT_TRUE(s);
+  auto s = h.StopStoreAt(end);
+  ASSERT_TRUE(s) << h.store().ReadLog();
 
   // Now: every column is null exactly where Postgres has NULL.
   const Rows rows = StoreRows(*s, s->RecoverablePoint()->lsn.value());

@@ -157,29 +157,6 @@ Moment Record(pg::PgConn& conn, const std::string& tenant) {
   return m;
 }
 
-// Stops the store once its recoverable point reached `lsn`; opens it.
-std::unique_ptr<store::Store> CatchUpAndOpen(CaptureHarness& h, Lsn lsn, CommitTime time) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
-  for (;;) {
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    EXPECT_EQ(h.store().Stop(), 0) << h.store().ReadLog();
-    store::Store::Options o;
-    o.path = h.store_path();
-    o.key_file = h.key_path();
-    auto s = store::Store::Open(o);
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
-    if (!s.ok()) return nullptr;
-    auto p = (*s)->RecoverablePoint();
-    if (p.ok() && !(p->lsn < lsn) && p->time.micros() >= time.micros()) return std::move(s).value();
-    if (std::chrono::steady_clock::now() > deadline) {
-      ADD_FAILURE() << "the store did not reach " << lsn.ToString();
-      return nullptr;
-    }
-    s->reset();
-    h.StartStore();
-  }
-}
-
 config::Config LoadConfig(CaptureHarness& h, const std::string& extra_env_lock_ms = "") {
   config::Environment env;
   if (!extra_env_lock_ms.empty()) env["TIMEVAULT_REPLAY_LOCK_TIMEOUT_MS"] = extra_env_lock_ms;
@@ -224,7 +201,9 @@ void Build(World* w) {
   }
   ASSERT_EQ(bench.Wait(120), 0) << bench.ReadLog();
   Moment last = Record(conn, "T1");
-  w->store = CatchUpAndOpen(h, last.lsn, last.time);
+  w->store = h.StopStoreWhenCaughtUp(
+      [&](const store::Point& p) { return !(p.lsn < last.lsn) && p.time.micros() >= last.time.micros(); },
+      last.lsn.ToString());
   ASSERT_NE(w->store, nullptr);
   w->ready = true;
 }

@@ -26,33 +26,6 @@ struct AccountRow {
 using TenantRows = std::map<long long, AccountRow>;
 using Truth = std::map<std::string, TenantRows>;  // tenant -> id -> row
 
-std::unique_ptr<Store> OpenStore(CaptureHarness& h) {
-  Store::Options o;
-  o.path = h.store_path();
-  o.key_file = h.key_path();
-  auto s = Store::Open(o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
-
-// Stops the store process once its recoverable point reached `lsn` (checking
-// by stopping it and opening the store); leaves it stopped.
-bool CatchUp(CaptureHarness& h, uint64_t lsn, int timeout_s) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  for (;;) {
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    EXPECT_EQ(h.store().Stop(), 0) << h.store().ReadLog();
-    {
-      auto s = OpenStore(h);
-      if (!s) return false;
-      auto p = s->RecoverablePoint();
-      if (p.ok() && p->lsn.value() >= lsn) return true;
-    }
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    h.StartStore();
-  }
-}
-
 Truth ReadTruth(pg::PgConn& conn, uint64_t* lsn) {
   Truth t;
   EXPECT_TRUE(conn.Run("BEGIN; LOCK TABLE accounts IN SHARE MODE").ok());
@@ -136,9 +109,8 @@ TEST(StoreE2E, StateAtNowAndAtTwentyEarlierCommitsEqualsPostgres) {
   EXPECT_EQ(bench.Wait(120), 0) << bench.ReadLog();
   uint64_t final_lsn = 0;
   Truth final_truth = ReadTruth(truth_conn, &final_lsn);
-  ASSERT_TRUE(CatchUp(h, final_lsn, 180)) << h.store().ReadLog();
-  auto s = OpenStore(h);
-  ASSERT_TRUE(s);
+  auto s = h.StopStoreAt(final_lsn, 180);
+  ASSERT_TRUE(s) << h.store().ReadLog();
   auto point = s->RecoverablePoint();
   ASSERT_TRUE(point.ok());
   ExpectSameState(*s, final_truth, point->lsn.value(), kTenants);
@@ -168,9 +140,8 @@ TEST(StoreE2E, KillNineStoreFiveTimesStateStaysExact) {
   auto conn = h.db().Connect();
   uint64_t final_lsn = 0;
   Truth truth = ReadTruth(conn, &final_lsn);
-  ASSERT_TRUE(CatchUp(h, final_lsn, 180)) << h.store().ReadLog();
-  auto s = OpenStore(h);
-  ASSERT_TRUE(s);
+  auto s = h.StopStoreAt(final_lsn, 180);
+  ASSERT_TRUE(s) << h.store().ReadLog();
   ExpectSameState(*s, truth, s->RecoverablePoint()->lsn.value(), kTenants);
   // No event stored twice: every (change LSN, key) appears once in history.
   for (const auto& tenant : kTenants) {
@@ -207,9 +178,8 @@ TEST(StoreE2E, ToastedValuesAreRealAtEveryPoint) {
     h.Exec("UPDATE docs SET counter = " + std::to_string(i));
     points.emplace_back(ParseLsnText(h.Query("SELECT pg_current_wal_insert_lsn()")), i);
   }
-  ASSERT_TRUE(CatchUp(h, points.back().first, 120)) << h.store().ReadLog();
-  auto s = OpenStore(h);
-  ASSERT_TRUE(s);
+  auto s = h.StopStoreAt(points.back().first, 120);
+  ASSERT_TRUE(s) << h.store().ReadLog();
   for (const auto& point : points) {
     const uint64_t lsn = point.first;
     const int counter = point.second;
@@ -237,9 +207,8 @@ TEST(StoreE2E, FilesHoldNoPlaintextAndWrongKeyIsRefused) {
   for (int i = 0; i < 50; ++i) {
     h.Exec("INSERT INTO secrets VALUES (" + std::to_string(i) + ", 'tx', '" + marker + " #" + std::to_string(i) + "')");
   }
-  ASSERT_TRUE(CatchUp(h, ParseLsnText(h.Query("SELECT pg_current_wal_insert_lsn()")), 120));
   {
-    auto s = OpenStore(h);
+    auto s = h.StopStoreAt(ParseLsnText(h.Query("SELECT pg_current_wal_insert_lsn()")), 120);
     ASSERT_TRUE(s);
     int rows = 0;
     ASSERT_TRUE(s->StateAt(TenantId("tx"), s->RecoverablePoint()->lsn, {}, [&](const store::Row& r) {

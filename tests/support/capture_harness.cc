@@ -38,6 +38,39 @@ CaptureHarness::CaptureHarness(CaptureOptions options)
 std::string CaptureHarness::store_path() const { return dir_.path() + "/store"; }
 std::string CaptureHarness::key_path() const { return dir_.path() + "/key"; }
 
+std::unique_ptr<store::Store> CaptureHarness::OpenStore() {
+  store::Store::Options o;
+  o.path = store_path();
+  o.key_file = key_path();
+  auto s = store::Store::Open(o);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+std::unique_ptr<store::Store> CaptureHarness::StopStoreWhenCaughtUp(
+    const std::function<bool(const store::Point&)>& reached, const std::string& target, int timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    EXPECT_EQ(store().Stop(), 0) << store().ReadLog();
+    auto s = OpenStore();
+    if (!s) return nullptr;
+    auto p = s->RecoverablePoint();
+    if (p.ok() && reached(*p)) return s;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "the store did not reach " << target;
+      return nullptr;
+    }
+    s.reset();
+    StartStore();
+  }
+}
+
+std::unique_ptr<store::Store> CaptureHarness::StopStoreAt(uint64_t lsn, int timeout_s) {
+  return StopStoreWhenCaughtUp([lsn](const store::Point& p) { return p.lsn.value() >= lsn; }, Lsn(lsn).ToString(),
+                               timeout_s);
+}
+
 void CaptureHarness::StartStore() {
   store_ = std::make_unique<Process>();
   ASSERT_TRUE(store_->Start({TV_BINARY, "--config", config_path_, "store"},

@@ -4,6 +4,7 @@
 
 #include <rapidjson/document.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include "support/kafka_reader.h"
 #include "support/process.h"
 #include "support/testenv.h"
+#include "timevault/store/store.h"
 
 namespace timevault::testing {
 
@@ -55,6 +57,17 @@ class CaptureHarness {
   std::string key_path() const;
   void StartStore();
   Process& store() { return *store_; }
+  // The store's files opened read-write in this process (stop the store
+  // process first); null, with a test failure, if they do not open.
+  std::unique_ptr<store::Store> OpenStore();
+  // Stops the store process once its recoverable point satisfies `reached`
+  // (checked every 2 s by stopping it and opening its files; restarted when
+  // not yet) and returns the store, open. After `timeout_s`: a test failure
+  // naming `target`, and null.
+  std::unique_ptr<store::Store> StopStoreWhenCaughtUp(const std::function<bool(const store::Point&)>& reached,
+                                                      const std::string& target, int timeout_s = 180);
+  // The same, until the recoverable point reaches `lsn`.
+  std::unique_ptr<store::Store> StopStoreAt(uint64_t lsn, int timeout_s = 180);
 
  private:
   CaptureOptions options_;

@@ -212,8 +212,10 @@ TEST(CaptureFault, KafkaBrokerKilledAndRestartedLosesNothing) {
   h.Exec("CREATE TABLE t (id int PRIMARY KEY, tenant_id text)");
   Process capture;
   ASSERT_TRUE(capture.Start({TV_BINARY, "--config", cfg, "capture"}, cfg + ".log"));
-  for (int i = 0;
-       i < 100 && h.Query("SELECT active FROM pg_replication_slots WHERE slot_name = '" + h.slot() + "'") != "t"; ++i) {
+  for (int i = 0; i < 100 && h.Query("SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots "
+                                     "WHERE slot_name = '" +
+                                     h.slot() + "'") != "t";
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   h.Exec("INSERT INTO t SELECT g, 'a' FROM generate_series(1, 100) g");

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "store/store_test_util.h"
@@ -433,6 +435,56 @@ TEST_F(StoreTest, RowEventsOfSeveralTenantsInAnyArrivalOrder) {
   } while (std::next_permutation(order.begin(), order.end()));
 }
 
+// A transaction in flight when the snapshot was taken (changes below the
+// snapshot's LSN, commit above it) comes after the snapshot rows: its
+// deletes without tenant and its moves end the snapshot owner's rows, in
+// every arrival order (each event on its own partition, so that any order
+// is a valid delivery).
+TEST_F(StoreTest, ATransactionInFlightAtTheSnapshotEndsTheSnapshotOwnersRows) {
+  auto rows = [&] {
+    return std::vector<std::vector<IngestItem>>{
+        {Snapshot("a", 1, "snap", 1000), At("tv.public.items", 5, RowEvent('d', "", 1, "{\"id\":1}", 990, 5, kT0))},
+        {Snapshot("a", 2, "snap", 1000),
+         At("tv.public.items", 1, RowEvent('u', "b", 2, Json("b", 2, "moved"), 991, 5, kT0))},
+        {Snapshot("a", 3, "snap", 1000),
+         At("tv.public.items", 3, RowEvent('u', "a", 3, Json("a", 3, "updated"), 992, 5, kT0)),
+         At("tv.public.items", 5, RowEvent('d', "", 3, "{\"id\":3}", 995, 5, kT0))}};
+  };
+  for (int first = 0; first < 2; ++first) {
+    std::vector<int> order3{0, 1, 2};
+    do {
+      const std::string o = std::to_string(first) + "/" + std::to_string(order3[0]) + std::to_string(order3[1]) +
+                            std::to_string(order3[2]);
+      SCOPED_TRACE("order " + o);
+      Close();
+      std::filesystem::remove_all(path_);
+      next_offset_.clear();
+      Open();
+      auto r = rows();
+      Apply({End(5, 1010, 4)});
+      for (int row = 0; row < 2; ++row) {
+        Apply({r[row][first]});
+        Apply({r[row][1 - first]});
+      }
+      for (int i : order3) Apply({r[2][static_cast<size_t>(i)]});
+      Apply({Heartbeat(1020, kT0)});
+      ASSERT_EQ(Recoverable(), 1020u);
+      EXPECT_EQ(State("a", 1000),
+                (std::map<std::string, std::string>{
+                    {Key(1), Json("a", 1, "snap")}, {Key(2), Json("a", 2, "snap")}, {Key(3), Json("a", 3, "snap")}}));
+      EXPECT_TRUE(State("b", 1000).empty());
+      EXPECT_TRUE(State("a", 1010).empty());
+      EXPECT_EQ(State("b", 1010), (std::map<std::string, std::string>{{Key(2), Json("b", 2, "moved")}}));
+      // a's history: the three snapshot rows, then the transaction's end of each.
+      auto h = Hist("a", 0, 1020);
+      std::string ops;
+      for (const auto& e : h) ops += e.op;
+      EXPECT_EQ(ops.substr(0, 3), "rrr");
+      EXPECT_EQ(std::count(ops.begin(), ops.end(), 'd'), 3) << ops;
+    } while (std::next_permutation(order3.begin(), order3.end()));
+  }
+}
+
 // ---------------------------------------------------------------------------
 // TOAST (invariant 5)
 
@@ -603,6 +655,31 @@ struct Observed {
   bool operator==(const Observed&) const = default;
 };
 
+// A valid delivery of partitions' messages: runs of 1..max_run messages of
+// a partition picked at random, then `last`, cut into batches of
+// 1..max_batch messages.
+std::vector<std::vector<IngestItem>> Deliver(const std::vector<std::vector<IngestItem>>& parts, IngestItem last,
+                                             const std::function<int(int)>& pick, int max_run, int max_batch) {
+  std::vector<IngestItem> stream;
+  std::vector<size_t> next(parts.size(), 0);
+  for (;;) {
+    std::vector<size_t> open;
+    for (size_t p = 0; p < parts.size(); ++p)
+      if (next[p] < parts[p].size()) open.push_back(p);
+    if (open.empty()) break;
+    const size_t p = open[pick(static_cast<int>(open.size()))];
+    for (int k = 1 + pick(max_run); k > 0 && next[p] < parts[p].size(); --k) stream.push_back(parts[p][next[p]++]);
+  }
+  stream.push_back(std::move(last));
+  std::vector<std::vector<IngestItem>> batches;
+  for (size_t i = 0; i < stream.size();) {
+    const size_t n = std::min<size_t>(1 + pick(max_batch), stream.size() - i);
+    batches.emplace_back(stream.begin() + i, stream.begin() + i + n);
+    i += n;
+  }
+  return batches;
+}
+
 TEST_F(StoreTest, PipelinedApplyEqualsApplyingOneBatchAtATime) {
   // A random multi-tenant stream as capture produces it: each tenant's row
   // events on its own partition (tenantless deletes on the key's), ENDs on
@@ -657,23 +734,8 @@ TEST_F(StoreTest, PipelinedApplyEqualsApplyingOneBatchAtATime) {
     }
     time += 1000;
   }
-  std::vector<IngestItem> stream;
-  std::vector<size_t> next(parts.size(), 0);
-  for (;;) {
-    std::vector<size_t> open;
-    for (size_t p = 0; p < parts.size(); ++p)
-      if (next[p] < parts[p].size()) open.push_back(p);
-    if (open.empty()) break;
-    const size_t p = open[pick(static_cast<int>(open.size()))];
-    for (int k = 1 + pick(4); k > 0 && next[p] < parts[p].size(); --k) stream.push_back(parts[p][next[p]++]);
-  }
-  stream.push_back(Heartbeat(lsn + 10, time));  // lists every partition's last offset
-  std::vector<std::vector<IngestItem>> batches;
-  for (size_t i = 0; i < stream.size();) {
-    const size_t n = std::min<size_t>(1 + pick(15), stream.size() - i);
-    batches.emplace_back(stream.begin() + i, stream.begin() + i + n);
-    i += n;
-  }
+  // The heartbeat lists every partition's last offset.
+  const auto batches = Deliver(parts, Heartbeat(lsn + 10, time), pick, 4, 15);
 
   auto observe = [&] {
     Observed o;
@@ -725,6 +787,132 @@ TEST_F(StoreTest, PipelinedApplyEqualsApplyingOneBatchAtATime) {
   }
   EXPECT_TRUE(seen[1] == seen[0]) << "pipelined apply differs from one batch at a time";
   EXPECT_TRUE(seen[2] == seen[0]) << "pipelined apply with waits and a reopen differs";
+}
+
+// Many random streams, each with snapshot rows (and sometimes transactions
+// in flight at the snapshot), concurrent transactions
+// (interleaved change LSNs, committed in either order), tenant moves and
+// deletes without tenant on the key's partition, re-sent transactions, and
+// partitions interleaved at random: the state of every tenant at every
+// commit must equal the truth recorded when that commit was generated, one
+// batch at a time and pipelined.
+TEST_F(StoreTest, RandomStreamsGiveTheTruthAtEveryCommit) {
+  const std::vector<std::string> tenants{"a", "b", "c"};
+  using Rows = std::map<std::string, std::string>;
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+    auto tenant_part = [&](const std::string& t) {
+      return static_cast<int>(std::find(tenants.begin(), tenants.end(), t) - tenants.begin());
+    };
+    next_offset_.clear();
+    const IngestItem bootstrap = Heartbeat(10, kT0 - 1'000'000, std::vector<HeartbeatOffset>{});
+    std::vector<std::vector<IngestItem>> parts(5);            // 0-2: tenants' rows, 3: tenantless deletes, 4: ENDs
+    std::map<int, std::pair<std::string, std::string>> live;  // id -> (tenant, row)
+    std::map<uint64_t, std::map<std::string, Rows>> truth;    // commit -> tenant -> rows
+    auto record = [&](uint64_t at) {
+      auto& t = truth[at];
+      for (const auto& name : tenants) t[name];
+      for (const auto& [id, v] : live) t[v.first][Key(id)] = v.second;
+    };
+    // The initial snapshot at LSN 50.
+    for (int id = 1; id <= 6; ++id) {
+      const std::string& t = tenants[pick(3)];
+      const std::string row = Json(t, id, "snap");
+      parts[tenant_part(t)].push_back(At("tv.public.items", tenant_part(t), RowEvent('r', t, id, row, 50, {}, kT0)));
+      live[id] = {t, row};
+    }
+    // Sometimes the first transactions were in flight at the snapshot:
+    // changes below its LSN, commits above it.
+    const bool in_flight_at_snapshot = pick(2) == 0;
+    uint64_t lsn = in_flight_at_snapshot ? 40 : 100;
+    int64_t time = kT0;
+    int64_t xid = 1000;
+    for (int group = 0; group < 40; ++group) {
+      // One transaction, or two running at once on disjoint rows.
+      const int ntx = pick(3) == 0 ? 2 : 1;
+      struct Tx {
+        int64_t xid;
+        std::vector<std::pair<int, StoreEvent>> events;
+        std::map<int, std::optional<std::pair<std::string, std::string>>> writes;  // id -> row after, or gone
+      };
+      std::vector<Tx> txs(ntx);
+      std::set<int> touched_by_other[2];
+      for (auto& tx : txs) tx.xid = ++xid;
+      const int nchanges = 1 + pick(6);
+      for (int i = 0; i < nchanges; ++i) {
+        const int which = pick(ntx);
+        Tx& tx = txs[which];
+        int id = 1 + pick(12);
+        if (touched_by_other[which].count(id)) continue;  // row locks: the other transaction holds it
+        touched_by_other[1 - which].insert(id);
+        const uint64_t at = ++lsn;
+        std::optional<std::pair<std::string, std::string>> now;
+        if (auto w = tx.writes.find(id); w != tx.writes.end()) {
+          now = w->second;
+        } else if (auto l = live.find(id); l != live.end()) {
+          now = l->second;
+        }
+        if (!now) {
+          const std::string& t = tenants[pick(3)];
+          const std::string row = Json(t, id, "c" + std::to_string(at));
+          tx.events.emplace_back(tenant_part(t), RowEvent('c', t, id, row, at, tx.xid, time));
+          tx.writes[id] = std::make_pair(t, row);
+        } else if (pick(5) == 0) {
+          const bool tenantless = pick(2) == 0;
+          const std::string t = tenantless ? "" : now->first;
+          tx.events.emplace_back(tenantless ? 3 : tenant_part(t), RowEvent('d', t, id, now->second, at, tx.xid, time));
+          tx.writes[id] = std::nullopt;
+        } else {
+          const std::string& t = pick(6) == 0 ? tenants[pick(3)] : now->first;
+          const std::string row = Json(t, id, "u" + std::to_string(at));
+          tx.events.emplace_back(tenant_part(t), RowEvent('u', t, id, row, at, tx.xid, time));
+          tx.writes[id] = std::make_pair(t, row);
+        }
+      }
+      if (ntx == 2 && pick(2) == 0) std::swap(txs[0], txs[1]);  // commit order independent of change order
+      lsn = std::max<uint64_t>(lsn, 100);
+      for (auto& tx : txs) {
+        if (tx.events.empty()) continue;
+        const uint64_t commit = ++lsn;
+        for (const auto& [id, w] : tx.writes) {
+          if (w) {
+            live[id] = *w;
+          } else {
+            live.erase(id);
+          }
+        }
+        record(commit);
+        const int copies = pick(8) == 0 ? 2 : 1;
+        for (int c = 0; c < copies; ++c) {
+          for (const auto& [part, ev] : tx.events) parts[part].push_back(At("tv.public.items", part, ev));
+          parts[4].push_back(End(tx.xid, commit, static_cast<int64_t>(tx.events.size()), time));
+        }
+        time += 1000;
+      }
+    }
+    const auto batches = Deliver(parts, Heartbeat(lsn + 10, time), pick, 6, 20);
+    for (int mode = 0; mode < 2; ++mode) {
+      SCOPED_TRACE(mode == 0 ? "one batch at a time" : "pipelined");
+      Close();
+      path_ = dir_.path() + "/seed" + std::to_string(seed) + "-" + std::to_string(mode);
+      Open();
+      Apply({bootstrap});
+      for (const auto& b : batches) {
+        Status st = mode == 0 ? store_->Apply(b) : store_->ApplyStart(b);
+        ASSERT_TRUE(st.ok()) << st.ToString();
+      }
+      ASSERT_TRUE(store_->WaitApplied().ok());
+      ASSERT_EQ(Recoverable(), lsn + 10);
+      for (const auto& [commit, want] : truth) {
+        for (const auto& [t, rows] : want) {
+          ASSERT_EQ(State(t, commit), rows) << "tenant " << t << " at commit " << commit;
+        }
+      }
+    }
+    Close();
+  }
 }
 
 }  // namespace

@@ -101,7 +101,12 @@ void CaptureHarness::StartCapture() {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!process_->running()) FAIL() << "capture exited early:\n" << process_->ReadLog();
-    if (Query("SELECT active FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'") == "t") return;
+    // A slot being created is active before it has its consistent point
+    // (Postgres waits for the transactions running then); until that point
+    // is fixed a commit may still fall into the initial snapshot.
+    if (Query("SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = '" +
+              slot_ + "'") == "t")
+      return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   FAIL() << "capture did not start streaming:\n" << process_->ReadLog();

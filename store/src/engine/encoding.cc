@@ -314,6 +314,10 @@ std::shared_ptr<const rocksdb::SliceTransform> NewTenantTablePrefixExtractor() {
   return std::make_shared<LeadingFieldsExtractor>(2, "timevault.TenantTable");
 }
 
+std::shared_ptr<const rocksdb::SliceTransform> NewRowPrefixExtractor() {
+  return std::make_shared<LeadingFieldsExtractor>(2, "timevault.TablePk");
+}
+
 std::shared_ptr<const rocksdb::SliceTransform> NewTenantPrefixExtractor() {
   return std::make_shared<LeadingFieldsExtractor>(1, "timevault.Tenant");
 }

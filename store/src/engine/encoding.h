@@ -201,5 +201,8 @@ std::string OffsetKey(std::string_view topic, int32_t partition);
 std::shared_ptr<const rocksdb::SliceTransform> NewTenantTablePrefixExtractor();
 // log: T(tenant).
 std::shared_ptr<const rocksdb::SliceTransform> NewTenantPrefixExtractor();
+// rowtenant: T(table) T(pk), one row's timeline: ingest's neighbour seek of
+// a row seen for the first time is answered by the bloom filters.
+std::shared_ptr<const rocksdb::SliceTransform> NewRowPrefixExtractor();
 
 }  // namespace timevault::store::engine

@@ -109,6 +109,17 @@ struct StoreImpl {
     std::string tenant, pk;
   };
   std::deque<RecentDelete> recent_deletes;
+  // Per tenant, a key no smaller than any of its `log` keys in the database
+  // or in a batch built since the store opened (engine/ingest.cc, LogBound):
+  // an event whose log key sorts above it cannot be a duplicate, so the
+  // duplicate check of events arriving in commit order reads nothing. Only
+  // ever raised: keys deleted by retention or shredding, or of a batch that
+  // failed, leave it an upper bound.
+  struct LogBound {
+    bool loaded = false;  // the database's greatest key is included
+    std::string max;
+  };
+  std::unordered_map<std::string, LogBound> log_bounds;
 
   // ---- the write pipeline (write_mu; engine/ingest.cc) ----
   // A batch is built while the previous one is being written: the batch
@@ -119,21 +130,26 @@ struct StoreImpl {
   // database by at most the batch in flight; readers see `view`, published
   // only when that batch has landed.
   // A batch's records of one busy family kept outside the batch index, by
-  // row: (change LSN, value), one entry per LSN. A row's entries are read a
-  // few times per event; a map per row is far cheaper to keep and read than
-  // the index.
+  // row: (change LSN, where the value is in the batch's WriteBatch), one
+  // entry per LSN. A row's entries are read a few times per event; a map per
+  // row is far cheaper to keep and read than the index, and the values are
+  // not copied (offsets stay valid as the batch grows).
   class RowEntries {
    public:
-    using Entries = std::vector<std::pair<uint64_t, std::string>>;
-    void Put(const std::string& row, uint64_t lsn, std::string value) {
+    struct Entry {
+      uint64_t lsn;
+      size_t offset, size;  // of the value in the WriteBatch's data
+    };
+    using Entries = std::vector<Entry>;
+    void Put(const std::string& row, const Entry& entry) {
       Entries& entries = rows_[row];
-      for (auto& [at, v] : entries) {
-        if (at == lsn) {
-          v = std::move(value);
+      for (auto& e : entries) {
+        if (e.lsn == entry.lsn) {
+          e = entry;
           return;
         }
       }
-      entries.emplace_back(lsn, std::move(value));
+      entries.push_back(entry);
     }
     const Entries* Find(const std::string& row) const {
       auto it = rows_.find(row);
@@ -142,7 +158,7 @@ struct StoreImpl {
     bool Has(const std::string& row, uint64_t lsn) const {
       const Entries* entries = Find(row);
       return entries != nullptr &&
-             std::any_of(entries->begin(), entries->end(), [&](const auto& e) { return e.first == lsn; });
+             std::any_of(entries->begin(), entries->end(), [&](const Entry& e) { return e.lsn == lsn; });
     }
 
    private:
@@ -150,6 +166,10 @@ struct StoreImpl {
   };
   struct Layer {  // one batch's records
     Layer() : wb(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {}
+    // The value of an entry of `timelines` or `versions`.
+    std::string_view Value(const RowEntries::Entry& e) {
+      return std::string_view(wb.GetWriteBatch()->Data()).substr(e.offset, e.size);
+    }
     rocksdb::WriteBatchWithIndex wb;                 // all of them; the rare families indexed
     std::unordered_set<std::string> log_written;     // its `log` keys
     RowEntries timelines;                            // its `rowtenant` records, by RowTenantPrefix

@@ -82,6 +82,15 @@ Status Ingest::PutUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view ke
   return st.ok() ? Status::Ok() : Internal(RocksError("batch put", st));
 }
 
+// PutUnindexed for a record kept in one of the layer's RowEntries: where its
+// value is in the batch (WriteBatch appends the value last).
+Result<StoreImpl::RowEntries::Entry> Ingest::PutKept(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+                                                     uint64_t lsn, std::string_view value) {
+  TV_RETURN_IF_ERROR(PutUnindexed(cf, key, value));
+  const size_t end = wb_.GetWriteBatch()->GetDataSize();
+  return StoreImpl::RowEntries::Entry{lsn, end - value.size(), value.size()};
+}
+
 Status Ingest::DeleteUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
   rocksdb::Status st = wb_.GetWriteBatch()->Delete(cf, key);
   return st.ok() ? Status::Ok() : Internal(RocksError("batch delete", st));
@@ -94,9 +103,29 @@ Status Ingest::MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view 
 
 // `log` is read back only by the duplicate check, which looks in the
 // layers' log_written (this batch's and the one before, maybe in flight).
-Status Ingest::PutLog(const std::string& key, std::string_view value) {
+Status Ingest::PutLog(const std::string& tenant, const std::string& key, std::string_view value) {
   layer_->log_written.insert(key);
+  StoreImpl::LogBound& bound = s_->log_bounds[tenant];
+  if (key > bound.max) bound.max = key;
   return PutUnindexed(s_->log, key, value);
+}
+
+// The tenant's log bound (StoreImpl::log_bounds), with the database's
+// greatest `log` key of the tenant read once per store opening.
+Result<const std::string*> Ingest::LogBound(const std::string& tenant) {
+  StoreImpl::LogBound& bound = s_->log_bounds[tenant];
+  if (!bound.loaded) {
+    std::string prefix;
+    PutT(&prefix, tenant);
+    std::unique_ptr<rocksdb::Iterator> it(s_->db->NewIterator(base_ro_, s_->log));
+    it->SeekForPrev(PrefixSuccessor(prefix));
+    if (!it->status().ok()) return Internal(RocksError("reading the newest log entry", it->status()));
+    if (it->Valid() && it->key().starts_with(prefix) && it->key().ToStringView() > bound.max) {
+      bound.max = it->key().ToString();
+    }
+    bound.loaded = true;
+  }
+  return &bound.max;
 }
 
 Status Ingest::Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
@@ -238,7 +267,7 @@ Status Ingest::End(const StoreEvent& ev) {
     dk->Encrypt(plain, log_key, &enc);
     std::string log_value(1, static_cast<char>(op));
     log_value += enc;
-    TV_RETURN_IF_ERROR(PutLog(log_key, log_value));
+    TV_RETURN_IF_ERROR(PutLog(parts->id.tenant, log_key, log_value));
   }
   txn.expected = std::max<int64_t>(ev.event_count, 0);
   const bool complete = txn.stored >= txn.expected;
@@ -310,6 +339,10 @@ Result<std::optional<uint64_t>> Ingest::FindCommit(uint64_t xid, uint64_t change
 Result<bool> Ingest::IsDuplicate(const TxRef& tx, const EntryId& main) {
   if (tx.mode == TxRef::kPending) return Exists(s_->pending, PendingKey(tx.xid, main));
   std::string key = LogKey(tx.commit, main);
+  // Above every key of the tenant (the usual case: events arrive in commit
+  // order per tenant): not stored.
+  TV_ASSIGN_OR_RETURN(const std::string* bound, LogBound(main.tenant));
+  if (key > *bound) return false;
   if (layer_->log_written.count(key) || (previous_ != nullptr && previous_->log_written.count(key))) return true;
   // Every stored event of a transaction whose END this batch applied is in
   // this batch (moved from `pending` at the END, or written since): it is
@@ -342,7 +375,7 @@ Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& en
       dk->Encrypt(e.envelope, key, &enc);
       std::string value(1, e.op);
       value += enc;
-      TV_RETURN_IF_ERROR(PutLog(key, value));
+      TV_RETURN_IF_ERROR(PutLog(e.id.tenant, key, value));
     }
   }
   if (tx.mode == TxRef::kKnown) return AddStored(tx.xid, tx.commit, weight, commit_time);
@@ -444,7 +477,10 @@ Status Ingest::Finish() {
   if (p.base && p.complete_through) advance(*p.complete_through);
   if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
 
-  for (const auto& [key, operand] : current_) TV_RETURN_IF_ERROR(MergeUnindexed(s_->current, key, operand));
+  for (const auto& [key, e] : current_) {
+    const std::string operand = EncodeCurrent(e.lsn, layer_->Value(e));  // a copy: the merge appends to the batch
+    TV_RETURN_IF_ERROR(MergeUnindexed(s_->current, key, operand));
+  }
   for (const auto& [id, txn] : txns_)
     TV_RETURN_IF_ERROR(Put(s_->txns, TxnKey(id.first, id.second), EncodeTxnValue(txn)));
   TV_RETURN_IF_ERROR(Put(s_->meta, kMetaProgress, p.Encode()));

@@ -81,9 +81,12 @@ class Ingest {
   Status Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
   Status Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Status PutUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
+  Result<StoreImpl::RowEntries::Entry> PutKept(rocksdb::ColumnFamilyHandle* cf, std::string_view key, uint64_t lsn,
+                                               std::string_view value);
   Status DeleteUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Status MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
-  Status PutLog(const std::string& key, std::string_view value);
+  Status PutLog(const std::string& tenant, const std::string& key, std::string_view value);
+  Result<const std::string*> LogBound(const std::string& tenant);
   Result<crypto::DataKey*> Key(std::string_view tenant, bool create);
 
   // ---- items ----
@@ -108,8 +111,10 @@ class Ingest {
   Status ResolveToast(const StoreEvent& ev, const std::string& owner, const std::string& pk, std::string* row,
                       std::string* envelope);
   Result<Neighbours> RowNeighbours(const std::string& table, const std::string& pk, uint64_t lsn);
+  Result<Neighbours> TimelineNeighbours(const std::string& table, const std::string& pk, uint64_t lsn, const TxRef& tx);
+  Result<bool> InFlightAt(const RowTenantEntry& e, uint64_t snapshot);
   Result<Neighbours> RowNeighboursBySeek(const std::string& table, const std::string& pk, uint64_t lsn);
-  Status PutTimeline(const std::string& table, const std::string& pk, uint64_t lsn, std::string value);
+  Status PutTimeline(const std::string& table, const std::string& pk, uint64_t lsn, std::string_view value);
   Result<bool> VersionExists(const std::string& row_prefix, uint64_t lsn);
   rocksdb::Iterator* VersionsInDb();
   Status MarkDeleted(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
@@ -133,8 +138,9 @@ class Ingest {
   // txns entries changed by this batch ((xid, commit LSN) -> value, TxnKey's
   // order), written once in Finish.
   std::map<std::pair<uint64_t, uint64_t>, TxnValue> txns_;
-  // `current` key -> the greatest merge operand of the batch (PutVersion).
-  std::unordered_map<std::string, std::string> current_;
+  // `current` key -> the batch's version whose merge operand is the
+  // greatest (PutVersion): the one with the greatest change LSN.
+  std::unordered_map<std::string, StoreImpl::RowEntries::Entry> current_;
   std::unordered_set<uint64_t> ended_here_;  // commit LSNs of the ENDs this batch applied
 };
 

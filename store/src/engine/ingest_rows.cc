@@ -52,7 +52,7 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
 
   // The tenant owning the row just before this event, if this event ends its
   // ownership (a delete, or a version under another tenant: a move).
-  TV_ASSIGN_OR_RETURN(Neighbours around, RowNeighbours(ev.table, pk, lsn));
+  TV_ASSIGN_OR_RETURN(Neighbours around, TimelineNeighbours(ev.table, pk, lsn, tx));
   std::optional<std::string> ended;
   if (around.before && (around.before->flags & kRtVersion) && (tenantless_delete || around.before->tenant != tenant)) {
     ended = around.before->tenant;
@@ -141,7 +141,11 @@ Result<Neighbours> Ingest::RowNeighbours(const std::string& table, const std::st
   constexpr int kMaxSteps = 8;
   Neighbours n;
   const std::string prefix = RowTenantPrefix(table, pk);
-  if (!timeline_it_) timeline_it_.reset(s_->db->NewIterator(base_ro_, s_->rowtenant));
+  if (!timeline_it_) {
+    rocksdb::ReadOptions row_only;  // the row's prefix bloom filters skip what cannot hold it
+    row_only.prefix_same_as_start = true;
+    timeline_it_.reset(s_->db->NewIterator(row_only, s_->rowtenant));
+  }
   rocksdb::Iterator* it = timeline_it_.get();
   it->Seek(prefix);
   for (int steps = 0; it->Valid() && it->key().starts_with(prefix); it->Next(), ++steps) {
@@ -162,16 +166,90 @@ Result<Neighbours> Ingest::RowNeighbours(const std::string& table, const std::st
     if (l == nullptr) continue;
     const auto* entries = l->timelines.Find(prefix);
     if (entries == nullptr) continue;
-    for (const auto& [at, value] : *entries) {
+    for (const auto& entry : *entries) {
+      const uint64_t at = entry.lsn;
       const bool is_before = at < lsn && (!n.before || at >= n.before->change_lsn);
       const bool is_after = at > lsn && (!n.after || at <= n.after->change_lsn);
       if (!is_before && !is_after) continue;
-      auto e = ParseRowTenant(RowTenantKey(table, pk, at), prefix.size(), value);
+      auto e = ParseRowTenant(RowTenantKey(table, pk, at), prefix.size(), l->Value(entry));
       if (!e) return Corruption("rowtenant entry is damaged");
       (is_before ? n.before : n.after) = std::move(e);
     }
   }
   return n;
+}
+
+// The row's timeline entries around an event in the order its changes took
+// effect: by change LSN, except that a snapshot version at S comes before
+// the entries below S of the transaction that was in flight when the
+// snapshot was taken (it holds the row's lock from its first change, below
+// S, until its commit, above S; the snapshot shows the row as it was before
+// that transaction). Every change streamed by the slot that took the
+// snapshot commits after S, so a change whose END is not applied yet counts
+// as in flight. Without this a delete without tenant (or a move) by that
+// transaction would not end the snapshot owner's row.
+Result<Neighbours> Ingest::TimelineNeighbours(const std::string& table, const std::string& pk, uint64_t lsn,
+                                              const TxRef& tx) {
+  TV_ASSIGN_OR_RETURN(Neighbours n, RowNeighbours(table, pk, lsn));
+  if (tx.mode == TxRef::kDirect) {
+    // A snapshot version: the in-flight transaction's entries just below
+    // it follow it; what comes before them precedes it.
+    if (!n.before || (n.before->flags & kRtDirect)) return n;
+    TV_ASSIGN_OR_RETURN(bool in_flight, InFlightAt(*n.before, lsn));
+    if (!in_flight) return n;
+    RowTenantEntry first = *n.before;
+    for (;;) {
+      TV_ASSIGN_OR_RETURN(Neighbours below, RowNeighbours(table, pk, first.change_lsn));
+      if (!below.before || (below.before->flags & kRtDirect) || below.before->xid != first.xid) {
+        n.before = std::move(below.before);
+        n.after = std::move(first);
+        return n;
+      }
+      first = std::move(*below.before);
+    }
+  }
+  // A streamed change just above a snapshot version: the in-flight
+  // transaction's last entry below the snapshot precedes it.
+  if (n.before && (n.before->flags & kRtDirect)) {
+    const uint64_t snapshot = n.before->change_lsn;
+    TV_ASSIGN_OR_RETURN(Neighbours below, RowNeighbours(table, pk, snapshot));
+    if (below.before && !(below.before->flags & kRtDirect)) {
+      TV_ASSIGN_OR_RETURN(bool in_flight, InFlightAt(*below.before, snapshot));
+      if (in_flight) n.before = std::move(below.before);
+    }
+  }
+  // A streamed change with a later entry: past this transaction's own later
+  // entries, is there a snapshot version it was in flight at?
+  if (!n.after) return n;
+  std::optional<RowTenantEntry> own_next;
+  RowTenantEntry next = *n.after;
+  while (!(next.flags & kRtDirect) && next.xid == tx.xid) {
+    if (!own_next) own_next = next;
+    TV_ASSIGN_OR_RETURN(Neighbours above, RowNeighbours(table, pk, next.change_lsn));
+    if (!above.after) return n;
+    next = std::move(*above.after);
+  }
+  if (!(next.flags & kRtDirect)) return n;
+  const uint64_t snapshot = next.change_lsn;
+  if (tx.mode == TxRef::kKnown && tx.commit <= snapshot) return n;  // committed before the snapshot
+  if (own_next) {
+    n.after = std::move(own_next);
+  } else {
+    TV_ASSIGN_OR_RETURN(Neighbours above, RowNeighbours(table, pk, snapshot));
+    n.after = std::move(above.after);
+  }
+  if (!n.before || (n.before->flags & kRtDirect) || n.before->xid != tx.xid) n.before = std::move(next);
+  return n;
+}
+
+// Whether the streamed timeline entry `e` (change LSN below `snapshot`) was
+// in flight at the snapshot: its transaction commits after it, or its END is
+// not applied yet. Entries at or below the retention floor were committed
+// long before (their transactions' entries are gone).
+Result<bool> Ingest::InFlightAt(const RowTenantEntry& e, uint64_t snapshot) {
+  if (s_->progress.floor && e.change_lsn <= s_->progress.floor->lsn) return false;
+  TV_ASSIGN_OR_RETURN(auto commit, FindCommit(e.xid, e.change_lsn));
+  return !commit || *commit > snapshot;
 }
 
 Result<Neighbours> Ingest::RowNeighboursBySeek(const std::string& table, const std::string& pk, uint64_t lsn) {
@@ -199,9 +277,9 @@ Result<Neighbours> Ingest::RowNeighboursBySeek(const std::string& table, const s
   return n;
 }
 
-Status Ingest::PutTimeline(const std::string& table, const std::string& pk, uint64_t lsn, std::string value) {
-  TV_RETURN_IF_ERROR(PutUnindexed(s_->rowtenant, RowTenantKey(table, pk, lsn), value));
-  layer_->timelines.Put(RowTenantPrefix(table, pk), lsn, std::move(value));
+Status Ingest::PutTimeline(const std::string& table, const std::string& pk, uint64_t lsn, std::string_view value) {
+  TV_ASSIGN_OR_RETURN(auto kept, PutKept(s_->rowtenant, RowTenantKey(table, pk, lsn), lsn, value));
+  layer_->timelines.Put(RowTenantPrefix(table, pk), kept);
   return Status::Ok();
 }
 
@@ -274,7 +352,7 @@ Result<std::optional<std::string>> Ingest::PreviousRow(const std::string& tenant
     if (l == nullptr) continue;
     const auto* entries = l->versions.Find(prefix);
     if (entries == nullptr) continue;
-    for (const auto& [at, value] : *entries) TV_RETURN_IF_ERROR(consider(VersionKey(prefix, at), value, at));
+    for (const auto& e : *entries) TV_RETURN_IF_ERROR(consider(VersionKey(prefix, e.lsn), l->Value(e), e.lsn));
   }
   std::optional<Stored>* chosen = older ? &older : &snap;
   if (older && snap) {
@@ -319,18 +397,19 @@ Status Ingest::PutVersion(const std::string& tenant, const std::string& table, c
   const std::string key = VersionKey(RowPrefix(tenant, table, pk), lsn);
   std::string enc;
   dk->Encrypt(row, key, &enc);
-  const std::string value = EncodeVersionValue(flags, xid, enc);
-  TV_RETURN_IF_ERROR(PutUnindexed(s_->versions, key, value));
+  TV_ASSIGN_OR_RETURN(auto kept, PutKept(s_->versions, key, lsn, EncodeVersionValue(flags, xid, enc)));
   std::string prefix = key.substr(0, key.size() - 8);
-  layer_->versions.Put(prefix, lsn, value);
+  layer_->versions.Put(prefix, kept);
   layer_->version_tables.insert(TablePrefix(tenant, table));
   // `current` keeps the newest version by change LSN, whatever the arrival
-  // order (RocksDB's bytewise max). Within the batch only the greatest
-  // operand per row is kept, so a row changed n times in a batch costs one
-  // merge, not n (written in Finish).
-  std::string operand = EncodeCurrent(lsn, value);
-  auto [it, inserted] = current_.try_emplace(std::move(prefix), std::move(operand));
-  if (!inserted && it->second.compare(operand) < 0) it->second = std::move(operand);
+  // order (RocksDB's bytewise max of `u64(lsn) value`). Within the batch
+  // only the greatest operand per row is kept, so a row changed n times in a
+  // batch costs one merge, not n (written in Finish).
+  auto [it, inserted] = current_.try_emplace(std::move(prefix), kept);
+  if (!inserted &&
+      (it->second.lsn < lsn || (it->second.lsn == lsn && layer_->Value(it->second) < layer_->Value(kept)))) {
+    it->second = kept;
+  }
   return Status::Ok();
 }
 

@@ -70,9 +70,10 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors() {
   // skiplist: not used.)
   d.emplace_back(kCfLog, CfOptions(NewTenantPrefixExtractor(), Lookups::kPoint));
   for (const char* name : {kCfTxns, kCfPending}) d.emplace_back(name, CfOptions(nullptr, Lookups::kPoint));
-  for (const char* name : {kCfCommits, kCfTruncates, kCfKeys, kCfMeta, kCfDeadLetter, kCfRowTenant}) {
+  for (const char* name : {kCfCommits, kCfTruncates, kCfKeys, kCfMeta, kCfDeadLetter}) {
     d.emplace_back(name, CfOptions(nullptr));
   }
+  d.emplace_back(kCfRowTenant, CfOptions(NewRowPrefixExtractor()));
   auto current = CfOptions(NewTenantTablePrefixExtractor());
   current.merge_operator = MaxOperator();
   d.emplace_back(kCfCurrent, std::move(current));

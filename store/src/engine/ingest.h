@@ -38,8 +38,8 @@ struct TxRef {
 struct HistoryEntry {
   EntryId id;
   char op = 0;
-  std::string envelope;
-  uint8_t weight = 1;  // counts toward the transaction's event_count (one entry per event does)
+  std::string_view envelope;  // valid until WriteHistory returns
+  uint8_t weight = 1;         // counts toward the transaction's event_count (one entry per event does)
 };
 
 struct Stored {  // a version entry read back

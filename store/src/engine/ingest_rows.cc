@@ -12,7 +12,7 @@ bool IsRowOp(char op) { return op == 'c' || op == 'u' || op == 'r' || op == 'd';
 
 // Envelopes of a tenant move: the new tenant sees a create (no before: the
 // old image is the other tenant's), the old tenant a delete.
-void SplitMoveEnvelope(const std::string& envelope, std::string* for_new, std::string* for_old) {
+void SplitMoveEnvelope(std::string_view envelope, std::string* for_new, std::string* for_old) {
   *for_new = envelope;
   *for_old = envelope;
   auto members = SplitObject(envelope);
@@ -59,10 +59,15 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
   }
   const bool moved = ended && ev.op != 'd';
 
-  std::string row = ev.row;
-  std::string envelope = ev.envelope;
+  std::string_view row = ev.row;
+  std::string_view envelope = ev.envelope;
+  std::string resolved_row, resolved_envelope;  // with unchanged TOAST values filled in
   if (!ev.unavailable_columns.empty()) {
-    TV_RETURN_IF_ERROR(ResolveToast(ev, moved ? *ended : tenant, pk, &row, &envelope));
+    resolved_row = ev.row;
+    resolved_envelope = ev.envelope;
+    TV_RETURN_IF_ERROR(ResolveToast(ev, moved ? *ended : tenant, pk, &resolved_row, &resolved_envelope));
+    row = resolved_row;
+    envelope = resolved_envelope;
   }
   if (ev.op == 'd') {
     auto& recent = s_->recent_deletes;
@@ -90,14 +95,14 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
                                  EncodeRowTenant(rt_flags, tx.xid, tenantless_delete ? ended.value_or("") : tenant)));
 
   std::vector<HistoryEntry> entries;
+  std::string for_new, for_old;
   if (moved) {
-    std::string for_new, for_old;
     SplitMoveEnvelope(envelope, &for_new, &for_old);
-    entries.push_back({main, 'c', std::move(for_new), 1});
-    entries.push_back({EntryId{*ended, ev.table, pk, lsn}, 'd', std::move(for_old), 0});
+    entries.push_back({main, 'c', for_new, 1});
+    entries.push_back({EntryId{*ended, ev.table, pk, lsn}, 'd', for_old, 0});
   } else {
     if (ended) entries.push_back({EntryId{*ended, ev.table, pk, lsn}, 'd', envelope, 0});
-    entries.push_back({main, ev.op, std::move(envelope), 1});
+    entries.push_back({main, ev.op, envelope, 1});
   }
   TV_RETURN_IF_ERROR(WriteHistory(tx, entries, ev.commit_time));
   ++s_->counters.events_stored;

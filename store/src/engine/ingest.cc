@@ -595,36 +595,34 @@ Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch) {
     }
     if (st.ok()) st = ingest.Finish();
   }
-  // The write gets the batch sorted (SortedCopy); the batch itself stays as
-  // it is for the next batch's reads through its index.
-  std::unique_ptr<rocksdb::WriteBatch> sorted;
-  if (st.ok()) {
-    auto copy = SortedCopy(*layer->wb.GetWriteBatch(), handles);
-    if (copy.ok()) {
-      sorted = std::move(copy).value();
-    } else {
-      st = copy.status();
-    }
-  }
   // Batches land in order: the previous one first.
   Status landed = WaitWrite(this);
   if (!landed.ok() || !st.ok()) {
     Reset(this);
     return landed.ok() ? st : landed.WithContext("writing the previous batch");
   }
-  pipeline.previous = std::move(layer);  // the one before is no longer read
+  // The batch before is no longer read; the writing thread frees it (this
+  // thread, building the next batch, is the busier one).
+  std::unique_ptr<Layer> done = std::move(pipeline.previous);
+  pipeline.previous = std::move(layer);
+  rocksdb::WriteBatch* records = pipeline.previous->wb.GetWriteBatch();
   // Readers see the batch's progress as soon as it has landed, also when no
   // further batch follows (an idle consumer).
-  pipeline.writing = std::async(std::launch::async, [this, records = std::move(sorted), landed_view = WriterView()] {
-    rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    rocksdb::Status s = db->Write(wo, records.get());
-    if (!s.ok()) return Internal(RocksError("writing the batch", s));
-    std::lock_guard lock(view_mu);
-    view = landed_view;
-    return Status::Ok();
-  });
+  pipeline.writing =
+      std::async(std::launch::async, [this, records, done = std::move(done), landed_view = WriterView()]() mutable {
+        done.reset();
+        rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+        // The write gets a sorted copy (SortedCopy); the batch itself stays as
+        // it is for the next batch's reads through its index (read-only now).
+        TV_ASSIGN_OR_RETURN(auto sorted, SortedCopy(*records, handles));
+        rocksdb::WriteOptions wo;
+        wo.sync = true;
+        rocksdb::Status s = db->Write(wo, sorted.get());
+        if (!s.ok()) return Internal(RocksError("writing the batch", s));
+        std::lock_guard lock(view_mu);
+        view = landed_view;
+        return Status::Ok();
+      });
   return Status::Ok();
 }
 

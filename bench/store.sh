@@ -68,8 +68,13 @@ echo "capture: produced the workload in $(echo "$t1 - $t0" | bc -l | cut -c1-6) 
 # The store's log lines share stdout: keep only the figures' line. (Not
 # `tee /dev/stderr`: with stderr redirected to a file it reopens and
 # truncates that file.)
+# The broker shares the two cores with the store while it serves the
+# fetches: its CPU time during the ingest is printed too.
+broker_stat="/proc/$(cat "$work/kafka/broker.pid")/stat"
+broker_cpu0=$(awk '{print $14 + $15}' "$broker_stat")
 ingest_line=$("$bench" ingest "$KAFKA_BOOTSTRAP" sb "$work/ingest" | grep '^ingest_eps=')
-echo "$ingest_line"
+broker_cpu=$(awk -v c0="$broker_cpu0" '{printf "%.2f", ($14 + $15 - c0) / 100}' "$broker_stat")
+echo "$ingest_line broker_cpu_seconds=$broker_cpu"
 history_line=$("$bench" history "$live" "$factor" "$work/history" | tee >(cat >&2) | tail -n1)
 ingest=$(sed -E 's/.*ingest_eps=([0-9]+).*/\1/' <<<"$ingest_line")
 ratio=$(sed -E 's/.*state_at_ratio_[0-9]+x=([0-9.]+).*/\1/' <<<"$history_line")

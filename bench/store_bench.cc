@@ -11,7 +11,9 @@
 //
 //   store_bench ingest BOOTSTRAP PREFIX DIR
 //     Consumes every message of PREFIX's topics (counted by watermarks) into a
-//     fresh store with the real consumer; prints `ingest_eps=<N> messages=<M>`.
+//     fresh store with the real consumer (timed from its start, group join
+//     included; the broker's one-time consumer-offsets set-up is done before
+//     by a throwaway consumer); prints `ingest_eps=<N> messages=<M>`.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <vector>
@@ -192,12 +195,41 @@ int64_t CountMessages(rd_kafka_t* rk, const std::string& prefix) {
   return total;
 }
 
+// A fresh broker creates its consumer-offsets topic (50 partitions) at the
+// first group join: a one-time cost of the cluster (~1 s here), not of
+// ingest. A throwaway consumer in another group joins first; the timed run
+// still joins its own new group.
+void WarmGroupCoordinator(const std::string& bootstrap, const std::string& prefix) {
+  kafka::Conf conf;
+  if (!conf.Set("bootstrap.servers", bootstrap).ok() ||
+      !conf.Set("group.id", prefix + "-warmup-" + std::to_string(std::time(nullptr))).ok()) {
+    return;
+  }
+  auto rk = kafka::NewHandle(RD_KAFKA_CONSUMER, conf);
+  if (!rk.ok()) return;
+  rd_kafka_poll_set_consumer(rk->get());
+  kafka::PartitionList topics(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(topics.get(), ("^" + prefix + "\\..+").c_str(), RD_KAFKA_PARTITION_UA);
+  if (rd_kafka_subscribe(rk->get(), topics.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline) {
+    kafka::Message m(rd_kafka_consumer_poll(rk->get(), 50));
+    rd_kafka_topic_partition_list_t* assigned = nullptr;
+    if (rd_kafka_assignment(rk->get(), &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned) {
+      kafka::PartitionList owned(assigned);
+      if (assigned->cnt > 0) break;
+    }
+  }
+  rd_kafka_consumer_close(rk->get());
+}
+
 int Ingest(const std::string& bootstrap, const std::string& prefix, const std::string& dir) {
   kafka::Conf conf;
   if (!conf.Set("bootstrap.servers", bootstrap).ok()) return 1;
   auto rk = kafka::NewHandle(RD_KAFKA_PRODUCER, conf);
   if (!rk.ok()) return 1;
   int64_t total = CountMessages(rk->get(), prefix);
+  WarmGroupCoordinator(bootstrap, prefix);
   auto store = OpenFresh(dir);
   config::Config cfg;
   cfg.kafka.bootstrap = bootstrap;

@@ -137,14 +137,27 @@ Result<crypto::DataKey*> Ingest::Key(std::string_view tenant, bool create) {
   return s_->keyring->ForWrite(tenant, create, &wb_);
 }
 
+// The next offset of the item's partition (created as 0, which passes
+// every offset): the previous item's entry most of the time, found without
+// building a key.
+int64_t* Ingest::NextOffset(const KafkaPosition& pos) {
+  if (last_offset_ == nullptr || last_partition_ != pos.partition || last_topic_ != pos.topic) {
+    auto part = std::make_pair(pos.topic, pos.partition);
+    dirty_offsets_.insert(part);
+    last_offset_ = &s_->offsets.try_emplace(std::move(part), 0).first->second;
+    last_topic_ = pos.topic;
+    last_partition_ = pos.partition;
+  }
+  return last_offset_;
+}
+
 Status Ingest::Item(const IngestItem& item) {
-  const auto part = std::make_pair(item.position.topic, item.position.partition);
-  if (auto it = s_->offsets.find(part); it != s_->offsets.end() && item.position.offset < it->second) {
+  int64_t* next = NextOffset(item.position);
+  if (item.position.offset < *next) {
     ++s_->counters.duplicates;  // re-delivered by Kafka: already applied
     return Status::Ok();
   }
-  s_->offsets[part] = item.position.offset + 1;
-  dirty_offsets_.insert(part);
+  *next = item.position.offset + 1;
   if (!item.event) {
     return DeadLetter(item.position, item.dead_letter_reason.empty() ? "not parsed" : item.dead_letter_reason,
                       item.raw);

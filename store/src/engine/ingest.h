@@ -74,6 +74,7 @@ class Ingest {
   Status Finish();
 
  private:
+  int64_t* NextOffset(const KafkaPosition& pos);
   // ---- batch + database access ----
   Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Result<bool> Exists(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
@@ -135,6 +136,10 @@ class Ingest {
   std::unique_ptr<rocksdb::Iterator> timeline_it_;  // `rowtenant` in the database only
   std::unique_ptr<rocksdb::Iterator> versions_it_;  // `versions` in the database only
   std::set<std::pair<std::string, int32_t>> dirty_offsets_;
+  // NextOffset's last partition and its entry in StoreImpl::offsets.
+  std::string last_topic_;
+  int32_t last_partition_ = 0;
+  int64_t* last_offset_ = nullptr;
   // txns entries changed by this batch ((xid, commit LSN) -> value, TxnKey's
   // order), written once in Finish.
   std::map<std::pair<uint64_t, uint64_t>, TxnValue> txns_;

@@ -52,15 +52,6 @@ std::string ToJson(const std::function<void(Writer&)>& fill) {
   return sb.GetString();
 }
 
-void WriteOps(Writer& w, const OperationCounts& ops) {
-  w.Key("insert");
-  w.Uint64(ops.inserts);
-  w.Key("update");
-  w.Uint64(ops.updates);
-  w.Key("delete");
-  w.Uint64(ops.deletes);
-}
-
 OperationCounts ReadOps(const rapidjson::Value& v) {
   OperationCounts ops;
   if (v.HasMember("insert") && v["insert"].IsUint64()) ops.inserts = v["insert"].GetUint64();
@@ -578,7 +569,7 @@ class EngineImpl final : public Engine {
     w.String(plan.target.time.ToIso().c_str());
     w.Key("ops");
     w.StartObject();
-    WriteOps(w, plan.ops);
+    WriteOperationCounts(w, plan.ops, /*with_total=*/false);
     w.EndObject();
     w.Key("by_table");
     w.StartArray();
@@ -586,7 +577,7 @@ class EngineImpl final : public Engine {
       w.StartObject();
       w.Key("table");
       w.String(t.table.c_str());
-      WriteOps(w, t.ops);
+      WriteOperationCounts(w, t.ops, /*with_total=*/false);
       w.EndObject();
     }
     w.EndArray();

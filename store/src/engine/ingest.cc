@@ -51,6 +51,15 @@ Result<std::optional<std::string>> Ingest::Get(rocksdb::ColumnFamilyHandle* cf, 
   return std::optional<std::string>(std::move(v));
 }
 
+// In the database only (families whose batch records are not indexed).
+Result<bool> Ingest::InDb(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
+  std::string ignored;
+  rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), cf, key, &ignored);
+  if (st.IsNotFound()) return false;
+  if (!st.ok()) return Internal(RocksError("get", st));
+  return true;
+}
+
 Result<bool> Ingest::Exists(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
   TV_ASSIGN_OR_RETURN(auto v, Get(cf, key));
   return v.has_value();
@@ -361,11 +370,7 @@ Result<bool> Ingest::IsDuplicate(const TxRef& tx, const EntryId& main) {
   // this batch (moved from `pending` at the END, or written since): it is
   // not in the database.
   if (tx.mode == TxRef::kKnown && ended_here_.count(tx.commit)) return false;
-  std::string ignored;
-  rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), s_->log, key, &ignored);
-  if (st.IsNotFound()) return false;
-  if (!st.ok()) return Internal(RocksError("get", st));
-  return true;
+  return InDb(s_->log, key);
 }
 
 Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& entries, CommitTime commit_time) {

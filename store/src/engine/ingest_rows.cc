@@ -448,11 +448,7 @@ Result<bool> Ingest::VersionExists(const std::string& row_prefix, uint64_t lsn) 
   for (StoreImpl::Layer* l : {layer_, previous_}) {
     if (l != nullptr && l->versions.Has(row_prefix, lsn)) return true;
   }
-  std::string ignored;
-  rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), s_->versions, VersionKey(row_prefix, lsn), &ignored);
-  if (st.IsNotFound()) return false;
-  if (!st.ok()) return Internal(RocksError("get", st));
-  return true;
+  return InDb(s_->versions, VersionKey(row_prefix, lsn));
 }
 
 // Batches landed before the previous one (which, with this one, is in

@@ -36,16 +36,19 @@ struct OperationCounts {
   uint64_t total() const { return inserts + updates + deletes; }
 };
 
-// Writes `ops` as the members insert, update, delete and total of the JSON
-// object open in `w` (any RapidJSON writer): one shape for the API and CLI.
+// Writes `ops` as the members insert, update, delete and (unless
+// `with_total` is false: the engine's persisted plans) total of the JSON
+// object open in `w` (any RapidJSON writer): one shape for the API, the CLI
+// and the engine.
 template <typename Writer>
-void WriteOperationCounts(Writer& w, const OperationCounts& ops) {
+void WriteOperationCounts(Writer& w, const OperationCounts& ops, bool with_total = true) {
   w.Key("insert");
   w.Uint64(ops.inserts);
   w.Key("update");
   w.Uint64(ops.updates);
   w.Key("delete");
   w.Uint64(ops.deletes);
+  if (!with_total) return;
   w.Key("total");
   w.Uint64(ops.total());
 }

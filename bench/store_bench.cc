@@ -252,6 +252,10 @@ int Ingest(const std::string& bootstrap, const std::string& prefix, const std::s
     std::fprintf(stderr, "ingest: %s\n", result.ToString().c_str());
     return 1;
   }
+  const StoreStats stats = store->Stats();
+  std::fprintf(stderr, "stored: %llu events, %llu duplicates, %llu dead letters\n",
+               static_cast<unsigned long long>(stats.events_stored), static_cast<unsigned long long>(stats.duplicates),
+               static_cast<unsigned long long>(stats.dead_letters));
   std::printf("ingest_eps=%.0f messages=%lld seconds=%.2f cpu_seconds=%.2f per_cpu_second=%.0f\n", total / secs,
               static_cast<long long>(total), secs, cpu, total / cpu);
   return 0;

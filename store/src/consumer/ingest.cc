@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "timevault/core/kafka.h"
+#include "timevault/core/worker.h"
 #include "timevault/store/event.h"
 
 namespace timevault::store {
@@ -46,7 +47,7 @@ class Applier {
     TV_RETURN_IF_ERROR(WaitBuilt());
     applying_.swap(*batch);
     batch->clear();
-    inflight_ = std::async(std::launch::async, [this] {
+    inflight_ = builder_.Submit([this] {
       Status st = store_->ApplyStart(applying_);
       if (!st.ok()) return st.WithContext("applying a batch of " + std::to_string(applying_.size()) + " messages");
       metrics_->consumed.fetch_add(applying_.size());
@@ -71,6 +72,7 @@ class Applier {
   IngestMetrics* metrics_;
   std::vector<IngestItem> applying_;
   std::future<Status> inflight_;
+  SerialWorker builder_;  // destroyed first, after ~Applier's Wait
 };
 
 // Rebalance: every assigned partition starts at the offset the store holds
@@ -135,7 +137,14 @@ Result<kafka::Handle> NewConsumer(const config::Config& config, Rebalancer* reba
   TV_RETURN_IF_ERROR(conf.Set("auto.offset.reset", "earliest"));
   TV_RETURN_IF_ERROR(conf.Set("topic.metadata.refresh.interval.ms", "5000"));
   TV_RETURN_IF_ERROR(conf.Set("fetch.max.bytes", "67108864"));
-  TV_RETURN_IF_ERROR(conf.Set("max.partition.fetch.bytes", "16777216"));
+  // At most 1 MB per partition per fetch (librdkafka's default; it was 16 MB):
+  // fetched data arrives partition by partition, and a transaction's events
+  // whose END comes in a later batch take the `pending` path, which costs
+  // about twice as much. With 16 MB a catching-up store got the whole
+  // transaction topic after all change topics in 1 run of 5 (every event
+  // pending: 53k instead of 85k messages per CPU second); with 1 MB the
+  // ENDs, far denser per byte, stay ahead (BENCHMARKS.md, round 5).
+  TV_RETURN_IF_ERROR(conf.Set("max.partition.fetch.bytes", "1048576"));
   TV_RETURN_IF_ERROR(conf.SetAll(config.kafka.properties));
   rd_kafka_conf_set_rebalance_cb(conf.raw(), &Rebalancer::Callback);
   rd_kafka_conf_set_opaque(conf.raw(), rebalancer);

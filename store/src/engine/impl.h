@@ -30,6 +30,7 @@
 #include "engine/encoding.h"
 #include "engine/keyring.h"
 #include "engine/progress.h"
+#include "timevault/core/worker.h"
 #include "timevault/store/store.h"
 
 namespace timevault::store {
@@ -161,6 +162,8 @@ struct StoreImpl {
              std::any_of(entries->begin(), entries->end(), [&](const Entry& e) { return e.lsn == lsn; });
     }
 
+    void Clear() { rows_.clear(); }  // keeps the buckets for the next batch
+
    private:
     std::unordered_map<std::string, Entries> rows_;
   };
@@ -175,11 +178,39 @@ struct StoreImpl {
     RowEntries timelines;                            // its `rowtenant` records, by RowTenantPrefix
     RowEntries versions;                             // its `versions` records, by RowPrefix
     std::unordered_set<std::string> version_tables;  // TablePrefix of each (tenant, table) in `versions`
+    // Empties it for another batch, keeping what it allocated that can be
+    // kept (the write batch's buffer, the maps' buckets).
+    void Clear() {
+      wb.Clear();
+      log_written.clear();
+      timelines.Clear();
+      versions.Clear();
+      version_tables.clear();
+    }
   };
+  // Layers written and cleared, for the next batches (StoreImpl::NewLayer):
+  // a batch reuses the memory of one before it rather than allocating it
+  // on the building thread and freeing it on the writing one.
+  std::mutex spare_layers_mu;
+  std::vector<std::unique_ptr<Layer>> spare_layers;
+  std::unique_ptr<Layer> NewLayer() {
+    std::lock_guard lock(spare_layers_mu);
+    if (spare_layers.empty()) return std::make_unique<Layer>();
+    std::unique_ptr<Layer> l = std::move(spare_layers.back());
+    spare_layers.pop_back();
+    return l;
+  }
+  void RecycleLayer(std::unique_ptr<Layer> l) {
+    if (!l) return;
+    l->Clear();
+    std::lock_guard lock(spare_layers_mu);
+    if (spare_layers.size() < 2) spare_layers.push_back(std::move(l));
+  }
   struct Pipeline {
     std::unique_ptr<Layer> previous;  // the batch in flight, or the last one landed
     std::future<Status> writing;      // the write of `previous`; publishes its view
   } pipeline;
+  SerialWorker writer_thread;  // runs the pipeline's writes (destroyed first: see ~StoreImpl)
 
   // ---- reader state ----
   std::shared_mutex refresh_mu;  // read-only stores: readers shared, Refresh exclusive

@@ -247,7 +247,10 @@ Status Ingest::End(const StoreEvent& ev) {
     ++s_->counters.duplicates;
     return Status::Ok();
   }
-  TV_ASSIGN_OR_RETURN(bool seen, Exists(s_->txns, TxnKey(xid, commit)));
+  bool seen = txns_.count({xid, commit}) > 0;
+  if (!seen) {
+    TV_ASSIGN_OR_RETURN(seen, Exists(s_->txns, TxnKey(xid, commit)));
+  }
   if (seen) {
     ++s_->counters.duplicates;
     return Status::Ok();
@@ -294,8 +297,7 @@ Status Ingest::End(const StoreEvent& ev) {
   txn.expected = std::max<int64_t>(ev.event_count, 0);
   const bool complete = txn.stored >= txn.expected;
   if (complete) txn.flags |= kTxnComplete;
-  TV_RETURN_IF_ERROR(Put(s_->txns, TxnKey(xid, commit), EncodeTxnValue(txn)));
-  txns_[{xid, commit}] = txn;
+  txns_[{xid, commit}] = txn;  // written in Finish
   std::string cv;
   PutU64(&cv, xid);
   PutU64(&cv, static_cast<uint64_t>(txn.expected));
@@ -308,7 +310,8 @@ Status Ingest::End(const StoreEvent& ev) {
   const InFlightTxn t{xid, txn.commit_time_us, txn.expected, txn.stored, txn.flags};
   s_->inflight[commit] = t;
   s_->inflight_by_xid.emplace(xid, commit);
-  return Put(s_->meta, InflightKey(commit), EncodeInflight(t));
+  inflight_new_.insert(commit);  // its meta entry is written in Finish if it is still in flight then
+  return Status::Ok();
 }
 
 Status Ingest::Heartbeat(const IngestItem& item, const StoreEvent& ev) {
@@ -350,12 +353,16 @@ Result<std::optional<uint64_t>> Ingest::FindCommit(uint64_t xid, uint64_t change
   if (best) return best;
   // ENDs arrive in commit order: none seen yet can be this transaction's.
   if (change_lsn >= s_->progress.last_end_lsn) return std::optional<uint64_t>();
+  // This batch's ENDs are in txns_ (written in Finish), earlier ones in the
+  // family (through the previous batch's records).
+  if (auto c = txns_.lower_bound({xid, change_lsn}); c != txns_.end() && c->first.first == xid) best = c->first.second;
   rocksdb::Iterator* it = Iter(s_->txns);
   it->Seek(TxnKey(xid, change_lsn));
   if (it->Valid() && it->key().size() == 16 && DecodeU64(it->key().ToStringView()) == xid) {
-    return std::optional<uint64_t>(DecodeU64(it->key().ToStringView().substr(8)));
+    const uint64_t found = DecodeU64(it->key().ToStringView().substr(8));
+    if (!best || found < *best) best = found;
   }
-  return std::optional<uint64_t>();
+  return best;
 }
 
 Result<bool> Ingest::IsDuplicate(const TxRef& tx, const EntryId& main) {
@@ -470,7 +477,8 @@ Status Ingest::Finish() {
     auto it = s_->inflight.begin();
     if (it->second.stored < it->second.expected) break;
     p.complete_through = PointRec{it->first, it->second.commit_time_us};
-    TV_RETURN_IF_ERROR(Delete(s_->meta, InflightKey(it->first)));
+    // One that went in flight in this batch has no meta entry to delete.
+    if (inflight_new_.erase(it->first) == 0) TV_RETURN_IF_ERROR(Delete(s_->meta, InflightKey(it->first)));
     for (auto [x, end] = s_->inflight_by_xid.equal_range(it->second.xid); x != end; ++x) {
       if (x->second == it->first) {
         s_->inflight_by_xid.erase(x);
@@ -486,6 +494,11 @@ Status Ingest::Finish() {
     if (!met || h.lsn > met->lsn) met = PointRec{h.lsn, h.time_us};
     TV_RETURN_IF_ERROR(Delete(s_->meta, key));
     s_->heartbeats.erase(s_->heartbeats.begin());
+  }
+  for (uint64_t commit : inflight_new_) {  // still in flight at the end of the batch
+    auto it = s_->inflight.find(commit);
+    if (it == s_->inflight.end()) return Internal("an in-flight transaction of this batch is missing");
+    TV_RETURN_IF_ERROR(Put(s_->meta, InflightKey(commit), EncodeInflight(it->second)));
   }
   if (met) p.base = true;
   auto advance = [&](const PointRec& q) {
@@ -599,7 +612,7 @@ Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch) {
   // RocksDB counts every key comparison in a thread-local perf context by
   // default: ~5% of ingest, for counters nothing here reads.
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
-  auto layer = std::make_unique<Layer>();
+  std::unique_ptr<Layer> layer = NewLayer();
   Status st;
   {
     engine::Ingest ingest(this, layer.get(), pipeline.previous.get());
@@ -619,16 +632,16 @@ Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch) {
     Reset(this);
     return landed.ok() ? st : landed.WithContext("writing the previous batch");
   }
-  // The batch before is no longer read; the writing thread frees it (this
-  // thread, building the next batch, is the busier one).
+  // The batch before is no longer read; the writing thread clears it for
+  // reuse (this thread, building the next batch, is the busier one).
   std::unique_ptr<Layer> done = std::move(pipeline.previous);
   pipeline.previous = std::move(layer);
   rocksdb::WriteBatch* records = pipeline.previous->wb.GetWriteBatch();
   // Readers see the batch's progress as soon as it has landed, also when no
   // further batch follows (an idle consumer).
   pipeline.writing =
-      std::async(std::launch::async, [this, records, done = std::move(done), landed_view = WriterView()]() mutable {
-        done.reset();
+      writer_thread.Submit([this, records, done = std::move(done), landed_view = WriterView()]() mutable {
+        RecycleLayer(std::move(done));
         rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
         // The write gets a sorted copy (SortedCopy); the batch itself stays as
         // it is for the next batch's reads through its index (read-only now).

@@ -147,7 +147,8 @@ class Ingest {
   // `current` key -> the batch's version whose merge operand is the
   // greatest (PutVersion): the one with the greatest change LSN.
   std::unordered_map<std::string, StoreImpl::RowEntries::Entry> current_;
-  std::unordered_set<uint64_t> ended_here_;  // commit LSNs of the ENDs this batch applied
+  std::unordered_set<uint64_t> ended_here_;    // commit LSNs of the ENDs this batch applied
+  std::unordered_set<uint64_t> inflight_new_;  // of those, the ones it put in StoreImpl::inflight
 };
 
 }  // namespace timevault::store::engine

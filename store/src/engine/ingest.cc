@@ -113,10 +113,19 @@ Status Ingest::MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view 
 // `log` is read back only by the duplicate check, which looks in the
 // layers' log_written (this batch's and the one before, maybe in flight).
 Status Ingest::PutLog(const std::string& tenant, const std::string& key, std::string_view value) {
-  layer_->log_written.insert(key);
   StoreImpl::LogBound& bound = s_->log_bounds[tenant];
   if (key > bound.max) bound.max = key;
-  return PutUnindexed(s_->log, key, value);
+  TV_RETURN_IF_ERROR(PutUnindexed(s_->log, key, value));
+  // The record ends with the key, the value's length (varint) and the value.
+  const std::string& data = wb_.GetWriteBatch()->Data();
+  size_t value_length_bytes = 1;
+  for (size_t n = value.size(); n >= 0x80; n >>= 7) ++value_length_bytes;
+  const size_t key_end = data.size() - value.size() - value_length_bytes;
+  if (key_end < key.size() || data.compare(key_end - key.size(), key.size(), key) != 0) {
+    return Internal("a log record is not where the batch format puts it");
+  }
+  layer_->log_written.Add(data, tenant, key_end - key.size(), key.size());
+  return Status::Ok();
 }
 
 // The tenant's log bound (StoreImpl::log_bounds), with the database's
@@ -372,7 +381,9 @@ Result<bool> Ingest::IsDuplicate(const TxRef& tx, const EntryId& main) {
   // order per tenant): not stored.
   TV_ASSIGN_OR_RETURN(const std::string* bound, LogBound(main.tenant));
   if (key > *bound) return false;
-  if (layer_->log_written.count(key) || (previous_ != nullptr && previous_->log_written.count(key))) return true;
+  for (StoreImpl::Layer* l : {layer_, previous_}) {
+    if (l != nullptr && l->log_written.Has(l->wb.GetWriteBatch()->Data(), main.tenant, key)) return true;
+  }
   // Every stored event of a transaction whose END this batch applied is in
   // this batch (moved from `pending` at the END, or written since): it is
   // not in the database.
@@ -410,30 +421,35 @@ Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& en
 // Counts `n` more stored events of a transaction whose END is applied.
 // The entry is read once per batch and written once, in Finish.
 Status Ingest::AddStored(uint64_t xid, uint64_t commit, int64_t n, CommitTime commit_time) {
-  auto cached = txns_.find({xid, commit});
-  auto inflight = s_->inflight.find(commit);
-  if (inflight != s_->inflight.end() && inflight->second.xid != xid) inflight = s_->inflight.end();
-  if (cached == txns_.end() && inflight != s_->inflight.end()) {
-    // An incomplete transaction's counters are in memory: no read.
-    const InFlightTxn& t = inflight->second;
-    cached =
-        txns_.emplace(std::make_pair(xid, commit), TxnValue{t.commit_time_us, t.expected, t.stored, t.txn_flags}).first;
-  } else if (cached == txns_.end()) {
-    TV_ASSIGN_OR_RETURN(auto raw, Get(s_->txns, TxnKey(xid, commit)));
-    auto parsed = raw ? ParseTxnValue(*raw) : std::nullopt;
-    if (!parsed) return Corruption("txns entry of transaction " + std::to_string(xid) + " is missing or damaged");
-    cached = txns_.emplace(std::make_pair(xid, commit), *parsed).first;
+  // A transaction's events mostly come one after another: the entries of
+  // the last one are kept (map entries stay put until Finish).
+  if (!last_txn_.txn || last_txn_.xid != xid || last_txn_.commit != commit) {
+    auto cached = txns_.find({xid, commit});
+    auto inflight = s_->inflight.find(commit);
+    if (inflight != s_->inflight.end() && inflight->second.xid != xid) inflight = s_->inflight.end();
+    if (cached == txns_.end() && inflight != s_->inflight.end()) {
+      // An incomplete transaction's counters are in memory: no read.
+      const InFlightTxn& t = inflight->second;
+      cached = txns_.emplace(std::make_pair(xid, commit), TxnValue{t.commit_time_us, t.expected, t.stored, t.txn_flags})
+                   .first;
+    } else if (cached == txns_.end()) {
+      TV_ASSIGN_OR_RETURN(auto raw, Get(s_->txns, TxnKey(xid, commit)));
+      auto parsed = raw ? ParseTxnValue(*raw) : std::nullopt;
+      if (!parsed) return Corruption("txns entry of transaction " + std::to_string(xid) + " is missing or damaged");
+      cached = txns_.emplace(std::make_pair(xid, commit), *parsed).first;
+    }
+    last_txn_ = {xid, commit, &cached->second, inflight != s_->inflight.end() ? &inflight->second : nullptr};
   }
-  TxnValue* txn = &cached->second;
+  TxnValue* txn = last_txn_.txn;
   if ((txn->flags & kTxnTimeFromEnd) && commit_time.micros() > 0) {
     TV_RETURN_IF_ERROR(RefineCommitTime(xid, commit, txn, commit_time.micros()));
   }
   txn->stored += n;
   if (txn->stored >= txn->expected) txn->flags |= kTxnComplete;
-  if (inflight != s_->inflight.end()) {
-    inflight->second.stored = txn->stored;
-    inflight->second.commit_time_us = txn->commit_time_us;
-    inflight->second.txn_flags = txn->flags;
+  if (InFlightTxn* inflight = last_txn_.inflight) {
+    inflight->stored = txn->stored;
+    inflight->commit_time_us = txn->commit_time_us;
+    inflight->txn_flags = txn->flags;
   }
   return Status::Ok();
 }

@@ -144,6 +144,11 @@ class Ingest {
   // txns entries changed by this batch ((xid, commit LSN) -> value, TxnKey's
   // order), written once in Finish.
   std::map<std::pair<uint64_t, uint64_t>, TxnValue> txns_;
+  struct LastTxn {  // AddStored's last transaction: its txns_ and StoreImpl::inflight entries
+    uint64_t xid = 0, commit = 0;
+    TxnValue* txn = nullptr;
+    InFlightTxn* inflight = nullptr;
+  } last_txn_;
   // `current` key -> the batch's version whose merge operand is the
   // greatest (PutVersion): the one with the greatest change LSN.
   std::unordered_map<std::string, StoreImpl::RowEntries::Entry> current_;

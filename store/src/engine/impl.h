@@ -256,7 +256,15 @@ struct StoreImpl {
     std::unique_ptr<Layer> previous;  // the batch in flight, or the last one landed
     std::future<Status> writing;      // the write of `previous`; publishes its view
   } pipeline;
-  SerialWorker writer_thread;  // runs the pipeline's writes (destroyed first: see ~StoreImpl)
+  SerialWorker writer_thread;  // runs the pipeline's writes (drained in ~StoreImpl)
+  // Syncs the WAL after each write, while the next batch is written, then
+  // publishes that batch's view (engine/ingest.cc). A failed sync is kept in
+  // sync_error and fails the next batch.
+  SerialWorker sync_thread;
+  std::mutex sync_mu;
+  Status sync_error;
+  // Waits until every sync started so far has finished; its error, if any.
+  Status WaitSynced();
 
   // ---- reader state ----
   std::shared_mutex refresh_mu;  // read-only stores: readers shared, Refresh exclusive

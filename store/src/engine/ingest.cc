@@ -562,11 +562,23 @@ std::vector<const IngestItem*> ApplyOrder(const std::vector<IngestItem>& batch) 
 namespace {
 
 // Waits for the batch in flight (which published its view when it landed).
-Status WaitWrite(StoreImpl* s) { return s->pipeline.writing.valid() ? s->pipeline.writing.get() : Status::Ok(); }
+// Its WAL sync may still run: a failed one is reported by a later
+// WaitWrite or by WaitSynced.
+Status WaitWrite(StoreImpl* s) {
+  Status written = s->pipeline.writing.valid() ? s->pipeline.writing.get() : Status::Ok();
+  if (!written.ok()) return written;
+  std::lock_guard lock(s->sync_mu);
+  return s->sync_error;
+}
 
 // After an error: nothing of the failed batch (nor of a batch built on it)
 // is in the database; the writer state is reloaded from it.
 void Reset(StoreImpl* s) {
+  (void)s->WaitSynced();  // no sync still publishing a view of before the reload
+  {
+    std::lock_guard lock(s->sync_mu);
+    s->sync_error = Status::Ok();  // the reload starts from what the database holds
+  }
   s->pipeline = StoreImpl::Pipeline();
   s->keyring->AbortCreated();
   Status reload = s->LoadWriterState();
@@ -662,19 +674,42 @@ Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch) {
         // The write gets a sorted copy (SortedCopy); the batch itself stays as
         // it is for the next batch's reads through its index (read-only now).
         TV_ASSIGN_OR_RETURN(auto sorted, SortedCopy(*records, handles));
+        // Written to the WAL file (which survives the process) without
+        // waiting for the disk: the sync runs on sync_thread while the next
+        // batch is written, and readers see this batch's progress only once
+        // it is synced. A machine crash before the sync loses this batch and
+        // the ones after it together with their offsets (the WAL is
+        // recovered up to a point in time): they are consumed again.
         rocksdb::WriteOptions wo;
-        wo.sync = true;
+        wo.sync = false;
         rocksdb::Status s = db->Write(wo, sorted.get());
         if (!s.ok()) return Internal(RocksError("writing the batch", s));
-        std::lock_guard lock(view_mu);
-        view = landed_view;
+        sync_thread.Submit([this, landed_view]() {
+          rocksdb::Status synced = db->SyncWAL();
+          if (!synced.ok()) {
+            std::lock_guard lock(sync_mu);
+            if (sync_error.ok()) sync_error = Internal(RocksError("syncing the write-ahead log", synced));
+            return sync_error;
+          }
+          std::lock_guard lock(view_mu);
+          view = landed_view;
+          return Status::Ok();
+        });
         return Status::Ok();
       });
   return Status::Ok();
 }
 
+Status StoreImpl::WaitSynced() {
+  sync_thread.Submit([] { return Status::Ok(); }).wait();  // after every sync queued before it
+  std::lock_guard lock(sync_mu);
+  return sync_error;
+}
+
 Status StoreImpl::Drain() {
-  if (Status st = WaitWrite(this); !st.ok()) {
+  Status st = WaitWrite(this);
+  if (st.ok()) st = WaitSynced();
+  if (!st.ok()) {
     Reset(this);
     return st;
   }

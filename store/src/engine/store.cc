@@ -220,6 +220,7 @@ StoreImpl::~StoreImpl() {
   // its result is lost to nobody: the caller that stops without WaitApplied
   // re-reads the offsets the store holds at the next open.
   if (pipeline.writing.valid()) pipeline.writing.wait();
+  if (db) (void)WaitSynced();
   if (db) {
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     handles.clear();

@@ -6,6 +6,8 @@
 #      consumer: ingest_eps;
 #   3. store_bench history builds one tenant with LIVE rows and 1x / 100x
 #      history and times StateAt at the newest point in both (median of 5).
+# Before the history part: changes=<C> capture_changes_per_s=<X>
+# ingest_changes_per_s=<Y> ingest_vs_capture=<Y/X> (same run, same unit).
 # Last line: ingest_eps=<N> state_at_ratio_100x=<R>
 #
 #   bench/store.sh [ROWS] [LIVE] [FACTOR]    (defaults 500000, 100000, 100)
@@ -62,8 +64,9 @@ done
 t1=$(date +%s.%N)
 sleep 2  # one more heartbeat
 kill -TERM $pid; wait $pid
-changes=$(psql -qXAt -c "SELECT count(*) FROM accounts")  # for the record only
-echo "capture: produced the workload in $(echo "$t1 - $t0" | bc -l | cut -c1-6) s ($changes live rows)"
+capture_s=$(echo "$t1 - $t0" | bc -l)
+live=$(psql -qXAt -c "SELECT count(*) FROM accounts")  # for the record only
+echo "capture: produced the workload in $(cut -c1-6 <<<"$capture_s") s ($live live rows)"
 
 # The store's log lines share stdout: keep only the figures' line. (Not
 # `tee /dev/stderr`: with stderr redirected to a file it reopens and
@@ -72,9 +75,16 @@ echo "capture: produced the workload in $(echo "$t1 - $t0" | bc -l | cut -c1-6) 
 # fetches: its CPU time during the ingest is printed too.
 broker_stat="/proc/$(cat "$work/kafka/broker.pid")/stat"
 broker_cpu0=$(awk '{print $14 + $15}' "$broker_stat")
-ingest_line=$("$bench" ingest "$KAFKA_BOOTSTRAP" sb "$work/ingest" | grep '^ingest_eps=')
+ingest_line=$("$bench" ingest "$KAFKA_BOOTSTRAP" sb "$work/ingest" 2>"$work/ingest.err" | grep '^ingest_eps=')
 broker_cpu=$(awk -v c0="$broker_cpu0" '{printf "%.2f", ($14 + $15 - c0) / 100}' "$broker_stat")
+grep '^stored:' "$work/ingest.err" >&2 || true
 echo "$ingest_line broker_cpu_seconds=$broker_cpu"
+# The same unit on both sides: change events (the messages also hold
+# BEGIN/END markers, tombstones and heartbeats, which capture's rate omits).
+changes=$(sed -nE 's/^stored: ([0-9]+) events.*/\1/p' "$work/ingest.err")
+ingest_s=$(sed -E 's/.* seconds=([0-9.]+).*/\1/' <<<"$ingest_line")
+awk -v n="$changes" -v c="$capture_s" -v i="$ingest_s" \
+  'BEGIN { printf "changes=%d capture_changes_per_s=%.0f ingest_changes_per_s=%.0f ingest_vs_capture=%.3f\n", n, n / c, n / i, c / i }'
 history_line=$("$bench" history "$live" "$factor" "$work/history" | tee >(cat >&2) | tail -n1)
 ingest=$(sed -E 's/.*ingest_eps=([0-9]+).*/\1/' <<<"$ingest_line")
 ratio=$(sed -E 's/.*state_at_ratio_[0-9]+x=([0-9.]+).*/\1/' <<<"$history_line")

@@ -199,6 +199,69 @@ TEST_F(StoreTest, OffsetsRoundTripAndInFlightStateSurvivesReopen) {
   EXPECT_EQ(State("a", 120).size(), 3u);
 }
 
+// Store::ApplyStart with `held_back`: events whose END has not arrived wait
+// for the next batch (with the rest of their partition) instead of going
+// through `pending`; the partition's stored offset stays at the first one.
+TEST_F(StoreTest, HeldBackEventsWaitForTheirEndAndLandLikeTheRest) {
+  Bootstrap();
+  // t7's two events without their END, then on the same partition an event
+  // of t6 whose END is in the batch: it waits behind them (offset order).
+  std::vector<IngestItem> first{
+      Change('c', "a", 1, "x", 100, 7), Change('c', "a", 2, "x", 101, 7), Change('c', "a", 4, "w", 91, 6),
+      At("tv.public.other", 0, RowEvent('c', "b", 9, Json("b", 9, "q"), 90, 6, kT0)), End(6, 95, 2)};
+  std::vector<IngestItem> held;
+  ASSERT_TRUE(store_->ApplyStart(first, &held).ok());
+  ASSERT_TRUE(store_->WaitApplied().ok());
+  ASSERT_EQ(held.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(held[i].position.offset, i);
+    EXPECT_EQ(held[i].held_back, 1);
+  }
+  EXPECT_EQ(store_->Stats().events_stored, 1u);              // t6's event on the other partition
+  EXPECT_EQ(**store_->NextOffset("tv.public.items", 0), 0);  // consumed again from here if dropped
+  EXPECT_EQ(**store_->NextOffset("tv.public.other", 0), 1);
+  EXPECT_EQ(Recoverable(), 10u);  // t6 lacks its held event
+
+  std::vector<IngestItem> second = held;
+  second.push_back(Change('c', "a", 3, "x", 102, 7));
+  second.push_back(End(7, 120, 3));
+  held.clear();
+  ASSERT_TRUE(store_->ApplyStart(second, &held).ok());
+  ASSERT_TRUE(store_->WaitApplied().ok());
+  EXPECT_TRUE(held.empty());
+  EXPECT_EQ(store_->Stats().events_stored, 5u);
+  EXPECT_EQ(**store_->NextOffset("tv.public.items", 0), 4);
+  EXPECT_EQ(Recoverable(), 120u);
+  EXPECT_EQ(State("a", 95).size(), 1u);
+  EXPECT_EQ(State("a", 120).size(), 4u);
+  EXPECT_EQ(Hist("a", 0, 120).size(), 4u);
+  Close();
+  for (const auto& [key, value] : RawDump(true)) EXPECT_NE(key.rfind("pending|", 0), 0u) << key;
+}
+
+// Held back at most kMaxHeldBackBatches times: then the event is stored as
+// pending (its END may never come in this order), and nothing is lost.
+TEST_F(StoreTest, AnEventHeldBackTooOftenIsStoredAsPending) {
+  Bootstrap();
+  std::vector<IngestItem> batch{Change('c', "a", 1, "x", 100, 7)};
+  for (int round = 0; round < kMaxHeldBackBatches; ++round) {
+    std::vector<IngestItem> held;
+    ASSERT_TRUE(store_->ApplyStart(batch, &held).ok());
+    ASSERT_EQ(held.size(), 1u) << round;
+    batch = held;
+  }
+  std::vector<IngestItem> held;
+  ASSERT_TRUE(store_->ApplyStart(batch, &held).ok());
+  ASSERT_TRUE(store_->WaitApplied().ok());
+  EXPECT_TRUE(held.empty());
+  EXPECT_EQ(**store_->NextOffset("tv.public.items", 0), 1);
+  Apply({End(7, 120, 1)});
+  Apply({Heartbeat(130, kT0 + 1)});
+  EXPECT_EQ(Recoverable(), 130u);
+  EXPECT_EQ(State("a", 120).size(), 1u);
+  EXPECT_EQ(store_->Stats().events_stored, 1u);
+}
+
 TEST_F(StoreTest, ReappliedBatchChangesNothingAndCountsDuplicates) {
   Bootstrap();
   std::vector<IngestItem> batch{Change('c', "a", 1, "x", 100, 7), Change('u', "a", 1, "y", 101, 7),
@@ -893,14 +956,29 @@ TEST_F(StoreTest, RandomStreamsGiveTheTruthAtEveryCommit) {
       }
     }
     const auto batches = Deliver(parts, Heartbeat(lsn + 10, time), pick, 6, 20);
-    for (int mode = 0; mode < 2; ++mode) {
-      SCOPED_TRACE(mode == 0 ? "one batch at a time" : "pipelined");
+    for (int mode = 0; mode < 3; ++mode) {
+      SCOPED_TRACE(mode == 0 ? "one batch at a time" : mode == 1 ? "pipelined" : "pipelined, holding back");
       Close();
       path_ = dir_.path() + "/seed" + std::to_string(seed) + "-" + std::to_string(mode);
       Open();
       Apply({bootstrap});
+      std::vector<IngestItem> held;  // mode 2: put in front of the next batch, as the consumer does
       for (const auto& b : batches) {
-        Status st = mode == 0 ? store_->Apply(b) : store_->ApplyStart(b);
+        if (mode < 2) {
+          Status st = mode == 0 ? store_->Apply(b) : store_->ApplyStart(b);
+          ASSERT_TRUE(st.ok()) << st.ToString();
+          continue;
+        }
+        std::vector<IngestItem> next = held;
+        next.insert(next.end(), b.begin(), b.end());
+        held.clear();
+        Status st = store_->ApplyStart(next, &held);
+        ASSERT_TRUE(st.ok()) << st.ToString();
+      }
+      while (!held.empty()) {  // nothing more arrives: they age into `pending`
+        std::vector<IngestItem> next;
+        next.swap(held);
+        Status st = store_->ApplyStart(next, &held);
         ASSERT_TRUE(st.ok()) << st.ToString();
       }
       ASSERT_TRUE(store_->WaitApplied().ok());

@@ -45,16 +45,37 @@ class Applier {
   // previous batch's capacity).
   Status Start(std::vector<IngestItem>* batch) {
     TV_RETURN_IF_ERROR(WaitBuilt());
+    TakeHeldBack(batch);
     applying_.swap(*batch);
     batch->clear();
     inflight_ = builder_.Submit([this] {
-      Status st = store_->ApplyStart(applying_);
+      Status st = store_->ApplyStart(applying_, &held_back_);
       if (!st.ok()) return st.WithContext("applying a batch of " + std::to_string(applying_.size()) + " messages");
-      metrics_->consumed.fetch_add(applying_.size());
+      metrics_->consumed.fetch_add(applying_.size() - held_back_.size());
       metrics_->applied_batches.fetch_add(1);
       return Status::Ok();
     });
     return Status::Ok();
+  }
+
+  // Puts the messages the last batch held back (Store::ApplyStart) in front
+  // of `batch`: they precede its messages of the same partitions. Only
+  // after WaitBuilt.
+  void TakeHeldBack(std::vector<IngestItem>* batch) {
+    if (held_back_.empty()) return;
+    batch->insert(batch->begin(), std::make_move_iterator(held_back_.begin()),
+                  std::make_move_iterator(held_back_.end()));
+    held_back_.clear();
+  }
+
+  // Nothing new was polled: starts a batch of the held-back messages, if
+  // any, so that they age (kMaxHeldBackBatches) even when the END never
+  // comes. Waits for the batch being built first.
+  Status StartHeldBack() {
+    TV_RETURN_IF_ERROR(WaitBuilt());
+    if (held_back_.empty()) return Status::Ok();
+    std::vector<IngestItem> none;
+    return Start(&none);
   }
 
   // Waits until every batch started has landed (OK if there is none).
@@ -71,6 +92,7 @@ class Applier {
   Store* store_;
   IngestMetrics* metrics_;
   std::vector<IngestItem> applying_;
+  std::vector<IngestItem> held_back_;  // by the batch built last; written by the builder
   std::future<Status> inflight_;
   SerialWorker builder_;  // destroyed first, after ~Applier's Wait
 };
@@ -95,6 +117,9 @@ class Rebalancer {
     // flight, then the one being filled), so the offsets read below include
     // them (no batch ever holds a message twice).
     if (Status st = applier_->Wait(); !st.ok() && error_.ok()) error_ = st;
+    // Held-back messages are applied now (as `pending` where their END is
+    // still missing): the partitions may go to another consumer.
+    applier_->TakeHeldBack(pending_);
     if (!pending_->empty() && error_.ok()) {
       error_ = store_->Apply(*pending_);
       if (error_.ok()) {
@@ -238,12 +263,10 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
       result = rebalancer.error().WithContext("reading stored offsets");
       break;
     }
-    if (!batch.empty()) {
-      result = applier.Start(&batch);
-      if (!result.ok()) {
-        batch.clear();  // never apply messages after a failed batch (its offsets were not stored)
-        break;
-      }
+    result = batch.empty() ? applier.StartHeldBack() : applier.Start(&batch);
+    if (!result.ok()) {
+      batch.clear();  // never apply messages after a failed batch (its offsets were not stored)
+      break;
     }
     if (std::chrono::steady_clock::now() - last_lag > std::chrono::seconds(5)) {
       UpdateLag(consumer.get(), metrics);

@@ -291,7 +291,7 @@ struct StoreImpl {
   // the previous one has landed; Drain waits for the write in flight and
   // empties the pipeline. Any error leaves nothing of the failed batch (or
   // of one built on it) in the writer state.
-  Status StartBatch(const std::vector<IngestItem>& batch);
+  Status StartBatch(const std::vector<IngestItem>& batch, std::vector<IngestItem>* held_back = nullptr);
   Status Drain();
   // Reads (reads.cc).
   Status CheckRecoverable(Lsn point, const ReadView& v, std::string_view what) const;

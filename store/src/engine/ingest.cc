@@ -10,8 +10,8 @@
 namespace timevault::store {
 namespace engine {
 
-Ingest::Ingest(StoreImpl* s, StoreImpl::Layer* layer, StoreImpl::Layer* previous)
-    : s_(s), layer_(layer), previous_(previous), wb_(layer->wb) {
+Ingest::Ingest(StoreImpl* s, StoreImpl::Layer* layer, StoreImpl::Layer* previous, std::vector<IngestItem>* held_back)
+    : s_(s), layer_(layer), previous_(previous), wb_(layer->wb), held_back_(held_back) {
   base_ro_.total_order_seek = true;
 }
 
@@ -169,7 +169,25 @@ int64_t* Ingest::NextOffset(const KafkaPosition& pos) {
   return last_offset_;
 }
 
+// Holds `item` back (Store::ApplyStart), with the rest of its partition in
+// this batch: the partition's next offset stays at it.
+bool Ingest::HoldBack(const IngestItem& item) {
+  if (held_back_ == nullptr || item.held_back >= kMaxHeldBackBatches || held_back_->size() >= kMaxHeldBack) {
+    return false;
+  }
+  frozen_.emplace(item.position.topic, item.position.partition);
+  *NextOffset(item.position) = item.position.offset;
+  held_back_->push_back(item);
+  ++held_back_->back().held_back;
+  return true;
+}
+
 Status Ingest::Item(const IngestItem& item) {
+  if (!frozen_.empty() && frozen_.count({item.position.topic, item.position.partition})) {
+    held_back_->push_back(item);  // behind an earlier message of its partition that waits
+    ++held_back_->back().held_back;
+    return Status::Ok();
+  }
   int64_t* next = NextOffset(item.position);
   if (item.position.offset < *next) {
     ++s_->counters.duplicates;  // re-delivered by Kafka: already applied
@@ -636,14 +654,14 @@ Result<std::unique_ptr<rocksdb::WriteBatch>> SortedCopy(rocksdb::WriteBatch& bat
 
 }  // namespace
 
-Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch) {
+Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch, std::vector<IngestItem>* held_back) {
   // RocksDB counts every key comparison in a thread-local perf context by
   // default: ~5% of ingest, for counters nothing here reads.
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   std::unique_ptr<Layer> layer = NewLayer();
   Status st;
   {
-    engine::Ingest ingest(this, layer.get(), pipeline.previous.get());
+    engine::Ingest ingest(this, layer.get(), pipeline.previous.get(), held_back);
     for (const IngestItem* item : engine::ApplyOrder(batch)) {
       st = ingest.Item(*item);
       if (!st.ok()) {

@@ -68,13 +68,16 @@ std::vector<const IngestItem*> ApplyOrder(const std::vector<IngestItem>& batch);
 // written and the caller reloads the writer state.
 class Ingest {
  public:
-  Ingest(StoreImpl* s, StoreImpl::Layer* layer, StoreImpl::Layer* previous);
+  // held_back: see Store::ApplyStart (null: nothing is held back).
+  Ingest(StoreImpl* s, StoreImpl::Layer* layer, StoreImpl::Layer* previous,
+         std::vector<IngestItem>* held_back = nullptr);
 
   Status Item(const IngestItem& item);
   Status Finish();
 
  private:
   int64_t* NextOffset(const KafkaPosition& pos);
+  bool HoldBack(const IngestItem& item);
   // ---- batch + database access ----
   Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Result<bool> Exists(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
@@ -152,8 +155,10 @@ class Ingest {
   // `current` key -> the batch's version whose merge operand is the
   // greatest (PutVersion): the one with the greatest change LSN.
   std::unordered_map<std::string, StoreImpl::RowEntries::Entry> current_;
-  std::unordered_set<uint64_t> ended_here_;    // commit LSNs of the ENDs this batch applied
-  std::unordered_set<uint64_t> inflight_new_;  // of those, the ones it put in StoreImpl::inflight
+  std::unordered_set<uint64_t> ended_here_;           // commit LSNs of the ENDs this batch applied
+  std::unordered_set<uint64_t> inflight_new_;         // of those, the ones it put in StoreImpl::inflight
+  std::vector<IngestItem>* held_back_;                // Store::ApplyStart's (null: hold nothing back)
+  std::set<std::pair<std::string, int32_t>> frozen_;  // partitions whose rest is held back
 };
 
 }  // namespace timevault::store::engine

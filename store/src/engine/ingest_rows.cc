@@ -43,6 +43,9 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
   const bool tenantless_delete = ev.op == 'd' && !ev.tenant_known;
   const uint64_t lsn = ev.change_lsn.value();
   TV_ASSIGN_OR_RETURN(TxRef tx, Resolve(ev, !ev.snapshot));
+  // Its END has not been applied: wait for it in the next batch rather
+  // than go through `pending` (Store::ApplyStart).
+  if (tx.mode == TxRef::kPending && HoldBack(item)) return Status::Ok();
   const EntryId main{tenant, ev.table, pk, lsn};
   TV_ASSIGN_OR_RETURN(bool dup, IsDuplicate(tx, main));
   if (dup) {

@@ -349,10 +349,10 @@ Status Store::Apply(const std::vector<IngestItem>& batch) {
   return impl_->Drain();
 }
 
-Status Store::ApplyStart(const std::vector<IngestItem>& batch) {
+Status Store::ApplyStart(const std::vector<IngestItem>& batch, std::vector<IngestItem>* held_back) {
   if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
   std::lock_guard lock(impl_->write_mu);
-  return impl_->StartBatch(batch);
+  return impl_->StartBatch(batch, held_back);
 }
 
 Status Store::WaitApplied() {

@@ -77,7 +77,14 @@ struct IngestItem {
   std::optional<StoreEvent> event;  // set when parsing succeeded
   std::string dead_letter_reason;   // set when it did not
   std::string raw;                  // the raw value (kept, encrypted, for dead letters)
+  int held_back = 0;                // batches that held it back so far (Store::ApplyStart)
 };
+
+// How long Store::ApplyStart may hold back a change whose transaction END
+// has not arrived: at most this many batches per message, and at most this
+// many messages at once; beyond either, the event is stored as `pending`.
+inline constexpr int kMaxHeldBackBatches = 3;
+inline constexpr size_t kMaxHeldBack = 20000;
 
 struct StoreStats {
   uint64_t bytes_on_disk = 0;
@@ -119,7 +126,17 @@ class Store final : public StateReader {
   // starts again (the writer state is reloaded from the database).
   // WaitApplied() waits for the write in flight: call it before reading
   // offsets (NextOffset) or stopping. Apply = ApplyStart + WaitApplied.
-  Status ApplyStart(const std::vector<IngestItem>& batch);
+  //
+  // With `held_back`, a change event whose transaction's END is not applied
+  // yet is not stored: it, and every later message of its partition in the
+  // batch, go to *held_back (in offset order), and the partition's stored
+  // offset stays at it. The caller puts them in front of its next batch,
+  // which usually brings the END: the event then goes straight to the
+  // history instead of through `pending` (a write, a read, a re-encryption
+  // and a delete more). Bounded by kMaxHeldBackBatches and kMaxHeldBack;
+  // before a rebalance or at stop the caller applies or drops them (dropped
+  // ones are consumed again, from the stored offset).
+  Status ApplyStart(const std::vector<IngestItem>& batch, std::vector<IngestItem>* held_back = nullptr);
   Status WaitApplied();
   // The next offset to consume for a partition (nullopt: none stored yet).
   Result<std::optional<int64_t>> NextOffset(const std::string& topic, int32_t partition);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <optional>
@@ -16,6 +17,7 @@ namespace {
 
 constexpr size_t kMaxBatch = 5000;
 constexpr int kBatchWindowMs = 100;
+constexpr uint64_t kEndsAheadBytes = 1 << 20;  // of WAL: how far ENDs are read ahead of the changes
 
 // Escapes regex metacharacters of a topic prefix.
 std::string RegexEscape(const std::string& s) {
@@ -99,16 +101,33 @@ class Applier {
 
 // Rebalance: every assigned partition starts at the offset the store holds
 // (written in the same WriteBatch as its data), or at the beginning.
+//
+// The transaction topic's partitions are consumed from their own queues
+// (end_queues), taken out of the consumer queue before they are assigned
+// (librdkafka keeps a queue the application re-routed so, and a partition's
+// messages then never reach the consumer queue, so each partition is still
+// delivered in offset order). The poll loop reads them ahead of the change
+// topics: a change then mostly finds its END applied (docs/store.md).
 class Rebalancer {
  public:
-  Rebalancer(Store* store, IngestMetrics* metrics, Applier* applier, std::vector<IngestItem>* pending)
-      : store_(store), metrics_(metrics), applier_(applier), pending_(pending) {}
+  Rebalancer(Store* store, IngestMetrics* metrics, Applier* applier, std::vector<IngestItem>* pending,
+             std::string txn_topic)
+      : store_(store), metrics_(metrics), applier_(applier), pending_(pending), txn_topic_(std::move(txn_topic)) {}
+  Rebalancer(const Rebalancer&) = delete;
+  Rebalancer& operator=(const Rebalancer&) = delete;
+  ~Rebalancer() { ReleaseQueues(); }
 
   static void Callback(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
     static_cast<Rebalancer*>(opaque)->On(rk, err, parts);
   }
 
   const Status& error() const { return error_; }
+  const std::vector<rd_kafka_queue_t*>& end_queues() const { return end_queues_; }
+  // Before the consumer handle goes (the queues hold references into it).
+  void ReleaseQueues() {
+    for (rd_kafka_queue_t* q : end_queues_) rd_kafka_queue_destroy(q);
+    end_queues_.clear();
+  }
 
  private:
   void On(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
@@ -127,6 +146,9 @@ class Rebalancer {
         pending_->clear();
       }
     }
+    // Messages left in the transaction queues were not applied: they are
+    // fetched again from the stored offsets.
+    ReleaseQueues();
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       rd_kafka_assign(rk, nullptr);
       return;
@@ -142,6 +164,12 @@ class Rebalancer {
       p.offset = next->has_value() ? **next : RD_KAFKA_OFFSET_BEGINNING;
       spdlog::info("store: assigned {}[{}] from offset {}", p.topic, p.partition,
                    next->has_value() ? std::to_string(**next) : "beginning");
+      if (p.topic == txn_topic_) {
+        if (rd_kafka_queue_t* q = rd_kafka_queue_get_partition(rk, p.topic, p.partition)) {
+          rd_kafka_queue_forward(q, nullptr);  // before assign: its messages never reach the consumer queue
+          end_queues_.push_back(q);
+        }
+      }
     }
     rd_kafka_assign(rk, parts);
   }
@@ -151,6 +179,8 @@ class Rebalancer {
   Applier* applier_;
   std::vector<IngestItem>* pending_;
   Status error_;
+  std::string txn_topic_;
+  std::vector<rd_kafka_queue_t*> end_queues_;
 };
 
 Result<kafka::Handle> NewConsumer(const config::Config& config, Rebalancer* rebalancer) {
@@ -230,8 +260,12 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
   std::vector<IngestItem> batch;
   batch.reserve(kMaxBatch);
   Applier applier(store, metrics);
-  Rebalancer rebalancer(store, metrics, &applier, &batch);
+  Rebalancer rebalancer(store, metrics, &applier, &batch, config.kafka.topic_prefix + ".transaction");
   TV_ASSIGN_OR_RETURN(auto consumer, NewConsumer(config, &rebalancer));
+  struct ReleaseFirst {  // the transaction queues go before the consumer handle
+    Rebalancer* r;
+    ~ReleaseFirst() { r->ReleaseQueues(); }
+  } release_first{&rebalancer};
   const std::string prefix = RegexEscape(config.kafka.topic_prefix);
   kafka::PartitionList topics(rd_kafka_topic_partition_list_new(2));
   rd_kafka_topic_partition_list_add(topics.get(), ("^" + prefix + "\\..+").c_str(), RD_KAFKA_PARTITION_UA);
@@ -241,23 +275,47 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
   spdlog::info("store: consuming {}.* into {}", config.kafka.topic_prefix, config.store.path);
 
   ParseOptions options{config.kafka.topic_prefix, config.tenant_column};
+  uint64_t newest_change = 0, newest_end = 0;  // LSNs polled: a change's, an END's commit
   auto last_lag = std::chrono::steady_clock::now();
   Status result;
   while (!stop->load()) {
     auto window_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBatchWindowMs);
-    while (batch.size() < kMaxBatch && std::chrono::steady_clock::now() < window_end && !stop->load()) {
-      kafka::Message m(rd_kafka_consumer_poll(consumer.get(), 20));
-      if (!m) continue;
+    // False on a fatal consumer error.
+    auto take = [&](const kafka::Message& m) -> bool {
       if (m->err) {
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return true;
         // Topics appear as capture creates them; a regex subscription sees them later.
-        if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) continue;
+        if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return true;
         spdlog::warn("store: kafka: {}", rd_kafka_message_errstr(m.get()));
-        if (m->err == RD_KAFKA_RESP_ERR__FATAL) return kafka::FromError(m->err, "consuming");
-        continue;
+        return m->err != RD_KAFKA_RESP_ERR__FATAL;
       }
       batch.push_back(ToItem(options, m.get()));
-      if (!batch.back().dead_letter_reason.empty()) metrics->dead_letters.fetch_add(1);
+      const IngestItem& item = batch.back();
+      if (!item.dead_letter_reason.empty()) metrics->dead_letters.fetch_add(1);
+      if (item.event && item.event->kind == EventKind::kChange) {
+        newest_change = std::max(newest_change, item.event->change_lsn.value());
+      } else if (item.event && item.event->kind == EventKind::kTransactionEnd) {
+        newest_end = std::max(newest_end, item.event->tx_lsn.value());
+      }
+      return true;
+    };
+    while (batch.size() < kMaxBatch && std::chrono::steady_clock::now() < window_end && !stop->load()) {
+      // Transaction markers until the ENDs are a little ahead of the newest
+      // change polled (kEndsAheadBytes of WAL): the ENDs of most changes
+      // are then in the same batch, and not far ahead either (a transaction
+      // whose END is applied long before its events waits in flight,
+      // which costs records of its own).
+      bool took_markers = false;
+      for (rd_kafka_queue_t* q : rebalancer.end_queues()) {
+        while (newest_end <= newest_change + kEndsAheadBytes && batch.size() < kMaxBatch) {
+          kafka::Message m(rd_kafka_consume_queue(q, 0));
+          if (!m) break;
+          took_markers = true;
+          if (!take(m)) return kafka::FromError(m->err, "consuming");
+        }
+      }
+      kafka::Message m(rd_kafka_consumer_poll(consumer.get(), took_markers ? 0 : 20));
+      if (m && !take(m)) return kafka::FromError(m->err, "consuming");
     }
     if (!rebalancer.error().ok()) {
       result = rebalancer.error().WithContext("reading stored offsets");

@@ -60,21 +60,19 @@ TEST(SerialWorkerTest, RunsEveryQueuedTaskBeforeItIsDestroyed) {
 
 TEST(SerialWorkerTest, RunsTasksOnOneThreadThatIsNotTheCallers) {
   SerialWorker worker;
-  std::thread::id first, second;
-  ASSERT_TRUE(worker
-                  .Submit([&] {
-                    first = std::this_thread::get_id();
-                    return Status::Ok();
-                  })
-                  .get()
-                  .ok());
-  ASSERT_TRUE(worker
-                  .Submit([&] {
-                    second = std::this_thread::get_id();
-                    return Status::Ok();
-                  })
-                  .get()
-                  .ok());
+  auto thread_of_a_task = [&worker] {
+    std::thread::id id;
+    EXPECT_TRUE(worker
+                    .Submit([&id] {
+                      id = std::this_thread::get_id();
+                      return Status::Ok();
+                    })
+                    .get()
+                    .ok());
+    return id;
+  };
+  const std::thread::id first = thread_of_a_task();
+  const std::thread::id second = thread_of_a_task();
   EXPECT_EQ(first, second);
   EXPECT_NE(first, std::this_thread::get_id());
 }

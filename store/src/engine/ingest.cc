@@ -177,15 +177,18 @@ bool Ingest::HoldBack(const IngestItem& item) {
   }
   frozen_.emplace(item.position.topic, item.position.partition);
   *NextOffset(item.position) = item.position.offset;
+  CarryOver(item);
+  return true;
+}
+
+void Ingest::CarryOver(const IngestItem& item) {
   held_back_->push_back(item);
   ++held_back_->back().held_back;
-  return true;
 }
 
 Status Ingest::Item(const IngestItem& item) {
   if (!frozen_.empty() && frozen_.count({item.position.topic, item.position.partition})) {
-    held_back_->push_back(item);  // behind an earlier message of its partition that waits
-    ++held_back_->back().held_back;
+    CarryOver(item);  // behind an earlier message of its partition that waits
     return Status::Ok();
   }
   int64_t* next = NextOffset(item.position);

@@ -78,6 +78,7 @@ class Ingest {
  private:
   int64_t* NextOffset(const KafkaPosition& pos);
   bool HoldBack(const IngestItem& item);
+  void CarryOver(const IngestItem& item);  // into held_back_, counting the hold
   // ---- batch + database access ----
   Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Result<bool> Exists(rocksdb::ColumnFamilyHandle* cf, std::string_view key);

@@ -244,12 +244,15 @@ int Ingest(const std::string& bootstrap, const std::string& prefix, const std::s
   while (static_cast<int64_t>(metrics.consumed.load()) < total && result.ok()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // `consumed` counts a batch once built; the time ends when the last one
+  // has landed and is synced (WaitApplied serializes with the ingest thread).
+  const Status landed = store->WaitApplied();
   double secs = Seconds(t0, Clock::now());
   const double cpu = CpuSeconds() - cpu0;
   stop = true;
   t.join();
-  if (!result.ok()) {
-    std::fprintf(stderr, "ingest: %s\n", result.ToString().c_str());
+  if (!result.ok() || !landed.ok()) {
+    std::fprintf(stderr, "ingest: %s\n", (result.ok() ? landed : result).ToString().c_str());
     return 1;
   }
   const StoreStats stats = store->Stats();

@@ -52,7 +52,10 @@ const JsonValue* JsonValue::Find(std::string_view name) const {
 // size is the current depth, at most kMaxJsonDepth.
 class JsonParser::Handler {
  public:
-  Handler(JsonParser& p, rapidjson::InsituStringStream& stream) : p_(p), stream_(stream) {}
+  // `escapes`: whether the text has a backslash at all; without one no
+  // string can hold a decoded escape.
+  Handler(JsonParser& p, rapidjson::InsituStringStream& stream, bool escapes)
+      : p_(p), stream_(stream), escapes_(escapes) {}
 
   bool Null() { return Add(Type::kNull, nullptr, 0); }
   bool Bool(bool b) { return Add(b ? Type::kTrue : Type::kFalse, nullptr, 0); }
@@ -79,6 +82,7 @@ class JsonParser::Handler {
   // to the bytes ED B0 80, which are not UTF-8: refuse it. Raw input bytes
   // cannot produce ED A0..BF here: they are validated or all ASCII.
   bool AddString(const char* str, uint32_t size) {
+    if (!escapes_) return Add(Type::kString, str, size);
     for (const char* p = str; (p = static_cast<const char*>(std::memchr(p, 0xED, str + size - p))) != nullptr; ++p) {
       if (p + 1 < str + size && (static_cast<unsigned char>(p[1]) & 0xE0) == 0xA0) {
         lone_surrogate_ = true;
@@ -110,6 +114,7 @@ class JsonParser::Handler {
 
   JsonParser& p_;
   rapidjson::InsituStringStream& stream_;  // Tell() is not const
+  const bool escapes_;
   bool too_deep_ = false;
   bool lone_surrogate_ = false;
 };
@@ -131,7 +136,7 @@ Result<const JsonValue*> JsonParser::Parse(std::string_view text, std::string_vi
 
   rapidjson::Reader reader;  // its stack stays unused (and unallocated) in insitu recursive mode
   rapidjson::InsituStringStream stream(insitu_.data());
-  Handler handler(*this, stream);
+  Handler handler(*this, stream, std::memchr(text.data(), '\\', text.size()) != nullptr);
   const rapidjson::ParseResult result =
       IsAscii(text) ? reader.Parse<kAsciiFlags>(stream, handler) : reader.Parse<kUtf8Flags>(stream, handler);
   if (!result.IsError()) return &values_.front();

@@ -29,13 +29,21 @@ constexpr size_t kWriteBufferSize = 128 << 20;
 // instead of a skiplist search.
 enum class Lookups { kRare, kPoint };
 
+// Values that are ciphertext (enc(...)) do not compress: compressing their
+// blocks costs flush and compaction CPU, and reading them a decompression,
+// for nothing.
+enum class Values { kPlain, kEncrypted };
+
 rocksdb::ColumnFamilyOptions CfOptions(std::shared_ptr<const rocksdb::SliceTransform> prefix,
-                                       Lookups lookups = Lookups::kRare) {
+                                       Lookups lookups = Lookups::kRare, Values values = Values::kPlain) {
   rocksdb::ColumnFamilyOptions o;
   o.write_buffer_size = kWriteBufferSize;
   rocksdb::BlockBasedTableOptions t;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   t.whole_key_filtering = true;
+  // Block checksums: XXH3 (RocksDB's recommended one) instead of CRC32C,
+  // which Debian's portable RocksDB build computes with a lookup table.
+  t.checksum = rocksdb::kXXH3;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   if (prefix) {
     o.prefix_extractor = std::move(prefix);
@@ -45,7 +53,7 @@ rocksdb::ColumnFamilyOptions CfOptions(std::shared_ptr<const rocksdb::SliceTrans
     o.memtable_prefix_bloom_size_ratio = 0.05;
     o.memtable_whole_key_filtering = true;
   }
-  o.compression = rocksdb::kLZ4Compression;
+  o.compression = values == Values::kEncrypted ? rocksdb::kNoCompression : rocksdb::kLZ4Compression;
   return o;
 }
 
@@ -64,17 +72,18 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors() {
   using namespace engine;
   std::vector<rocksdb::ColumnFamilyDescriptor> d;
   d.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(nullptr));
-  d.emplace_back(kCfVersions, CfOptions(NewTenantTablePrefixExtractor()));
+  d.emplace_back(kCfVersions, CfOptions(NewTenantTablePrefixExtractor(), Lookups::kRare, Values::kEncrypted));
   // (memtable_insert_with_hint_prefix_extractor on `log`, whose keys arrive
   // in commit order per tenant, trips assertions in Debian's RocksDB 7.8
   // skiplist: not used.)
-  d.emplace_back(kCfLog, CfOptions(NewTenantPrefixExtractor(), Lookups::kPoint));
-  for (const char* name : {kCfTxns, kCfPending}) d.emplace_back(name, CfOptions(nullptr, Lookups::kPoint));
+  d.emplace_back(kCfLog, CfOptions(NewTenantPrefixExtractor(), Lookups::kPoint, Values::kEncrypted));
+  d.emplace_back(kCfTxns, CfOptions(nullptr, Lookups::kPoint));
+  d.emplace_back(kCfPending, CfOptions(nullptr, Lookups::kPoint, Values::kEncrypted));
   for (const char* name : {kCfCommits, kCfTruncates, kCfKeys, kCfMeta, kCfDeadLetter}) {
     d.emplace_back(name, CfOptions(nullptr));
   }
   d.emplace_back(kCfRowTenant, CfOptions(NewRowPrefixExtractor()));
-  auto current = CfOptions(NewTenantTablePrefixExtractor());
+  auto current = CfOptions(NewTenantTablePrefixExtractor(), Lookups::kRare, Values::kEncrypted);
   current.merge_operator = MaxOperator();
   d.emplace_back(kCfCurrent, std::move(current));
   return d;

@@ -1,6 +1,8 @@
 // capture against the real Postgres and the real Kafka broker.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
@@ -156,6 +158,49 @@ TEST(Capture, RestartResumesWithoutLossOrSnapshotRepeat) {
                   << read(dir + "/capture-0.log") << "\nsecond run:\n"
                   << read(dir + "/capture-1.log");
   }
+}
+
+// A store still reading what an earlier run produced must not meet the
+// next run's heartbeats first: they list every topic under the prefix, also
+// one this run never writes to (snapshot rows have no END to wait for).
+TEST(Capture, HeartbeatsAfterARestartListTheTopicsOfEarlierRuns) {
+  CaptureHarness h;
+  h.Exec("CREATE TABLE early (id int PRIMARY KEY, tenant_id text)");
+  h.Exec("CREATE TABLE later (id int PRIMARY KEY, tenant_id text)");
+  h.Exec("INSERT INTO early SELECT g, 't' || g FROM generate_series(1, 20) g");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  auto early = h.Read({h.Topic("early")}, 20);
+  ASSERT_EQ(early.size(), 20u);
+  std::map<int, long long> last;  // early's partition -> its last offset
+  for (const auto& r : early) last[r.partition] = std::max(last[r.partition], r.offset);
+  EXPECT_EQ(h.capture().Stop(), 0);
+
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  h.Exec("INSERT INTO later VALUES (1, 'a')");
+  ASSERT_TRUE(h.WaitConfirmed(0, 30));
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // a few heartbeats (every 500 ms)
+  EXPECT_EQ(h.capture().Stop(), 0);  // then the heartbeat topic goes quiet
+  const auto beats = h.Read({"__debezium-heartbeat." + h.prefix()});
+
+  // The first heartbeat that lists `later` is the second run's.
+  bool found = false;
+  for (const auto& b : beats) {
+    ASSERT_TRUE(b.value.has_value());
+    auto d = ParseJson(*b.value);
+    const auto& offsets = Payload(*d)["offsets"];
+    if (!offsets.HasMember(h.Topic("later").c_str())) continue;
+    found = true;
+    ASSERT_TRUE(offsets.HasMember(h.Topic("early").c_str()))
+        << "the second run's heartbeat omits the topic only the first run wrote: " << *b.value;
+    const auto& listed = offsets[h.Topic("early").c_str()];
+    for (const auto& [partition, offset] : last) {
+      const std::string p = std::to_string(partition);
+      ASSERT_TRUE(listed.HasMember(p.c_str())) << "partition " << p << " missing: " << *b.value;
+      EXPECT_GE(listed[p.c_str()].GetInt64(), offset) << "partition " << p;
+    }
+    break;
+  }
+  EXPECT_TRUE(found) << "no heartbeat of the second run among " << beats.size();
 }
 
 TEST(Capture, KilledMidSnapshotRedoesIt) {

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 namespace timevault::capture {
 
@@ -75,6 +77,28 @@ Status KafkaSink::EnsureTopic(const std::string& topic, int partitions) {
   partitions_[topic] = count;
   // Seed the acknowledged offsets with what the topic already holds, so the
   // first heartbeats after a restart also cover messages of earlier runs.
+  return SeedOffsets(topic, count);
+}
+
+Status KafkaSink::SeedExistingTopics(const std::string& prefix) {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(producer_.get(), /*all_topics=*/1, nullptr, &md, 10000);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka::FromError(err, "listing the topics under " + prefix + ".");
+  std::vector<std::pair<std::string, int>> found;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const rd_kafka_metadata_topic_t& t = md->topics[i];
+    const std::string_view name(t.topic);
+    if (t.err == RD_KAFKA_RESP_ERR_NO_ERROR && name.size() > prefix.size() + 1 && name.starts_with(prefix) &&
+        name[prefix.size()] == '.') {
+      found.emplace_back(t.topic, t.partition_cnt);
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  for (const auto& [topic, count] : found) TV_RETURN_IF_ERROR(SeedOffsets(topic, count));
+  return Status::Ok();
+}
+
+Status KafkaSink::SeedOffsets(const std::string& topic, int count) {
   for (int p = 0; p < count; ++p) {
     int64_t lo = 0, hi = 0;
     rd_kafka_resp_err_t werr = RD_KAFKA_RESP_ERR_NO_ERROR;

@@ -35,6 +35,11 @@ class KafkaSink {
   // Creates `topic` if missing (with `partitions`) and learns its partition count.
   Status EnsureTopic(const std::string& topic, int partitions);
 
+  // Seeds the acknowledged offsets of every topic that already exists
+  // under `prefix` + "." (what an earlier run produced), so that heartbeats
+  // list them from the start, also those this run never writes to.
+  Status SeedExistingTopics(const std::string& prefix);
+
   // The partition for a tenant value: murmur2 as Kafka's Java client, so all of
   // one tenant's events of one table share a partition.
   int32_t PartitionForTenant(const std::string& topic, std::string_view tenant) const;
@@ -62,6 +67,9 @@ class KafkaSink {
  private:
   KafkaSink() = default;
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+  // Raises the acknowledged offset of each of `topic`'s `count` partitions
+  // to the last offset it holds.
+  Status SeedOffsets(const std::string& topic, int count);
 
   kafka::Handle producer_;
   AckTracker* tracker_ = nullptr;

@@ -79,6 +79,10 @@ Status Session::Connect() {
   schemas_ = std::make_unique<SchemaCache>(&catalog_, config_.tenant_column, config_.kafka.topic_prefix);
   TV_RETURN_IF_ERROR(sink_->EnsureTopic(transaction_topic_, 1));  // one partition: BEGIN/END in order
   TV_RETURN_IF_ERROR(sink_->EnsureTopic(heartbeat_topic_, 1));
+  // A store still reading an earlier run's messages must not meet this
+  // run's heartbeats before it has them: snapshot rows in a table topic
+  // this run never writes to have no transaction END to wait for.
+  TV_RETURN_IF_ERROR(sink_->SeedExistingTopics(config_.kafka.topic_prefix));
   return Status::Ok();
 }
 

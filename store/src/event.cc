@@ -53,6 +53,15 @@ using internal::Quote;
 using internal::Serialize;
 using internal::TypeName;
 
+// Serialize(v), copied from the input when it is that already.
+void CompactJson(const JsonParser& parser, const JsonValue& v, std::string* out) {
+  if (auto verbatim = parser.Verbatim(v)) {
+    out->assign(*verbatim);
+  } else {
+    Serialize(v, out);
+  }
+}
+
 constexpr std::string_view kHeartbeatTopicPrefix = "__debezium-heartbeat.";
 constexpr std::string_view kUnavailable = "__debezium_unavailable_value";
 constexpr std::string_view kUnavailableBase64 = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==";
@@ -114,7 +123,7 @@ Result<std::optional<std::string>> ParseKey(JsonParser& parser, std::optional<st
     return InvalidArgument("key: expected an object of primary-key columns, got " + std::string(TypeName(payload)));
   }
   std::string pk;
-  Serialize(payload, &pk);
+  CompactJson(parser, payload, &pk);
   return std::optional<std::string>(std::move(pk));
 }
 
@@ -299,10 +308,10 @@ Status ApplyNulls(JsonParser& parser, std::string_view image_name, const JsonVal
 }
 
 // row, tenant, unavailable_columns and pk of a c/u/d/r event.
-void FillRow(const ParseOptions& options, const JsonValue* before, const JsonValue* after,
+void FillRow(const JsonParser& parser, const ParseOptions& options, const JsonValue* before, const JsonValue* after,
              std::optional<std::string> pk, StoreEvent* e) {
   const JsonValue& row = e->op == 'd' ? *before : *after;
-  Serialize(row, &e->row);
+  CompactJson(parser, row, &e->row);
   const std::string_view column = options.tenant_column.empty() ? kDefaultTenantColumn : options.tenant_column;
   ExtractTenant(row, column, e->op == 'd', e);
   if (e->op != 'd') {
@@ -316,7 +325,7 @@ void FillRow(const ParseOptions& options, const JsonValue* before, const JsonVal
   }
   e->keyless = true;
   e->pk = e->row;
-  if (e->op == 'u' && before != nullptr) Serialize(*before, &e->previous_pk);
+  if (e->op == 'u' && before != nullptr) CompactJson(parser, *before, &e->previous_pk);
 }
 
 Result<StoreEvent> ParseChange(const ParseOptions& options, std::string_view topic_table,
@@ -351,8 +360,8 @@ Result<StoreEvent> ParseChange(const ParseOptions& options, std::string_view top
   e.xid = source.xid;
   e.commit_time = source.time;
   e.snapshot = source.snapshot;
-  Serialize(*envelope, &e.envelope);
-  if (e.op != 't') FillRow(options, before, after, std::move(pk), &e);
+  CompactJson(parser, *envelope, &e.envelope);
+  if (e.op != 't') FillRow(parser, options, before, after, std::move(pk), &e);
   return e;
 }
 
@@ -396,7 +405,7 @@ Result<StoreEvent> ParseMessage(std::string_view value) {
   e.xid = source.xid;
   e.commit_time = source.time;
   e.snapshot = source.snapshot;
-  Serialize(*envelope, &e.envelope);
+  CompactJson(parser, *envelope, &e.envelope);
   return e;
 }
 
@@ -447,7 +456,7 @@ Result<StoreEvent> ParseTransaction(std::string_view value) {
   TV_RETURN_IF_ERROR(fields.Int("ts_ms", std::numeric_limits<int64_t>::min(), &millis));
   TV_RETURN_IF_ERROR(MillisToTime(fields, "ts_ms", millis, &e.tx_time));
   if (e.kind == EventKind::kTransactionEnd) TV_RETURN_IF_ERROR(fields.Int("event_count", 0, &e.event_count));
-  Serialize(*envelope, &e.envelope);
+  CompactJson(parser, *envelope, &e.envelope);
   return e;
 }
 
@@ -496,7 +505,7 @@ Result<StoreEvent> ParseHeartbeat(std::string_view value) {
   const JsonValue* offsets = nullptr;
   TV_RETURN_IF_ERROR(fields.NullableObject("offsets", &offsets));
   if (offsets != nullptr) TV_RETURN_IF_ERROR(ParseOffsets(*offsets, &e.heartbeat_offsets));
-  Serialize(*envelope, &e.envelope);
+  CompactJson(parser, *envelope, &e.envelope);
   return e;
 }
 

@@ -47,18 +47,35 @@ const JsonValue* JsonValue::Find(std::string_view name) const {
   return nullptr;
 }
 
+namespace {
+// Whether AppendString writes `decoded` as `written` (without the quotes).
+bool SerializedAs(std::string_view decoded, std::string_view written);
+}  // namespace
+
 // SAX handler appending to values_ in preorder. Invariant: open_ holds the
 // indexes of the containers whose end has not been seen, innermost last; its
 // size is the current depth, at most kMaxJsonDepth.
 class JsonParser::Handler {
  public:
-  // `escapes`: whether the text has a backslash at all; without one no
-  // string can hold a decoded escape.
-  Handler(JsonParser& p, rapidjson::InsituStringStream& stream, bool escapes)
-      : p_(p), stream_(stream), escapes_(escapes) {}
+  // `input`: the text as given to Parse (the stream reads a copy of it).
+  Handler(JsonParser& p, rapidjson::InsituStringStream& stream, std::string_view input)
+      : p_(p), stream_(stream), input_(input) {}
 
-  bool Null() { return Add(Type::kNull, nullptr, 0); }
-  bool Bool(bool b) { return Add(b ? Type::kTrue : Type::kFalse, nullptr, 0); }
+  // The input bytes of the tokens parsed so far, without the whitespace
+  // between them: the input's size iff it has none.
+  uint64_t compact_bytes() const { return compact_bytes_; }
+  // Whether every string parsed so far is written in the input as
+  // Serialize writes it.
+  bool strings_as_serialized() const { return strings_as_serialized_; }
+
+  bool Null() {
+    compact_bytes_ += 4;
+    return Add(Type::kNull, nullptr, 0);
+  }
+  bool Bool(bool b) {
+    compact_bytes_ += b ? 4 : 5;
+    return Add(b ? Type::kTrue : Type::kFalse, nullptr, 0);
+  }
   // With kParseNumbersAsStringsFlag the reader calls RawNumber only; these
   // exist because its other branches are compiled too.
   bool Int(int) { return false; }
@@ -66,9 +83,12 @@ class JsonParser::Handler {
   bool Int64(int64_t) { return false; }
   bool Uint64(uint64_t) { return false; }
   bool Double(double) { return false; }
-  bool RawNumber(const char* str, rapidjson::SizeType length, bool) { return Add(Type::kNumber, str, length); }
-  bool String(const char* str, rapidjson::SizeType length, bool) { return AddString(str, length); }
-  bool Key(const char* str, rapidjson::SizeType length, bool) { return AddString(str, length); }
+  bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+    compact_bytes_ += length;
+    return Add(Type::kNumber, str, length);
+  }
+  bool String(const char* str, rapidjson::SizeType length, bool) { return AddString(str, length, 2); }  // quotes
+  bool Key(const char* str, rapidjson::SizeType length, bool) { return AddString(str, length, 3); }  // and colon
   bool StartObject() { return Open(Type::kObject); }
   bool EndObject(rapidjson::SizeType members) { return Close(members); }
   bool StartArray() { return Open(Type::kArray); }
@@ -78,16 +98,32 @@ class JsonParser::Handler {
   bool lone_surrogate() const { return lone_surrogate_; }
 
  private:
-  // RapidJSON 1.1.0 decodes the escape of a lone low surrogate ("\\uDC00")
-  // to the bytes ED B0 80, which are not UTF-8: refuse it. Raw input bytes
-  // cannot produce ED A0..BF here: they are validated or all ASCII.
-  bool AddString(const char* str, uint32_t size) {
-    if (!escapes_) return Add(Type::kString, str, size);
+  // `str`: the string decoded in place, where its input began (just after
+  // the opening quote). Each escape decodes shorter than it is written, so
+  // a string without one is followed by its closing quote right after
+  // `size` input bytes, and only then: with an escape, a quote there is
+  // inside the string, escaped by the backslash before it.
+  bool AddString(const char* str, uint32_t size, uint32_t punctuation) {
+    const size_t start = static_cast<size_t>(str - p_.insitu_.data());
+    const char* in = input_.data() + start;
+    if (in[size] == '"' && (size == 0 || in[size - 1] != '\\')) {
+      compact_bytes_ += size + punctuation;
+      return Add(Type::kString, str, size);
+    }
+    // RapidJSON 1.1.0 decodes the escape of a lone low surrogate ("\\uDC00")
+    // to the bytes ED B0 80, which are not UTF-8: refuse it. Raw input bytes
+    // cannot produce ED A0..BF here: they are validated or all ASCII.
     for (const char* p = str; (p = static_cast<const char*>(std::memchr(p, 0xED, str + size - p))) != nullptr; ++p) {
       if (p + 1 < str + size && (static_cast<unsigned char>(p[1]) & 0xE0) == 0xA0) {
         lone_surrogate_ = true;
         return false;
       }
+    }
+    size_t written = 0;  // to the closing quote (the reader has checked the escapes)
+    while (in[written] != '"') written += in[written] == '\\' ? 2 : 1;
+    compact_bytes_ += written + punctuation;
+    if (strings_as_serialized_) {
+      strings_as_serialized_ = SerializedAs(std::string_view(str, size), std::string_view(in, written));
     }
     return Add(Type::kString, str, size);
   }
@@ -102,10 +138,12 @@ class JsonParser::Handler {
     }
     p_.open_.push_back(static_cast<uint32_t>(p_.values_.size()));
     // The reader calls StartObject/EndObject right after taking the bracket.
-    p_.values_.emplace_back(type, static_cast<uint32_t>(stream_.Tell() - 1));
+    const size_t at = stream_.Tell() - 1;
+    p_.values_.emplace_back(type, static_cast<uint32_t>(at), input_.data() + at);
     return true;
   }
   bool Close(uint32_t count) {
+    compact_bytes_ += 2 + (count > 0 ? count - 1 : 0);  // brackets, commas
     const uint32_t at = p_.open_.back();
     p_.open_.pop_back();
     p_.values_[at].Close(count, static_cast<uint32_t>(p_.values_.size()) - at, static_cast<uint32_t>(stream_.Tell()));
@@ -114,7 +152,9 @@ class JsonParser::Handler {
 
   JsonParser& p_;
   rapidjson::InsituStringStream& stream_;  // Tell() is not const
-  const bool escapes_;
+  const std::string_view input_;
+  uint64_t compact_bytes_ = 0;
+  bool strings_as_serialized_ = true;
   bool too_deep_ = false;
   bool lone_surrogate_ = false;
 };
@@ -136,10 +176,14 @@ Result<const JsonValue*> JsonParser::Parse(std::string_view text, std::string_vi
 
   rapidjson::Reader reader;  // its stack stays unused (and unallocated) in insitu recursive mode
   rapidjson::InsituStringStream stream(insitu_.data());
-  Handler handler(*this, stream, std::memchr(text.data(), '\\', text.size()) != nullptr);
+  Handler handler(*this, stream, text);
+  compact_ = false;
   const rapidjson::ParseResult result =
       IsAscii(text) ? reader.Parse<kAsciiFlags>(stream, handler) : reader.Parse<kUtf8Flags>(stream, handler);
-  if (!result.IsError()) return &values_.front();
+  if (!result.IsError()) {
+    compact_ = handler.strings_as_serialized() && handler.compact_bytes() == text.size();
+    return &values_.front();
+  }
 
   std::string message = std::string(what) + ": invalid JSON at offset " + std::to_string(result.Offset()) + ": ";
   if (handler.too_deep()) return InvalidArgument(message + "nested deeper than 128 levels");
@@ -155,6 +199,12 @@ void JsonParser::SetNull(const JsonValue& v) {
   const std::less<const JsonValue*> before;                 // a total order, also for pointers into other arrays
   if (before(&v, begin) || !before(&v, end)) std::abort();  // not of this document: a bug
   values_[static_cast<size_t>(&v - begin)].MakeNull();
+  compact_ = false;  // the input no longer says what the document holds
+}
+
+std::optional<std::string_view> JsonParser::Verbatim(const JsonValue& v) const {
+  if (!compact_ || !(v.IsObject() || v.IsArray())) return std::nullopt;
+  return std::string_view(v.text_, v.input_bytes_);
 }
 
 JsonParser& ThreadJsonParser() {
@@ -250,6 +300,14 @@ void AppendString(std::string_view s, Sink& out) {
   }
   out.Append(s.data() + run, s.size() - run);
   out.Put('"');
+}
+
+bool SerializedAs(std::string_view decoded, std::string_view written) {
+  thread_local std::string scratch;
+  Sink sink(&scratch, decoded.size() + 2);
+  AppendString(decoded, sink);
+  sink.Finish();
+  return scratch.size() == written.size() + 2 && std::string_view(scratch).substr(1, written.size()) == written;
 }
 
 void AppendLiteral(std::string_view s, Sink& out) {

@@ -68,10 +68,12 @@ class JsonValue {
     size_ = 0;
   }
 
-  // For the parser: a scalar; a container opened at `offset` in the input,
-  // then closed with its size, span and the offset after its last byte.
+  // For the parser: a scalar; a container opened at `offset` in the input
+  // (`start`: that byte of the input as given to Parse), then closed with its
+  // size, span and the offset after its last byte.
   JsonValue(Type type, const char* text, uint32_t size) : text_(text), size_(size), type_(type) {}
-  JsonValue(Type type, uint32_t offset) : text_(nullptr), size_(0), input_bytes_(offset), type_(type) {}
+  JsonValue(Type type, uint32_t offset, const char* start)
+      : text_(start), size_(0), input_bytes_(offset), type_(type) {}
   void Close(uint32_t size, uint32_t span, uint32_t end_offset) {
     size_ = size;
     span_ = span;
@@ -79,8 +81,9 @@ class JsonValue {
   }
 
  private:
-  const char* text_;
-  uint32_t size_;             // string/number length, or member/element count
+  friend class JsonParser;
+  const char* text_;  // strings, numbers: their text; containers: their input bytes (JsonParser::Verbatim)
+  uint32_t size_;     // string/number length, or member/element count
   uint32_t span_ = 1;         // this value and its subtree, in values
   uint32_t input_bytes_ = 0;  // containers: from '{' or '[' to the matching bracket (while open: its offset)
   Type type_;
@@ -114,6 +117,13 @@ class JsonParser {
   // `v` must come from the last Parse.
   void SetNull(const JsonValue& v);
 
+  // The input bytes of object or array `v` of the last Parse when they are
+  // exactly what Serialize(v) writes: the input had no whitespace between
+  // tokens and no escape at all (so every string is written back as it
+  // was), and no value was set to null since. Otherwise nullopt. Points into
+  // the text given to Parse: use while it lives.
+  std::optional<std::string_view> Verbatim(const JsonValue& v) const;
+
   // Bytes of the largest input parsed since construction.
   size_t high_water() const { return high_water_; }
 
@@ -121,6 +131,7 @@ class JsonParser {
   class Handler;
 
   std::string insitu_;  // the text being parsed; strings and numbers point into it
+  bool compact_ = false;  // the last text parsed is as Serialize would write it (Verbatim)
   std::vector<JsonValue> values_;
   std::vector<uint32_t> open_;  // indexes of the containers being parsed
   size_t high_water_ = 0;

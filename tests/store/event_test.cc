@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "event_json.h"
+
 namespace timevault::store {
 namespace {
 
@@ -593,16 +595,16 @@ TEST(EventTest, StringsAreEscapedLikeJackson) {
   }
 }
 
-TEST(EventTest, WhitespaceIsDropped) {
-  const RefMessage& m = Plain()[75];
-  std::string spaced;  // whitespace after every ',' ':' '{' '[' outside strings
+// `json` with whitespace after every ',' ':' '{' '[' outside strings.
+std::string Spaced(const std::string& json) {
+  std::string spaced;
   bool in_string = false;
-  for (size_t i = 0; i < m.value->size(); ++i) {
-    const char c = (*m.value)[i];
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
     spaced += c;
     if (in_string) {
       if (c == '\\') {
-        spaced += (*m.value)[++i];
+        spaced += json[++i];
       } else if (c == '"') {
         in_string = false;
       }
@@ -612,6 +614,12 @@ TEST(EventTest, WhitespaceIsDropped) {
       spaced += " \n\t ";
     }
   }
+  return spaced;
+}
+
+TEST(EventTest, WhitespaceIsDropped) {
+  const RefMessage& m = Plain()[75];
+  const std::string spaced = Spaced(*m.value);
   auto compact = Parse(m);
   auto loose = ParseEvent(kOptions, m.topic, *m.key, "  " + spaced + " \r\n");
   ASSERT_TRUE(compact.ok());
@@ -619,6 +627,78 @@ TEST(EventTest, WhitespaceIsDropped) {
   EXPECT_GT(spaced.size(), m.value->size() + 100);
   EXPECT_EQ(loose->envelope, compact->envelope);
   EXPECT_EQ(loose->row, compact->row);
+}
+
+// A compact message without escapes is copied as it is (JsonParser::Verbatim);
+// any other is written anew (Serialize). Both must give the same bytes.
+TEST(EventTest, CopiedAndRewrittenJsonAreTheSame) {
+  int copied = 0;
+  for (const auto* file : {&Plain(), &WithSchemas()}) {
+    for (const RefMessage& m : *file) {
+      if (!m.value) continue;
+      internal::JsonParser parser;
+      auto root = parser.Parse(*m.value, "value");
+      ASSERT_TRUE(root.ok());
+      if (parser.Verbatim(**root)) ++copied;
+      auto direct = ParseEvent(kOptions, m.topic, m.key, *m.value);
+      auto rewritten = ParseEvent(kOptions, m.topic, m.key ? std::optional<std::string>(Spaced(*m.key)) : std::nullopt,
+                                  Spaced(*m.value) + " ");
+      ASSERT_TRUE(direct.ok()) << "line " << m.line << ": " << direct.status().ToString();
+      ASSERT_TRUE(rewritten.ok()) << "line " << m.line << ": " << rewritten.status().ToString();
+      EXPECT_EQ(direct->envelope, rewritten->envelope) << "line " << m.line;
+      EXPECT_EQ(direct->row, rewritten->row) << "line " << m.line;
+      EXPECT_EQ(direct->pk, rewritten->pk) << "line " << m.line;
+      EXPECT_EQ(direct->previous_pk, rewritten->previous_pk) << "line " << m.line;
+    }
+  }
+  EXPECT_GE(copied, 150);  // most reference lines take the copying path
+}
+
+TEST(EventTest, VerbatimOnlyWhenTheInputIsWhatSerializeWrites) {
+  struct Case {
+    std::string json;
+    bool verbatim;
+  };
+  const Case cases[] = {
+      {R"({"a":1,"b":[true,false,null],"c":{"d":"e"}})", true},
+      {R"({"s":"q\"b\\n\nt\tc\u001F"})", true},  // escapes as Serialize writes them
+      {R"({"sequence":"[\"1\",\"2\"]"})", true},
+      {R"({"a": 1})", false},  // whitespace
+      {R"( {"a":1})", false},
+      {R"({"a":1} )", false},
+      {R"({"s":"\/"})", false},  // escapes Serialize writes otherwise
+      {R"({"s":"\u001f"})", false},
+      {R"({"s":"\u000a"})", false},
+      {R"({"s":"\u00e9"})", false},
+      {R"({"s":"\u0041"})", false},
+      {"{\"s\":\"\xC3\xA9\"}", true},  // raw UTF-8 stays as it is
+  };
+  for (const Case& c : cases) {
+    internal::JsonParser parser;
+    auto root = parser.Parse(c.json, "case");
+    ASSERT_TRUE(root.ok()) << c.json;
+    std::string serialized;
+    internal::Serialize(**root, &serialized);
+    const auto verbatim = parser.Verbatim(**root);
+    EXPECT_EQ(verbatim.has_value(), c.verbatim) << c.json;
+    if (verbatim) {
+      EXPECT_EQ(*verbatim, c.json);
+      EXPECT_EQ(*verbatim, serialized);
+    } else {
+      EXPECT_NE(serialized, c.json) << "not copied, though Serialize writes it so";
+    }
+  }
+  // A member's bytes, and none once a value was set to null.
+  internal::JsonParser parser;
+  const std::string json = R"({"before":null,"after":{"id":1,"v":"x"},"op":"c"})";
+  auto root = parser.Parse(json, "case");
+  ASSERT_TRUE(root.ok());
+  const internal::JsonValue* after = (*root)->Find("after");
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ(parser.Verbatim(*after).value_or("none"), R"({"id":1,"v":"x"})");
+  EXPECT_FALSE(parser.Verbatim(*(*root)->Find("op")).has_value()) << "only objects and arrays";
+  parser.SetNull(*after->Find("v"));
+  EXPECT_FALSE(parser.Verbatim(*after).has_value());
 }
 
 TEST(EventTest, TsMillisFallbackAndSnapshotFlags) {

@@ -88,7 +88,7 @@ class JsonParser::Handler {
     return Add(Type::kNumber, str, length);
   }
   bool String(const char* str, rapidjson::SizeType length, bool) { return AddString(str, length, 2); }  // quotes
-  bool Key(const char* str, rapidjson::SizeType length, bool) { return AddString(str, length, 3); }  // and colon
+  bool Key(const char* str, rapidjson::SizeType length, bool) { return AddString(str, length, 3); }     // and colon
   bool StartObject() { return Open(Type::kObject); }
   bool EndObject(rapidjson::SizeType members) { return Close(members); }
   bool StartArray() { return Open(Type::kArray); }

@@ -82,8 +82,8 @@ class JsonValue {
 
  private:
   friend class JsonParser;
-  const char* text_;  // strings, numbers: their text; containers: their input bytes (JsonParser::Verbatim)
-  uint32_t size_;     // string/number length, or member/element count
+  const char* text_;          // strings, numbers: their text; containers: their input bytes (JsonParser::Verbatim)
+  uint32_t size_;             // string/number length, or member/element count
   uint32_t span_ = 1;         // this value and its subtree, in values
   uint32_t input_bytes_ = 0;  // containers: from '{' or '[' to the matching bracket (while open: its offset)
   Type type_;
@@ -130,7 +130,7 @@ class JsonParser {
  private:
   class Handler;
 
-  std::string insitu_;  // the text being parsed; strings and numbers point into it
+  std::string insitu_;    // the text being parsed; strings and numbers point into it
   bool compact_ = false;  // the last text parsed is as Serialize would write it (Verbatim)
   std::vector<JsonValue> values_;
   std::vector<uint32_t> open_;  // indexes of the containers being parsed

@@ -179,7 +179,7 @@ TEST(Capture, HeartbeatsAfterARestartListTheTopicsOfEarlierRuns) {
   h.Exec("INSERT INTO later VALUES (1, 'a')");
   ASSERT_TRUE(h.WaitConfirmed(0, 30));
   std::this_thread::sleep_for(std::chrono::seconds(2));  // a few heartbeats (every 500 ms)
-  EXPECT_EQ(h.capture().Stop(), 0);  // then the heartbeat topic goes quiet
+  EXPECT_EQ(h.capture().Stop(), 0);                      // then the heartbeat topic goes quiet
   const auto beats = h.Read({"__debezium-heartbeat." + h.prefix()});
 
   // The first heartbeat that lists `later` is the second run's.

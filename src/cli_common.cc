@@ -48,14 +48,18 @@ void InstallStopHandlers() {
   sigaction(SIGINT, &sa, nullptr);
 }
 
-Result<std::unique_ptr<store::Store>> OpenStore(const config::Config& cfg, bool read_only) {
+store::Store::Options StoreOptions(const config::Config& cfg, bool read_only) {
   store::Store::Options options;
   options.path = cfg.store.path;
   options.key_file = cfg.store.key_file;
   options.tenant_column = cfg.tenant_column;
   options.retention_days = cfg.store.retention_days;
   options.read_only = read_only;
-  return store::Store::Open(options);
+  return options;
+}
+
+Result<std::unique_ptr<store::Store>> OpenStore(const config::Config& cfg, bool read_only) {
+  return store::Store::Open(StoreOptions(cfg, read_only));
 }
 
 void AddPendingCommand(CLI::App& app, const GlobalOptions& g, int* exit_code, const char* name, const char* description,

@@ -31,6 +31,7 @@ void InstallStopHandlers();
 
 // Opens the store of the config (read_only: a RocksDB secondary that follows
 // a running `timevault store`).
+store::Store::Options StoreOptions(const config::Config& cfg, bool read_only);
 Result<std::unique_ptr<store::Store>> OpenStore(const config::Config& cfg, bool read_only);
 
 // A subcommand whose issue has not built it yet: says so and exits 1.

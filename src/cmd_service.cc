@@ -2,6 +2,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
 #include <thread>
 
 #include "cli_common.h"
@@ -63,13 +66,38 @@ int RunStore(const GlobalOptions& g) {
   return kExitOk;
 }
 
+int RunRekey(const GlobalOptions& g, const std::string& new_key_file) {
+  int code = kExitOk;
+  auto cfg = LoadConfig(g, &code);
+  if (!cfg) return code;
+  Status st = store::Store::RewrapMasterKey(StoreOptions(*cfg, false), new_key_file);
+  if (!st.ok()) {
+    std::fprintf(stderr, "timevault store rekey: %s\n", st.ToString().c_str());
+    return kExitFailure;
+  }
+  std::printf(
+      "the data keys of %s are wrapped under %s now: set store.key_file to it (the old key no longer "
+      "opens the store)\n",
+      cfg->store.path.c_str(), new_key_file.c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_code) {
   app.add_subcommand("capture", "Tail Postgres logical replication and produce Debezium JSON change events to Kafka")
       ->callback([&g, exit_code] { *exit_code = RunCapture(g); });
-  app.add_subcommand("store", "Consume change events from Kafka into the time-indexed RocksDB store")
-      ->callback([&g, exit_code] { *exit_code = RunStore(g); });
+  auto* store = app.add_subcommand("store", "Consume change events from Kafka into the time-indexed RocksDB store");
+  auto* rekey =
+      store->add_subcommand("rekey",
+                            "Re-wrap the store's data keys under a new master key (with the store stopped); then point "
+                            "store.key_file at the new key");
+  auto new_key_file = std::make_shared<std::string>();
+  rekey->add_option("--new-key-file", *new_key_file, "The new master key: 32 random bytes")->required();
+  rekey->callback([&g, exit_code, new_key_file] { *exit_code = RunRekey(g, *new_key_file); });
+  store->callback([&g, exit_code, rekey] {
+    if (!rekey->parsed()) *exit_code = RunStore(g);
+  });
 }
 
 }  // namespace timevault::cli

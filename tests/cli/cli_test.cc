@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "support/process.h"
 #include "support/testenv.h"
 
 namespace timevault {
@@ -97,6 +98,32 @@ TEST(Cli, BadLogLevelExitsTwo) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("chatty"), std::string::npos) << r.output;
   unlink(path.c_str());
+}
+
+// `store rekey` re-wraps the keys and does not start the service (whose
+// broker here does not exist: it would run until the timeout).
+TEST(Cli, StoreRekeyMovesTheStoreToTheNewMasterKey) {
+  testing::TempDir dir;
+  const std::string store = dir.path() + "/store", a = dir.path() + "/a.key", b = dir.path() + "/b.key",
+                    c = dir.path() + "/c.key";
+  for (const auto& k : {a, b, c}) ASSERT_EQ(RunCommand("head -c 32 /dev/urandom > " + k).exit_code, 0);
+  auto config = [&](const std::string& key) {
+    return WriteConfig("[postgres]\nconninfo = \"dbname=x\"\n[kafka]\nbootstrap = \"127.0.0.1:1\"\n[store]\npath = \"" +
+                       store + "\"\nkey_file = \"" + key + "\"\n");
+  };
+  const std::string with_a = config(a), with_b = config(b);
+  auto r = RunCommand("timeout 60 " + Bin() + " --config " + with_a + " store rekey --new-key-file " + b);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("set store.key_file to it"), std::string::npos) << r.output;
+  r = RunCommand("timeout 60 " + Bin() + " --config " + with_a + " store rekey --new-key-file " + c);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("is not the master key of the store"), std::string::npos) << r.output;
+  r = RunCommand("timeout 60 " + Bin() + " --config " + with_b + " store rekey --new-key-file " + c);
+  EXPECT_EQ(r.exit_code, 0) << "the new key opens the store: " << r.output;
+  r = RunCommand("timeout 60 " + Bin() + " --config " + with_b + " store rekey");
+  EXPECT_EQ(r.exit_code, 2) << r.output;  // --new-key-file is required
+  unlink(with_a.c_str());
+  unlink(with_b.c_str());
 }
 
 }  // namespace

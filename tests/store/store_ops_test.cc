@@ -75,6 +75,52 @@ TEST_F(StoreTest, ShreddedTenantReadsEmptyAndOthersAreIntact) {
   EXPECT_EQ(State("a", 130), (std::map<std::string, std::string>{{Key(3), Json("a", 3, "new")}}));
 }
 
+TEST_F(StoreTest, RewrappedMasterKeyOpensTheStoreAndTheOldOneNoLonger) {
+  Bootstrap();
+  IngestItem bad;  // a dead letter: under the store's own key
+  bad.position = KafkaPosition{"tv.public.items", 1, 0};
+  bad.dead_letter_reason = "not JSON";
+  bad.raw = "\x01\x02";
+  Apply({Change('c', "a", 1, "x", 100, 7), Change('c', "b", 2, "y", 101, 7), End(7, 110, 2), bad});
+  const auto a = State("a", 110), b = State("b", 110);
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  const std::string old_key = key_file_, new_key = dir_.path() + "/next.key";
+  WriteKeyFile(new_key, 2);
+
+  // Refused while a writer has the store, and with a new key that is no key.
+  EXPECT_EQ(Store::RewrapMasterKey(Opts(), new_key).code(), StatusCode::kUnavailable);
+  Close();
+  const std::string junk = dir_.path() + "/junk.key";
+  std::ofstream(junk) << "short";
+  EXPECT_EQ(Store::RewrapMasterKey(Opts(), junk).code(), StatusCode::kInvalidArgument);
+  key_file_ = new_key;  // the new key is not the store's yet
+  EXPECT_EQ(Store::RewrapMasterKey(Opts(), old_key).code(), StatusCode::kPermissionDenied);
+  key_file_ = old_key;
+
+  ASSERT_TRUE(Store::RewrapMasterKey(Opts(), new_key).ok());
+  auto with_old = Store::Open(Opts());
+  ASSERT_FALSE(with_old.ok());
+  EXPECT_EQ(with_old.status().code(), StatusCode::kPermissionDenied) << with_old.status().ToString();
+  key_file_ = new_key;
+  Open();
+  EXPECT_EQ(State("a", 110), a);
+  EXPECT_EQ(State("b", 110), b);
+  std::vector<std::string> reasons;
+  ASSERT_TRUE(store_
+                  ->DeadLetters([&](const KafkaPosition&, const std::string& reason) {
+                    reasons.push_back(reason);
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(reasons, std::vector<std::string>{"not JSON"});
+  // A tenant first seen now gets a key wrapped under the new master key.
+  Apply({Change('c', "c", 3, "z", 120, 8), End(8, 130, 1)});
+  Reopen();
+  EXPECT_EQ(State("c", 130), (std::map<std::string, std::string>{{Key(3), Json("c", 3, "z")}}));
+  EXPECT_EQ(State("a", 130), a);
+}
+
 // 61 days of daily transactions updating 10 rows, with deletes, re-creates and
 // a truncate; retention at day 61 keeps 30 days.
 TEST_F(StoreTest, RetentionKeepsTheWindowExactAndDeletesOlderVersions) {

@@ -98,6 +98,35 @@ Result<crypto::DataKey*> Keyring::ForWrite(std::string_view tenant, bool create,
   return &it->second;
 }
 
+Status Keyring::Rewrap(const crypto::MasterKey& next, rocksdb::WriteBatch* batch) {
+  constexpr size_t n = crypto::MasterKey::kWrappedKeyBytes;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), keys_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string_view record = it->value().ToStringView();
+    std::string what = "store key";
+    if (!it->key().empty()) {
+      Reader r(it->key().ToStringView());
+      std::string_view tenant;
+      if (!r.T(&tenant) || !r.empty()) return Corruption("a key record's key is damaged");
+      what = "data key of tenant " + std::string(tenant);
+    }
+    if (record.empty() || record.size() % n != 0) {
+      return Corruption(what + " is " + std::to_string(record.size()) + " bytes, not a multiple of " +
+                        std::to_string(n));
+    }
+    std::string rewrapped;
+    for (size_t at = 0; at < record.size(); at += n) {
+      auto key = master_.Unwrap(record.substr(at, n));
+      if (!key.ok()) return key.status().WithContext(what);
+      rewrapped += next.Wrap(*key);
+    }
+    auto ws = batch->Put(keys_cf_, it->key(), rewrapped);
+    if (!ws.ok()) return Internal("rocksdb: " + ws.ToString());
+  }
+  if (!it->status().ok()) return Internal("rocksdb: reading the key records: " + it->status().ToString());
+  return Status::Ok();
+}
+
 void Keyring::CommitCreated() { created_.clear(); }
 
 void Keyring::AbortCreated() {

@@ -54,6 +54,11 @@ class Keyring {
   // Drops the tenant's cached keys (shredding; the caller deletes the record).
   void Forget(std::string_view tenant);
 
+  // Adds to `batch` every key record (the store's and each tenant's, all the
+  // keys of each) wrapped anew under `next`. Nothing else may use the
+  // keyring meanwhile; it keeps the old master key.
+  Status Rewrap(const crypto::MasterKey& next, rocksdb::WriteBatch* batch);
+
  private:
   Result<std::optional<crypto::DataKey>> Load(std::string_view tenant, const rocksdb::Snapshot* snapshot);
 

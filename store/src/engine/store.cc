@@ -451,6 +451,31 @@ Status Store::RunRetention(CommitTime now) {
   return impl_->Retention(now);
 }
 
+Status Store::RewrapMasterKey(const Options& options, const std::string& new_key_file) {
+  if (options.read_only) return InvalidArgument("rewrapping the master key needs the store open for writing");
+  auto next = crypto::MasterKey::Load(new_key_file);
+  if (!next.ok()) return next.status().WithContext("the new master key " + new_key_file);
+  if (!next->permission_warning().empty()) spdlog::warn("the new master key: {}", next->permission_warning());
+  {
+    TV_ASSIGN_OR_RETURN(auto store, Open(options));  // the old key must open it (its check value)
+    StoreImpl* impl = store->impl_.get();
+    std::lock_guard lock(impl->write_mu);
+    TV_RETURN_IF_ERROR(impl->Drain());
+    rocksdb::WriteBatch batch;
+    TV_RETURN_IF_ERROR(impl->keyring->Rewrap(*next, &batch));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    rocksdb::Status s = impl->db->Write(wo, &batch);
+    if (!s.ok()) return Internal(RocksError("writing the rewrapped keys", s));
+    spdlog::info("store: {} key records rewrapped under the master key in {}", batch.Count(), new_key_file);
+  }
+  Options reopened = options;
+  reopened.key_file = new_key_file;
+  auto check = Open(reopened);
+  if (!check.ok()) return check.status().WithContext("opening the store with the new master key after rewrapping");
+  return Status::Ok();
+}
+
 Status Store::ShredTenant(const TenantId& tenant) {
   if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
   std::lock_guard lock(impl_->write_mu);

@@ -151,6 +151,15 @@ class Store final : public StateReader {
 
   // Crypto-shredding: deletes the tenant's data key and its data.
   Status ShredTenant(const TenantId& tenant);
+
+  // Master-key rotation: re-wraps every data key of the store at
+  // `options.path` (which `options.key_file` opens) under the master key in
+  // `new_key_file`, in one synced write, then checks that the new key opens
+  // the store. The data is not re-encrypted: it stays under its data keys.
+  // Takes the store for itself: Unavailable while a writer has it open.
+  // Afterwards only the new key file opens the store (PermissionDenied with
+  // the old one); a crash before the write leaves the old key in force.
+  static Status RewrapMasterKey(const Options& options, const std::string& new_key_file);
   // Folds versions and history older than the retention window before `now`.
   Status RunRetention(CommitTime now);
   // Dead letters: (position, reason), oldest first.

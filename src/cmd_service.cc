@@ -82,6 +82,24 @@ int RunRekey(const GlobalOptions& g, const std::string& new_key_file) {
   return kExitOk;
 }
 
+int RunRotateKey(const GlobalOptions& g, const std::string& tenant) {
+  int code = kExitOk;
+  auto cfg = LoadConfig(g, &code);
+  if (!cfg) return code;
+  auto opened = OpenStore(*cfg, false);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "timevault store rotate-key: %s\n", opened.status().ToString().c_str());
+    return kExitFailure;
+  }
+  auto id = (*opened)->RotateDataKey(TenantId(tenant));
+  if (!id.ok()) {
+    std::fprintf(stderr, "timevault store rotate-key: %s\n", id.status().ToString().c_str());
+    return kExitFailure;
+  }
+  std::printf("tenant %s: new data key %u; what was written before stays under its old keys\n", tenant.c_str(), *id);
+  return kExitOk;
+}
+
 }  // namespace
 
 void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_code) {
@@ -95,8 +113,13 @@ void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_co
   auto new_key_file = std::make_shared<std::string>();
   rekey->add_option("--new-key-file", *new_key_file, "The new master key: 32 random bytes")->required();
   rekey->callback([&g, exit_code, new_key_file] { *exit_code = RunRekey(g, *new_key_file); });
-  store->callback([&g, exit_code, rekey] {
-    if (!rekey->parsed()) *exit_code = RunStore(g);
+  auto* rotate = store->add_subcommand(
+      "rotate-key", "Give a tenant a new data key for what is written from now on (with the store stopped)");
+  auto tenant = std::make_shared<std::string>();
+  rotate->add_option("--tenant", *tenant, "The tenant id")->required();
+  rotate->callback([&g, exit_code, tenant] { *exit_code = RunRotateKey(g, *tenant); });
+  store->callback([&g, exit_code, store] {
+    if (store->get_subcommands().empty()) *exit_code = RunStore(g);
   });
 }
 

@@ -122,6 +122,12 @@ TEST(Cli, StoreRekeyMovesTheStoreToTheNewMasterKey) {
   EXPECT_EQ(r.exit_code, 0) << "the new key opens the store: " << r.output;
   r = RunCommand("timeout 60 " + Bin() + " --config " + with_b + " store rekey");
   EXPECT_EQ(r.exit_code, 2) << r.output;  // --new-key-file is required
+  // Data-key rotation needs a tenant the store has seen.
+  const std::string with_c = config(c);
+  r = RunCommand("timeout 60 " + Bin() + " --config " + with_c + " store rotate-key --tenant nobody");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("tenant nobody has no data key"), std::string::npos) << r.output;
+  unlink(with_c.c_str());
   unlink(with_a.c_str());
   unlink(with_b.c_str());
 }

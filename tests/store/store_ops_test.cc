@@ -8,9 +8,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "store/store_test_util.h"
+#include "timevault/core/crypto.h"
 
 namespace timevault::store::test {
 namespace {
@@ -119,6 +121,55 @@ TEST_F(StoreTest, RewrappedMasterKeyOpensTheStoreAndTheOldOneNoLonger) {
   Reopen();
   EXPECT_EQ(State("c", 130), (std::map<std::string, std::string>{{Key(3), Json("c", 3, "z")}}));
   EXPECT_EQ(State("a", 130), a);
+}
+
+TEST_F(StoreTest, RotatedDataKeyEncryptsNewWritesAndOldOnesStayReadable) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), End(7, 110, 1)});
+  auto ro = Store::Open(Opts(/*read_only=*/true));
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  auto& reader = *ro.value();
+  auto reader_state = [&](uint64_t point) {
+    std::map<std::string, std::string> rows;
+    Status st = reader.StateAt(TenantId("a"), Lsn(point), {}, [&](const Row& r) {
+      rows[r.table + " " + r.pk] = r.json;
+      return true;
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return rows;
+  };
+  EXPECT_EQ(reader_state(110).size(), 1u);  // the reader has a's key cached now
+
+  auto id = store_->RotateDataKey(TenantId("a"));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(store_->RotateDataKey(TenantId("nobody")).status().code(), StatusCode::kNotFound);
+  Apply({Change('u', "a", 1, "x2", 120, 8), Change('c', "a", 2, "y", 121, 8), End(8, 130, 2)});
+  const std::map<std::string, std::string> at110{{Key(1), Json("a", 1, "x")}},
+      at130{{Key(1), Json("a", 1, "x2")}, {Key(2), Json("a", 2, "y")}};
+  EXPECT_EQ(State("a", 110), at110);
+  EXPECT_EQ(State("a", 130), at130);
+  EXPECT_EQ(Hist("a", 0, 130).size(), 3u);
+  ASSERT_TRUE(reader.Refresh().ok());
+  EXPECT_EQ(reader_state(110), at110);
+  EXPECT_EQ(reader_state(130), at130) << "the reader reloads the key record when it catches up";
+  ro.value().reset();
+
+  // The versions before the rotation name the old key, those after it the new one.
+  Close();
+  std::set<uint32_t> ids_before, ids_after;
+  for (const auto& [k, v] : RawDump(true)) {
+    if (!k.starts_with("versions|" + std::string("\0\1a", 3)) || v.size() < 9) continue;
+    uint64_t inverted = 0;  // the key ends with ~u64(change_lsn), big-endian
+    for (size_t i = k.size() - 8; i < k.size(); ++i) inverted = (inverted << 8) | static_cast<uint8_t>(k[i]);
+    auto key_id = timevault::crypto::PeekKeyId(std::string_view(v).substr(9));  // after flags(1) and xid(8)
+    ASSERT_TRUE(key_id.ok());
+    (~inverted < 110 ? ids_before : ids_after).insert(*key_id);
+  }
+  ASSERT_EQ(ids_before.size(), 1u);
+  EXPECT_EQ(ids_after, std::set<uint32_t>{*id});
+  EXPECT_NE(*ids_before.begin(), *id);
+  Open();
+  EXPECT_EQ(State("a", 130), at130);
 }
 
 // 61 days of daily transactions updating 10 rows, with deletes, re-creates and

@@ -151,7 +151,7 @@ Status Ingest::Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
   return st.ok() ? Status::Ok() : Internal(RocksError("batch delete", st));
 }
 
-Result<crypto::DataKey*> Ingest::Key(std::string_view tenant, bool create) {
+Result<DataKeys*> Ingest::Key(std::string_view tenant, bool create) {
   return s_->keyring->ForWrite(tenant, create, &wb_);
 }
 
@@ -313,7 +313,7 @@ Status Ingest::End(const StoreEvent& ev) {
       txn.flags = 0;
     }
     auto parts = ParsePendingKey(key);
-    TV_ASSIGN_OR_RETURN(crypto::DataKey * dk, Key(parts->id.tenant, false));
+    TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(parts->id.tenant, false));
     txn.stored += weight;
     TV_RETURN_IF_ERROR(Delete(s_->pending, key));
     if (dk == nullptr) continue;  // the tenant was shredded meanwhile
@@ -416,7 +416,7 @@ Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& en
   std::string enc;
   int64_t weight = 0;
   for (const auto& e : entries) {
-    TV_ASSIGN_OR_RETURN(crypto::DataKey * dk, Key(e.id.tenant, true));
+    TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(e.id.tenant, true));
     weight += e.weight;
     if (tx.mode == TxRef::kPending) {
       const std::string key = PendingKey(tx.xid, e.id);

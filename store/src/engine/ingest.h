@@ -93,7 +93,7 @@ class Ingest {
   Status MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
   Status PutLog(const std::string& tenant, const std::string& key, std::string_view value);
   Result<const std::string*> LogBound(const std::string& tenant);
-  Result<crypto::DataKey*> Key(std::string_view tenant, bool create);
+  Result<DataKeys*> Key(std::string_view tenant, bool create);
 
   // ---- items ----
   Status DeadLetter(const KafkaPosition& pos, std::string_view reason, std::string_view raw);

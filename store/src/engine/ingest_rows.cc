@@ -371,7 +371,7 @@ Result<std::optional<std::string>> Ingest::PreviousRow(const std::string& tenant
     }
   }
   if (!*chosen || ((*chosen)->flags & kVersionDelete)) return std::optional<std::string>();
-  TV_ASSIGN_OR_RETURN(crypto::DataKey * dk, Key(tenant, false));
+  TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(tenant, false));
   if (dk == nullptr) return std::optional<std::string>();
   auto v = ParseVersionValue((*chosen)->value);
   std::string plain;
@@ -401,7 +401,7 @@ Result<std::optional<std::string>> Ingest::OldKeyRow(const std::string& tenant, 
 
 Status Ingest::PutVersion(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
                           uint8_t flags, uint64_t xid, std::string_view row) {
-  TV_ASSIGN_OR_RETURN(crypto::DataKey * dk, Key(tenant, true));
+  TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(tenant, true));
   const std::string key = VersionKey(RowPrefix(tenant, table, pk), lsn);
   std::string enc;
   dk->Encrypt(row, key, &enc);

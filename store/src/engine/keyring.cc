@@ -14,14 +14,19 @@ uint32_t NewKeyId() {
   return id;
 }
 
-// A key record holds one or more wrapped keys; the last one is current.
-Result<crypto::DataKey> UnwrapCurrent(const crypto::MasterKey& master, std::string_view record, std::string_view what) {
+// A key record holds one or more wrapped keys, oldest first; the last one is
+// current.
+Status CheckRecord(std::string_view record, std::string_view what) {
   constexpr size_t n = crypto::MasterKey::kWrappedKeyBytes;
   if (record.empty() || record.size() % n != 0) {
     return Corruption("key record of " + std::string(what) + " is " + std::to_string(record.size()) +
                       " bytes, not a multiple of " + std::to_string(n));
   }
-  auto key = master.Unwrap(record.substr(record.size() - n));
+  return Status::Ok();
+}
+
+Result<crypto::DataKey> Unwrap(const crypto::MasterKey& master, std::string_view wrapped, std::string_view what) {
+  auto key = master.Unwrap(wrapped);
   if (!key.ok()) {
     if (key.status().code() == StatusCode::kPermissionDenied) {
       return PermissionDenied("the master key does not open the " + std::string(what) +
@@ -32,7 +37,44 @@ Result<crypto::DataKey> UnwrapCurrent(const crypto::MasterKey& master, std::stri
   return std::move(key).value();
 }
 
+Result<crypto::DataKey> UnwrapCurrent(const crypto::MasterKey& master, std::string_view record, std::string_view what) {
+  TV_RETURN_IF_ERROR(CheckRecord(record, what));
+  return Unwrap(master, record.substr(record.size() - crypto::MasterKey::kWrappedKeyBytes), what);
+}
+
+Result<DataKeys> UnwrapAll(const crypto::MasterKey& master, std::string_view record, std::string_view what) {
+  TV_RETURN_IF_ERROR(CheckRecord(record, what));
+  std::vector<crypto::DataKey> keys;
+  for (size_t at = 0; at < record.size(); at += crypto::MasterKey::kWrappedKeyBytes) {
+    TV_ASSIGN_OR_RETURN(auto key, Unwrap(master, record.substr(at, crypto::MasterKey::kWrappedKeyBytes), what));
+    keys.push_back(std::move(key));
+  }
+  return DataKeys(std::move(keys));
+}
+
 }  // namespace
+
+DataKeys::DataKeys(std::vector<crypto::DataKey> keys) : keys_(std::move(keys)) {
+  if (keys_.empty()) std::abort();  // a key record holds at least one key: a bug
+}
+
+DataKeys DataKeys::Clone() const {
+  std::vector<crypto::DataKey> copies;
+  copies.reserve(keys_.size());
+  for (const auto& k : keys_) copies.push_back(k.Clone());
+  return DataKeys(std::move(copies));
+}
+
+Status DataKeys::Decrypt(std::string_view ciphertext, std::string_view aad, std::string* out) {
+  if (keys_.size() == 1) return keys_.front().Decrypt(ciphertext, aad, out);
+  TV_ASSIGN_OR_RETURN(const uint32_t id, crypto::PeekKeyId(ciphertext));
+  for (auto& k : keys_) {
+    if (k.id() == id) return k.Decrypt(ciphertext, aad, out);
+  }
+  out->clear();
+  return Corruption("value is encrypted under data key " + std::to_string(id) +
+                    ", which is not in the tenant's key record");
+}
 
 Status Keyring::LoadStoreKey(rocksdb::WriteBatchBase* create_batch) {
   std::string record;
@@ -58,44 +100,61 @@ crypto::DataKey Keyring::StoreKeyForRead() {
   return reader_store_key_->Clone();
 }
 
-Result<std::optional<crypto::DataKey>> Keyring::Load(std::string_view tenant, const rocksdb::Snapshot* snapshot) {
+Result<std::optional<DataKeys>> Keyring::Load(std::string_view tenant, const rocksdb::Snapshot* snapshot) {
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
   std::string record;
   rocksdb::Status s = db_->Get(ro, keys_cf_, TenantKeyKey(tenant), &record);
-  if (s.IsNotFound()) return std::optional<crypto::DataKey>();
+  if (s.IsNotFound()) return std::optional<DataKeys>();
   if (!s.ok()) return Internal("rocksdb: reading the key of tenant " + std::string(tenant) + ": " + s.ToString());
-  TV_ASSIGN_OR_RETURN(crypto::DataKey key, UnwrapCurrent(master_, record, "data key of tenant " + std::string(tenant)));
-  return std::optional<crypto::DataKey>(std::move(key));
+  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, record, "data key of tenant " + std::string(tenant)));
+  return std::optional<DataKeys>(std::move(keys));
 }
 
-Result<std::optional<crypto::DataKey>> Keyring::ForRead(std::string_view tenant, const rocksdb::Snapshot* snapshot) {
+Result<std::optional<DataKeys>> Keyring::ForRead(std::string_view tenant, const rocksdb::Snapshot* snapshot) {
   uint64_t generation = 0;
   {
     std::lock_guard lock(mu_);
     if (auto it = readers_.find(tenant); it != readers_.end()) return std::optional(it->second.Clone());
     generation = generation_;
   }
-  TV_ASSIGN_OR_RETURN(auto key, Load(tenant, snapshot));
-  if (!key) return key;
+  TV_ASSIGN_OR_RETURN(auto keys, Load(tenant, snapshot));
+  if (!keys) return keys;
   std::lock_guard lock(mu_);
-  if (generation != generation_) return key;  // a key was forgotten meanwhile: do not cache a stale one
-  auto [it, inserted] = readers_.try_emplace(std::string(tenant), std::move(*key));
+  if (generation != generation_) return keys;  // a key was forgotten meanwhile: do not cache a stale one
+  auto [it, inserted] = readers_.try_emplace(std::string(tenant), std::move(*keys));
   return std::optional(it->second.Clone());
 }
 
-Result<crypto::DataKey*> Keyring::ForWrite(std::string_view tenant, bool create, rocksdb::WriteBatchBase* batch) {
+Result<DataKeys*> Keyring::ForWrite(std::string_view tenant, bool create, rocksdb::WriteBatchBase* batch) {
   if (auto it = writers_.find(tenant); it != writers_.end()) return &it->second;
-  TV_ASSIGN_OR_RETURN(auto key, Load(tenant, nullptr));
-  if (!key) {
-    if (!create) return static_cast<crypto::DataKey*>(nullptr);
-    key = crypto::DataKey::Generate(NewKeyId());
-    auto ws = batch->Put(keys_cf_, TenantKeyKey(tenant), master_.Wrap(*key));
+  TV_ASSIGN_OR_RETURN(auto keys, Load(tenant, nullptr));
+  if (!keys) {
+    if (!create) return static_cast<DataKeys*>(nullptr);
+    crypto::DataKey key = crypto::DataKey::Generate(NewKeyId());
+    auto ws = batch->Put(keys_cf_, TenantKeyKey(tenant), master_.Wrap(key));
     if (!ws.ok()) return Internal("rocksdb: " + ws.ToString());
     created_.emplace_back(tenant);
+    std::vector<crypto::DataKey> one;
+    one.push_back(std::move(key));
+    keys.emplace(std::move(one));
   }
-  auto [it, inserted] = writers_.try_emplace(std::string(tenant), std::move(*key));
+  auto [it, inserted] = writers_.try_emplace(std::string(tenant), std::move(*keys));
   return &it->second;
+}
+
+Result<uint32_t> Keyring::Rotate(std::string_view tenant, rocksdb::WriteBatch* batch) {
+  std::string record;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), keys_cf_, TenantKeyKey(tenant), &record);
+  if (s.IsNotFound()) return NotFound("tenant " + std::string(tenant) + " has no data key (never seen, or shredded)");
+  if (!s.ok()) return Internal("rocksdb: reading the key of tenant " + std::string(tenant) + ": " + s.ToString());
+  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, record, "data key of tenant " + std::string(tenant)));
+  uint32_t id = NewKeyId();
+  while (keys.Has(id)) id = NewKeyId();  // values name their key by id: ids are unique per tenant
+  record += master_.Wrap(crypto::DataKey::Generate(id));
+  auto ws = batch->Put(keys_cf_, TenantKeyKey(tenant), record);
+  if (!ws.ok()) return Internal("rocksdb: " + ws.ToString());
+  return id;
 }
 
 Status Keyring::Rewrap(const crypto::MasterKey& next, rocksdb::WriteBatch* batch) {
@@ -138,6 +197,12 @@ void Keyring::Forget(std::string_view tenant) {
   writers_.erase(std::string(tenant));
   std::lock_guard lock(mu_);
   readers_.erase(std::string(tenant));
+  ++generation_;
+}
+
+void Keyring::ForgetReaders() {
+  std::lock_guard lock(mu_);
+  readers_.clear();
   ++generation_;
 }
 

@@ -1,7 +1,9 @@
 // Keyring: the master key and the data keys it wraps (docs/store.md,
-// "Encryption at rest"). One data key per tenant, created on first use and
-// kept wrapped in the `keys` column family under T(tenant); the store's own
-// key (dead letters, the master-key check value) under the empty key.
+// "Encryption at rest"). Data keys per tenant, the first created on first use
+// and more by rotation, kept wrapped in the `keys` column family under
+// T(tenant) (the newest last: it encrypts; each value names the key that
+// made it); the store's own key (dead letters, the master-key check value)
+// under the empty key.
 //
 // Thread-safety: crypto::DataKey is not thread-safe, so the keyring never
 // hands out a shared one. Readers get an independent Clone() per call
@@ -25,6 +27,35 @@
 
 namespace timevault::store::engine {
 
+// One tenant's data keys: the newest encrypts, each decrypts what it made.
+// Not thread-safe (as crypto::DataKey); Clone() for another thread.
+class DataKeys {
+ public:
+  explicit DataKeys(std::vector<crypto::DataKey> keys);  // oldest first; not empty
+  DataKeys(DataKeys&&) = default;
+  DataKeys& operator=(DataKeys&&) = default;
+
+  DataKeys Clone() const;
+  uint32_t current_id() const { return keys_.back().id(); }
+  bool Has(uint32_t id) const {
+    for (const auto& k : keys_) {
+      if (k.id() == id) return true;
+    }
+    return false;
+  }
+  size_t size() const { return keys_.size(); }
+
+  void Encrypt(std::string_view plaintext, std::string_view aad, std::string* out) {
+    keys_.back().Encrypt(plaintext, aad, out);
+  }
+  // As crypto::DataKey::Decrypt, with the key the value names; Corruption if
+  // none of these keys has its id.
+  Status Decrypt(std::string_view ciphertext, std::string_view aad, std::string* out);
+
+ private:
+  std::vector<crypto::DataKey> keys_;
+};
+
 class Keyring {
  public:
   Keyring(crypto::MasterKey master, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* keys_cf)
@@ -36,23 +67,32 @@ class Keyring {
   // PermissionDenied if it was wrapped by another master key.
   Status LoadStoreKey(rocksdb::WriteBatchBase* create_batch);
 
-  // A private copy of the tenant's data key (nullopt: the tenant has none,
+  // A private copy of the tenant's data keys (nullopt: the tenant has none,
   // e.g. shredded or never seen). `snapshot` may be null.
-  Result<std::optional<crypto::DataKey>> ForRead(std::string_view tenant, const rocksdb::Snapshot* snapshot);
+  Result<std::optional<DataKeys>> ForRead(std::string_view tenant, const rocksdb::Snapshot* snapshot);
   crypto::DataKey StoreKeyForRead();
 
-  // The writer's instance of the tenant's key; with `create`, a missing key is
-  // generated and its wrapped form added to `batch` (kept until
+  // The writer's instance of the tenant's keys; with `create`, a missing key
+  // is generated and its wrapped form added to `batch` (kept until
   // AbortCreated()). Null without `create` when the tenant has no key.
-  Result<crypto::DataKey*> ForWrite(std::string_view tenant, bool create, rocksdb::WriteBatchBase* batch);
+  Result<DataKeys*> ForWrite(std::string_view tenant, bool create, rocksdb::WriteBatchBase* batch);
   crypto::DataKey& StoreKeyForWrite() { return *writer_store_key_; }
 
   // After the batch holding created keys was written (or was not).
   void CommitCreated();
   void AbortCreated();
 
-  // Drops the tenant's cached keys (shredding; the caller deletes the record).
+  // Drops the tenant's cached keys (shredding: the caller deletes the record;
+  // rotation: it changed).
   void Forget(std::string_view tenant);
+  // Drops every reader's cached key (a read-only store caught up with its
+  // writer, which may have rotated or shredded keys).
+  void ForgetReaders();
+
+  // Adds to `batch` the tenant's key record with a new data key appended
+  // (the new current key; the old ones stay to decrypt what they made).
+  // Returns the new key's id; NotFound if the tenant has no key.
+  Result<uint32_t> Rotate(std::string_view tenant, rocksdb::WriteBatch* batch);
 
   // Adds to `batch` every key record (the store's and each tenant's, all the
   // keys of each) wrapped anew under `next`. Nothing else may use the
@@ -60,21 +100,21 @@ class Keyring {
   Status Rewrap(const crypto::MasterKey& next, rocksdb::WriteBatch* batch);
 
  private:
-  Result<std::optional<crypto::DataKey>> Load(std::string_view tenant, const rocksdb::Snapshot* snapshot);
+  Result<std::optional<DataKeys>> Load(std::string_view tenant, const rocksdb::Snapshot* snapshot);
 
   crypto::MasterKey master_;
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* keys_cf_;
 
-  std::mutex mu_;                                                // guards readers_
-  std::map<std::string, crypto::DataKey, std::less<>> readers_;  // master copies, only cloned
-  uint64_t generation_ = 0;                                      // bumped by Forget
+  std::mutex mu_;                                         // guards readers_
+  std::map<std::string, DataKeys, std::less<>> readers_;  // master copies, only cloned
+  uint64_t generation_ = 0;                               // bumped by Forget
 
   std::optional<crypto::DataKey> reader_store_key_;  // cloned under mu_
   std::optional<crypto::DataKey> writer_store_key_;
 
-  std::map<std::string, crypto::DataKey, std::less<>> writers_;  // writer thread only
-  std::vector<std::string> created_;                             // keys created in the current batch
+  std::map<std::string, DataKeys, std::less<>> writers_;  // writer thread only
+  std::vector<std::string> created_;                      // keys created in the current batch
 };
 
 }  // namespace timevault::store::engine

@@ -398,6 +398,7 @@ Status Store::Refresh() {
   std::unique_lock lock(impl_->refresh_mu);
   rocksdb::Status s = impl_->db->TryCatchUpWithPrimary();
   if (!s.ok()) return Internal(RocksError("catching up with the writer", s));
+  impl_->keyring->ForgetReaders();  // the writer may have rotated or shredded keys
   return impl_->LoadView();
 }
 
@@ -449,6 +450,21 @@ Status Store::RunRetention(CommitTime now) {
   std::lock_guard lock(impl_->write_mu);
   TV_RETURN_IF_ERROR(impl_->Drain());
   return impl_->Retention(now);
+}
+
+Result<uint32_t> Store::RotateDataKey(const TenantId& tenant) {
+  if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
+  std::lock_guard lock(impl_->write_mu);
+  TV_RETURN_IF_ERROR(impl_->Drain());
+  rocksdb::WriteBatch batch;
+  TV_ASSIGN_OR_RETURN(const uint32_t id, impl_->keyring->Rotate(tenant.str(), &batch));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = impl_->db->Write(wo, &batch);
+  if (!s.ok()) return Internal(RocksError("writing the rotated key record", s));
+  impl_->keyring->Forget(tenant.str());  // the writer encrypts with the new key from the next batch on
+  spdlog::info("store: tenant {} has a new data key ({})", tenant.str(), id);
+  return id;
 }
 
 Status Store::RewrapMasterKey(const Options& options, const std::string& new_key_file) {

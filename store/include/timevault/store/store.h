@@ -152,6 +152,13 @@ class Store final : public StateReader {
   // Crypto-shredding: deletes the tenant's data key and its data.
   Status ShredTenant(const TenantId& tenant);
 
+  // Data-key rotation: gives the tenant a new data key for everything
+  // written from now on; its older keys stay in its key record to decrypt
+  // what they made (shredding deletes them all). Returns the new key's id;
+  // NotFound if the tenant has no key. Read-only stores see it at their
+  // next Refresh.
+  Result<uint32_t> RotateDataKey(const TenantId& tenant);
+
   // Master-key rotation: re-wraps every data key of the store at
   // `options.path` (which `options.key_file` opens) under the master key in
   // `new_key_file`, in one synced write, then checks that the new key opens

@@ -129,16 +129,7 @@ TEST_F(StoreTest, RotatedDataKeyEncryptsNewWritesAndOldOnesStayReadable) {
   auto ro = Store::Open(Opts(/*read_only=*/true));
   ASSERT_TRUE(ro.ok()) << ro.status().ToString();
   auto& reader = *ro.value();
-  auto reader_state = [&](uint64_t point) {
-    std::map<std::string, std::string> rows;
-    Status st = reader.StateAt(TenantId("a"), Lsn(point), {}, [&](const Row& r) {
-      rows[r.table + " " + r.pk] = r.json;
-      return true;
-    });
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    return rows;
-  };
-  EXPECT_EQ(reader_state(110).size(), 1u);  // the reader has a's key cached now
+  EXPECT_EQ(StateOf(reader, "a", 110).size(), 1u);  // the reader has a's key cached now
 
   auto id = store_->RotateDataKey(TenantId("a"));
   ASSERT_TRUE(id.ok()) << id.status().ToString();
@@ -150,8 +141,8 @@ TEST_F(StoreTest, RotatedDataKeyEncryptsNewWritesAndOldOnesStayReadable) {
   EXPECT_EQ(State("a", 130), at130);
   EXPECT_EQ(Hist("a", 0, 130).size(), 3u);
   ASSERT_TRUE(reader.Refresh().ok());
-  EXPECT_EQ(reader_state(110), at110);
-  EXPECT_EQ(reader_state(130), at130) << "the reader reloads the key record when it catches up";
+  EXPECT_EQ(StateOf(reader, "a", 110), at110);
+  EXPECT_EQ(StateOf(reader, "a", 130), at130) << "the reader reloads the key record when it catches up";
   ro.value().reset();
 
   // The versions before the rotation name the old key, those after it the new one.

@@ -147,8 +147,13 @@ class StoreTest : public ::testing::Test {
   // ---- readers ----
   std::map<std::string, std::string> State(const std::string& tenant, uint64_t lsn,
                                            const std::vector<std::string>& tables = {}) {
+    return StateOf(*store_, tenant, lsn, tables);
+  }
+  // The same, read from `store` (a read-only one, say).
+  static std::map<std::string, std::string> StateOf(Store& store, const std::string& tenant, uint64_t lsn,
+                                                    const std::vector<std::string>& tables = {}) {
     std::map<std::string, std::string> rows;
-    Status s = store_->StateAt(TenantId(tenant), Lsn(lsn), tables, [&](const Row& r) {
+    Status s = store.StateAt(TenantId(tenant), Lsn(lsn), tables, [&](const Row& r) {
       rows[r.table + " " + r.pk] = r.json;
       return true;
     });

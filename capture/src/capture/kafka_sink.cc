@@ -94,7 +94,11 @@ Status KafkaSink::SeedExistingTopics(const std::string& prefix) {
     }
   }
   rd_kafka_metadata_destroy(md);
-  for (const auto& [topic, count] : found) TV_RETURN_IF_ERROR(SeedOffsets(topic, count));
+  for (const auto& [topic, count] : found) {
+    if (partitions_.count(topic)) continue;  // seeded by EnsureTopic
+    TV_RETURN_IF_ERROR(SeedOffsets(topic, count));
+    partitions_[topic] = count;  // EnsureTopic has nothing left to do for it
+  }
   return Status::Ok();
 }
 

@@ -100,14 +100,20 @@ crypto::DataKey Keyring::StoreKeyForRead() {
   return reader_store_key_->Clone();
 }
 
-Result<std::optional<DataKeys>> Keyring::Load(std::string_view tenant, const rocksdb::Snapshot* snapshot) {
+Result<std::optional<std::string>> Keyring::Record(std::string_view tenant, const rocksdb::Snapshot* snapshot) {
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
   std::string record;
   rocksdb::Status s = db_->Get(ro, keys_cf_, TenantKeyKey(tenant), &record);
-  if (s.IsNotFound()) return std::optional<DataKeys>();
+  if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return Internal("rocksdb: reading the key of tenant " + std::string(tenant) + ": " + s.ToString());
-  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, record, "data key of tenant " + std::string(tenant)));
+  return std::optional<std::string>(std::move(record));
+}
+
+Result<std::optional<DataKeys>> Keyring::Load(std::string_view tenant, const rocksdb::Snapshot* snapshot) {
+  TV_ASSIGN_OR_RETURN(auto record, Record(tenant, snapshot));
+  if (!record) return std::optional<DataKeys>();
+  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, *record, "data key of tenant " + std::string(tenant)));
   return std::optional<DataKeys>(std::move(keys));
 }
 
@@ -144,15 +150,13 @@ Result<DataKeys*> Keyring::ForWrite(std::string_view tenant, bool create, rocksd
 }
 
 Result<uint32_t> Keyring::Rotate(std::string_view tenant, rocksdb::WriteBatch* batch) {
-  std::string record;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), keys_cf_, TenantKeyKey(tenant), &record);
-  if (s.IsNotFound()) return NotFound("tenant " + std::string(tenant) + " has no data key (never seen, or shredded)");
-  if (!s.ok()) return Internal("rocksdb: reading the key of tenant " + std::string(tenant) + ": " + s.ToString());
-  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, record, "data key of tenant " + std::string(tenant)));
+  TV_ASSIGN_OR_RETURN(auto record, Record(tenant, nullptr));
+  if (!record) return NotFound("tenant " + std::string(tenant) + " has no data key (never seen, or shredded)");
+  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, *record, "data key of tenant " + std::string(tenant)));
   uint32_t id = NewKeyId();
   while (keys.Has(id)) id = NewKeyId();  // values name their key by id: ids are unique per tenant
-  record += master_.Wrap(crypto::DataKey::Generate(id));
-  auto ws = batch->Put(keys_cf_, TenantKeyKey(tenant), record);
+  *record += master_.Wrap(crypto::DataKey::Generate(id));
+  auto ws = batch->Put(keys_cf_, TenantKeyKey(tenant), *record);
   if (!ws.ok()) return Internal("rocksdb: " + ws.ToString());
   return id;
 }
@@ -169,15 +173,11 @@ Status Keyring::Rewrap(const crypto::MasterKey& next, rocksdb::WriteBatch* batch
       if (!r.T(&tenant) || !r.empty()) return Corruption("a key record's key is damaged");
       what = "data key of tenant " + std::string(tenant);
     }
-    if (record.empty() || record.size() % n != 0) {
-      return Corruption(what + " is " + std::to_string(record.size()) + " bytes, not a multiple of " +
-                        std::to_string(n));
-    }
+    TV_RETURN_IF_ERROR(CheckRecord(record, what));
     std::string rewrapped;
     for (size_t at = 0; at < record.size(); at += n) {
-      auto key = master_.Unwrap(record.substr(at, n));
-      if (!key.ok()) return key.status().WithContext(what);
-      rewrapped += next.Wrap(*key);
+      TV_ASSIGN_OR_RETURN(auto key, Unwrap(master_, record.substr(at, n), what));
+      rewrapped += next.Wrap(key);
     }
     auto ws = batch->Put(keys_cf_, it->key(), rewrapped);
     if (!ws.ok()) return Internal("rocksdb: " + ws.ToString());

@@ -36,14 +36,12 @@ class DataKeys {
   DataKeys& operator=(DataKeys&&) = default;
 
   DataKeys Clone() const;
-  uint32_t current_id() const { return keys_.back().id(); }
   bool Has(uint32_t id) const {
     for (const auto& k : keys_) {
       if (k.id() == id) return true;
     }
     return false;
   }
-  size_t size() const { return keys_.size(); }
 
   void Encrypt(std::string_view plaintext, std::string_view aad, std::string* out) {
     keys_.back().Encrypt(plaintext, aad, out);
@@ -100,6 +98,8 @@ class Keyring {
   Status Rewrap(const crypto::MasterKey& next, rocksdb::WriteBatch* batch);
 
  private:
+  // The tenant's key record as stored (nullopt: none). `snapshot` may be null.
+  Result<std::optional<std::string>> Record(std::string_view tenant, const rocksdb::Snapshot* snapshot);
   Result<std::optional<DataKeys>> Load(std::string_view tenant, const rocksdb::Snapshot* snapshot);
 
   crypto::MasterKey master_;

@@ -57,6 +57,14 @@ rocksdb::ColumnFamilyOptions CfOptions(std::shared_ptr<const rocksdb::SliceTrans
   return o;
 }
 
+// Writes `batch` and waits for the disk.
+Status WriteSynced(rocksdb::DB* db, rocksdb::WriteBatch* batch, std::string_view what) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = db->Write(wo, batch);
+  return s.ok() ? Status::Ok() : Internal(RocksError(what, s));
+}
+
 // RocksDB's built-in bytewise-max operator (engine/encoding.h, `current`).
 std::shared_ptr<rocksdb::MergeOperator> MaxOperator() {
   std::shared_ptr<rocksdb::MergeOperator> op;
@@ -152,11 +160,7 @@ Status InitKeys(StoreImpl* impl) {
   if (s.IsNotFound() && batch.Count() > 0) {
     impl->keyring->StoreKeyForWrite().Encrypt(kCheckPlaintext, engine::kMetaCheck, &check);
     batch.Put(impl->meta, engine::kMetaCheck, check);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    s = impl->db->Write(wo, &batch);
-    if (!s.ok()) return Internal(RocksError("creating the store's key", s));
-    return Status::Ok();
+    return WriteSynced(impl->db.get(), &batch, "creating the store's key");
   }
   if (!s.ok()) return Corruption("store.path " + impl->options.path + ": the master-key check value is missing");
   std::string plain;
@@ -458,10 +462,7 @@ Result<uint32_t> Store::RotateDataKey(const TenantId& tenant) {
   TV_RETURN_IF_ERROR(impl_->Drain());
   rocksdb::WriteBatch batch;
   TV_ASSIGN_OR_RETURN(const uint32_t id, impl_->keyring->Rotate(tenant.str(), &batch));
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  rocksdb::Status s = impl_->db->Write(wo, &batch);
-  if (!s.ok()) return Internal(RocksError("writing the rotated key record", s));
+  TV_RETURN_IF_ERROR(WriteSynced(impl_->db.get(), &batch, "writing the rotated key record"));
   impl_->keyring->Forget(tenant.str());  // the writer encrypts with the new key from the next batch on
   spdlog::info("store: tenant {} has a new data key ({})", tenant.str(), id);
   return id;
@@ -479,10 +480,7 @@ Status Store::RewrapMasterKey(const Options& options, const std::string& new_key
     TV_RETURN_IF_ERROR(impl->Drain());
     rocksdb::WriteBatch batch;
     TV_RETURN_IF_ERROR(impl->keyring->Rewrap(*next, &batch));
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    rocksdb::Status s = impl->db->Write(wo, &batch);
-    if (!s.ok()) return Internal(RocksError("writing the rewrapped keys", s));
+    TV_RETURN_IF_ERROR(WriteSynced(impl->db.get(), &batch, "writing the rewrapped keys"));
     spdlog::info("store: {} key records rewrapped under the master key in {}", batch.Count(), new_key_file);
   }
   Options reopened = options;

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <future>
 #include <optional>
 #include <vector>
 
+#include "consumer/applier.h"
 #include "timevault/core/kafka.h"
-#include "timevault/core/worker.h"
 #include "timevault/store/event.h"
 
 namespace timevault::store {
@@ -29,76 +28,6 @@ std::string RegexEscape(const std::string& s) {
   return out;
 }
 
-// Builds a batch on a second thread (Store::ApplyStart) while the polling
-// thread fetches and parses (RapidJSON) the next one; the store writes the
-// batch before on a third (Store::ApplyStart pipelines build and write).
-// So polling+parsing, building and writing overlap. Batches land in the
-// order started, each one synced WriteBatch with its offsets, so the
-// exactly-once argument is unchanged. Used by the polling thread only.
-class Applier {
- public:
-  Applier(Store* store, IngestMetrics* metrics) : store_(store), metrics_(metrics) {}
-  Applier(const Applier&) = delete;
-  Applier& operator=(const Applier&) = delete;
-  ~Applier() { (void)Wait(); }
-
-  // Waits until the batch before is built (its write may still be in
-  // flight), then starts building `*batch`, which is left empty (holding the
-  // previous batch's capacity).
-  Status Start(std::vector<IngestItem>* batch) {
-    TV_RETURN_IF_ERROR(WaitBuilt());
-    TakeHeldBack(batch);
-    applying_.swap(*batch);
-    batch->clear();
-    inflight_ = builder_.Submit([this] {
-      Status st = store_->ApplyStart(applying_, &held_back_);
-      if (!st.ok()) return st.WithContext("applying a batch of " + std::to_string(applying_.size()) + " messages");
-      metrics_->consumed.fetch_add(applying_.size() - held_back_.size());
-      metrics_->applied_batches.fetch_add(1);
-      return Status::Ok();
-    });
-    return Status::Ok();
-  }
-
-  // Puts the messages the last batch held back (Store::ApplyStart) in front
-  // of `batch`: they precede its messages of the same partitions. Only
-  // after WaitBuilt.
-  void TakeHeldBack(std::vector<IngestItem>* batch) {
-    if (held_back_.empty()) return;
-    batch->insert(batch->begin(), std::make_move_iterator(held_back_.begin()),
-                  std::make_move_iterator(held_back_.end()));
-    held_back_.clear();
-  }
-
-  // Nothing new was polled: starts a batch of the held-back messages, if
-  // any, so that they age (kMaxHeldBackBatches) even when the END never
-  // comes. Waits for the batch being built first.
-  Status StartHeldBack() {
-    TV_RETURN_IF_ERROR(WaitBuilt());
-    if (held_back_.empty()) return Status::Ok();
-    std::vector<IngestItem> none;
-    return Start(&none);
-  }
-
-  // Waits until every batch started has landed (OK if there is none).
-  Status Wait() {
-    Status st = WaitBuilt();
-    Status landed = store_->WaitApplied();
-    return st.ok() ? landed : st;
-  }
-
- private:
-  // Waits for the batch being built (its write may still be in flight).
-  Status WaitBuilt() { return inflight_.valid() ? inflight_.get() : Status::Ok(); }
-
-  Store* store_;
-  IngestMetrics* metrics_;
-  std::vector<IngestItem> applying_;
-  std::vector<IngestItem> held_back_;  // by the batch built last; written by the builder
-  std::future<Status> inflight_;
-  SerialWorker builder_;  // destroyed first, after ~Applier's Wait
-};
-
 // Rebalance: every assigned partition starts at the offset the store holds
 // (written in the same WriteBatch as its data), or at the beginning.
 //
@@ -110,6 +39,23 @@ class Applier {
 // topics: a change then mostly finds its END applied (docs/store.md).
 class Rebalancer {
  public:
+  // Where a partition the store holds nothing of starts: its first offset,
+  // asked of the broker. Not RD_KAFKA_OFFSET_BEGINNING: librdkafka 2.0
+  // resolves a logical offset for a partition it has not yet placed on its
+  // leader only after a retry timer, which left a fresh store idle for
+  // 0.5-1 s after its first assignment in 3 runs of 5 (BENCHMARKS.md, round 7).
+  // BEGINNING if the broker does not answer (librdkafka then resolves it).
+  static int64_t FirstOffset(rd_kafka_t* rk, const char* topic, int32_t partition) {
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 5000);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::warn("store: first offset of {}[{}]: {}; starting from the beginning", topic, partition,
+                   rd_kafka_err2str(err));
+      return RD_KAFKA_OFFSET_BEGINNING;
+    }
+    return lo;
+  }
+
   Rebalancer(Store* store, IngestMetrics* metrics, Applier* applier, std::vector<IngestItem>* pending,
              std::string txn_topic)
       : store_(store), metrics_(metrics), applier_(applier), pending_(pending), txn_topic_(std::move(txn_topic)) {}
@@ -161,9 +107,10 @@ class Rebalancer {
         p.offset = RD_KAFKA_OFFSET_INVALID;
         continue;
       }
-      p.offset = next->has_value() ? **next : RD_KAFKA_OFFSET_BEGINNING;
-      spdlog::info("store: assigned {}[{}] from offset {}", p.topic, p.partition,
-                   next->has_value() ? std::to_string(**next) : "beginning");
+      p.offset = next->has_value() ? **next : FirstOffset(rk, p.topic, p.partition);
+      spdlog::info("store: assigned {}[{}] from offset {}{}", p.topic, p.partition,
+                   p.offset == RD_KAFKA_OFFSET_BEGINNING ? "beginning" : std::to_string(p.offset),
+                   next->has_value() ? "" : " (nothing stored yet)");
       if (p.topic == txn_topic_) {
         if (rd_kafka_queue_t* q = rd_kafka_queue_get_partition(rk, p.topic, p.partition)) {
           rd_kafka_queue_forward(q, nullptr);  // before assign: its messages never reach the consumer queue
@@ -200,6 +147,14 @@ Result<kafka::Handle> NewConsumer(const config::Config& config, Rebalancer* reba
   // pending: 53k instead of 85k messages per CPU second); with 1 MB the
   // ENDs, far denser per byte, stay ahead (BENCHMARKS.md, round 5).
   TV_RETURN_IF_ERROR(conf.Set("max.partition.fetch.bytes", "1048576"));
+  // The prefetch queue must hold more than a second of consumption:
+  // librdkafka 2.0 stops fetching a partition for 0.5-1 s once the queue
+  // is over either limit, and with the defaults (64 MB, 100,000
+  // messages: 0.4-0.5 s of ingest here) the store then ran dry for 0.5-1 s at
+  // a time (BENCHMARKS.md, round 7). At most 256 MB (the messages
+  // themselves; kafka.properties may set less).
+  TV_RETURN_IF_ERROR(conf.Set("queued.max.messages.kbytes", "262144"));
+  TV_RETURN_IF_ERROR(conf.Set("queued.min.messages", "1000000"));
   TV_RETURN_IF_ERROR(conf.SetAll(config.kafka.properties));
   rd_kafka_conf_set_rebalance_cb(conf.raw(), &Rebalancer::Callback);
   rd_kafka_conf_set_opaque(conf.raw(), rebalancer);
@@ -259,7 +214,7 @@ void UpdateLag(rd_kafka_t* rk, IngestMetrics* metrics) {
 Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metrics, const std::atomic<bool>* stop) {
   std::vector<IngestItem> batch;
   batch.reserve(kMaxBatch);
-  Applier applier(store, metrics);
+  Applier applier(Applier::Target::Of(store), metrics);
   Rebalancer rebalancer(store, metrics, &applier, &batch, config.kafka.topic_prefix + ".transaction");
   TV_ASSIGN_OR_RETURN(auto consumer, NewConsumer(config, &rebalancer));
   struct ReleaseFirst {  // the transaction queues go before the consumer handle

@@ -91,13 +91,27 @@ Status Ingest::PutUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view ke
   return st.ok() ? Status::Ok() : Internal(RocksError("batch put", st));
 }
 
-// PutUnindexed for a record kept in one of the layer's RowEntries: where its
-// value is in the batch (WriteBatch appends the value last).
-Result<StoreImpl::RowEntries::Entry> Ingest::PutKept(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
-                                                     uint64_t lsn, std::string_view value) {
+// PutUnindexed, returning where the key is in the batch's data: the record
+// ends with the key, the value's length (varint) and the value.
+Result<size_t> Ingest::PutLocated(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value) {
   TV_RETURN_IF_ERROR(PutUnindexed(cf, key, value));
+  const std::string& data = wb_.GetWriteBatch()->Data();
+  size_t value_length_bytes = 1;
+  for (size_t n = value.size(); n >= 0x80; n >>= 7) ++value_length_bytes;
+  const size_t key_end = data.size() - value.size() - value_length_bytes;
+  if (key_end < key.size() || data.compare(key_end - key.size(), key.size(), key) != 0) {
+    return Internal("a batch record is not where the batch format puts it");
+  }
+  return key_end - key.size();
+}
+
+// PutUnindexed for a record kept in one of the layer's RowEntries: where its
+// key and value are in the batch.
+Result<Ingest::Kept> Ingest::PutKept(rocksdb::ColumnFamilyHandle* cf, std::string_view key, uint64_t lsn,
+                                     std::string_view value) {
+  TV_ASSIGN_OR_RETURN(const size_t key_offset, PutLocated(cf, key, value));
   const size_t end = wb_.GetWriteBatch()->GetDataSize();
-  return StoreImpl::RowEntries::Entry{lsn, end - value.size(), value.size()};
+  return Kept{{lsn, end - value.size(), value.size()}, key_offset};
 }
 
 Status Ingest::DeleteUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
@@ -115,16 +129,8 @@ Status Ingest::MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view 
 Status Ingest::PutLog(const std::string& tenant, const std::string& key, std::string_view value) {
   StoreImpl::LogBound& bound = s_->log_bounds[tenant];
   if (key > bound.max) bound.max = key;
-  TV_RETURN_IF_ERROR(PutUnindexed(s_->log, key, value));
-  // The record ends with the key, the value's length (varint) and the value.
-  const std::string& data = wb_.GetWriteBatch()->Data();
-  size_t value_length_bytes = 1;
-  for (size_t n = value.size(); n >= 0x80; n >>= 7) ++value_length_bytes;
-  const size_t key_end = data.size() - value.size() - value_length_bytes;
-  if (key_end < key.size() || data.compare(key_end - key.size(), key.size(), key) != 0) {
-    return Internal("a log record is not where the batch format puts it");
-  }
-  layer_->log_written.Add(data, tenant, key_end - key.size(), key.size());
+  TV_ASSIGN_OR_RETURN(const size_t key_offset, PutLocated(s_->log, key, value));
+  layer_->log_written.Add(wb_.GetWriteBatch()->Data(), tenant, key_offset, key.size());
   return Status::Ok();
 }
 
@@ -545,10 +551,12 @@ Status Ingest::Finish() {
   if (p.base && p.complete_through) advance(*p.complete_through);
   if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
 
-  for (const auto& [key, e] : current_) {
-    const std::string operand = EncodeCurrent(e.lsn, layer_->Value(e));  // a copy: the merge appends to the batch
-    TV_RETURN_IF_ERROR(MergeUnindexed(s_->current, key, operand));
-  }
+  std::string row;  // copies: the merge appends to the batch they are in
+  TV_RETURN_IF_ERROR(layer_->newest.ForEachEntry(
+      layer_->Data(), [&](std::string_view in_batch, const StoreImpl::RowEntries::Entry& e) {
+        row.assign(in_batch);
+        return MergeUnindexed(s_->current, row, EncodeCurrent(e.lsn, layer_->Value(e)));
+      }));
   for (const auto& [id, txn] : txns_)
     TV_RETURN_IF_ERROR(Put(s_->txns, TxnKey(id.first, id.second), EncodeTxnValue(txn)));
   TV_RETURN_IF_ERROR(Put(s_->meta, kMetaProgress, p.Encode()));

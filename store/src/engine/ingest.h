@@ -87,8 +87,12 @@ class Ingest {
   Status Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
   Status Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Status PutUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
-  Result<StoreImpl::RowEntries::Entry> PutKept(rocksdb::ColumnFamilyHandle* cf, std::string_view key, uint64_t lsn,
-                                               std::string_view value);
+  Result<size_t> PutLocated(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
+  struct Kept {
+    StoreImpl::RowEntries::Entry entry;
+    size_t key_offset;  // in the batch's data
+  };
+  Result<Kept> PutKept(rocksdb::ColumnFamilyHandle* cf, std::string_view key, uint64_t lsn, std::string_view value);
   Status DeleteUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Status MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
   Status PutLog(const std::string& tenant, const std::string& key, std::string_view value);
@@ -153,9 +157,6 @@ class Ingest {
     TxnValue* txn = nullptr;
     InFlightTxn* inflight = nullptr;
   } last_txn_;
-  // `current` key -> the batch's version whose merge operand is the
-  // greatest (PutVersion): the one with the greatest change LSN.
-  std::unordered_map<std::string, StoreImpl::RowEntries::Entry> current_;
   std::unordered_set<uint64_t> ended_here_;           // commit LSNs of the ENDs this batch applied
   std::unordered_set<uint64_t> inflight_new_;         // of those, the ones it put in StoreImpl::inflight
   std::vector<IngestItem>* held_back_;                // Store::ApplyStart's (null: hold nothing back)

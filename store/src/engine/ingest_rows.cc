@@ -172,17 +172,16 @@ Result<Neighbours> Ingest::RowNeighbours(const std::string& table, const std::st
   if (!it->status().ok()) return Internal(RocksError("reading the row timeline", it->status()));
   for (StoreImpl::Layer* l : {previous_, layer_}) {  // a later layer's entry replaces an earlier one's
     if (l == nullptr) continue;
-    const auto* entries = l->timelines.Find(prefix);
-    if (entries == nullptr) continue;
-    for (const auto& entry : *entries) {
+    TV_RETURN_IF_ERROR(l->timelines.ForEach(l->Data(), prefix, [&](const StoreImpl::RowEntries::Entry& entry) {
       const uint64_t at = entry.lsn;
       const bool is_before = at < lsn && (!n.before || at >= n.before->change_lsn);
       const bool is_after = at > lsn && (!n.after || at <= n.after->change_lsn);
-      if (!is_before && !is_after) continue;
+      if (!is_before && !is_after) return Status::Ok();
       auto e = ParseRowTenant(RowTenantKey(table, pk, at), prefix.size(), l->Value(entry));
       if (!e) return Corruption("rowtenant entry is damaged");
       (is_before ? n.before : n.after) = std::move(e);
-    }
+      return Status::Ok();
+    }));
   }
   return n;
 }
@@ -286,8 +285,9 @@ Result<Neighbours> Ingest::RowNeighboursBySeek(const std::string& table, const s
 }
 
 Status Ingest::PutTimeline(const std::string& table, const std::string& pk, uint64_t lsn, std::string_view value) {
-  TV_ASSIGN_OR_RETURN(auto kept, PutKept(s_->rowtenant, RowTenantKey(table, pk, lsn), lsn, value));
-  layer_->timelines.Put(RowTenantPrefix(table, pk), kept);
+  const std::string key = RowTenantKey(table, pk, lsn);
+  TV_ASSIGN_OR_RETURN(const Kept kept, PutKept(s_->rowtenant, key, lsn, value));
+  layer_->timelines.Put(layer_->Data(), std::string_view(key).substr(0, key.size() - 8), kept.key_offset, kept.entry);
   return Status::Ok();
 }
 
@@ -358,9 +358,9 @@ Result<std::optional<std::string>> Ingest::PreviousRow(const std::string& tenant
   if (!it->status().ok()) return Internal(RocksError("reading versions", it->status()));
   for (StoreImpl::Layer* l : {previous_, layer_}) {
     if (l == nullptr) continue;
-    const auto* entries = l->versions.Find(prefix);
-    if (entries == nullptr) continue;
-    for (const auto& e : *entries) TV_RETURN_IF_ERROR(consider(VersionKey(prefix, e.lsn), l->Value(e), e.lsn));
+    TV_RETURN_IF_ERROR(l->versions.ForEach(l->Data(), prefix, [&](const StoreImpl::RowEntries::Entry& e) {
+      return consider(VersionKey(prefix, e.lsn), l->Value(e), e.lsn);
+    }));
   }
   std::optional<Stored>* chosen = older ? &older : &snap;
   if (older && snap) {
@@ -405,19 +405,15 @@ Status Ingest::PutVersion(const std::string& tenant, const std::string& table, c
   const std::string key = VersionKey(RowPrefix(tenant, table, pk), lsn);
   std::string enc;
   dk->Encrypt(row, key, &enc);
-  TV_ASSIGN_OR_RETURN(auto kept, PutKept(s_->versions, key, lsn, EncodeVersionValue(flags, xid, enc)));
-  std::string prefix = key.substr(0, key.size() - 8);
-  layer_->versions.Put(prefix, kept);
+  TV_ASSIGN_OR_RETURN(const Kept stored, PutKept(s_->versions, key, lsn, EncodeVersionValue(flags, xid, enc)));
+  const std::string_view prefix = std::string_view(key).substr(0, key.size() - 8);
+  layer_->versions.Put(layer_->Data(), prefix, stored.key_offset, stored.entry);
   layer_->version_tables.insert(TablePrefix(tenant, table));
   // `current` keeps the newest version by change LSN, whatever the arrival
   // order (RocksDB's bytewise max of `u64(lsn) value`). Within the batch
   // only the greatest operand per row is kept, so a row changed n times in a
   // batch costs one merge, not n (written in Finish).
-  auto [it, inserted] = current_.try_emplace(std::move(prefix), kept);
-  if (!inserted &&
-      (it->second.lsn < lsn || (it->second.lsn == lsn && layer_->Value(it->second) < layer_->Value(kept)))) {
-    it->second = kept;
-  }
+  layer_->newest.PutNewest(layer_->Data(), prefix, stored.key_offset, stored.entry);
   return Status::Ok();
 }
 
@@ -449,7 +445,7 @@ Result<std::vector<std::string>> Ingest::TenantsWithRows(const std::string& tabl
 // In this batch, the one before, or the database.
 Result<bool> Ingest::VersionExists(const std::string& row_prefix, uint64_t lsn) {
   for (StoreImpl::Layer* l : {layer_, previous_}) {
-    if (l != nullptr && l->versions.Has(row_prefix, lsn)) return true;
+    if (l != nullptr && l->versions.Has(l->Data(), row_prefix, lsn)) return true;
   }
   return InDb(s_->versions, VersionKey(row_prefix, lsn));
 }

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <optional>
+#include <queue>
 #include <vector>
 
 #include "consumer/applier.h"
@@ -16,7 +18,14 @@ namespace {
 
 constexpr size_t kMaxBatch = 5000;
 constexpr int kBatchWindowMs = 100;
-constexpr uint64_t kEndsAheadBytes = 1 << 20;  // of WAL: how far ENDs are read ahead of the changes
+constexpr size_t kMergeRound = 256;  // change messages between two looks at the markers and the consumer
+constexpr int kIdleWaitMs = 5;       // when no partition had a message ready
+// Of WAL: how far ENDs are read ahead of the changes. With the changes
+// merged by LSN a batch's ENDs then close its transactions in it: 1 MB (two
+// batches' worth) left nearly every transaction in flight across two
+// batches, with records of its own; below ~8 KB changes begin to wait for
+// ENDs not yet read (BENCHMARKS.md, round 7).
+constexpr uint64_t kEndsAheadBytes = 32 << 10;
 
 // Escapes regex metacharacters of a topic prefix.
 std::string RegexEscape(const std::string& s) {
@@ -31,12 +40,17 @@ std::string RegexEscape(const std::string& s) {
 // Rebalance: every assigned partition starts at the offset the store holds
 // (written in the same WriteBatch as its data), or at the beginning.
 //
-// The transaction topic's partitions are consumed from their own queues
-// (end_queues), taken out of the consumer queue before they are assigned
-// (librdkafka keeps a queue the application re-routed so, and a partition's
-// messages then never reach the consumer queue, so each partition is still
-// delivered in offset order). The poll loop reads them ahead of the change
-// topics: a change then mostly finds its END applied (docs/store.md).
+// Every partition is consumed from its own queue, taken out of the consumer
+// queue before it is assigned (librdkafka keeps a queue the application
+// re-routed so, and a partition's messages then never reach the consumer
+// queue, so each partition is still delivered in offset order). The poll
+// loop reads the transaction topic's (end_queues) ahead of the changes, so a
+// change mostly finds its END applied, and merges the other partitions'
+// (change_queues) by LSN (docs/store.md). Through the shared consumer queue
+// librdkafka handed out thousands of messages of one partition at a time,
+// partitions millions of LSNs apart: a transaction's events (spread over the
+// partitions by tenant) then reached the store in ~6 batches, each of which
+// rewrote its bookkeeping records.
 class Rebalancer {
  public:
   // Where a partition the store holds nothing of starts: its first offset,
@@ -69,10 +83,16 @@ class Rebalancer {
 
   const Status& error() const { return error_; }
   const std::vector<rd_kafka_queue_t*>& end_queues() const { return end_queues_; }
+  const std::vector<rd_kafka_queue_t*>& change_queues() const { return change_queues_; }
+  // Changes at every rebalance (the queues above are replaced).
+  uint64_t generation() const { return generation_; }
   // Before the consumer handle goes (the queues hold references into it).
   void ReleaseQueues() {
-    for (rd_kafka_queue_t* q : end_queues_) rd_kafka_queue_destroy(q);
-    end_queues_.clear();
+    for (auto* queues : {&end_queues_, &change_queues_}) {
+      for (rd_kafka_queue_t* q : *queues) rd_kafka_queue_destroy(q);
+      queues->clear();
+    }
+    ++generation_;
   }
 
  private:
@@ -92,8 +112,9 @@ class Rebalancer {
         pending_->clear();
       }
     }
-    // Messages left in the transaction queues were not applied: they are
-    // fetched again from the stored offsets.
+    // Messages left in the partition queues (and the heads the poll loop
+    // took out of them) were not applied: they are fetched again from the
+    // stored offsets.
     ReleaseQueues();
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       rd_kafka_assign(rk, nullptr);
@@ -111,11 +132,9 @@ class Rebalancer {
       spdlog::info("store: assigned {}[{}] from offset {}{}", p.topic, p.partition,
                    p.offset == RD_KAFKA_OFFSET_BEGINNING ? "beginning" : std::to_string(p.offset),
                    next->has_value() ? "" : " (nothing stored yet)");
-      if (p.topic == txn_topic_) {
-        if (rd_kafka_queue_t* q = rd_kafka_queue_get_partition(rk, p.topic, p.partition)) {
-          rd_kafka_queue_forward(q, nullptr);  // before assign: its messages never reach the consumer queue
-          end_queues_.push_back(q);
-        }
+      if (rd_kafka_queue_t* q = rd_kafka_queue_get_partition(rk, p.topic, p.partition)) {
+        rd_kafka_queue_forward(q, nullptr);  // before assign: its messages never reach the consumer queue
+        (p.topic == txn_topic_ ? end_queues_ : change_queues_).push_back(q);
       }
     }
     rd_kafka_assign(rk, parts);
@@ -128,6 +147,8 @@ class Rebalancer {
   Status error_;
   std::string txn_topic_;
   std::vector<rd_kafka_queue_t*> end_queues_;
+  std::vector<rd_kafka_queue_t*> change_queues_;
+  uint64_t generation_ = 0;
 };
 
 Result<kafka::Handle> NewConsumer(const config::Config& config, Rebalancer* rebalancer) {
@@ -211,13 +232,79 @@ void UpdateLag(rd_kafka_t* rk, IngestMetrics* metrics) {
 
 }  // namespace
 
+// The change partitions' next messages, parsed, merged by LSN (see
+// Rebalancer). A round starts by taking the next message of every partition
+// whose head is empty (without waiting); within the round a partition's
+// head is refilled only when taken, so an idle partition costs one queue
+// look per round, not one per message. A message without an LSN of its own
+// (tombstone, heartbeat, dead letter) takes its predecessor's and keeps its
+// place in its partition.
+class ChangeMerge {
+ public:
+  using Parse = std::function<std::optional<IngestItem>(const kafka::Message&)>;
+
+  // Starts a round over the rebalancer's current partitions; heads taken
+  // out of partitions that are gone were not applied and are dropped (the
+  // partitions are fetched again from the stored offsets).
+  void StartRound(const Rebalancer& rebalancer, const Parse& parse) {
+    if (generation_ != rebalancer.generation() || heads_.size() != rebalancer.change_queues().size()) {
+      generation_ = rebalancer.generation();
+      heads_.assign(rebalancer.change_queues().size(), Head{});
+    }
+    queues_ = &rebalancer.change_queues();
+    ready_ = {};
+    for (size_t i = 0; i < heads_.size(); ++i) {
+      if (!heads_[i].item) Refill(i, parse);
+      if (heads_[i].item) ready_.emplace(heads_[i].order, i);
+    }
+  }
+
+  // The ready head with the smallest LSN (nullopt: none in this round).
+  std::optional<IngestItem> Next(const Parse& parse) {
+    if (ready_.empty()) return std::nullopt;
+    const size_t i = ready_.top().second;
+    ready_.pop();
+    Head& h = heads_[i];
+    std::optional<IngestItem> out = std::move(h.item);
+    h.item.reset();
+    h.last = h.order;
+    Refill(i, parse);
+    if (h.item) ready_.emplace(h.order, i);
+    return out;
+  }
+
+ private:
+  struct Head {
+    std::optional<IngestItem> item;
+    uint64_t order = 0;  // its LSN
+    uint64_t last = 0;   // the LSN of the partition's message before it
+  };
+
+  void Refill(size_t i, const Parse& parse) {
+    Head& h = heads_[i];
+    while (!h.item) {
+      kafka::Message m(rd_kafka_consume_queue((*queues_)[i], 0));
+      if (!m) return;
+      h.item = parse(m);  // nullopt: an error event, not a message
+    }
+    const StoreEvent* ev = h.item->event ? &*h.item->event : nullptr;
+    h.order =
+        ev != nullptr && ev->kind != EventKind::kHeartbeat && ev->change_lsn.valid() ? ev->change_lsn.value() : h.last;
+  }
+
+  uint64_t generation_ = UINT64_MAX;
+  const std::vector<rd_kafka_queue_t*>* queues_ = nullptr;
+  std::vector<Head> heads_;
+  std::priority_queue<std::pair<uint64_t, size_t>, std::vector<std::pair<uint64_t, size_t>>, std::greater<>> ready_;
+};
+
 Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metrics, const std::atomic<bool>* stop) {
   std::vector<IngestItem> batch;
   batch.reserve(kMaxBatch);
   Applier applier(Applier::Target::Of(store), metrics);
   Rebalancer rebalancer(store, metrics, &applier, &batch, config.kafka.topic_prefix + ".transaction");
   TV_ASSIGN_OR_RETURN(auto consumer, NewConsumer(config, &rebalancer));
-  struct ReleaseFirst {  // the transaction queues go before the consumer handle
+  struct ReleaseFirst {  // the partition queues go before the consumer handle
     Rebalancer* r;
     ~ReleaseFirst() { r->ReleaseQueues(); }
   } release_first{&rebalancer};
@@ -233,44 +320,64 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
   uint64_t newest_change = 0, newest_end = 0;  // LSNs polled: a change's, an END's commit
   auto last_lag = std::chrono::steady_clock::now();
   Status result;
+  Status fatal;  // a fatal consumer error
+  // nullopt for an error event (logged; `fatal` set if it is one).
+  const ChangeMerge::Parse parse = [&](const kafka::Message& m) -> std::optional<IngestItem> {
+    if (m->err) {
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::nullopt;
+      // Topics appear as capture creates them; a regex subscription sees them later.
+      if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return std::nullopt;
+      spdlog::warn("store: kafka: {}", rd_kafka_message_errstr(m.get()));
+      if (m->err == RD_KAFKA_RESP_ERR__FATAL && fatal.ok()) fatal = kafka::FromError(m->err, "consuming");
+      return std::nullopt;
+    }
+    return ToItem(options, m.get());
+  };
+  auto add = [&](IngestItem item) {
+    if (!item.dead_letter_reason.empty()) metrics->dead_letters.fetch_add(1);
+    if (item.event && item.event->kind == EventKind::kChange) {
+      newest_change = std::max(newest_change, item.event->change_lsn.value());
+    } else if (item.event && item.event->kind == EventKind::kTransactionEnd) {
+      newest_end = std::max(newest_end, item.event->tx_lsn.value());
+    }
+    batch.push_back(std::move(item));
+  };
+  ChangeMerge merge;
   while (!stop->load()) {
     auto window_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBatchWindowMs);
-    // False on a fatal consumer error.
-    auto take = [&](const kafka::Message& m) -> bool {
-      if (m->err) {
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return true;
-        // Topics appear as capture creates them; a regex subscription sees them later.
-        if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return true;
-        spdlog::warn("store: kafka: {}", rd_kafka_message_errstr(m.get()));
-        return m->err != RD_KAFKA_RESP_ERR__FATAL;
-      }
-      batch.push_back(ToItem(options, m.get()));
-      const IngestItem& item = batch.back();
-      if (!item.dead_letter_reason.empty()) metrics->dead_letters.fetch_add(1);
-      if (item.event && item.event->kind == EventKind::kChange) {
-        newest_change = std::max(newest_change, item.event->change_lsn.value());
-      } else if (item.event && item.event->kind == EventKind::kTransactionEnd) {
-        newest_end = std::max(newest_end, item.event->tx_lsn.value());
-      }
-      return true;
-    };
-    while (batch.size() < kMaxBatch && std::chrono::steady_clock::now() < window_end && !stop->load()) {
+    while (batch.size() < kMaxBatch && std::chrono::steady_clock::now() < window_end && !stop->load() && fatal.ok()) {
       // Transaction markers until the ENDs are a little ahead of the newest
       // change polled (kEndsAheadBytes of WAL): the ENDs of most changes
       // are then in the same batch, and not far ahead either (a transaction
       // whose END is applied long before its events waits in flight,
       // which costs records of its own).
-      bool took_markers = false;
+      bool took = false;
       for (rd_kafka_queue_t* q : rebalancer.end_queues()) {
-        while (newest_end <= newest_change + kEndsAheadBytes && batch.size() < kMaxBatch) {
+        while (newest_end <= newest_change + kEndsAheadBytes && batch.size() < kMaxBatch && fatal.ok()) {
           kafka::Message m(rd_kafka_consume_queue(q, 0));
           if (!m) break;
-          took_markers = true;
-          if (!take(m)) return kafka::FromError(m->err, "consuming");
+          took = true;
+          if (auto item = parse(m)) add(std::move(*item));
         }
       }
-      kafka::Message m(rd_kafka_consumer_poll(consumer.get(), took_markers ? 0 : 20));
-      if (m && !take(m)) return kafka::FromError(m->err, "consuming");
+      // A round of changes in LSN order, then the markers again.
+      merge.StartRound(rebalancer, parse);
+      for (size_t n = 0; n < kMergeRound && batch.size() < kMaxBatch && fatal.ok(); ++n) {
+        std::optional<IngestItem> item = merge.Next(parse);
+        if (!item) break;
+        took = true;
+        add(std::move(*item));
+      }
+      // Serves rebalances and consumer errors (every partition's messages
+      // go to its own queue); waits a little when nothing was ready.
+      kafka::Message m(rd_kafka_consumer_poll(consumer.get(), took ? 0 : kIdleWaitMs));
+      if (m) {
+        if (auto item = parse(m)) add(std::move(*item));
+      }
+    }
+    if (!fatal.ok()) {
+      result = fatal;
+      break;
     }
     if (!rebalancer.error().ok()) {
       result = rebalancer.error().WithContext("reading stored offsets");

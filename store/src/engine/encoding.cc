@@ -230,6 +230,13 @@ std::string CommitKey(int64_t time_us, uint64_t commit_lsn) {
   return k;
 }
 
+std::string EncodeCommitValue(uint64_t xid, int64_t event_count) {
+  std::string v;
+  PutU64(&v, xid);
+  PutU64(&v, static_cast<uint64_t>(event_count));
+  return v;
+}
+
 std::string TruncatePrefix(std::string_view table) { return TenantPrefix(table); }
 
 std::string TruncateKey(std::string_view table, uint64_t change_lsn) {

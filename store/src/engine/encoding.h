@@ -149,6 +149,7 @@ std::optional<LogKeyParts> ParseLogKey(std::string_view key);
 
 // ---- commits: u64(commit_time_us) u64(commit_lsn) -> u64(xid) i64(event_count)
 std::string CommitKey(int64_t time_us, uint64_t commit_lsn);
+std::string EncodeCommitValue(uint64_t xid, int64_t event_count);
 
 // ---- truncates: T(table) ~u64(change_lsn) -> u64(xid), kNoTransaction: visible at its LSN
 inline constexpr uint64_t kNoTransaction = ~uint64_t{0};

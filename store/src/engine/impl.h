@@ -189,7 +189,8 @@ struct StoreImpl {
     template <class F>
     Status ForEachEntry(const std::string& data, F&& f) const {
       for (const Slot& slot : slots_) {
-        for (uint32_t n = slot.head; n != kNone; n = nodes_[n].next) TV_RETURN_IF_ERROR(f(RowOf(data, slot), nodes_[n].entry));
+        for (uint32_t n = slot.head; n != kNone; n = nodes_[n].next)
+          TV_RETURN_IF_ERROR(f(RowOf(data, slot), nodes_[n].entry));
       }
       return Status::Ok();
     }

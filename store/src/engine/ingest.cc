@@ -333,11 +333,7 @@ Status Ingest::End(const StoreEvent& ev) {
   txn.expected = std::max<int64_t>(ev.event_count, 0);
   const bool complete = txn.stored >= txn.expected;
   if (complete) txn.flags |= kTxnComplete;
-  txns_[{xid, commit}] = txn;  // written in Finish
-  std::string cv;
-  PutU64(&cv, xid);
-  PutU64(&cv, static_cast<uint64_t>(txn.expected));
-  TV_RETURN_IF_ERROR(PutUnindexed(s_->commits, CommitKey(txn.commit_time_us, commit), cv));
+  txns_[{xid, commit}] = txn;  // written in Finish, with its `commits` entry
   NoteEndTime(txn.commit_time_us);
   if (complete && s_->inflight.empty()) {
     s_->progress.complete_through = PointRec{commit, txn.commit_time_us};
@@ -483,12 +479,13 @@ Status Ingest::AddStored(uint64_t xid, uint64_t commit, int64_t n, CommitTime co
 
 // END's ts_ms has millisecond precision; the change events' ts_us is the
 // commit time in microseconds: re-key the commit under the precise time.
+// (An END applied by this batch has its `commits` entry written in Finish,
+// under the time refined by then.)
 Status Ingest::RefineCommitTime(uint64_t xid, uint64_t commit, TxnValue* txn, int64_t time_us) {
-  TV_RETURN_IF_ERROR(DeleteUnindexed(s_->commits, CommitKey(txn->commit_time_us, commit)));
-  std::string cv;
-  PutU64(&cv, xid);
-  PutU64(&cv, static_cast<uint64_t>(txn->expected));
-  TV_RETURN_IF_ERROR(PutUnindexed(s_->commits, CommitKey(time_us, commit), cv));
+  if (ended_here_.count(commit) == 0) {
+    TV_RETURN_IF_ERROR(DeleteUnindexed(s_->commits, CommitKey(txn->commit_time_us, commit)));
+    TV_RETURN_IF_ERROR(PutUnindexed(s_->commits, CommitKey(time_us, commit), EncodeCommitValue(xid, txn->expected)));
+  }
   txn->commit_time_us = time_us;
   txn->flags &= static_cast<uint8_t>(~kTxnTimeFromEnd);
   NoteEndTime(time_us);
@@ -557,8 +554,13 @@ Status Ingest::Finish() {
         row.assign(in_batch);
         return MergeUnindexed(s_->current, row, EncodeCurrent(e.lsn, layer_->Value(e)));
       }));
-  for (const auto& [id, txn] : txns_)
+  for (const auto& [id, txn] : txns_) {
     TV_RETURN_IF_ERROR(Put(s_->txns, TxnKey(id.first, id.second), EncodeTxnValue(txn)));
+    if (ended_here_.count(id.second) > 0) {
+      TV_RETURN_IF_ERROR(PutUnindexed(s_->commits, CommitKey(txn.commit_time_us, id.second),
+                                      EncodeCommitValue(id.first, txn.expected)));
+    }
+  }
   TV_RETURN_IF_ERROR(Put(s_->meta, kMetaProgress, p.Encode()));
   TV_RETURN_IF_ERROR(Put(s_->meta, kMetaCounters, s_->counters.Encode()));
   for (const auto& part : dirty_offsets_) {

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <optional>
-#include <queue>
 #include <vector>
 
 #include "consumer/applier.h"
+#include "consumer/change_merge.h"
 #include "timevault/core/kafka.h"
 #include "timevault/store/event.h"
 
@@ -232,72 +231,6 @@ void UpdateLag(rd_kafka_t* rk, IngestMetrics* metrics) {
 
 }  // namespace
 
-// The change partitions' next messages, parsed, merged by LSN (see
-// Rebalancer). A round starts by taking the next message of every partition
-// whose head is empty (without waiting); within the round a partition's
-// head is refilled only when taken, so an idle partition costs one queue
-// look per round, not one per message. A message without an LSN of its own
-// (tombstone, heartbeat, dead letter) takes its predecessor's and keeps its
-// place in its partition.
-class ChangeMerge {
- public:
-  using Parse = std::function<std::optional<IngestItem>(const kafka::Message&)>;
-
-  // Starts a round over the rebalancer's current partitions; heads taken
-  // out of partitions that are gone were not applied and are dropped (the
-  // partitions are fetched again from the stored offsets).
-  void StartRound(const Rebalancer& rebalancer, const Parse& parse) {
-    if (generation_ != rebalancer.generation() || heads_.size() != rebalancer.change_queues().size()) {
-      generation_ = rebalancer.generation();
-      heads_.assign(rebalancer.change_queues().size(), Head{});
-    }
-    queues_ = &rebalancer.change_queues();
-    ready_ = {};
-    for (size_t i = 0; i < heads_.size(); ++i) {
-      if (!heads_[i].item) Refill(i, parse);
-      if (heads_[i].item) ready_.emplace(heads_[i].order, i);
-    }
-  }
-
-  // The ready head with the smallest LSN (nullopt: none in this round).
-  std::optional<IngestItem> Next(const Parse& parse) {
-    if (ready_.empty()) return std::nullopt;
-    const size_t i = ready_.top().second;
-    ready_.pop();
-    Head& h = heads_[i];
-    std::optional<IngestItem> out = std::move(h.item);
-    h.item.reset();
-    h.last = h.order;
-    Refill(i, parse);
-    if (h.item) ready_.emplace(h.order, i);
-    return out;
-  }
-
- private:
-  struct Head {
-    std::optional<IngestItem> item;
-    uint64_t order = 0;  // its LSN
-    uint64_t last = 0;   // the LSN of the partition's message before it
-  };
-
-  void Refill(size_t i, const Parse& parse) {
-    Head& h = heads_[i];
-    while (!h.item) {
-      kafka::Message m(rd_kafka_consume_queue((*queues_)[i], 0));
-      if (!m) return;
-      h.item = parse(m);  // nullopt: an error event, not a message
-    }
-    const StoreEvent* ev = h.item->event ? &*h.item->event : nullptr;
-    h.order =
-        ev != nullptr && ev->kind != EventKind::kHeartbeat && ev->change_lsn.valid() ? ev->change_lsn.value() : h.last;
-  }
-
-  uint64_t generation_ = UINT64_MAX;
-  const std::vector<rd_kafka_queue_t*>* queues_ = nullptr;
-  std::vector<Head> heads_;
-  std::priority_queue<std::pair<uint64_t, size_t>, std::vector<std::pair<uint64_t, size_t>>, std::greater<>> ready_;
-};
-
 Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metrics, const std::atomic<bool>* stop) {
   std::vector<IngestItem> batch;
   batch.reserve(kMaxBatch);
@@ -322,7 +255,7 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
   Status result;
   Status fatal;  // a fatal consumer error
   // nullopt for an error event (logged; `fatal` set if it is one).
-  const ChangeMerge::Parse parse = [&](const kafka::Message& m) -> std::optional<IngestItem> {
+  const auto parse = [&](const kafka::Message& m) -> std::optional<IngestItem> {
     if (m->err) {
       if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::nullopt;
       // Topics appear as capture creates them; a regex subscription sees them later.
@@ -333,7 +266,7 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
     }
     return ToItem(options, m.get());
   };
-  auto add = [&](IngestItem item) {
+  auto add = [&](IngestItem&& item) {
     if (!item.dead_letter_reason.empty()) metrics->dead_letters.fetch_add(1);
     if (item.event && item.event->kind == EventKind::kChange) {
       newest_change = std::max(newest_change, item.event->change_lsn.value());
@@ -343,6 +276,14 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
     batch.push_back(std::move(item));
   };
   ChangeMerge merge;
+  const ChangeMerge::Pop pop = [&](size_t i) -> std::optional<IngestItem> {
+    while (true) {
+      kafka::Message m(rd_kafka_consume_queue(rebalancer.change_queues()[i], 0));
+      if (!m) return std::nullopt;
+      if (auto item = parse(m)) return item;
+      if (!fatal.ok()) return std::nullopt;  // else an error event that is not fatal: the next message
+    }
+  };
   while (!stop->load()) {
     auto window_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBatchWindowMs);
     while (batch.size() < kMaxBatch && std::chrono::steady_clock::now() < window_end && !stop->load() && fatal.ok()) {
@@ -361,12 +302,13 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
         }
       }
       // A round of changes in LSN order, then the markers again.
-      merge.StartRound(rebalancer, parse);
+      merge.StartRound(rebalancer.generation(), rebalancer.change_queues().size(), pop);
       for (size_t n = 0; n < kMergeRound && batch.size() < kMaxBatch && fatal.ok(); ++n) {
-        std::optional<IngestItem> item = merge.Next(parse);
-        if (!item) break;
+        IngestItem* item = merge.Front();
+        if (item == nullptr) break;
         took = true;
         add(std::move(*item));
+        merge.Taken(pop);
       }
       // Serves rebalances and consumer errors (every partition's messages
       // go to its own queue); waits a little when nothing was ready.

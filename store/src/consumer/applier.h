@@ -63,9 +63,14 @@ class Applier {
   }
 
   // Puts the messages the last batch held back (Store::ApplyStart) in front
-  // of `batch`: they precede its messages of the same partitions. Only
-  // after Wait.
-  void TakeHeldBack(std::vector<IngestItem>* batch) { PrependHeldBack(batch); }
+  // of `batch`: they precede its messages of the same partitions. On the
+  // builder thread, or after Wait.
+  void TakeHeldBack(std::vector<IngestItem>* batch) {
+    if (held_back_.empty()) return;
+    batch->insert(batch->begin(), std::make_move_iterator(held_back_.begin()),
+                  std::make_move_iterator(held_back_.end()));
+    held_back_.clear();
+  }
 
   // Nothing new was polled: starts a batch of the held-back messages, if
   // any, so that they age (kMaxHeldBackBatches) even when the END never
@@ -93,7 +98,7 @@ class Applier {
   // On the builder thread.
   Status Build(std::vector<IngestItem>* items) {
     if (!failed_.ok()) return failed_;  // its messages follow ones that were not applied
-    PrependHeldBack(items);
+    TakeHeldBack(items);
     Status st = target_.apply_start(*items, &held_back_);
     if (!st.ok()) {
       failed_ = st.WithContext("applying a batch of " + std::to_string(items->size()) + " messages");
@@ -102,13 +107,6 @@ class Applier {
     metrics_->consumed.fetch_add(items->size() - held_back_.size());
     metrics_->applied_batches.fetch_add(1);
     return Status::Ok();
-  }
-
-  void PrependHeldBack(std::vector<IngestItem>* batch) {
-    if (held_back_.empty()) return;
-    batch->insert(batch->begin(), std::make_move_iterator(held_back_.begin()),
-                  std::make_move_iterator(held_back_.end()));
-    held_back_.clear();
   }
 
   // Waits until at most `left` batches are still being built (their writes

@@ -144,15 +144,22 @@ struct StoreImpl {
     };
     // Adds (or, for an LSN it has, replaces) an entry of `row`, whose
     // record's key (`row` then the 8-byte LSN) starts at `row_offset` in
-    // the batch's `data`: the row is not copied.
+    // the batch's `data`: the row is not copied. The row also keeps the
+    // newest entry ever put for it, replaced ones included (greatest LSN;
+    // at the same LSN the greater value, as RocksDB's max merge operator
+    // orders `u64(lsn) value`): the batch's `current` operand.
     void Put(const std::string& data, std::string_view row, size_t row_offset, const Entry& entry) {
       if ((rows_ + 1) * 2 > slots_.size()) Grow();
-      Slot& slot = slots_[SlotOf(data, row)];
+      const uint64_t hash = Hash(row);
+      Slot& slot = slots_[SlotOf(data, row, hash)];
       if (slot.head == kNone) {
-        slot = Slot{Hash(row), row_offset, static_cast<uint32_t>(row.size()), NewNode(entry, kNone)};
+        slot = Slot{hash, row_offset, static_cast<uint32_t>(row.size()), NewNode(entry, kNone), entry};
         ++rows_;
         return;
       }
+      const auto value = [&](const Entry& e) { return std::string_view(data).substr(e.offset, e.size); };
+      Entry& newest = slot.newest;
+      if (newest.lsn < entry.lsn || (newest.lsn == entry.lsn && value(newest) < value(entry))) newest = entry;
       for (uint32_t n = slot.head; n != kNone; n = nodes_[n].next) {
         if (nodes_[n].entry.lsn == entry.lsn) {
           nodes_[n].entry = entry;
@@ -166,31 +173,15 @@ struct StoreImpl {
     template <class F>
     Status ForEach(const std::string& data, std::string_view row, F&& f) const {
       if (rows_ == 0) return Status::Ok();
-      const Slot& slot = slots_[SlotOf(data, row)];
+      const Slot& slot = slots_[SlotOf(data, row, Hash(row))];
       for (uint32_t n = slot.head; n != kNone; n = nodes_[n].next) TV_RETURN_IF_ERROR(f(nodes_[n].entry));
       return Status::Ok();
     }
-    // Keeps one entry per row: `entry` replaces the row's if it is newer
-    // (greater LSN; at the same LSN, the greater value, as RocksDB's max
-    // merge operator orders `u64(lsn) value`).
-    void PutNewest(const std::string& data, std::string_view row, size_t row_offset, const Entry& entry) {
-      if ((rows_ + 1) * 2 > slots_.size()) Grow();
-      Slot& slot = slots_[SlotOf(data, row)];
-      if (slot.head == kNone) {
-        slot = Slot{Hash(row), row_offset, static_cast<uint32_t>(row.size()), NewNode(entry, kNone)};
-        ++rows_;
-        return;
-      }
-      Entry& kept = nodes_[slot.head].entry;
-      const auto value = [&](const Entry& e) { return std::string_view(data).substr(e.offset, e.size); };
-      if (kept.lsn < entry.lsn || (kept.lsn == entry.lsn && value(kept) < value(entry))) kept = entry;
-    }
-    // Calls f(row, entry) for every entry, rows in no particular order.
+    // Calls f(row, newest entry) for every row, in no particular order.
     template <class F>
-    Status ForEachEntry(const std::string& data, F&& f) const {
+    Status ForEachNewest(const std::string& data, F&& f) const {
       for (const Slot& slot : slots_) {
-        for (uint32_t n = slot.head; n != kNone; n = nodes_[n].next)
-          TV_RETURN_IF_ERROR(f(RowOf(data, slot), nodes_[n].entry));
+        if (slot.head != kNone) TV_RETURN_IF_ERROR(f(RowOf(data, slot), slot.newest));
       }
       return Status::Ok();
     }
@@ -221,6 +212,7 @@ struct StoreImpl {
       size_t row_offset = 0;
       uint32_t row_size = 0;
       uint32_t head = kNone;  // kNone: empty
+      Entry newest{};
     };
     struct Node {
       Entry entry;
@@ -229,8 +221,7 @@ struct StoreImpl {
     static uint64_t Hash(std::string_view row) { return std::hash<std::string_view>{}(row); }
     // Where the row's slot is, or the empty one where it would go (the
     // table is never full; not called on an empty table).
-    size_t SlotOf(const std::string& data, std::string_view row) const {
-      const uint64_t hash = Hash(row);
+    size_t SlotOf(const std::string& data, std::string_view row, uint64_t hash) const {
       for (size_t i = hash & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
         const Slot& slot = slots_[i];
         if (slot.head == kNone || (slot.hash == hash && RowOf(data, slot) == row)) return i;
@@ -312,7 +303,6 @@ struct StoreImpl {
     LogKeys log_written;                             // its `log` keys
     RowEntries timelines;                            // its `rowtenant` records, by RowTenantPrefix
     RowEntries versions;                             // its `versions` records, by RowPrefix
-    RowEntries newest;                               // per RowPrefix its newest version (`current`)
     std::unordered_set<std::string> version_tables;  // TablePrefix of each (tenant, table) in `versions`
     // Empties it for another batch, keeping what it allocated that can be
     // kept (the write batch's buffer, the maps' buckets).
@@ -321,7 +311,6 @@ struct StoreImpl {
       log_written.Clear();
       timelines.Clear();
       versions.Clear();
-      newest.Clear();
       version_tables.clear();
     }
   };

@@ -549,7 +549,7 @@ Status Ingest::Finish() {
   if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
 
   std::string row;  // copies: the merge appends to the batch they are in
-  TV_RETURN_IF_ERROR(layer_->newest.ForEachEntry(
+  TV_RETURN_IF_ERROR(layer_->versions.ForEachNewest(
       layer_->Data(), [&](std::string_view in_batch, const StoreImpl::RowEntries::Entry& e) {
         row.assign(in_batch);
         return MergeUnindexed(s_->current, row, EncodeCurrent(e.lsn, layer_->Value(e)));

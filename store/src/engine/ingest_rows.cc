@@ -411,9 +411,8 @@ Status Ingest::PutVersion(const std::string& tenant, const std::string& table, c
   layer_->version_tables.insert(TablePrefix(tenant, table));
   // `current` keeps the newest version by change LSN, whatever the arrival
   // order (RocksDB's bytewise max of `u64(lsn) value`). Within the batch
-  // only the greatest operand per row is kept, so a row changed n times in a
-  // batch costs one merge, not n (written in Finish).
-  layer_->newest.PutNewest(layer_->Data(), prefix, stored.key_offset, stored.entry);
+  // only the greatest operand per row is kept (RowEntries' newest), so a row
+  // changed n times in a batch costs one merge, not n (written in Finish).
   return Status::Ok();
 }
 

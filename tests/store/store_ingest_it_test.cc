@@ -179,6 +179,101 @@ TEST(StoreIngest, RecoverablePointNeverPassesAnIncompleteTransaction) {
   EXPECT_TRUE(ingest.Stop().ok());
 }
 
+std::string Message(const std::string& prefix, int64_t xid, uint64_t lsn) {
+  return R"({"op":"m","ts_ms":1795749658000,"source":{"version":"3.6.1.Final","connector":"postgresql","name":")" +
+         prefix + R"(","ts_ms":1795749657123,"ts_us":)" + std::to_string(kTs) +
+         R"(,"snapshot":"false","db":"d","schema":"","table":"","txId":)" + std::to_string(xid) + R"(,"lsn":)" +
+         std::to_string(lsn) + R"(},"transaction":{"id":")" + std::to_string(xid) + ":" + std::to_string(lsn) +
+         R"(","total_order":1,"data_collection_order":1},"message":{"prefix":"app","content":null}})";
+}
+
+// The poll loop reads the transaction topic only a little ahead (in WAL) of
+// the changes it has polled, so that a batch's ENDs close its own
+// transactions. Transactions with nothing but logical messages, or a
+// transaction whose commit comes long after its last change, put ENDs far
+// ahead of every change: they must still be read once nothing else comes,
+// or those transactions never complete and the recoverable point stops.
+TEST(StoreIngest, EndsFarAheadOfEveryChangeAreStillRead) {
+  const std::string prefix = UniqueName("ahead");
+  Producer p;
+  p.Topic(prefix + ".public.a", 1);
+  p.Topic(prefix + ".message", 1);
+  p.Topic(prefix + ".transaction", 1);
+  p.Topic("__debezium-heartbeat." + prefix, 1);
+  TempDir dir;
+  Ingest ingest(prefix, dir);
+  uint64_t sent = 0;
+  auto send = [&](const std::string& topic, const std::string& key, const std::string& value) {
+    p.Send(topic, 0, key, value);
+    ++sent;
+  };
+  send("__debezium-heartbeat." + prefix, R"({"serverName":"x"})", Heartbeat(500));  // capture's first
+  // One change, then a transaction that commits 10 MB of WAL later.
+  send(prefix + ".public.a", R"({"id":1})", Change(prefix, "a", 1, "t1", "v", 100, 1000));
+  send(prefix + ".public.a", R"({"id":2})", Change(prefix, "a", 2, "t1", "v", 101, 2000));
+  send(prefix + ".transaction", R"({"id":"100:1100"})", End(100, 1100, 1));
+  send(prefix + ".transaction", R"({"id":"101:10002000"})", End(101, 10002000, 1));
+  // Then 40 transactions with a logical message each, 4 KB of WAL apart.
+  uint64_t last_end = 0;
+  for (int i = 0; i < 40; ++i) {
+    const int64_t xid = 200 + i;
+    const uint64_t lsn = 10010000 + static_cast<uint64_t>(i) * 4096;
+    send(prefix + ".message", R"({"prefix":"app"})", Message(prefix, xid, lsn));
+    last_end = lsn + 100;
+    send(prefix + ".transaction", R"({"id":"x"})", End(xid, last_end, 1));
+  }
+  ASSERT_TRUE(ingest.WaitConsumed(sent, 60)) << ingest.metrics().consumed.load() << " of " << sent;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (Recoverable(ingest.store()) < last_end && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(Recoverable(ingest.store()), last_end) << "every transaction is complete";
+  std::vector<store::HistoryEvent> events;
+  ASSERT_TRUE(ingest.store()
+                  .History(TenantId(""), Lsn(0), Lsn(last_end), std::nullopt, std::nullopt,
+                           [&](const store::HistoryEvent& e) {
+                             events.push_back(e);
+                             return true;
+                           })
+                  .ok());
+  EXPECT_EQ(events.size(), 40u) << "the messages, in the store-wide history";
+  EXPECT_TRUE(ingest.Stop().ok());
+}
+
+// Two transactions that commit 5 MB of WAL after their changes, and nothing
+// after them (no message, no heartbeat): the second END is far ahead of every
+// change, and is read once the change partitions have gone quiet.
+TEST(StoreIngest, EndsOfLongTransactionsAreReadWhenNothingFollows) {
+  const std::string prefix = UniqueName("long");
+  Producer p;
+  p.Topic(prefix + ".public.a", 2);
+  p.Topic(prefix + ".transaction", 1);
+  p.Topic("__debezium-heartbeat." + prefix, 1);
+  TempDir dir;
+  Ingest ingest(prefix, dir);
+  p.Send("__debezium-heartbeat." + prefix, 0, std::string(R"({"serverName":"x"})"), Heartbeat(500));
+  p.Send(prefix + ".public.a", 0, std::string(R"({"id":1})"), Change(prefix, "a", 1, "t1", "v", 100, 1000));
+  p.Send(prefix + ".public.a", 1, std::string(R"({"id":2})"), Change(prefix, "a", 2, "t2", "v", 101, 2000));
+  p.Send(prefix + ".transaction", 0, std::string(R"({"id":"x"})"), End(100, 5000000, 1));
+  p.Send(prefix + ".transaction", 0, std::string(R"({"id":"x"})"), End(101, 5000100, 1));
+  ASSERT_TRUE(ingest.WaitConsumed(5, 60)) << ingest.metrics().consumed.load() << " of 5";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (Recoverable(ingest.store()) < 5000100 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(Recoverable(ingest.store()), 5000100u);
+  int rows = 0;
+  EXPECT_TRUE(ingest.store()
+                  .StateAt(TenantId("t2"), Lsn(5000100), {},
+                           [&](const store::Row&) {
+                             ++rows;
+                             return true;
+                           })
+                  .ok());
+  EXPECT_EQ(rows, 1);
+  EXPECT_TRUE(ingest.Stop().ok());
+}
+
 TEST(StoreIngest, ThousandsOfMalformedMessagesGoToDeadLettersGoodOnesAreStored) {
   const std::string prefix = UniqueName("bad");
   const std::string topic = prefix + ".public.a";

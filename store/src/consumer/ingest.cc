@@ -25,6 +25,14 @@ constexpr int kIdleWaitMs = 5;       // when no partition had a message ready
 // batches, with records of its own; below ~8 KB changes begin to wait for
 // ENDs not yet read (BENCHMARKS.md, round 7).
 constexpr uint64_t kEndsAheadBytes = 32 << 10;
+// Once the poll loop has waited this long for a change without one coming,
+// ENDs are read whatever their LSN: the look-ahead above only orders a busy
+// stream, and an END far ahead of every change (a transaction that committed
+// long after its last change, with nothing after it) must not wait for a
+// change that may not come. (Waited time, not time since the partitions
+// were last empty: a busy loop also finds them empty now and then, and then
+// waits for the batch being built, not for Kafka.)
+constexpr int kEndsIdleMs = 100;
 
 // Escapes regex metacharacters of a topic prefix.
 std::string RegexEscape(const std::string& s) {
@@ -250,7 +258,11 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
   spdlog::info("store: consuming {}.* into {}", config.kafka.topic_prefix, config.store.path);
 
   ParseOptions options{config.kafka.topic_prefix, config.tenant_column};
-  uint64_t newest_change = 0, newest_end = 0;  // LSNs polled: a change's, an END's commit
+  // LSNs polled: of the change partitions (a change's or a logical
+  // message's; not a heartbeat's, which is read as soon as it arrives, far
+  // ahead of a catching-up store's changes), of an END's commit.
+  uint64_t newest_change = 0, newest_end = 0;
+  int idle_ms = 0;  // waited for a change since the last one taken
   auto last_lag = std::chrono::steady_clock::now();
   Status result;
   Status fatal;  // a fatal consumer error
@@ -268,7 +280,7 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
   };
   auto add = [&](IngestItem&& item) {
     if (!item.dead_letter_reason.empty()) metrics->dead_letters.fetch_add(1);
-    if (item.event && item.event->kind == EventKind::kChange) {
+    if (item.event && (item.event->kind == EventKind::kChange || item.event->kind == EventKind::kMessage)) {
       newest_change = std::max(newest_change, item.event->change_lsn.value());
     } else if (item.event && item.event->kind == EventKind::kTransactionEnd) {
       newest_end = std::max(newest_end, item.event->tx_lsn.value());
@@ -293,8 +305,10 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
       // whose END is applied long before its events waits in flight,
       // which costs records of its own).
       bool took = false;
+      const bool ends_unbounded = idle_ms >= kEndsIdleMs;
       for (rd_kafka_queue_t* q : rebalancer.end_queues()) {
-        while (newest_end <= newest_change + kEndsAheadBytes && batch.size() < kMaxBatch && fatal.ok()) {
+        while ((ends_unbounded || newest_end <= newest_change + kEndsAheadBytes) && batch.size() < kMaxBatch &&
+               fatal.ok()) {
           kafka::Message m(rd_kafka_consume_queue(q, 0));
           if (!m) break;
           took = true;
@@ -306,12 +320,14 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
       for (size_t n = 0; n < kMergeRound && batch.size() < kMaxBatch && fatal.ok(); ++n) {
         IngestItem* item = merge.Front();
         if (item == nullptr) break;
+        idle_ms = 0;
         took = true;
         add(std::move(*item));
         merge.Taken(pop);
       }
       // Serves rebalances and consumer errors (every partition's messages
       // go to its own queue); waits a little when nothing was ready.
+      if (!took) idle_ms += kIdleWaitMs;
       kafka::Message m(rd_kafka_consumer_poll(consumer.get(), took ? 0 : kIdleWaitMs));
       if (m) {
         if (auto item = parse(m)) add(std::move(*item));

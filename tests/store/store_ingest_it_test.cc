@@ -274,6 +274,40 @@ TEST(StoreIngest, EndsOfLongTransactionsAreReadWhenNothingFollows) {
   EXPECT_TRUE(ingest.Stop().ok());
 }
 
+// An idle store sleeps until a message comes (librdkafka signals an eventfd
+// when a queue gets one) rather than waking every few milliseconds to look:
+// about ten sleeps a second, each ended early by a message arriving.
+TEST(StoreIngest, AnIdleStoreSleepsUntilAMessageComes) {
+  const std::string prefix = UniqueName("idle");
+  Producer p;
+  p.Topic(prefix + ".public.a", 2);
+  p.Topic(prefix + ".transaction", 1);
+  p.Topic("__debezium-heartbeat." + prefix, 1);
+  TempDir dir;
+  Ingest ingest(prefix, dir);
+  const std::string hb_topic = "__debezium-heartbeat." + prefix;
+  p.Send(hb_topic, 0, std::string(R"({"serverName":"x"})"), Heartbeat(500));
+  ASSERT_TRUE(ingest.WaitConsumed(1, 60));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // settled: every partition assigned
+
+  const uint64_t sleeps0 = ingest.metrics().idle_sleeps.load();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const uint64_t slept = ingest.metrics().idle_sleeps.load() - sleeps0;
+  EXPECT_GE(slept, 5u);
+  EXPECT_LE(slept, 60u) << "an idle loop sleeps until the batch window ends, not 5 ms at a time";
+
+  const uint64_t woken0 = ingest.metrics().idle_woken.load();
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    p.Send(hb_topic, 0, std::string(R"({"serverName":"x"})"), Heartbeat(600 + i));
+    p.Send(prefix + ".public.a", i % 2, std::string(R"({"id":)") + std::to_string(i) + "}",
+           Change(prefix, "a", i, "t1", "v", 100 + i, 1000 + i));
+  }
+  ASSERT_TRUE(ingest.WaitConsumed(13, 60));
+  EXPECT_GE(ingest.metrics().idle_woken.load() - woken0, 4u) << "messages end the sleeps";
+  EXPECT_TRUE(ingest.Stop().ok());
+}
+
 TEST(StoreIngest, ThousandsOfMalformedMessagesGoToDeadLettersGoodOnesAreStored) {
   const std::string prefix = UniqueName("bad");
   const std::string topic = prefix + ".public.a";

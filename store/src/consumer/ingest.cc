@@ -1,9 +1,14 @@
 #include "timevault/store/ingest.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -18,7 +23,9 @@ namespace {
 constexpr size_t kMaxBatch = 5000;
 constexpr int kBatchWindowMs = 100;
 constexpr size_t kMergeRound = 256;  // change messages between two looks at the markers and the consumer
-constexpr int kIdleWaitMs = 5;       // when no partition had a message ready
+// The longest the loop sleeps when no queue had a message: a message wakes it
+// at once (Wakeup); this bounds how late it sees `stop`.
+constexpr int kIdleWaitMs = 100;
 // Of WAL: how far ENDs are read ahead of the changes. With the changes
 // merged by LSN a batch's ENDs then close its transactions in it: 1 MB (two
 // batches' worth) left nearly every transaction in flight across two
@@ -43,6 +50,38 @@ std::string RegexEscape(const std::string& s) {
   }
   return out;
 }
+
+// An eventfd that librdkafka writes to when one of the queues it is given
+// gets a message while empty (rd_kafka_queue_io_event_enable): the poll loop
+// sleeps on it when it found nothing, instead of waking every few
+// milliseconds to look.
+class Wakeup {
+ public:
+  Wakeup() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~Wakeup() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Wakeup(const Wakeup&) = delete;
+  Wakeup& operator=(const Wakeup&) = delete;
+
+  Status Check() const {
+    return fd_ >= 0 ? Status::Ok() : Internal(std::string("eventfd for the poll loop: ") + std::strerror(errno));
+  }
+  // Until `q` is destroyed or handed here again.
+  void Watch(rd_kafka_queue_t* q) const { rd_kafka_queue_io_event_enable(q, fd_, &kOne, sizeof kOne); }
+  // Up to `ms` for a watched queue to get a message; clears the signal.
+  // Whether one did (or had since the last Wait).
+  bool Wait(int ms) const {
+    pollfd p{fd_, POLLIN, 0};
+    if (ms > 0) (void)poll(&p, 1, ms);
+    uint64_t n = 0;
+    return read(fd_, &n, sizeof n) == sizeof n;  // EAGAIN when not signalled
+  }
+
+ private:
+  static constexpr uint64_t kOne = 1;  // eventfd takes 8-byte writes
+  int fd_;
+};
 
 // Rebalance: every assigned partition starts at the offset the store holds
 // (written in the same WriteBatch as its data), or at the beginning.
@@ -78,8 +117,13 @@ class Rebalancer {
   }
 
   Rebalancer(Store* store, IngestMetrics* metrics, Applier* applier, std::vector<IngestItem>* pending,
-             std::string txn_topic)
-      : store_(store), metrics_(metrics), applier_(applier), pending_(pending), txn_topic_(std::move(txn_topic)) {}
+             std::string txn_topic, const Wakeup* wakeup)
+      : store_(store),
+        metrics_(metrics),
+        applier_(applier),
+        pending_(pending),
+        txn_topic_(std::move(txn_topic)),
+        wakeup_(wakeup) {}
   Rebalancer(const Rebalancer&) = delete;
   Rebalancer& operator=(const Rebalancer&) = delete;
   ~Rebalancer() { ReleaseQueues(); }
@@ -141,6 +185,7 @@ class Rebalancer {
                    next->has_value() ? "" : " (nothing stored yet)");
       if (rd_kafka_queue_t* q = rd_kafka_queue_get_partition(rk, p.topic, p.partition)) {
         rd_kafka_queue_forward(q, nullptr);  // before assign: its messages never reach the consumer queue
+        wakeup_->Watch(q);
         (p.topic == txn_topic_ ? end_queues_ : change_queues_).push_back(q);
       }
     }
@@ -153,6 +198,7 @@ class Rebalancer {
   std::vector<IngestItem>* pending_;
   Status error_;
   std::string txn_topic_;
+  const Wakeup* wakeup_;
   std::vector<rd_kafka_queue_t*> end_queues_;
   std::vector<rd_kafka_queue_t*> change_queues_;
   uint64_t generation_ = 0;
@@ -240,15 +286,22 @@ void UpdateLag(rd_kafka_t* rk, IngestMetrics* metrics) {
 }  // namespace
 
 Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metrics, const std::atomic<bool>* stop) {
+  const Wakeup wakeup;  // outlives every queue it watches
+  TV_RETURN_IF_ERROR(wakeup.Check());
   std::vector<IngestItem> batch;
   batch.reserve(kMaxBatch);
   Applier applier(Applier::Target::Of(store), metrics);
-  Rebalancer rebalancer(store, metrics, &applier, &batch, config.kafka.topic_prefix + ".transaction");
+  Rebalancer rebalancer(store, metrics, &applier, &batch, config.kafka.topic_prefix + ".transaction", &wakeup);
   TV_ASSIGN_OR_RETURN(auto consumer, NewConsumer(config, &rebalancer));
-  struct ReleaseFirst {  // the partition queues go before the consumer handle
+  struct ReleaseFirst {  // the queues go before the consumer handle
     Rebalancer* r;
-    ~ReleaseFirst() { r->ReleaseQueues(); }
-  } release_first{&rebalancer};
+    rd_kafka_queue_t* consumer_queue;
+    ~ReleaseFirst() {
+      r->ReleaseQueues();
+      rd_kafka_queue_destroy(consumer_queue);
+    }
+  } release_first{&rebalancer, rd_kafka_queue_get_consumer(consumer.get())};
+  wakeup.Watch(release_first.consumer_queue);  // rebalances and errors
   const std::string prefix = RegexEscape(config.kafka.topic_prefix);
   kafka::PartitionList topics(rd_kafka_topic_partition_list_new(2));
   rd_kafka_topic_partition_list_add(topics.get(), ("^" + prefix + "\\..+").c_str(), RD_KAFKA_PARTITION_UA);
@@ -262,7 +315,7 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
   // message's; not a heartbeat's, which is read as soon as it arrives, far
   // ahead of a catching-up store's changes), of an END's commit.
   uint64_t newest_change = 0, newest_end = 0;
-  int idle_ms = 0;  // waited for a change since the last one taken
+  std::chrono::steady_clock::duration idle{};  // waited for a change since the last one taken
   auto last_lag = std::chrono::steady_clock::now();
   Status result;
   Status fatal;  // a fatal consumer error
@@ -305,7 +358,7 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
       // whose END is applied long before its events waits in flight,
       // which costs records of its own).
       bool took = false;
-      const bool ends_unbounded = idle_ms >= kEndsIdleMs;
+      const bool ends_unbounded = idle >= std::chrono::milliseconds(kEndsIdleMs);
       for (rd_kafka_queue_t* q : rebalancer.end_queues()) {
         while ((ends_unbounded || newest_end <= newest_change + kEndsAheadBytes) && batch.size() < kMaxBatch &&
                fatal.ok()) {
@@ -320,17 +373,24 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
       for (size_t n = 0; n < kMergeRound && batch.size() < kMaxBatch && fatal.ok(); ++n) {
         IngestItem* item = merge.Front();
         if (item == nullptr) break;
-        idle_ms = 0;
+        idle = {};
         took = true;
         add(std::move(*item));
         merge.Taken(pop);
       }
       // Serves rebalances and consumer errors (every partition's messages
-      // go to its own queue); waits a little when nothing was ready.
-      if (!took) idle_ms += kIdleWaitMs;
-      kafka::Message m(rd_kafka_consumer_poll(consumer.get(), took ? 0 : kIdleWaitMs));
+      // go to its own queue).
+      kafka::Message m(rd_kafka_consumer_poll(consumer.get(), 0));
       if (m) {
         if (auto item = parse(m)) add(std::move(*item));
+      } else if (!took) {
+        // Nothing was ready: sleep until a queue gets a message, at most
+        // until the batch window ends.
+        const auto now = std::chrono::steady_clock::now();
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(window_end - now).count();
+        if (wakeup.Wait(static_cast<int>(std::clamp<int64_t>(left, 0, kIdleWaitMs)))) metrics->idle_woken.fetch_add(1);
+        idle += std::chrono::steady_clock::now() - now;
+        metrics->idle_sleeps.fetch_add(1);
       }
     }
     if (!fatal.ok()) {

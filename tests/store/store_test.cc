@@ -461,6 +461,7 @@ TEST_F(StoreTest, DeleteWithoutTenantArrivingBeforeTheRowItDeletes) {
   auto h = Hist("a", 0, 210);
   ASSERT_EQ(h.size(), 2u);
   EXPECT_EQ(h[1].op, 'd');
+  EXPECT_EQ(h[1].envelope, del.envelope) << "the delete as it came, source and all";
 }
 
 TEST_F(StoreTest, RowEventsOfSeveralTenantsInAnyArrivalOrder) {
@@ -495,6 +496,24 @@ TEST_F(StoreTest, RowEventsOfSeveralTenantsInAnyArrivalOrder) {
     EXPECT_EQ(count("b", 410), 0u) << o;
     EXPECT_EQ(count("c", 410), 1u) << o;
     EXPECT_EQ(count("c", 310), 0u) << o;
+    // History: whichever came first, a's row ends with the delete and b's
+    // with the move to c, each an envelope with its event's source.
+    bool a_deleted = false, b_moved = false;
+    for (const std::string& t : {std::string("a"), std::string("b"), std::string("c")}) {
+      for (const HistoryEvent& e : Hist(t, 0, 410)) {
+        EXPECT_NE(e.envelope.find("\"source\":{\"lsn\":" + std::to_string(e.change_lsn.value())), std::string::npos)
+            << o << " " << t << ": " << e.envelope;
+        if (t == "a" && e.change_lsn == Lsn(200)) {
+          a_deleted = e.op == 'd' && e.envelope == ev[1].event->envelope;
+        }
+        if (t == "b" && e.change_lsn == Lsn(400)) {
+          b_moved =
+              e.op == 'd' && e.envelope == R"({"before":null,"after":null,"source":{"lsn":400,"txId":10},"op":"d"})";
+        }
+      }
+    }
+    EXPECT_TRUE(a_deleted) << o;
+    EXPECT_TRUE(b_moved) << o;
   } while (std::next_permutation(order.begin(), order.end()));
 }
 

@@ -254,22 +254,30 @@ struct StoreImpl {
   // replaces was ~5% of the building thread).
   class LogKeys {
    public:
-    void Add(const std::string& data, const std::string& tenant, size_t offset, size_t size) {
+    // The record's key and value are at these offsets of the batch's data.
+    void Add(const std::string& data, const std::string& tenant, size_t offset, size_t size, size_t value_offset,
+             size_t value_size) {
       std::vector<Ref>& refs = by_tenant_[tenant];
       const std::string_view key(data.data() + offset, size);
+      const Ref ref{offset, size, value_offset, value_size};
       if (refs.empty() || View(data, refs.back()) < key) {
-        refs.push_back({offset, size});
+        refs.push_back(ref);
         return;
       }
       auto it = Find(data, refs, key);
       if (it != refs.end() && View(data, *it) == key) return;
-      refs.insert(it, {offset, size});
+      refs.insert(it, ref);
     }
     bool Has(const std::string& data, const std::string& tenant, std::string_view key) const {
+      return Value(data, tenant, key).has_value();
+    }
+    std::optional<std::string_view> Value(const std::string& data, const std::string& tenant,
+                                          std::string_view key) const {
       auto t = by_tenant_.find(tenant);
-      if (t == by_tenant_.end()) return false;
+      if (t == by_tenant_.end()) return std::nullopt;
       auto it = Find(data, t->second, key);
-      return it != t->second.end() && View(data, *it) == key;
+      if (it == t->second.end() || View(data, *it) != key) return std::nullopt;
+      return std::string_view(data.data() + it->value_offset, it->value_size);
     }
     void Clear() {
       if (by_tenant_.size() > kKeptTenants) {
@@ -282,7 +290,8 @@ struct StoreImpl {
    private:
     static constexpr size_t kKeptTenants = 1024;
     struct Ref {
-      size_t offset, size;
+      size_t offset, size;              // the key's
+      size_t value_offset, value_size;  // the value's
     };
     static std::string_view View(const std::string& data, const Ref& r) {
       return std::string_view(data.data() + r.offset, r.size);

@@ -130,8 +130,23 @@ Status Ingest::PutLog(const std::string& tenant, const std::string& key, std::st
   StoreImpl::LogBound& bound = s_->log_bounds[tenant];
   if (key > bound.max) bound.max = key;
   TV_ASSIGN_OR_RETURN(const size_t key_offset, PutLocated(s_->log, key, value));
-  layer_->log_written.Add(wb_.GetWriteBatch()->Data(), tenant, key_offset, key.size());
+  const std::string& data = wb_.GetWriteBatch()->Data();
+  layer_->log_written.Add(data, tenant, key_offset, key.size(), data.size() - value.size(), value.size());
   return Status::Ok();
+}
+
+// A `log` value: in this batch, the one before (their `log` records are
+// not indexed: Layer::log_written finds them), or the database.
+Result<std::optional<std::string>> Ingest::LogValue(const std::string& tenant, const std::string& key) {
+  for (StoreImpl::Layer* l : {layer_, previous_}) {
+    if (l == nullptr) continue;
+    if (auto v = l->log_written.Value(l->Data(), tenant, key)) return std::optional<std::string>(std::string(*v));
+  }
+  std::string v;
+  rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), s_->log, key, &v);
+  if (st.IsNotFound()) return std::optional<std::string>();
+  if (!st.ok()) return Internal(RocksError("get", st));
+  return std::optional<std::string>(std::move(v));
 }
 
 // The tenant's log bound (StoreImpl::log_bounds), with the database's

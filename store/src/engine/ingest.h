@@ -96,6 +96,7 @@ class Ingest {
   Status DeleteUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Status MergeUnindexed(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
   Status PutLog(const std::string& tenant, const std::string& key, std::string_view value);
+  Result<std::optional<std::string>> LogValue(const std::string& tenant, const std::string& key);
   Result<const std::string*> LogBound(const std::string& tenant);
   Result<DataKeys*> Key(std::string_view tenant, bool create);
 
@@ -131,6 +132,8 @@ class Ingest {
                      bool direct, uint64_t xid);
   Status EndBefore(const std::string& tenant, const std::string& table, const std::string& pk,
                    const RowTenantEntry& next);
+  Result<std::string> EndEnvelope(const std::string& table, const std::string& pk, const RowTenantEntry& next,
+                                  const TxRef& tx);
   Status PutVersion(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
                     uint8_t flags, uint64_t xid, std::string_view row);
   Result<std::vector<std::string>> TenantsWithRows(const std::string& table);

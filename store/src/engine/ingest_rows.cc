@@ -319,8 +319,44 @@ Status Ingest::EndBefore(const std::string& tenant, const std::string& table, co
   const EntryId id{tenant, table, pk, next.change_lsn};
   TV_ASSIGN_OR_RETURN(bool present, IsDuplicate(tx, id));
   if (present) return Status::Ok();
-  const std::string envelope = "{\"before\":null,\"after\":null,\"op\":\"d\"}";
+  TV_ASSIGN_OR_RETURN(const std::string envelope, EndEnvelope(table, pk, next, tx));
   return WriteHistory(tx, {{id, 'd', envelope, 0}}, CommitTime());
+}
+
+// The envelope of the 'd' that ends a tenant's row at `next`, an event that
+// arrived before the tenant's last version: what the tenant would have got
+// had the events come in order (Change): `next`'s own history entry (a
+// delete without tenant: in the "" history), as a delete of the tenant's
+// row where it is a version of another tenant (a move: after null, op d).
+// That entry is in this batch, the one before or the database, in `log` or
+// `pending` as `tx` says. Where it is not there (its tenant shredded, or
+// retention folded it), an envelope without source.
+Result<std::string> Ingest::EndEnvelope(const std::string& table, const std::string& pk, const RowTenantEntry& next,
+                                        const TxRef& tx) {
+  std::string envelope = "{\"before\":null,\"after\":null,\"op\":\"d\"}";
+  const std::string owner = (next.flags & kRtTenantless) ? std::string() : next.tenant;
+  const EntryId own{owner, table, pk, next.change_lsn};
+  std::string key;
+  std::optional<std::string> value;
+  size_t header = 0;  // bytes before the ciphertext
+  if (tx.mode == TxRef::kPending) {
+    key = PendingKey(tx.xid, own);
+    TV_ASSIGN_OR_RETURN(value, Get(s_->pending, key));
+    header = 1 + 1 + 8;  // weight, op, commit time
+  } else {
+    key = LogKey(tx.commit, own);
+    TV_ASSIGN_OR_RETURN(value, LogValue(owner, key));
+    header = 1;  // op
+  }
+  if (!value || value->size() < header) return envelope;
+  TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(owner, false));
+  if (dk == nullptr) return envelope;
+  std::string plain;
+  TV_RETURN_IF_ERROR(dk->Decrypt(std::string_view(*value).substr(header), key, &plain).WithContext("history entry"));
+  if (!(next.flags & kRtVersion)) return plain;  // a delete: the tenant's row ends with it
+  std::string for_new;
+  SplitMoveEnvelope(plain, &for_new, &envelope);
+  return envelope;
 }
 
 // The row as it was just before `ev` (for TOAST): normally the next older

@@ -77,6 +77,27 @@ TEST_F(StoreTest, ShreddedTenantReadsEmptyAndOthersAreIntact) {
   EXPECT_EQ(State("a", 130), (std::map<std::string, std::string>{{Key(3), Json("a", 3, "new")}}));
 }
 
+// An event whose END has not arrived waits in `pending`, encrypted under its
+// tenant's key. Shredding deletes that key; when the tenant comes back it
+// gets a new one, and the END of the old transaction must then drop the
+// event as unreadable (as when the tenant has no key at all), not fail on
+// it: a value the new key cannot open would stop ingest for good.
+TEST_F(StoreTest, AShreddedTenantsPendingEventIsDroppedWhenTheTenantComesBack) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "old", 100, 7), Change('c', "b", 2, "x", 101, 7)});  // no END yet: pending
+  ASSERT_TRUE(store_->ShredTenant(TenantId("a")).ok());
+  Apply({Change('c', "a", 3, "new", 120, 8), End(8, 130, 1)});  // a comes back: a new key
+  EXPECT_EQ(Recoverable(), 130u);
+  Apply({End(7, 140, 2)});  // transaction 7 commits after 8
+  EXPECT_EQ(Recoverable(), 140u);
+  EXPECT_EQ(State("a", 140), (std::map<std::string, std::string>{{Key(3), Json("a", 3, "new")}}));
+  EXPECT_EQ(State("b", 140).size(), 1u);
+  auto h = Hist("a", 0, 140);
+  ASSERT_EQ(h.size(), 1u) << "only the event after the shred";
+  EXPECT_EQ(h[0].change_lsn, Lsn(120));
+  EXPECT_EQ(Hist("b", 0, 140).size(), 1u);
+}
+
 TEST_F(StoreTest, RewrappedMasterKeyOpensTheStoreAndTheOldOneNoLonger) {
   Bootstrap();
   IngestItem bad;  // a dead letter: under the store's own key

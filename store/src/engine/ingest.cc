@@ -337,7 +337,8 @@ Status Ingest::End(const StoreEvent& ev) {
     TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(parts->id.tenant, false));
     txn.stored += weight;
     TV_RETURN_IF_ERROR(Delete(s_->pending, key));
-    if (dk == nullptr) continue;  // the tenant was shredded meanwhile
+    if (dk == nullptr) continue;         // the tenant was shredded meanwhile
+    if (!dk->Opens(r.rest())) continue;  // ...and came back with a new key: as unreadable
     TV_RETURN_IF_ERROR(dk->Decrypt(r.rest(), key, &plain).WithContext("pending entry"));
     const std::string log_key = LogKey(commit, parts->id);
     dk->Encrypt(plain, log_key, &enc);

@@ -350,9 +350,10 @@ Result<std::string> Ingest::EndEnvelope(const std::string& table, const std::str
   }
   if (!value || value->size() < header) return envelope;
   TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(owner, false));
-  if (dk == nullptr) return envelope;
+  const std::string_view ciphertext = std::string_view(*value).substr(header);
+  if (dk == nullptr || !dk->Opens(ciphertext)) return envelope;  // shredded (and back with a new key)
   std::string plain;
-  TV_RETURN_IF_ERROR(dk->Decrypt(std::string_view(*value).substr(header), key, &plain).WithContext("history entry"));
+  TV_RETURN_IF_ERROR(dk->Decrypt(ciphertext, key, &plain).WithContext("history entry"));
   if (!(next.flags & kRtVersion)) return plain;  // a delete: the tenant's row ends with it
   std::string for_new;
   SplitMoveEnvelope(plain, &for_new, &envelope);

@@ -46,6 +46,14 @@ class DataKeys {
   void Encrypt(std::string_view plaintext, std::string_view aad, std::string* out) {
     keys_.back().Encrypt(plaintext, aad, out);
   }
+  // Whether one of these keys made `ciphertext` (by the id it names; true
+  // for a value too short to name one, which Decrypt then reports). False
+  // for a value made under a key shredded since: the tenant's record was
+  // deleted and a new one made when it came back.
+  bool Opens(std::string_view ciphertext) const {
+    auto id = crypto::PeekKeyId(ciphertext);
+    return !id.ok() || Has(*id);
+  }
   // As crypto::DataKey::Decrypt, with the key the value names; Corruption if
   // none of these keys has its id.
   Status Decrypt(std::string_view ciphertext, std::string_view aad, std::string* out);

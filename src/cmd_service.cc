@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -82,22 +83,44 @@ int RunRekey(const GlobalOptions& g, const std::string& new_key_file) {
   return kExitOk;
 }
 
-int RunRotateKey(const GlobalOptions& g, const std::string& tenant) {
+// A key command on the stopped store: `run` gets the store opened for writing
+// and the config; its error, or the open's, is printed after `name`.
+int WithStore(const GlobalOptions& g, const char* name,
+              const std::function<Status(store::Store&, const config::Config&)>& run) {
   int code = kExitOk;
   auto cfg = LoadConfig(g, &code);
   if (!cfg) return code;
   auto opened = OpenStore(*cfg, false);
-  if (!opened.ok()) {
-    std::fprintf(stderr, "timevault store rotate-key: %s\n", opened.status().ToString().c_str());
+  Status st = opened.ok() ? run(**opened, *cfg) : opened.status();
+  if (!st.ok()) {
+    std::fprintf(stderr, "timevault store %s: %s\n", name, st.ToString().c_str());
     return kExitFailure;
   }
-  auto id = (*opened)->RotateDataKey(TenantId(tenant));
-  if (!id.ok()) {
-    std::fprintf(stderr, "timevault store rotate-key: %s\n", id.status().ToString().c_str());
-    return kExitFailure;
-  }
-  std::printf("tenant %s: new data key %u; what was written before stays under its old keys\n", tenant.c_str(), *id);
   return kExitOk;
+}
+
+int RunRotateKey(const GlobalOptions& g, const std::string& tenant) {
+  return WithStore(g, "rotate-key", [&](store::Store& s, const config::Config&) -> Status {
+    TV_ASSIGN_OR_RETURN(const uint32_t id, s.RotateDataKey(TenantId(tenant)));
+    std::printf("tenant %s: new data key %u; what was written before stays under its old keys\n", tenant.c_str(), id);
+    return Status::Ok();
+  });
+}
+
+int RunShred(const GlobalOptions& g, const std::string& tenant, bool confirmed) {
+  if (!confirmed) {
+    std::fprintf(stderr,
+                 "timevault store shred: deleting tenant %s's data key makes its history unreadable for good "
+                 "(copies of the store made before keep it); run again with --confirm\n",
+                 tenant.c_str());
+    return kExitUsage;
+  }
+  return WithStore(g, "shred", [&](store::Store& s, const config::Config& cfg) -> Status {
+    TV_RETURN_IF_ERROR(s.ShredTenant(TenantId(tenant)));
+    std::printf("tenant %s shredded: its data key, rows and history are deleted from %s\n", tenant.c_str(),
+                cfg.store.path.c_str());
+    return Status::Ok();
+  });
 }
 
 }  // namespace
@@ -118,6 +141,13 @@ void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_co
   auto tenant = std::make_shared<std::string>();
   rotate->add_option("--tenant", *tenant, "The tenant id")->required();
   rotate->callback([&g, exit_code, tenant] { *exit_code = RunRotateKey(g, *tenant); });
+  auto* shred = store->add_subcommand(
+      "shred", "Crypto-shred a tenant: delete its data key, rows and history (with the store stopped)");
+  auto shred_tenant = std::make_shared<std::string>();
+  auto confirm = std::make_shared<bool>(false);
+  shred->add_option("--tenant", *shred_tenant, "The tenant id")->required();
+  shred->add_flag("--confirm", *confirm, "Confirm: the tenant's history becomes unreadable for good");
+  shred->callback([&g, exit_code, shred_tenant, confirm] { *exit_code = RunShred(g, *shred_tenant, *confirm); });
   store->callback([&g, exit_code, store] {
     if (store->get_subcommands().empty()) *exit_code = RunStore(g);
   });

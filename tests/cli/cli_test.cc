@@ -7,6 +7,7 @@
 
 #include "support/process.h"
 #include "support/testenv.h"
+#include "timevault/store/store.h"
 
 namespace timevault {
 namespace {
@@ -130,6 +131,76 @@ TEST(Cli, StoreRekeyMovesTheStoreToTheNewMasterKey) {
   unlink(with_c.c_str());
   unlink(with_a.c_str());
   unlink(with_b.c_str());
+}
+
+// `store shred` crypto-shreds a tenant of a stopped store, and only when
+// told --confirm: the tenant's rows are gone, the others' stay, and its key
+// record with them (a second shred finds none).
+TEST(Cli, StoreShredDeletesATenantOnlyWithConfirm) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/store", key = dir.path() + "/a.key";
+  ASSERT_EQ(RunCommand("head -c 32 /dev/urandom > " + key + " && chmod 600 " + key).exit_code, 0);
+  store::Store::Options o;
+  o.path = path;
+  o.key_file = key;
+  auto row = [](const std::string& tenant, int id, uint64_t lsn) {
+    store::IngestItem item;
+    item.position = store::KafkaPosition{"tv.public.items", 0, static_cast<int64_t>(lsn)};
+    store::StoreEvent& e = item.event.emplace();
+    e.op = 'r';  // a snapshot row: visible at its own LSN, no transaction needed
+    e.table = "public.items";
+    e.tenant = tenant;
+    e.tenant_known = true;
+    e.pk = "{\"id\":" + std::to_string(id) + "}";
+    e.row = "{\"id\":" + std::to_string(id) + ",\"tenant_id\":\"" + tenant + "\"}";
+    e.envelope = "{\"before\":null,\"after\":" + e.row + ",\"op\":\"r\"}";
+    e.change_lsn = Lsn(lsn);
+    e.commit_time = CommitTime(1000);
+    e.snapshot = true;
+    return item;
+  };
+  auto live = [&](const std::string& tenant) {
+    auto s = store::Store::Open(o);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    int rows = 0;
+    EXPECT_TRUE((*s)->StateAt(TenantId(tenant), Lsn(200), {},
+                              [&](const store::Row&) {
+                                ++rows;
+                                return true;
+                              })
+                    .ok());
+    return rows;
+  };
+  {
+    auto s = store::Store::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store::IngestItem hb;
+    hb.position = store::KafkaPosition{"__debezium-heartbeat.tv", 0, 0};
+    store::StoreEvent& h = hb.event.emplace();
+    h.kind = store::EventKind::kHeartbeat;
+    h.heartbeat_lsn = Lsn(200);
+    h.heartbeat_time = CommitTime(2000);
+    ASSERT_TRUE((*s)->Apply({row("t1", 1, 100), row("t2", 2, 101), hb}).ok());
+  }
+  ASSERT_EQ(live("t1"), 1);
+  const std::string config = WriteConfig(
+      "[postgres]\nconninfo = \"dbname=x\"\n[kafka]\nbootstrap = \"127.0.0.1:1\"\n"
+      "[store]\npath = \"" +
+      path + "\"\nkey_file = \"" + key + "\"\n");
+  const std::string shred = "timeout 60 " + Bin() + " --config " + config + " store shred --tenant t1";
+  auto r = RunCommand(shred);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("run again with --confirm"), std::string::npos) << r.output;
+  EXPECT_EQ(live("t1"), 1) << "nothing shredded without --confirm";
+  r = RunCommand(shred + " --confirm");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("tenant t1 shredded"), std::string::npos) << r.output;
+  EXPECT_EQ(live("t1"), 0);
+  EXPECT_EQ(live("t2"), 1);
+  r = RunCommand(shred + " --confirm");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("tenant t1 has no data key"), std::string::npos) << r.output;
+  unlink(config.c_str());
 }
 
 }  // namespace

@@ -494,6 +494,10 @@ Status Store::ShredTenant(const TenantId& tenant) {
   if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
   std::lock_guard lock(impl_->write_mu);
   TV_RETURN_IF_ERROR(impl_->Drain());
+  TV_ASSIGN_OR_RETURN(engine::DataKeys * keys, impl_->keyring->ForWrite(tenant.str(), false, nullptr));
+  if (keys == nullptr) {
+    return NotFound("tenant " + tenant.str() + " has no data key (never seen, or shredded already)");
+  }
   return impl_->Shred(tenant);
 }
 

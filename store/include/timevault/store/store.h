@@ -149,7 +149,8 @@ class Store final : public StateReader {
                  const std::optional<std::string>& pk, const std::function<bool(const HistoryEvent&)>& emit) override;
   Result<std::vector<TenantId>> Tenants(Lsn point) override;
 
-  // Crypto-shredding: deletes the tenant's data key and its data.
+  // Crypto-shredding: deletes the tenant's data key and its data. NotFound
+  // if the tenant has no key (never seen, or shredded already).
   Status ShredTenant(const TenantId& tenant);
 
   // Data-key rotation: gives the tenant a new data key for everything

@@ -116,5 +116,27 @@ TEST(IngestBrokerErrors, AFailedFirstOffsetQueryStartsThePartitionFromTheBeginni
   EXPECT_EQ(metrics.consumed.load(), 7u);
 }
 
+// Without a consumer group there is no consumer queue to wait on: a clear
+// error at start, not a crash (the config refuses an empty group; a caller
+// building its Config by hand can still pass one).
+TEST(IngestBrokerErrors, AnEmptyConsumerGroupIsAClearError) {
+  TempDir dir;
+  RunCommand("head -c 32 /dev/urandom > " + dir.path() + "/key && chmod 600 " + dir.path() + "/key");
+  store::Store::Options o;
+  o.path = dir.path() + "/store";
+  o.key_file = dir.path() + "/key";
+  auto s = store::Store::Open(o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  config::Config cfg;
+  cfg.kafka.bootstrap = "127.0.0.1:1";
+  cfg.kafka.topic_prefix = "mk";
+  cfg.kafka.consumer_group = "";
+  store::IngestMetrics metrics;
+  std::atomic<bool> stop{false};
+  Status st = store::RunIngest(cfg, s->get(), &metrics, &stop);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("kafka.consumer_group"), std::string::npos) << st.ToString();
+}
+
 }  // namespace
 }  // namespace timevault::testing

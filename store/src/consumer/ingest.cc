@@ -298,9 +298,12 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
     rd_kafka_queue_t* consumer_queue;
     ~ReleaseFirst() {
       r->ReleaseQueues();
-      rd_kafka_queue_destroy(consumer_queue);
+      if (consumer_queue != nullptr) rd_kafka_queue_destroy(consumer_queue);
     }
   } release_first{&rebalancer, rd_kafka_queue_get_consumer(consumer.get())};
+  if (release_first.consumer_queue == nullptr) {
+    return InvalidArgument("kafka.consumer_group: the consumer has no group (empty group.id?)");
+  }
   wakeup.Watch(release_first.consumer_queue);  // rebalances and errors
   const std::string prefix = RegexEscape(config.kafka.topic_prefix);
   kafka::PartitionList topics(rd_kafka_topic_partition_list_new(2));

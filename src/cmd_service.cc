@@ -1,9 +1,12 @@
 // `timevault capture` and `timevault store`: the two long-running services.
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -123,6 +126,42 @@ int RunShred(const GlobalOptions& g, const std::string& tenant, bool confirmed) 
   });
 }
 
+// Lists the dead letters as JSON lines, oldest first per partition. Opens
+// the store read-only, so it runs beside `timevault store`.
+int RunDeadLetters(const GlobalOptions& g, size_t limit) {
+  int code = kExitOk;
+  auto cfg = LoadConfig(g, &code);
+  if (!cfg) return code;
+  auto opened = OpenStore(*cfg, true);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "timevault store dead-letters: %s\n", opened.status().ToString().c_str());
+    return kExitFailure;
+  }
+  size_t n = 0;
+  Status st = (*opened)->DeadLetters([&](const store::KafkaPosition& pos, const std::string& reason) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    w.Key("topic");
+    w.String(pos.topic.data(), static_cast<rapidjson::SizeType>(pos.topic.size()));
+    w.Key("partition");
+    w.Int(pos.partition);
+    w.Key("offset");
+    w.Int64(pos.offset);
+    w.Key("reason");
+    w.String(reason.data(), static_cast<rapidjson::SizeType>(reason.size()));
+    w.EndObject();
+    std::printf("%s\n", buf.GetString());
+    return ++n < limit;
+  });
+  if (!st.ok()) {
+    std::fprintf(stderr, "timevault store dead-letters: %s\n", st.ToString().c_str());
+    return kExitFailure;
+  }
+  std::fprintf(stderr, "%zu dead letter%s listed\n", n, n == 1 ? "" : "s");
+  return kExitOk;
+}
+
 }  // namespace
 
 void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_code) {
@@ -148,6 +187,11 @@ void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_co
   shred->add_option("--tenant", *shred_tenant, "The tenant id")->required();
   shred->add_flag("--confirm", *confirm, "Confirm: the tenant's history becomes unreadable for good");
   shred->callback([&g, exit_code, shred_tenant, confirm] { *exit_code = RunShred(g, *shred_tenant, *confirm); });
+  auto* dead = store->add_subcommand(
+      "dead-letters", "List the messages stored as dead letters (topic, partition, offset, reason) as JSON lines");
+  auto limit = std::make_shared<size_t>(std::numeric_limits<size_t>::max());
+  dead->add_option("--limit", *limit, "At most this many")->check(CLI::PositiveNumber);
+  dead->callback([&g, exit_code, limit] { *exit_code = RunDeadLetters(g, *limit); });
   store->callback([&g, exit_code, store] {
     if (store->get_subcommands().empty()) *exit_code = RunStore(g);
   });

@@ -133,16 +133,32 @@ TEST(Cli, StoreRekeyMovesTheStoreToTheNewMasterKey) {
   unlink(with_b.c_str());
 }
 
+// A store directory with its master key and a config naming them (the
+// broker does not exist: only commands that do not consume may run).
+struct StoreDir {
+  StoreDir() {
+    const std::string key = dir.path() + "/a.key";
+    EXPECT_EQ(RunCommand("head -c 32 /dev/urandom > " + key + " && chmod 600 " + key).exit_code, 0);
+    options.path = dir.path() + "/store";
+    options.key_file = key;
+    config =
+        WriteConfig("[postgres]\nconninfo = \"dbname=x\"\n[kafka]\nbootstrap = \"127.0.0.1:1\"\n[store]\npath = \"" +
+                    options.path + "\"\nkey_file = \"" + key + "\"\n");
+  }
+  ~StoreDir() { unlink(config.c_str()); }
+  StoreDir(const StoreDir&) = delete;
+  StoreDir& operator=(const StoreDir&) = delete;
+  testing::TempDir dir;
+  store::Store::Options options;
+  std::string config;
+};
+
 // `store shred` crypto-shreds a tenant of a stopped store, and only when
 // told --confirm: the tenant's rows are gone, the others' stay, and its key
 // record with them (a second shred finds none).
 TEST(Cli, StoreShredDeletesATenantOnlyWithConfirm) {
-  testing::TempDir dir;
-  const std::string path = dir.path() + "/store", key = dir.path() + "/a.key";
-  ASSERT_EQ(RunCommand("head -c 32 /dev/urandom > " + key + " && chmod 600 " + key).exit_code, 0);
-  store::Store::Options o;
-  o.path = path;
-  o.key_file = key;
+  const StoreDir d;
+  const store::Store::Options& o = d.options;
   auto row = [](const std::string& tenant, int id, uint64_t lsn) {
     store::IngestItem item;
     item.position = store::KafkaPosition{"tv.public.items", 0, static_cast<int64_t>(lsn)};
@@ -183,10 +199,7 @@ TEST(Cli, StoreShredDeletesATenantOnlyWithConfirm) {
     ASSERT_TRUE((*s)->Apply({row("t1", 1, 100), row("t2", 2, 101), hb}).ok());
   }
   ASSERT_EQ(live("t1"), 1);
-  const std::string config = WriteConfig(
-      "[postgres]\nconninfo = \"dbname=x\"\n[kafka]\nbootstrap = \"127.0.0.1:1\"\n"
-      "[store]\npath = \"" +
-      path + "\"\nkey_file = \"" + key + "\"\n");
+  const std::string& config = d.config;
   const std::string shred = "timeout 60 " + Bin() + " --config " + config + " store shred --tenant t1";
   auto r = RunCommand(shred);
   EXPECT_EQ(r.exit_code, 2) << r.output;
@@ -200,7 +213,41 @@ TEST(Cli, StoreShredDeletesATenantOnlyWithConfirm) {
   r = RunCommand(shred + " --confirm");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("tenant t1 has no data key"), std::string::npos) << r.output;
-  unlink(config.c_str());
+}
+
+// `store dead-letters` lists what went to the dead-letter store, as JSON
+// lines, beside a running writer (it opens the store read-only).
+TEST(Cli, StoreDeadLettersListsThemBesideTheWriter) {
+  const StoreDir d;
+  const store::Store::Options& o = d.options;
+  auto writer = store::Store::Open(o);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  auto bad = [](int32_t partition, int64_t offset, const std::string& reason) {
+    store::IngestItem item;
+    item.position = store::KafkaPosition{"tv.public.items", partition, offset};
+    item.dead_letter_reason = reason;
+    item.raw = "{not json";
+    return item;
+  };
+  ASSERT_TRUE((*writer)->Apply({bad(1, 7, "not valid JSON at offset 1"), bad(0, 3, "missing \"source\"")}).ok());
+  const std::string& config = d.config;
+  const std::string list = "timeout 60 " + Bin() + " --config " + config + " store dead-letters";
+  auto r = RunCommand(list);  // stdout: the lines; stderr (also captured): the count
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(
+      r.output.find(
+          "{\"topic\":\"tv.public.items\",\"partition\":0,\"offset\":3,\"reason\":\"missing \\\"source\\\"\"}\n"
+          "{\"topic\":\"tv.public.items\",\"partition\":1,\"offset\":7,\"reason\":\"not valid JSON at offset 1\"}\n"),
+      std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("2 dead letters listed"), std::string::npos) << r.output;
+  r = RunCommand(list + " --limit 1 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"offset\":3"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("\"offset\":7"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 dead letter listed"), std::string::npos) << r.output;
+  r = RunCommand(list + " --limit 0 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
 }
 
 }  // namespace

@@ -1,6 +1,4 @@
 // `timevault capture` and `timevault store`: the two long-running services.
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -139,19 +137,7 @@ int RunDeadLetters(const GlobalOptions& g, size_t limit) {
   }
   size_t n = 0;
   Status st = (*opened)->DeadLetters([&](const store::KafkaPosition& pos, const std::string& reason) {
-    rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    w.StartObject();
-    w.Key("topic");
-    w.String(pos.topic.data(), static_cast<rapidjson::SizeType>(pos.topic.size()));
-    w.Key("partition");
-    w.Int(pos.partition);
-    w.Key("offset");
-    w.Int64(pos.offset);
-    w.Key("reason");
-    w.String(reason.data(), static_cast<rapidjson::SizeType>(reason.size()));
-    w.EndObject();
-    std::printf("%s\n", buf.GetString());
+    std::printf("%s\n", store::Store::DeadLetterJson(pos, reason).c_str());
     return ++n < limit;
   });
   if (!st.ok()) {

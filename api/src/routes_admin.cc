@@ -1,7 +1,9 @@
 // Health, metrics, jobs, audit and the OpenAPI document.
 #include <sys/statvfs.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 
 #include "server_impl.h"
 #include "timevault/core/pg.h"
@@ -56,7 +58,9 @@ void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStat
     level.Warn("the store has no recoverable point yet");
   }
   w.EndObject();
-  if (st.dead_letters > 0) level.Warn(std::to_string(st.dead_letters) + " dead letters in the store");
+  if (st.dead_letters > 0) {
+    level.Warn(std::to_string(st.dead_letters) + " dead letters in the store (GET /v1/dead-letters lists them)");
+  }
   struct statvfs vfs {};
   w.Key("disk");
   w.StartObject();
@@ -308,6 +312,37 @@ Result<std::optional<CommitTime>> QueryTime(const Call& c, const char* name) {
   return std::optional<CommitTime>(*t);
 }
 
+// The store's dead letters (topic, partition, offset, reason), oldest first
+// per partition; at most ?limit= (1..10000, default 1000) of them.
+void ListDeadLetters(ApiState& s, Call& c) {
+  constexpr int64_t kMaxLimit = 10000;
+  int64_t limit = 1000;
+  if (auto q = Query(c, "limit")) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(q->c_str(), &end, 10);
+    if (q->empty() || *end != '\0' || errno != 0 || v < 1 || v > kMaxLimit) {
+      return SendError(c, InvalidArgument("query parameter 'limit': expected an integer from 1 to " +
+                                          std::to_string(kMaxLimit) + ", got '" + *q + "'"));
+    }
+    limit = v;
+  }
+  std::string out = "{\"dead_letters\":[";
+  int64_t n = 0;
+  bool truncated = false;
+  Status st = s.backends.store->DeadLetters([&](const store::KafkaPosition& pos, const std::string& reason) {
+    if (n == limit) {
+      truncated = true;
+      return false;
+    }
+    out += (n++ == 0 ? "" : ",") + store::Store::DeadLetterJson(pos, reason);
+    return true;
+  });
+  if (!st.ok()) return SendError(c, st);
+  out += std::string("],\"truncated\":") + (truncated ? "true" : "false") + "}";
+  SendJson(c, 200, out);
+}
+
 void GetAudit(ApiState& s, Call& c) {
   AuditFilter f;
   auto from = QueryTime(c, "from");
@@ -400,6 +435,8 @@ void AddAdminRoutes(ApiState& s, std::vector<Route>& routes) {
   routes.push_back(MakeRoute("GET", "/v1/jobs/([A-Za-z0-9._-]+)", Role::kViewer, false, JobTenant(s),
                              [&s](Call& c) { SendJson(c, 200, JobJson(*s.jobs->Get(c.params[0]))); }));
   routes.push_back(MakeRoute("GET", "/v1/audit", Role::kAdmin, false, nullptr, [&s](Call& c) { GetAudit(s, c); }));
+  routes.push_back(
+      MakeRoute("GET", "/v1/dead-letters", Role::kAdmin, false, nullptr, [&s](Call& c) { ListDeadLetters(s, c); }));
   routes.push_back(
       MakeRoute("GET", "/v1/audit/verify", Role::kAdmin, false, nullptr, [&s](Call& c) { VerifyAudit(s, c); }));
 }

@@ -11,10 +11,13 @@
 
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "support/capture_harness.h"
+#include "support/kafka_reader.h"
+#include "support/testenv.h"
 #include "timevault/core/crypto.h"
 
 namespace timevault::testing {
@@ -206,6 +209,7 @@ TEST_F(ApiTest, OpenApiIsPublicAndDescribesEveryRoute) {
                         "/v1/tenants/{tenant}/history:",
                         "/v1/audit:",
                         "/v1/audit/verify:",
+                        "/v1/dead-letters:",
                         "/metrics:",
                         "/v1/openapi.yaml:"}) {
     EXPECT_NE(r.body.find(std::string("  ") + p), std::string::npos) << p;
@@ -255,6 +259,7 @@ TEST_F(ApiTest, RbacMatrixDeniesBeforeAnyWork) {
   eps.push_back({"GET", "/metrics", "", 0, ""});
   eps.push_back({"GET", "/v1/audit?from=bogus", "", 2, ""});
   eps.push_back({"GET", "/v1/audit/verify", "", 2, ""});
+  eps.push_back({"GET", "/v1/dead-letters?limit=0", "", 2, ""});
   const std::map<std::string, int> role_rank = {{"viewer", 0}, {"operator", 1}, {"admin", 2}};
   auto plans_before = api_->Do("GET", "/v1/plans", "admin-secret-1").body;
   auto jobs_before = api_->Do("GET", "/v1/jobs", "admin-secret-1").body;
@@ -418,6 +423,50 @@ TEST_F(ApiTest, StateAndHistoryStream) {
   auto env = ParseJson(first);
   EXPECT_TRUE(env->HasMember("op") && env->HasMember("source") && env->HasMember("after")) << first;
   EXPECT_EQ(api_->Do("GET", "/v1/tenants/acme/history?key=%7B%7D", "view-secret-3").status, 400);
+}
+
+// Messages the store could not parse are listed with their Kafka position
+// and the reason (admin only; the messages themselves stay encrypted).
+TEST_F(ApiTest, DeadLettersListWhatTheStoreCouldNotParse) {
+  const std::string topic = h_->prefix() + ".public.items";
+  const std::vector<std::string> bad = {"not json", R"({"op":"c","after":{"id":1}})", std::string("\x00\xff{", 3)};
+  for (size_t i = 0; i < bad.size(); ++i) {
+    ProduceRaw(Env().kafka_bootstrap, topic, R"({"id":)" + std::to_string(900 + i) + "}", bad[i]);
+  }
+  Reply r;
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    r = api_->Do("GET", "/v1/dead-letters", "admin-secret-1");
+    if (r.status == 200 && (*r.json)["dead_letters"].Size() == bad.size()) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto& list = (*r.json)["dead_letters"];
+  ASSERT_EQ(list.Size(), bad.size()) << r.body;
+  std::set<std::pair<int, int64_t>> positions;
+  for (const auto& d : list.GetArray()) {
+    EXPECT_EQ(Str(d, "topic"), topic) << r.body;
+    EXPECT_FALSE(Str(d, "reason").empty()) << r.body;
+    positions.insert({d["partition"].GetInt(), d["offset"].GetInt64()});
+  }
+  EXPECT_EQ(positions.size(), bad.size()) << r.body;
+  EXPECT_FALSE((*r.json)["truncated"].GetBool());
+  auto two = api_->Do("GET", "/v1/dead-letters?limit=2", "admin-secret-1");
+  ASSERT_EQ(two.status, 200) << two.body;
+  EXPECT_EQ((*two.json)["dead_letters"].Size(), 2u);
+  EXPECT_TRUE((*two.json)["truncated"].GetBool());
+  EXPECT_EQ(api_->Do("GET", "/v1/dead-letters?limit=abc", "admin-secret-1").status, 400);
+  EXPECT_EQ(api_->Do("GET", "/v1/dead-letters", "op-all-secret-4").status, 403);
+  // Health counts them (from the store's counters) and points here.
+  Reply health;
+  deadline = std::chrono::steady_clock::now() + 30s;
+  do {
+    health = api_->Do("GET", "/v1/health", "admin-secret-1");
+    if (health.body.find("GET /v1/dead-letters lists them") != std::string::npos) break;
+    std::this_thread::sleep_for(200ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_NE(health.body.find("3 dead letters in the store (GET /v1/dead-letters lists them)"), std::string::npos)
+      << health.body;
 }
 
 TEST_F(ApiTest, HealthAndMetrics) {

@@ -79,4 +79,18 @@ long long CountMessages(const std::string& bootstrap, const std::string& topic) 
   return total;
 }
 
+void ProduceRaw(const std::string& bootstrap, const std::string& topic, const std::string& key,
+                const std::string& value) {
+  kafka::Conf conf;
+  EXPECT_TRUE(conf.Set("bootstrap.servers", bootstrap).ok());
+  auto rk = kafka::NewHandle(RD_KAFKA_PRODUCER, conf);
+  ASSERT_TRUE(rk.ok()) << rk.status().ToString();
+  ASSERT_EQ(rd_kafka_producev(rk->get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                              RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                              RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(rd_kafka_flush(rk->get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
 }  // namespace timevault::testing

@@ -24,4 +24,9 @@ std::vector<Record> ReadTopics(const std::string& bootstrap, const std::vector<s
 // Messages currently in `topic` (sum over partitions of high - low watermark).
 long long CountMessages(const std::string& bootstrap, const std::string& topic);
 
+// Produces `value` (any bytes) with `key` to `topic` and waits until the
+// broker has it (test failures otherwise).
+void ProduceRaw(const std::string& bootstrap, const std::string& topic, const std::string& key,
+                const std::string& value);
+
 }  // namespace timevault::testing

@@ -1,5 +1,7 @@
 // Store: opening the RocksDB layout, the master-key check, offsets, stats,
 // dead letters and the read-only (secondary) mode. See docs/store.md.
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
@@ -404,6 +406,22 @@ Status Store::Refresh() {
   if (!s.ok()) return Internal(RocksError("catching up with the writer", s));
   impl_->keyring->ForgetReaders();  // the writer may have rotated or shredded keys
   return impl_->LoadView();
+}
+
+std::string Store::DeadLetterJson(const KafkaPosition& pos, const std::string& reason) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("topic");
+  w.String(pos.topic.data(), static_cast<rapidjson::SizeType>(pos.topic.size()));
+  w.Key("partition");
+  w.Int(pos.partition);
+  w.Key("offset");
+  w.Int64(pos.offset);
+  w.Key("reason");
+  w.String(reason.data(), static_cast<rapidjson::SizeType>(reason.size()));
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
 }
 
 Status Store::DeadLetters(const std::function<bool(const KafkaPosition&, const std::string& reason)>& emit) {

@@ -172,6 +172,9 @@ class Store final : public StateReader {
   Status RunRetention(CommitTime now);
   // Dead letters: (position, reason), oldest first.
   Status DeadLetters(const std::function<bool(const KafkaPosition&, const std::string& reason)>& emit);
+  // One as a compact JSON object {"topic","partition","offset","reason"}
+  // (the CLI's and the API's listing).
+  static std::string DeadLetterJson(const KafkaPosition& pos, const std::string& reason);
   // Flushes the memtables and compacts every column family fully (benchmarks
   // compare stores in the same on-disk state; maintenance after bulk loads).
   // Blocks until done; reads and Apply may run meanwhile.

@@ -84,14 +84,15 @@ int RunRekey(const GlobalOptions& g, const std::string& new_key_file) {
   return kExitOk;
 }
 
-// A key command on the stopped store: `run` gets the store opened for writing
-// and the config; its error, or the open's, is printed after `name`.
-int WithStore(const GlobalOptions& g, const char* name,
+// A `store` subcommand: `run` gets the store (opened for writing, which needs
+// the store stopped, or read-only, which runs beside it) and the config; its
+// error, or the open's, is printed after `name`.
+int WithStore(const GlobalOptions& g, const char* name, bool read_only,
               const std::function<Status(store::Store&, const config::Config&)>& run) {
   int code = kExitOk;
   auto cfg = LoadConfig(g, &code);
   if (!cfg) return code;
-  auto opened = OpenStore(*cfg, false);
+  auto opened = OpenStore(*cfg, read_only);
   Status st = opened.ok() ? run(**opened, *cfg) : opened.status();
   if (!st.ok()) {
     std::fprintf(stderr, "timevault store %s: %s\n", name, st.ToString().c_str());
@@ -101,7 +102,7 @@ int WithStore(const GlobalOptions& g, const char* name,
 }
 
 int RunRotateKey(const GlobalOptions& g, const std::string& tenant) {
-  return WithStore(g, "rotate-key", [&](store::Store& s, const config::Config&) -> Status {
+  return WithStore(g, "rotate-key", false, [&](store::Store& s, const config::Config&) -> Status {
     TV_ASSIGN_OR_RETURN(const uint32_t id, s.RotateDataKey(TenantId(tenant)));
     std::printf("tenant %s: new data key %u; what was written before stays under its old keys\n", tenant.c_str(), id);
     return Status::Ok();
@@ -116,7 +117,7 @@ int RunShred(const GlobalOptions& g, const std::string& tenant, bool confirmed) 
                  tenant.c_str());
     return kExitUsage;
   }
-  return WithStore(g, "shred", [&](store::Store& s, const config::Config& cfg) -> Status {
+  return WithStore(g, "shred", false, [&](store::Store& s, const config::Config& cfg) -> Status {
     TV_RETURN_IF_ERROR(s.ShredTenant(TenantId(tenant)));
     std::printf("tenant %s shredded: its data key, rows and history are deleted from %s\n", tenant.c_str(),
                 cfg.store.path.c_str());
@@ -127,25 +128,15 @@ int RunShred(const GlobalOptions& g, const std::string& tenant, bool confirmed) 
 // Lists the dead letters as JSON lines, oldest first per partition. Opens
 // the store read-only, so it runs beside `timevault store`.
 int RunDeadLetters(const GlobalOptions& g, size_t limit) {
-  int code = kExitOk;
-  auto cfg = LoadConfig(g, &code);
-  if (!cfg) return code;
-  auto opened = OpenStore(*cfg, true);
-  if (!opened.ok()) {
-    std::fprintf(stderr, "timevault store dead-letters: %s\n", opened.status().ToString().c_str());
-    return kExitFailure;
-  }
-  size_t n = 0;
-  Status st = (*opened)->DeadLetters([&](const store::KafkaPosition& pos, const std::string& reason) {
-    std::printf("%s\n", store::Store::DeadLetterJson(pos, reason).c_str());
-    return ++n < limit;
+  return WithStore(g, "dead-letters", true, [&](store::Store& s, const config::Config&) -> Status {
+    size_t n = 0;
+    TV_RETURN_IF_ERROR(s.DeadLetters([&](const store::KafkaPosition& pos, const std::string& reason) {
+      std::printf("%s\n", store::Store::DeadLetterJson(pos, reason).c_str());
+      return ++n < limit;
+    }));
+    std::fprintf(stderr, "%zu dead letter%s listed\n", n, n == 1 ? "" : "s");
+    return Status::Ok();
   });
-  if (!st.ok()) {
-    std::fprintf(stderr, "timevault store dead-letters: %s\n", st.ToString().c_str());
-    return kExitFailure;
-  }
-  std::fprintf(stderr, "%zu dead letter%s listed\n", n, n == 1 ? "" : "s");
-  return kExitOk;
 }
 
 }  // namespace

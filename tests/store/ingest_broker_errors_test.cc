@@ -66,6 +66,15 @@ std::string Change(int id, int64_t xid, uint64_t lsn) {
          R"(","total_order":1,"data_collection_order":1},"op":"c","ts_ms":2})";
 }
 
+// A new store in `dir` with a new master key.
+Result<std::unique_ptr<store::Store>> OpenFreshStore(const TempDir& dir) {
+  RunCommand("head -c 32 /dev/urandom > " + dir.path() + "/key && chmod 600 " + dir.path() + "/key");
+  store::Store::Options o;
+  o.path = dir.path() + "/store";
+  o.key_file = dir.path() + "/key";
+  return store::Store::Open(o);
+}
+
 // A fresh store asks the broker for each partition's first offset at its
 // first assignment; when the broker answers that with an error, the
 // partition starts from the beginning and nothing is lost.
@@ -85,17 +94,13 @@ TEST(IngestBrokerErrors, AFailedFirstOffsetQueryStartsThePartitionFromTheBeginni
   kafka.FailNext(kListOffsets, 6, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
 
   TempDir dir;
-  RunCommand("head -c 32 /dev/urandom > " + dir.path() + "/key && chmod 600 " + dir.path() + "/key");
-  store::Store::Options o;
-  o.path = dir.path() + "/store";
-  o.key_file = dir.path() + "/key";
-  auto s = store::Store::Open(o);
+  auto s = OpenFreshStore(dir);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   config::Config cfg;
   cfg.kafka.bootstrap = kafka.bootstrap();
   cfg.kafka.topic_prefix = "mk";
   cfg.kafka.consumer_group = "mk-store";
-  cfg.store.path = o.path;
+  cfg.store.path = dir.path() + "/store";
   store::IngestMetrics metrics;
   std::atomic<bool> stop{false};
   Status result;
@@ -121,11 +126,7 @@ TEST(IngestBrokerErrors, AFailedFirstOffsetQueryStartsThePartitionFromTheBeginni
 // building its Config by hand can still pass one).
 TEST(IngestBrokerErrors, AnEmptyConsumerGroupIsAClearError) {
   TempDir dir;
-  RunCommand("head -c 32 /dev/urandom > " + dir.path() + "/key && chmod 600 " + dir.path() + "/key");
-  store::Store::Options o;
-  o.path = dir.path() + "/store";
-  o.key_file = dir.path() + "/key";
-  auto s = store::Store::Open(o);
+  auto s = OpenFreshStore(dir);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   config::Config cfg;
   cfg.kafka.bootstrap = "127.0.0.1:1";

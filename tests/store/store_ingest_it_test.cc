@@ -33,6 +33,13 @@ class Producer {
   void Topic(const std::string& t, int partitions) {
     ASSERT_TRUE(kafka::CreateTopic(rk_.get(), t, partitions, 10000).ok());
   }
+  // Capture's topics of `prefix`: `<prefix>.<name>` with its partitions for
+  // each of `changes`, the transaction topic and the heartbeat topic.
+  void CaptureTopics(const std::string& prefix, const std::vector<std::pair<std::string, int>>& changes) {
+    for (const auto& [name, partitions] : changes) Topic(prefix + "." + name, partitions);
+    Topic(prefix + ".transaction", 1);
+    Topic("__debezium-heartbeat." + prefix, 1);
+  }
   void Send(const std::string& topic, int partition, const std::optional<std::string>& key,
             const std::optional<std::string>& value) {
     void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
@@ -127,10 +134,7 @@ uint64_t Recoverable(Store& s) {
 TEST(StoreIngest, RecoverablePointNeverPassesAnIncompleteTransaction) {
   const std::string prefix = UniqueName("rp");
   Producer p;
-  p.Topic(prefix + ".public.a", 3);
-  p.Topic(prefix + ".public.b", 2);
-  p.Topic(prefix + ".transaction", 1);
-  p.Topic("__debezium-heartbeat." + prefix, 1);
+  p.CaptureTopics(prefix, {{"public.a", 3}, {"public.b", 2}});
   TempDir dir;
   Ingest ingest(prefix, dir);
   uint64_t sent = 0;
@@ -196,10 +200,7 @@ std::string Message(const std::string& prefix, int64_t xid, uint64_t lsn) {
 TEST(StoreIngest, EndsFarAheadOfEveryChangeAreStillRead) {
   const std::string prefix = UniqueName("ahead");
   Producer p;
-  p.Topic(prefix + ".public.a", 1);
-  p.Topic(prefix + ".message", 1);
-  p.Topic(prefix + ".transaction", 1);
-  p.Topic("__debezium-heartbeat." + prefix, 1);
+  p.CaptureTopics(prefix, {{"public.a", 1}, {"message", 1}});
   TempDir dir;
   Ingest ingest(prefix, dir);
   uint64_t sent = 0;
@@ -246,9 +247,7 @@ TEST(StoreIngest, EndsFarAheadOfEveryChangeAreStillRead) {
 TEST(StoreIngest, EndsOfLongTransactionsAreReadWhenNothingFollows) {
   const std::string prefix = UniqueName("long");
   Producer p;
-  p.Topic(prefix + ".public.a", 2);
-  p.Topic(prefix + ".transaction", 1);
-  p.Topic("__debezium-heartbeat." + prefix, 1);
+  p.CaptureTopics(prefix, {{"public.a", 2}});
   TempDir dir;
   Ingest ingest(prefix, dir);
   p.Send("__debezium-heartbeat." + prefix, 0, std::string(R"({"serverName":"x"})"), Heartbeat(500));
@@ -280,9 +279,7 @@ TEST(StoreIngest, EndsOfLongTransactionsAreReadWhenNothingFollows) {
 TEST(StoreIngest, AnIdleStoreSleepsUntilAMessageComes) {
   const std::string prefix = UniqueName("idle");
   Producer p;
-  p.Topic(prefix + ".public.a", 2);
-  p.Topic(prefix + ".transaction", 1);
-  p.Topic("__debezium-heartbeat." + prefix, 1);
+  p.CaptureTopics(prefix, {{"public.a", 2}});
   TempDir dir;
   Ingest ingest(prefix, dir);
   const std::string hb_topic = "__debezium-heartbeat." + prefix;
@@ -312,9 +309,7 @@ TEST(StoreIngest, ThousandsOfMalformedMessagesGoToDeadLettersGoodOnesAreStored) 
   const std::string prefix = UniqueName("bad");
   const std::string topic = prefix + ".public.a";
   Producer p;
-  p.Topic(topic, 2);
-  p.Topic(prefix + ".transaction", 1);
-  p.Topic("__debezium-heartbeat." + prefix, 1);
+  p.CaptureTopics(prefix, {{"public.a", 2}});
   TempDir dir;
   Ingest ingest(prefix, dir);
   std::mt19937 rng(42);

@@ -45,6 +45,11 @@ Result<std::optional<std::string>> Ingest::Get(rocksdb::ColumnFamilyHandle* cf, 
     if (found == InBatch::kPut) return std::optional<std::string>(std::move(v));
     if (found == InBatch::kDeleted) return std::optional<std::string>();
   }
+  return GetInDb(cf, key);
+}
+
+Result<std::optional<std::string>> Ingest::GetInDb(rocksdb::ColumnFamilyHandle* cf, std::string_view key) {
+  std::string v;
   rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), cf, key, &v);
   if (st.IsNotFound()) return std::optional<std::string>();
   if (!st.ok()) return Internal(RocksError("get", st));
@@ -142,11 +147,7 @@ Result<std::optional<std::string>> Ingest::LogValue(const std::string& tenant, c
     if (l == nullptr) continue;
     if (auto v = l->log_written.Value(l->Data(), tenant, key)) return std::optional<std::string>(std::string(*v));
   }
-  std::string v;
-  rocksdb::Status st = s_->db->Get(rocksdb::ReadOptions(), s_->log, key, &v);
-  if (st.IsNotFound()) return std::optional<std::string>();
-  if (!st.ok()) return Internal(RocksError("get", st));
-  return std::optional<std::string>(std::move(v));
+  return GetInDb(s_->log, key);
 }
 
 // The tenant's log bound (StoreImpl::log_bounds), with the database's

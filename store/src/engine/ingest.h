@@ -83,6 +83,7 @@ class Ingest {
   Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Result<bool> Exists(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   Result<bool> InDb(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
+  Result<std::optional<std::string>> GetInDb(rocksdb::ColumnFamilyHandle* cf, std::string_view key);
   rocksdb::Iterator* Iter(rocksdb::ColumnFamilyHandle* cf);
   Status Put(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string_view value);
   Status Delete(rocksdb::ColumnFamilyHandle* cf, std::string_view key);

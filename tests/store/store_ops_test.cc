@@ -322,6 +322,29 @@ TEST_F(StoreTest, ReadOnlyStoreSeesTheWritersDataAfterRefresh) {
   EXPECT_EQ(reader.Apply({}).code(), StatusCode::kFailedPrecondition);
 }
 
+// Flushes and compactions write with O_DIRECT where the file system takes it
+// (docs/store.md, "Files"): the writer's RocksDB options say so, and what
+// went through it reads back after a full flush and compaction and a reopen.
+TEST_F(StoreTest, FlushesWriteWithDirectIoAndReadBack) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "flushed-row", 100, 7), End(7, 110, 1)});
+  ASSERT_TRUE(store_->Compact().ok());
+  std::string options;
+  for (const auto& entry : fs::directory_iterator(path_)) {
+    if (entry.path().filename().string().starts_with("OPTIONS-")) {
+      std::ifstream in(entry.path());
+      std::stringstream ss;
+      ss << in.rdbuf();
+      options = ss.str();  // any one: the writer wrote them all with the same options
+    }
+  }
+  EXPECT_THAT(options, HasSubstr("use_direct_io_for_flush_and_compaction=true"));
+  EXPECT_FALSE(fs::exists(fs::path(path_) / ".direct-io-probe"));
+  Close();
+  Open();
+  EXPECT_THAT(State("a", 110)[Key(1)], HasSubstr("flushed-row"));
+}
+
 // Invariant 4: the keys a StateAt touches depend on the rows, not on how many
 // versions each row has (docs/store.md, "Visibility").
 TEST_F(StoreTest, StateAtCostDoesNotGrowWithHistory) {

@@ -1,5 +1,6 @@
 // Store: opening the RocksDB layout, the master-key check, offsets, stats,
 // dead letters and the read-only (secondary) mode. See docs/store.md.
+#include <fcntl.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <rocksdb/convenience.h>
@@ -10,7 +11,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "engine/impl.h"
@@ -99,6 +102,35 @@ std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors() {
   return d;
 }
 
+// Flushes and compactions write with O_DIRECT where the file system takes
+// it: through the page cache, copying the flushed memtables into it cost the
+// kernel ~5% of the store's CPU while ingesting, and filled the cache with
+// files only compactions read again. File systems that refuse O_DIRECT (or
+// its alignment) keep buffered writes; the probe writes one aligned block
+// in the store's directory, as RocksDB's flush would.
+bool DirectWritesWork(const std::string& dir) {
+  constexpr size_t kBlock = 4096;
+  const std::string probe = (std::filesystem::path(dir) / ".direct-io-probe").string();
+  const int fd = ::open(probe.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_DIRECT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    spdlog::warn("store: {} does not take O_DIRECT ({}); flushes go through the page cache", dir, std::strerror(errno));
+    return false;
+  }
+  void* block = nullptr;
+  bool ok = posix_memalign(&block, kBlock, kBlock) == 0;
+  if (ok) {
+    std::memset(block, 0, kBlock);
+    ok = ::pwrite(fd, block, kBlock, 0) == static_cast<ssize_t>(kBlock);
+    if (!ok)
+      spdlog::warn("store: an O_DIRECT write in {} failed ({}); flushes go through the page cache", dir,
+                   std::strerror(errno));
+  }
+  std::free(block);
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return ok;
+}
+
 Status OpenDb(StoreImpl* impl) {
   const auto& opt = impl->options;
   rocksdb::DBOptions db_opts;
@@ -121,6 +153,7 @@ Status OpenDb(StoreImpl* impl) {
     std::error_code ec;
     std::filesystem::create_directories(opt.path, ec);
     if (ec) return InvalidArgument("store.path " + opt.path + ": cannot create the directory: " + ec.message());
+    db_opts.use_direct_io_for_flush_and_compaction = DirectWritesWork(opt.path);
     s = rocksdb::DB::Open(db_opts, opt.path, descriptors, &impl->handles, &raw);
   }
   if (!s.ok()) {

@@ -38,6 +38,8 @@ inline void WriteKeyFile(const std::string& path, uint8_t seed) {
 
 class StoreTest : public ::testing::Test {
  protected:
+  static constexpr size_t kDictionarySamples = 24;
+
   StoreTest() {
     key_file_ = dir_.path() + "/master.key";
     WriteKeyFile(key_file_, 1);
@@ -50,6 +52,9 @@ class StoreTest : public ::testing::Test {
     o.key_file = key_file_;
     o.read_only = read_only;
     o.retention_days = 30;
+    // Every test past a few dozen envelopes reads compressed ones (the
+    // production default is 1000).
+    o.envelope_dictionary_samples = kDictionarySamples;
     return o;
   }
 

@@ -194,6 +194,11 @@ inline constexpr std::string_view kMetaCheck = "check";
 // before it existed are filled in at open).
 inline constexpr std::string_view kMetaCurrentReady = "current-ready";
 inline constexpr std::string_view kMetaOffsetPrefix = "offset/";
+// History envelopes' zstd dictionaries (engine/envelope_codec.h):
+// `dict/` u32(dictionary id) -> the dictionary; `dict-active` -> u32(id) of
+// the one new envelopes are compressed with.
+inline constexpr std::string_view kMetaDictPrefix = "dict/";
+inline constexpr std::string_view kMetaDictActive = "dict-active";
 std::string OffsetKey(std::string_view topic, int32_t partition);
 
 // ---- prefix extractors (bloom filters and prefix seeks)

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "engine/encoding.h"
+#include "engine/envelope_codec.h"
 #include "engine/keyring.h"
 #include "engine/progress.h"
 #include "timevault/core/worker.h"
@@ -93,7 +94,8 @@ struct StoreImpl {
   rocksdb::ColumnFamilyHandle* rowtenant = nullptr;
   rocksdb::ColumnFamilyHandle* current = nullptr;
   std::unique_ptr<engine::Keyring> keyring;
-  std::string secondary_dir;  // read-only stores: the RocksDB secondary's own directory
+  std::unique_ptr<engine::EnvelopeCodec> codec;  // history envelopes' compression
+  std::string secondary_dir;                     // read-only stores: the RocksDB secondary's own directory
 
   // ---- writer state (write_mu) ----
   std::mutex write_mu;

@@ -352,8 +352,9 @@ Result<std::string> Ingest::EndEnvelope(const std::string& table, const std::str
   TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(owner, false));
   const std::string_view ciphertext = std::string_view(*value).substr(header);
   if (dk == nullptr || !dk->Opens(ciphertext)) return envelope;  // shredded (and back with a new key)
-  std::string plain;
-  TV_RETURN_IF_ERROR(dk->Decrypt(ciphertext, key, &plain).WithContext("history entry"));
+  std::string packed, plain;
+  TV_RETURN_IF_ERROR(dk->Decrypt(ciphertext, key, &packed).WithContext("history entry"));
+  TV_RETURN_IF_ERROR(s_->codec->Unpack(packed, &plain).WithContext("history entry"));
   if (!(next.flags & kRtVersion)) return plain;  // a delete: the tenant's row ends with it
   std::string for_new;
   SplitMoveEnvelope(plain, &for_new, &envelope);

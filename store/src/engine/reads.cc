@@ -225,14 +225,15 @@ Status Store::History(const TenantId& tenant, Lsn from, Lsn to, const std::optio
   std::string start = prefix;
   PutU64(&start, from.value() + 1);
   std::unique_ptr<rocksdb::Iterator> it(ctx.NewIterator(impl_->log, true));
-  std::string plain;
+  std::string packed, plain;
   for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     auto k = ParseLogKey(it->key().ToStringView());
     if (!k || it->value().empty()) return Corruption("log entry is damaged");
     if (k->commit_lsn > to.value()) break;
     if ((table && k->table != *table) || (pk && k->pk != *pk)) continue;
     std::string_view value = it->value().ToStringView();
-    TV_RETURN_IF_ERROR(key->Decrypt(value.substr(1), it->key().ToStringView(), &plain).WithContext("history"));
+    TV_RETURN_IF_ERROR(key->Decrypt(value.substr(1), it->key().ToStringView(), &packed).WithContext("history"));
+    TV_RETURN_IF_ERROR(impl_->codec->Unpack(packed, &plain).WithContext("history"));
     HistoryEvent e{Lsn(k->commit_lsn), Lsn(k->change_lsn), std::string(k->table),
                    std::string(k->pk), value[0],           std::move(plain)};
     if (!emit(e)) return Status::Ok();

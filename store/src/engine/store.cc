@@ -332,6 +332,7 @@ Status StoreImpl::LoadWriterState() {
     progress = *p;
   }
   if (db->Get(rocksdb::ReadOptions(), meta, engine::kMetaCounters, &v).ok()) counters = Counters::Decode(v);
+  TV_RETURN_IF_ERROR(codec->LoadForWrite());
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), meta));
   for (it->Seek(engine::kMetaInflightPrefix); it->Valid() && it->key().starts_with(engine::kMetaInflightPrefix);
        it->Next()) {
@@ -377,6 +378,8 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
   TV_RETURN_IF_ERROR(OpenDb(impl.get()));
   impl->keyring = std::make_unique<engine::Keyring>(std::move(master).value(), impl->db.get(), impl->keys);
   TV_RETURN_IF_ERROR(InitKeys(impl.get()));
+  impl->codec =
+      std::make_unique<engine::EnvelopeCodec>(impl->db.get(), impl->meta, options.envelope_dictionary_samples);
   TV_RETURN_IF_ERROR(FillCurrent(impl.get()));
   if (options.read_only) {
     TV_RETURN_IF_ERROR(impl->LoadView());

@@ -109,6 +109,10 @@ class Store final : public StateReader {
     std::string tenant_column = "tenant_id";
     int64_t retention_days = 30;
     bool read_only = false;  // analysts' reads while `timevault store` runs (RocksDB secondary)
+    // History envelopes sampled (row values blanked) before the store trains
+    // the zstd dictionary they are compressed with; 0: never compress
+    // (docs/store.md, "Envelope compression").
+    size_t envelope_dictionary_samples = 1000;
   };
   // Opens (creating if needed). Errors: the key file (missing, wrong size,
   // wrong master key for this store), RocksDB (path, lock, corruption).

@@ -358,10 +358,25 @@ TEST_F(StoreTest, EnvelopesAreCompressedWithADictionaryThatHoldsNoRowValue) {
       batch.back().event->envelope = envelope(op, id, before, rows[id], lsn, xid);
       written.push_back(batch.back().event->envelope);
     }
-    batch.push_back(End(xid, ++lsn, 5));
+    int64_t count = 5;
+    if (xid == 7) {  // a logical message among the samples: its content is data too
+      StoreEvent m;
+      m.kind = EventKind::kMessage;
+      m.op = 'm';
+      m.envelope = "{\"op\":\"m\",\"message\":{\"prefix\":\"app\",\"content\":\"MSGCONTENT-secret\"}}";
+      m.change_lsn = Lsn(++lsn);
+      m.xid = xid;
+      m.transactional = true;
+      m.commit_time = CommitTime(kT0);
+      batch.push_back(At("tv.message", 0, m));
+      ++count;
+    }
+    batch.push_back(End(xid, ++lsn, count));
     batches.push_back(std::move(batch));
   }
   for (const auto& batch : batches) Apply(batch);
+  ASSERT_EQ(Hist("", 0, lsn).size(), 1u);
+  EXPECT_THAT(Hist("", 0, lsn)[0].envelope, HasSubstr("MSGCONTENT-secret"));
   auto envelopes = [&](Store& store) {
     std::vector<std::string> got;
     EXPECT_TRUE(store
@@ -397,6 +412,7 @@ TEST_F(StoreTest, EnvelopesAreCompressedWithADictionaryThatHoldsNoRowValue) {
     if (!k.starts_with("meta|dict/")) continue;
     ++dictionaries;
     EXPECT_THAT(v, ::testing::Not(HasSubstr("ROWVALUE")));
+    EXPECT_THAT(v, ::testing::Not(HasSubstr("MSGCONTENT")));
     EXPECT_THAT(v, HasSubstr("postgresql"));  // source metadata is what it holds
   }
   EXPECT_EQ(dictionaries, 1u);

@@ -9,6 +9,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "engine/encoding.h"
@@ -119,6 +120,7 @@ std::vector<EnvelopeCodec::Record> EnvelopeCodec::Sample(std::string_view envelo
 }
 
 void EnvelopeCodec::Train() {
+  const auto started = std::chrono::steady_clock::now();
   std::string all;
   std::vector<size_t> sizes;
   for (const auto& s : samples_) {
@@ -154,7 +156,9 @@ void EnvelopeCodec::Train() {
     ddicts_.emplace(id, std::move(d));
   }
   trained_ = {{DictKey(id), dict}, {std::string(kMetaDictActive), active}};
-  spdlog::info("store: envelope dictionary {} trained from {} samples ({} bytes)", id, samples_.size(), n);
+  spdlog::info(
+      "store: envelope dictionary {} trained from {} samples ({} bytes, {} ms)", id, samples_.size(), n,
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
   samples_.clear();
   samples_.shrink_to_fit();
 }

@@ -37,6 +37,20 @@ bool AnyFileContains(const std::string& dir, const std::string& needle) {
   return false;
 }
 
+// The RocksDB options file of the store at `path` (any one: the writer
+// wrote them all with the same options).
+std::string WriterOptions(const std::string& path) {
+  std::string options;
+  for (const auto& entry : fs::directory_iterator(path)) {
+    if (!entry.path().filename().string().starts_with("OPTIONS-")) continue;
+    std::ifstream in(entry.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    options = ss.str();
+  }
+  return options;
+}
+
 size_t CountPrefix(const std::map<std::string, std::string>& dump, const std::string& prefix) {
   size_t n = 0;
   for (const auto& [k, v] : dump) n += k.starts_with(prefix);
@@ -446,16 +460,7 @@ TEST_F(StoreTest, FlushesWriteWithDirectIoAndReadBack) {
   Bootstrap();
   Apply({Change('c', "a", 1, "flushed-row", 100, 7), End(7, 110, 1)});
   ASSERT_TRUE(store_->Compact().ok());
-  std::string options;
-  for (const auto& entry : fs::directory_iterator(path_)) {
-    if (entry.path().filename().string().starts_with("OPTIONS-")) {
-      std::ifstream in(entry.path());
-      std::stringstream ss;
-      ss << in.rdbuf();
-      options = ss.str();  // any one: the writer wrote them all with the same options
-    }
-  }
-  EXPECT_THAT(options, HasSubstr("use_direct_io_for_flush_and_compaction=true"));
+  EXPECT_THAT(WriterOptions(path_), HasSubstr("use_direct_io_for_flush_and_compaction=true"));
   EXPECT_FALSE(fs::exists(fs::path(path_) / ".direct-io-probe"));
   Close();
   Open();
@@ -483,16 +488,7 @@ TEST_F(StoreTest, FlushesStayBufferedWhereTheFileSystemRefusesDirectIo) {
   ASSERT_TRUE(store_->Compact().ok());
   Apply({Change('u', "a", 1, "after-the-flush", 120, 8), End(8, 130, 1)});
   ASSERT_TRUE(store_->Compact().ok());
-  std::string options;
-  for (const auto& entry : fs::directory_iterator(path_)) {
-    if (entry.path().filename().string().starts_with("OPTIONS-")) {
-      std::ifstream in(entry.path());
-      std::stringstream ss;
-      ss << in.rdbuf();
-      options = ss.str();
-    }
-  }
-  EXPECT_THAT(options, HasSubstr("use_direct_io_for_flush_and_compaction=false"));
+  EXPECT_THAT(WriterOptions(path_), HasSubstr("use_direct_io_for_flush_and_compaction=false"));
   Close();
   Open();
   EXPECT_THAT(State("a", 110)[Key(1)], HasSubstr("buffered-row"));

@@ -13,7 +13,6 @@
 #include <cstring>
 
 #include "engine/encoding.h"
-#include "timevault/store/store.h"
 
 namespace timevault::store::engine {
 namespace {
@@ -95,8 +94,6 @@ Status EnvelopeCodec::LoadForWrite() {
   ZSTD_freeCDict(cdict_);
   cdict_ = nullptr;
   samples_.clear();
-  trained_.clear();
-  give_up_ = std::max(give_up_, wanted_);
   std::string id, dict;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, kMetaDictActive, &id);
   if (s.IsNotFound()) return Status::Ok();
@@ -115,11 +112,10 @@ std::vector<EnvelopeCodec::Record> EnvelopeCodec::Sample(std::string_view envelo
   if (cdict_ != nullptr || wanted_ == 0) return {};
   if (auto r = Redact(envelope)) samples_.push_back(std::move(*r));
   if (samples_.size() < wanted_) return {};
-  Train();
-  return std::move(trained_);
+  return Train();
 }
 
-void EnvelopeCodec::Train() {
+std::vector<EnvelopeCodec::Record> EnvelopeCodec::Train() {
   const auto started = std::chrono::steady_clock::now();
   std::string all;
   std::vector<size_t> sizes;
@@ -142,7 +138,7 @@ void EnvelopeCodec::Train() {
                  id == 0 ? (ZDICT_isError(n) ? ZDICT_getErrorName(n) : "no id") : "its id is taken",
                  wanted_ == 0 ? "envelopes stay uncompressed" : "sampling more");
     samples_.clear();
-    return;
+    return {};
   }
   dict.resize(n);
   cdict_ = ZSTD_createCDict(dict.data(), dict.size(), kLevel);
@@ -155,26 +151,25 @@ void EnvelopeCodec::Train() {
     std::lock_guard lock(mu_);
     ddicts_.emplace(id, std::move(d));
   }
-  trained_ = {{DictKey(id), dict}, {std::string(kMetaDictActive), active}};
   spdlog::info(
       "store: envelope dictionary {} trained from {} samples ({} bytes, {} ms)", id, samples_.size(), n,
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
   samples_.clear();
   samples_.shrink_to_fit();
+  return {{DictKey(id), std::move(dict)}, {std::string(kMetaDictActive), std::move(active)}};
 }
 
-void EnvelopeCodec::Pack(std::string_view envelope, std::string* out) {
-  if (cdict_ != nullptr) {
-    out->resize(ZSTD_compressBound(envelope.size()));
-    const size_t n =
-        ZSTD_compress_usingCDict(cctx_, out->data(), out->size(), envelope.data(), envelope.size(), cdict_);
-    if (!ZSTD_isError(n)) {
-      out->resize(n);
-      return;
-    }
+std::string_view EnvelopeCodec::Pack(std::string_view envelope, std::string* buffer) {
+  if (cdict_ == nullptr) return envelope;
+  buffer->resize(ZSTD_compressBound(envelope.size()));
+  const size_t n =
+      ZSTD_compress_usingCDict(cctx_, buffer->data(), buffer->size(), envelope.data(), envelope.size(), cdict_);
+  if (ZSTD_isError(n)) {
     spdlog::warn("store: compressing an envelope: {}; stored uncompressed", ZSTD_getErrorName(n));
+    return envelope;
   }
-  out->assign(envelope);
+  buffer->resize(n);
+  return *buffer;
 }
 
 Result<std::shared_ptr<ZSTD_DDict_s>> EnvelopeCodec::DDict(uint32_t id) {

@@ -47,7 +47,6 @@ class EnvelopeCodec {
   // Writer: the active dictionary from the database (none: sampling starts
   // over). Called at open and after a failed batch.
   Status LoadForWrite();
-  bool active() const { return cdict_ != nullptr; }
 
   // Writer, before Pack while no dictionary is active: adds the envelope's
   // redacted form to the samples. Once there are enough, trains the
@@ -58,9 +57,9 @@ class EnvelopeCodec {
   };
   std::vector<Record> Sample(std::string_view envelope);
 
-  // Writer: the plaintext to encrypt for `envelope` (compressed with the
-  // active dictionary, or the envelope itself).
-  void Pack(std::string_view envelope, std::string* out);
+  // Writer: the plaintext to encrypt for `envelope`: compressed with the
+  // active dictionary into *buffer, or the envelope itself.
+  std::string_view Pack(std::string_view envelope, std::string* buffer);
 
   // Any thread: the envelope of a decrypted plaintext.
   Status Unpack(std::string_view plain, std::string* out);
@@ -72,18 +71,17 @@ class EnvelopeCodec {
 
  private:
   Result<std::shared_ptr<ZSTD_DDict_s>> DDict(uint32_t id);
-  void Train();
+  std::vector<Record> Train();
 
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* meta_;
-  size_t wanted_;
-  size_t give_up_;  // sample count after which training is no longer tried
+  size_t wanted_;         // samples to train from (0: no more training)
+  const size_t give_up_;  // a sample count past which training is no longer tried
 
   // writer
   ZSTD_CDict_s* cdict_ = nullptr;
   ZSTD_CCtx_s* cctx_ = nullptr;
   std::vector<std::string> samples_;
-  std::vector<Record> trained_;  // records of a dictionary trained by the last Sample
 
   // readers
   std::mutex mu_;

@@ -439,10 +439,10 @@ Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& en
     weight += e.weight;
     // The dictionary lands in this batch, with the first envelopes packed with it.
     for (const auto& r : s_->codec->Sample(e.envelope)) TV_RETURN_IF_ERROR(Put(s_->meta, r.key, r.value));
-    s_->codec->Pack(e.envelope, &packed_);
+    const std::string_view plain = s_->codec->Pack(e.envelope, &packed_);
     if (tx.mode == TxRef::kPending) {
       const std::string key = PendingKey(tx.xid, e.id);
-      dk->Encrypt(packed_, key, &enc);
+      dk->Encrypt(plain, key, &enc);
       std::string value;
       value.push_back(static_cast<char>(e.weight));
       value.push_back(e.op);
@@ -451,7 +451,7 @@ Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& en
       TV_RETURN_IF_ERROR(Put(s_->pending, key, value));
     } else {
       const std::string key = LogKey(tx.commit, e.id);
-      dk->Encrypt(packed_, key, &enc);
+      dk->Encrypt(plain, key, &enc);
       std::string value(1, e.op);
       value += enc;
       TV_RETURN_IF_ERROR(PutLog(e.id.tenant, key, value));

@@ -165,7 +165,7 @@ class Ingest {
   std::unordered_set<uint64_t> inflight_new_;         // of those, the ones it put in StoreImpl::inflight
   std::vector<IngestItem>* held_back_;                // Store::ApplyStart's (null: hold nothing back)
   std::set<std::pair<std::string, int32_t>> frozen_;  // partitions whose rest is held back
-  std::string packed_;                                // WriteHistory's envelope, packed (EnvelopeCodec)
+  std::string packed_;                                // WriteHistory's buffer for EnvelopeCodec::Pack
 };
 
 }  // namespace timevault::store::engine

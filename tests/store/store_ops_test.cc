@@ -282,31 +282,15 @@ TEST_F(StoreTest, StoreWithoutCurrentIsIndexedAtTheWritersOpen) {
   const auto a110 = State("a", 110), a130 = State("a", 130), b110 = State("b", 110);
   ASSERT_EQ(a130.size(), 2u);
   Close();
-  {  // as an older build left it: no `current` entries, no marker
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path_, &names).ok());
-    std::shared_ptr<rocksdb::MergeOperator> max;
-    ASSERT_TRUE(rocksdb::MergeOperator::CreateFromString(rocksdb::ConfigOptions(), "max", &max).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const auto& n : names) {
-      rocksdb::ColumnFamilyOptions o;
-      o.merge_operator = max;
-      cfs.emplace_back(n, o);
+  // As an older build left it: no `current` entries, no marker.
+  EditRaw([](const std::string& cf, rocksdb::DB* raw, rocksdb::ColumnFamilyHandle* h) {
+    if (cf == "current") {
+      ASSERT_TRUE(raw->DeleteRange(rocksdb::WriteOptions(), h, "", "\xff\xff").ok());
     }
-    std::vector<rocksdb::ColumnFamilyHandle*> h;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), path_, cfs, &h, &raw).ok());
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == "current") {
-        ASSERT_TRUE(raw->DeleteRange(rocksdb::WriteOptions(), h[i], "", "\xff\xff").ok());
-      }
-      if (names[i] == "meta") {
-        ASSERT_TRUE(raw->Delete(rocksdb::WriteOptions(), h[i], "current-ready").ok());
-      }
+    if (cf == "meta") {
+      ASSERT_TRUE(raw->Delete(rocksdb::WriteOptions(), h, "current-ready").ok());
     }
-    for (auto* x : h) raw->DestroyColumnFamilyHandle(x);
-    delete raw;
-  }
+  });
   EXPECT_EQ(CountPrefix(RawDump(false), "current|"), 0u);
   auto ro = Store::Open(Opts(/*read_only=*/true));
   ASSERT_FALSE(ro.ok());
@@ -465,6 +449,43 @@ TEST_F(StoreTest, FlushesWriteWithDirectIoAndReadBack) {
   Close();
   Open();
   EXPECT_THAT(State("a", 110)[Key(1)], HasSubstr("flushed-row"));
+}
+
+// A store whose envelope dictionary is gone (a damaged copy): the writer
+// refuses to open it, and a reader's History stops at the first packed
+// envelope, with errors naming the dictionary, never garbage.
+TEST_F(StoreTest, AMissingEnvelopeDictionaryIsAClearError) {
+  Bootstrap();
+  constexpr int kEvents = static_cast<int>(kDictionarySamples) + 6;
+  std::vector<IngestItem> batch;
+  for (int id = 1; id <= kEvents; ++id) batch.push_back(Change('c', "a", id, "row", 100 + id, 7));
+  batch.push_back(End(7, 200, kEvents));
+  Apply(batch);
+  ASSERT_EQ(Hist("a", 0, 200).size(), static_cast<size_t>(kEvents));
+  Close();
+  EditRaw([](const std::string& cf, rocksdb::DB* raw, rocksdb::ColumnFamilyHandle* h) {
+    if (cf != "meta") return;
+    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), h));
+    for (it->Seek("dict/"); it->Valid() && it->key().starts_with("dict/"); it->Next()) {
+      ASSERT_TRUE(raw->Delete(rocksdb::WriteOptions(), h, it->key()).ok());
+    }
+  });
+  auto writer = Store::Open(Opts());
+  ASSERT_FALSE(writer.ok());
+  EXPECT_EQ(writer.status().code(), StatusCode::kCorruption);
+  EXPECT_THAT(writer.status().message(), HasSubstr("active envelope dictionary"));
+  auto ro = Store::Open(Opts(/*read_only=*/true));
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  size_t read = 0;
+  Status s = ro.value()->History(TenantId("a"), Lsn(0), Lsn(200), {}, {}, [&](const HistoryEvent& e) {
+    EXPECT_THAT(e.envelope, HasSubstr("\"name\":\"row\""));
+    return ++read, true;
+  });
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_THAT(s.message(), HasSubstr("is missing"));
+  // The envelopes stored before the dictionary: the one that completed the
+  // samples is the first packed.
+  EXPECT_EQ(read, kDictionarySamples - 1);
 }
 
 // A file system that refuses O_DIRECT (ramfs: the tests run as root, as

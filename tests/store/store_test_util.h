@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -183,12 +184,35 @@ class StoreTest : public ::testing::Test {
 
   // Every key and value of every column family (the store must be closed).
   std::map<std::string, std::string> RawDump(bool skip_meta);
+  // Calls `edit` with each column family of the closed store, opened for
+  // writing (as a damaged or older store would be).
+  void EditRaw(const std::function<void(const std::string& cf, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* h)>& edit);
 
   testing::TempDir dir_;
   std::string key_file_, path_;
   std::unique_ptr<Store> store_;
   std::map<std::pair<std::string, int32_t>, int64_t> next_offset_;
 };
+
+inline void StoreTest::EditRaw(
+    const std::function<void(const std::string& cf, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* h)>& edit) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path_, &names).ok());
+  std::shared_ptr<rocksdb::MergeOperator> max;
+  ASSERT_TRUE(rocksdb::MergeOperator::CreateFromString(rocksdb::ConfigOptions(), "max", &max).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) {
+    rocksdb::ColumnFamilyOptions o;
+    o.merge_operator = max;
+    cfs.emplace_back(n, o);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> h;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), path_, cfs, &h, &raw).ok());
+  for (size_t i = 0; i < names.size(); ++i) edit(names[i], raw, h[i]);
+  for (auto* x : h) raw->DestroyColumnFamilyHandle(x);
+  delete raw;
+}
 
 inline std::map<std::string, std::string> StoreTest::RawDump(bool skip_meta) {
   std::vector<std::string> names;

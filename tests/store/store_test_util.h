@@ -194,37 +194,35 @@ class StoreTest : public ::testing::Test {
   std::map<std::pair<std::string, int32_t>, int64_t> next_offset_;
 };
 
-inline void StoreTest::EditRaw(
-    const std::function<void(const std::string& cf, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* h)>& edit) {
+// The column families of the closed store at `path`, each with RocksDB's
+// "max" merge operator (`current` is written with it).
+inline std::vector<rocksdb::ColumnFamilyDescriptor> RawFamilies(const std::string& path) {
   std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path_, &names).ok());
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
   std::shared_ptr<rocksdb::MergeOperator> max;
-  ASSERT_TRUE(rocksdb::MergeOperator::CreateFromString(rocksdb::ConfigOptions(), "max", &max).ok());
+  EXPECT_TRUE(rocksdb::MergeOperator::CreateFromString(rocksdb::ConfigOptions(), "max", &max).ok());
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (const auto& n : names) {
     rocksdb::ColumnFamilyOptions o;
     o.merge_operator = max;
     cfs.emplace_back(n, o);
   }
+  return cfs;
+}
+
+inline void StoreTest::EditRaw(
+    const std::function<void(const std::string& cf, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* h)>& edit) {
+  const auto cfs = RawFamilies(path_);
   std::vector<rocksdb::ColumnFamilyHandle*> h;
   rocksdb::DB* raw = nullptr;
   ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), path_, cfs, &h, &raw).ok());
-  for (size_t i = 0; i < names.size(); ++i) edit(names[i], raw, h[i]);
+  for (size_t i = 0; i < cfs.size(); ++i) edit(cfs[i].name, raw, h[i]);
   for (auto* x : h) raw->DestroyColumnFamilyHandle(x);
   delete raw;
 }
 
 inline std::map<std::string, std::string> StoreTest::RawDump(bool skip_meta) {
-  std::vector<std::string> names;
-  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path_, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  std::shared_ptr<rocksdb::MergeOperator> max;  // `current` is written with RocksDB's "max" operator
-  EXPECT_TRUE(rocksdb::MergeOperator::CreateFromString(rocksdb::ConfigOptions(), "max", &max).ok());
-  for (const auto& n : names) {
-    rocksdb::ColumnFamilyOptions o;
-    o.merge_operator = max;
-    cfs.emplace_back(n, o);
-  }
+  const auto cfs = RawFamilies(path_);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path_, cfs, &handles, &raw);
@@ -232,11 +230,11 @@ inline std::map<std::string, std::string> StoreTest::RawDump(bool skip_meta) {
   std::map<std::string, std::string> out;
   if (!s.ok()) return out;
   for (size_t i = 0; i < handles.size(); ++i) {
-    if (skip_meta && names[i] == "meta") continue;
+    const std::string& name = cfs[i].name;
+    if (skip_meta && name == "meta") continue;
     std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[i]));
-    for (it->SeekToFirst(); it->Valid(); it->Next())
-      out[names[i] + "|" + it->key().ToString()] = it->value().ToString();
-    EXPECT_TRUE(it->status().ok()) << names[i] << ": " << it->status().ToString();
+    for (it->SeekToFirst(); it->Valid(); it->Next()) out[name + "|" + it->key().ToString()] = it->value().ToString();
+    EXPECT_TRUE(it->status().ok()) << name << ": " << it->status().ToString();
   }
   for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
   delete raw;

@@ -99,6 +99,7 @@ void AddPlanRoutes(ApiState& s, std::vector<Route>& routes);    // routes_plans.
 void AddAdminRoutes(ApiState& s,
                     std::vector<Route>& routes);              // routes_admin.cc (health, metrics, audit, jobs, openapi)
 void AddDataRoutes(ApiState& s, std::vector<Route>& routes);  // routes_data.cc (state, history)
+void AddConsoleRoutes(ApiState& s, std::vector<Route>& routes);  // routes_console.cc (/, livez, readyz, session)
 
 Route MakeRoute(std::string method, std::string pattern, config::Role role, bool mutating, TenantFn tenant,
                 HandlerFn handler);

@@ -1,0 +1,116 @@
+// The web console's files (GET / and /console/{file}), the probes that need
+// no token (/livez, /readyz) and GET /v1/session, which tells the console who
+// the token is (its role and tenants) so it shows only what that token may do.
+#include "console_assets.h"
+#include "server_impl.h"
+
+namespace timevault::api {
+
+using config::Role;
+
+namespace {
+
+// The console loads only its own files and talks only to this server: no
+// inline script, no other origin, never framed.
+constexpr const char* kConsoleCsp =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const ConsoleAsset* FindAsset(std::string_view name) {
+  for (const auto& a : ConsoleAssets()) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
+void SendAsset(Call& c, std::string_view name) {
+  const ConsoleAsset* a = FindAsset(name);
+  if (a == nullptr) return SendError(c, NotFound("no console file '" + std::string(name) + "'"));
+  c.res.status = 200;
+  c.res.set_header("Content-Security-Policy", kConsoleCsp);
+  c.res.set_header("X-Content-Type-Options", "nosniff");
+  c.res.set_header("X-Frame-Options", "DENY");
+  c.res.set_header("Referrer-Policy", "no-referrer");
+  c.res.set_header("Cache-Control", "no-cache");
+  c.res.set_content(std::string(a->body), std::string(a->content_type));
+}
+
+// Ready: the store has a recoverable point and the replay engine is up, so
+// PITR, restores and backups can be served. The body names what is missing.
+void Ready(ApiState& s, Call& c) {
+  store::StoreStats st = s.backends.store->Stats();
+  bool engine = s.backends.engine != nullptr;
+  bool ready = engine && st.recoverable.has_value();
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("status");
+  WriteString(w, ready ? "ready" : "not_ready");
+  w.Key("checks");
+  w.StartObject();
+  w.Key("engine");
+  WriteString(w, engine ? "ok" : s.backends.engine_error);
+  w.Key("recoverable_point");
+  WriteString(w, st.recoverable ? "ok" : "the store has no recoverable point yet");
+  w.EndObject();
+  w.EndObject();
+  SendJson(c, ready ? 200 : 503, std::string(buf.GetString(), buf.GetSize()));
+}
+
+// The caller's name, role and tenant scope, and the tenants it can reach
+// that the store holds rows of at its recoverable point (for pickers), and
+// that point (the newest time a PITR can reach).
+void Session(ApiState& s, Call& c) {
+  std::vector<std::string> known;
+  auto point = s.backends.store->RecoverablePoint();
+  if (point.ok()) {
+    if (auto tenants = s.backends.store->Tenants(point->lsn); tenants.ok()) {
+      for (const auto& t : *tenants) {
+        if (!t.empty() && c.who.CanAccess(t.str())) known.push_back(t.str());
+      }
+    }
+  }
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("name");
+  WriteString(w, c.who.name);
+  w.Key("role");
+  WriteString(w, config::RoleName(c.who.role));
+  w.Key("all_tenants");
+  w.Bool(c.who.AllTenants());
+  w.Key("tenants");
+  w.StartArray();
+  for (const auto& t : c.who.tenants) WriteString(w, t);
+  w.EndArray();
+  w.Key("known_tenants");
+  w.StartArray();
+  for (const auto& t : known) WriteString(w, t);
+  w.EndArray();
+  w.Key("recoverable_point");
+  if (point.ok()) {
+    WritePoint(w, *point);
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  SendJson(c, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+Route Public(std::string pattern, HandlerFn handler) {
+  Route r = MakeRoute("GET", std::move(pattern), Role::kViewer, false, nullptr, std::move(handler));
+  r.authenticated = false;
+  return r;
+}
+
+}  // namespace
+
+void AddConsoleRoutes(ApiState& s, std::vector<Route>& routes) {
+  routes.push_back(Public("/", [](Call& c) { SendAsset(c, "index.html"); }));
+  routes.push_back(Public("/console/([A-Za-z0-9_-]+\\.[a-z]+)", [](Call& c) { SendAsset(c, c.params[0]); }));
+  routes.push_back(Public("/livez", [](Call& c) { SendJson(c, 200, R"({"status":"alive"})"); }));
+  routes.push_back(Public("/readyz", [&s](Call& c) { Ready(s, c); }));
+  routes.push_back(MakeRoute("GET", "/v1/session", Role::kViewer, false, nullptr, [&s](Call& c) { Session(s, c); }));
+}
+
+}  // namespace timevault::api

@@ -1,0 +1,394 @@
+// The console in a real browser (Debian's chromium through playwright-core),
+// against a real `timevault run` started by tests/console/run.sh. The steps
+// follow the operators' guide and run in order: each one builds on the state
+// the previous left (backups before restores, a PITR before its rollback).
+// After every apply, Postgres itself is queried: the console saying
+// "succeeded" is not taken as proof.
+import {after, before, test} from 'node:test';
+import assert from 'node:assert/strict';
+import {execFileSync} from 'node:child_process';
+import {readFileSync} from 'node:fs';
+import {createRequire} from 'node:module';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {chromium} from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const env = (k) => {
+  if (!process.env[k]) throw new Error(`${k} is not set: run tests/console/run.sh`);
+  return process.env[k];
+};
+const BASE = env('TV_BASE');
+const DB = env('TV_DB');
+const SCREENS = env('TV_SCREENS');
+const TOKENS = {admin: env('TV_TOKEN_ADMIN'), operator: env('TV_TOKEN_OPERATOR'), viewer: env('TV_TOKEN_VIEWER'), acme: env('TV_TOKEN_ACME')};
+// The operator's zone in the browser: not UTC, so local time and UTC differ.
+const ZONE = 'Asia/Riyadh';
+
+const sql = (q) => execFileSync('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', DB, '-c', q], {encoding: 'utf8'}).trim();
+// globex's rows in a few numbers: quiz results, risk sum, damaged users.
+const globex = () => sql(`SELECT (SELECT count(*) FROM quiz_results WHERE tenant_id = 'globex') || '/' ||
+  (SELECT sum(risk_score) FROM users WHERE tenant_id = 'globex') || '/' ||
+  (SELECT count(*) FROM users WHERE tenant_id = 'globex' AND department = 'compromised')`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function apiGet(p, token = TOKENS.admin) {
+  const res = await fetch(BASE + p, {headers: {Authorization: 'Bearer ' + token}});
+  return {status: res.status, body: await res.json()};
+}
+// Waits until the store's recoverable point is past `iso` (a PITR target needs it).
+async function waitRecoverable(iso) {
+  for (let i = 0; i < 300; ++i) {
+    const s = (await apiGet('/v1/session')).body;
+    if (s.recoverable_point && Date.parse(s.recoverable_point.time) > Date.parse(iso)) return;
+    await sleep(200);
+  }
+  throw new Error('the recoverable point did not pass ' + iso);
+}
+// "YYYY-MM-DD" and "HH:MM:SS" of an instant in ZONE.
+function zoned(d) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', {timeZone: ZONE, year: 'numeric', month: '2-digit', day: '2-digit',
+    hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23'}).formatToParts(d).map((p) => [p.type, p.value]));
+  return {date: `${parts.year}-${parts.month}-${parts.day}`, time: `${parts.hour}:${parts.minute}:${parts.second}`};
+}
+
+let browser;
+const pages = {};
+async function newPage(who, lang) {
+  const ctx = await browser.newContext({timezoneId: ZONE, locale: 'en-US', viewport: {width: 1360, height: 900}});
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => { throw new Error('console script error: ' + e.message); });
+  if (lang) await page.addInitScript((l) => localStorage.setItem('timevault.lang', l), lang);
+  await page.goto(BASE + '/');
+  await page.getByTestId('token').fill(TOKENS[who]);
+  await page.getByTestId('signin-btn').click();
+  await page.getByTestId('who').waitFor();
+  return page;
+}
+const shot = (page, name) => page.screenshot({path: path.join(SCREENS, name + '.png'), fullPage: true});
+// Clicks a mutating control, checks what the confirmation says, confirms.
+async function confirmWith(page, expectTexts) {
+  const dlg = page.getByTestId('confirm-dialog');
+  await dlg.waitFor({state: 'visible'});
+  const text = await dlg.innerText();
+  for (const x of expectTexts) assert.ok(text.includes(x), `the confirmation should say "${x}", it says: ${text}`);
+  await page.getByTestId('confirm-ok').click();
+  await dlg.waitFor({state: 'hidden'});
+}
+// Waits for the job shown in `box` to finish; returns its state.
+async function jobState(box, timeout = 120000) {
+  const job = box.locator('[data-testid=job][data-state=succeeded], [data-testid=job][data-state=failed]');
+  await job.first().waitFor({timeout});
+  const state = await job.first().getAttribute('data-state');
+  if (state !== 'succeeded') assert.fail('job failed: ' + (await box.innerText()));
+  return state;
+}
+async function nav(page, screen) {
+  await page.getByTestId('nav-' + screen).click();
+  await page.getByTestId('screen-' + screen).waitFor();
+}
+
+const state = {};
+
+before(async () => {
+  browser = await chromium.launch({executablePath: process.env.TV_CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox']});
+});
+after(async () => { if (browser) await browser.close(); });
+
+test('every console text exists in English and Arabic', () => {
+  globalThis.window = {};
+  createRequire(import.meta.url)(path.join(here, '../../api/console/i18n.js'));
+  const {en, ar} = globalThis.window.TV_I18N;
+  assert.deepEqual(Object.keys(ar).sort(), Object.keys(en).sort());
+  const src = readFileSync(path.join(here, '../../api/console/app.js'), 'utf8');
+  for (const [, key] of src.matchAll(/\bt\('([a-z_0-9.]+)'/g)) {
+    if (key.endsWith('.') || key.endsWith('_')) continue;  // completed at run time
+    assert.ok(key in en, `app.js uses '${key}', missing from i18n.js`);
+  }
+});
+
+test('the console is served without a token; the API still needs one', async () => {
+  const res = await fetch(BASE + '/');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /text\/html/);
+  assert.match(res.headers.get('content-security-policy'), /script-src 'self'/);
+  assert.equal((await fetch(BASE + '/console/app.js')).status, 200);
+  assert.equal((await fetch(BASE + '/console/nope.js')).status, 404);
+  assert.equal((await fetch(BASE + '/v1/session')).status, 401);
+  assert.equal((await fetch(BASE + '/livez')).status, 200);
+  assert.equal((await fetch(BASE + '/readyz')).status, 200);
+});
+
+test('sign-in refuses a wrong token and keeps the token out of the URL', async () => {
+  const ctx = await browser.newContext({timezoneId: ZONE});
+  const page = await ctx.newPage();
+  await page.goto(BASE + '/');
+  await shot(page, 'signin');
+  await page.getByTestId('token').fill('not-a-token');
+  await page.getByTestId('signin-btn').click();
+  await page.getByTestId('error').waitFor();
+  assert.equal(await page.getByTestId('who').count(), 0);
+  await page.getByTestId('token').fill(TOKENS.admin);
+  await page.getByTestId('signin-btn').click();
+  await page.getByTestId('who').waitFor();
+  assert.ok(!page.url().includes(TOKENS.admin));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('timevault.token')), TOKENS.admin);
+  assert.equal(await page.evaluate(() => localStorage.getItem('timevault.token')), null);
+  await page.getByTestId('signout').click();
+  await page.getByTestId('signin').waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('timevault.token')), null);
+  await ctx.close();
+});
+
+test('Backups: create a full and an incremental backup, verify', async () => {
+  const page = pages.admin = await newPage('admin');
+  await nav(page, 'backups');
+  state.full_rows = sql("SELECT count(*) FROM quiz_results WHERE tenant_id = 'globex'");
+  await page.getByTestId('backup-type').selectOption('full');
+  await page.getByTestId('backup-tenant').selectOption('globex');
+  await page.getByTestId('backup-name').fill('console-full');
+  await page.getByTestId('backup-description').fill('before the accident');
+  await page.getByTestId('backup-create').click();
+  await confirmWith(page, ['Full', 'globex', 'console-full']);
+  await jobState(page.getByTestId('backup-job'));
+  await page.locator('[data-testid=backup-row][data-type=full]').waitFor();
+
+  sql("INSERT INTO quiz_results (tenant_id, user_id, score) VALUES ('globex', 1, 88), ('globex', 2, 91)");
+  await sleep(1500);
+  await page.getByTestId('backup-type').selectOption('incremental');
+  await page.getByTestId('backup-name').fill('console-incremental');
+  await page.getByTestId('backup-create').click();
+  await confirmWith(page, ['Incremental', 'globex', 'the changes since']);
+  await jobState(page.getByTestId('backup-job'));
+  const incr = page.locator('[data-testid=backup-row][data-type=incremental]');
+  await incr.waitFor();
+  assert.match(await incr.innerText(), /based on/);
+  state.full_id = await page.locator('[data-testid=backup-row][data-type=full]').getAttribute('data-id');
+
+  const full = page.locator(`[data-testid=backup-row][data-id="${state.full_id}"]`);
+  await full.getByTestId('verify').click();
+  await full.getByText('verified').waitFor();
+  const api = (await apiGet('/v1/backups?tenant=globex')).body.backups;
+  assert.deepEqual(api.map((b) => b.type).sort(), ['full', 'incremental']);
+  assert.equal(api.find((b) => b.type === 'full').name, 'console-full');
+  await shot(page, 'backups');
+});
+
+test('PITR: preview in the operator\'s zone, execute, roll back in one click', async () => {
+  const page = pages.admin;
+  await sleep(1300);
+  const T = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const before = globex();
+  await sleep(1300);
+  sql("DELETE FROM quiz_results WHERE tenant_id = 'globex'");
+  sql("UPDATE users SET risk_score = 100, department = 'compromised' WHERE tenant_id = 'globex'");
+  const damaged = globex();
+  assert.notEqual(damaged, before);
+  await waitRecoverable(new Date().toISOString());
+
+  await nav(page, 'pitr');
+  await page.getByTestId('pitr-tenant').selectOption('globex');
+  const {date, time} = zoned(T);
+  await page.getByTestId('pitr-date').fill(date);
+  await page.getByTestId('pitr-time').fill(time);
+  const utcShown = await page.getByTestId('pitr-utc').innerText();
+  assert.ok(utcShown.includes(ZONE), utcShown);
+  assert.ok(utcShown.includes(T.toISOString().slice(0, 19).replace('T', ' ') + ' UTC'), `${utcShown} should show ${T.toISOString()}`);
+  await page.getByTestId('pitr-preview').click();
+  await page.getByTestId('ops-summary').waitFor();
+  const total = Number((await page.getByTestId('ops-total').locator('.value').innerText()).replace(/[^0-9]/g, ''));
+  const expected = Number(before.split('/')[0]) + 30;  // the deleted results come back, the 30 users are updated
+  assert.equal(total, expected, 'operations in the preview');
+  const tables = await page.getByTestId('ops-table-row').allInnerTexts();
+  assert.ok(tables.some((x) => x.includes('public.quiz_results')) && tables.some((x) => x.includes('public.users')), tables.join('|'));
+  await shot(page, 'pitr-preview');
+
+  await page.getByTestId('pitr-execute').click();
+  await confirmWith(page, ['globex', 'snapshot', String(expected)]);
+  await jobState(page.getByTestId('pitr-job'));
+  assert.equal(globex(), before, 'globex after the PITR equals globex at T');
+  await page.getByTestId('snapshot-offer').waitFor();
+  await shot(page, 'pitr-done');
+
+  await page.getByTestId('rollback-now').click();
+  await confirmWith(page, ['globex', 'Put back']);
+  await jobState(page.getByTestId('snapshot-offer').locator('xpath=following-sibling::div[1]'));
+  assert.equal(globex(), damaged, 'the rollback puts back the rows the PITR replaced');
+  state.damaged = damaged;
+});
+
+test('Restore: from the full backup, with a review of what changes', async () => {
+  const page = pages.admin;
+  await waitRecoverable(new Date().toISOString());
+  await nav(page, 'backups');
+  await page.locator(`[data-testid=backup-row][data-id="${state.full_id}"]`).getByTestId('restore-from').click();
+  await page.getByTestId('screen-restore').waitFor();
+  assert.equal(await page.getByTestId('restore-backup').inputValue(), state.full_id);
+  await page.getByTestId('restore-review-btn').click();
+  await page.getByTestId('ops-summary').waitFor();
+  const total = Number((await page.getByTestId('ops-total').locator('.value').innerText()).replace(/[^0-9]/g, ''));
+  assert.equal(total, Number(state.full_rows) + 30, 'operations to reach the full backup');
+  await shot(page, 'restore-review');
+  await page.getByTestId('restore-execute').click();
+  await confirmWith(page, ['globex', 'console-full', 'snapshot']);
+  await jobState(page.getByTestId('restore-job'));
+  assert.equal(sql("SELECT count(*) FROM quiz_results WHERE tenant_id = 'globex'"), state.full_rows);
+  assert.equal(sql("SELECT count(*) FROM users WHERE tenant_id = 'globex' AND department = 'compromised'"), '0');
+  await page.getByTestId('snapshot-offer').waitFor();
+  state.restore_snapshot = (await page.getByTestId('snapshot-offer').innerText()).match(/Snapshot (\S+)/)[1];
+});
+
+test('Snapshots: inspect, then roll back the restore from the list', async () => {
+  const page = pages.admin;
+  await nav(page, 'snapshots');
+  assert.ok((await page.getByTestId('snapshot-row').count()) >= 3, 'PITR, rollback and restore snapshots');
+  const row = page.locator(`[data-testid=snapshot-row][data-id="${state.restore_snapshot}"]`);
+  await row.getByTestId('inspect').click();
+  assert.match(await page.getByTestId('snapshot-detail').innerText(), /globex/);
+  await shot(page, 'snapshots');
+  await row.getByTestId('rollback').click();
+  await confirmWith(page, [state.restore_snapshot, 'globex']);
+  await jobState(page.getByTestId('snapshot-detail'));
+  assert.equal(globex(), state.damaged, 'rolling back the restore puts back the damaged rows');
+});
+
+test('Recovery Plans: create, edit, test at basic, full and deep', async () => {
+  const page = pages.admin;
+  await nav(page, 'plans');
+  await page.getByTestId('plan-name').fill('globex-console');
+  await page.getByTestId('plan-tenant').selectOption('globex');
+  await page.getByTestId('plan-rto').fill('30');
+  await page.getByTestId('plan-rpo').fill('60');
+  await page.getByTestId('plan-full-every').fill('1440');
+  await page.getByTestId('plan-incremental-every').fill('600');
+  await page.getByTestId('plan-retention').fill('14');
+  await page.getByTestId('plan-save').click();
+  await confirmWith(page, ['globex-console', 'RTO 30', '14 days']);
+  await page.getByTestId('plan-saved').waitFor();
+  const row = () => page.locator('[data-testid=plan-row][data-name="globex-console"]');
+  await row().waitFor();
+  await row().getByTestId('plan-edit').click();
+  await page.getByTestId('plan-rto').fill('45');
+  await page.getByTestId('plan-save').click();
+  await confirmWith(page, ['RTO 45']);
+  await page.getByTestId('plan-saved').waitFor();
+  await page.waitForFunction(() => document.querySelector('[data-testid=plan-row][data-name="globex-console"]')?.innerText.includes('45'));
+  const plan = (await apiGet('/v1/plans?tenant=globex')).body.plans.find((p) => p.name === 'globex-console');
+  assert.equal(plan.rto_minutes, 45);
+  assert.equal(plan.retention_days, 14);
+
+  for (const level of ['basic', 'full', 'deep']) {
+    await row().getByTestId('test-' + level).click();
+    await confirmWith(page, ['globex-console', 'globex']);
+    const report = page.getByTestId('plan-report');
+    await jobState(report, 180000);
+    const dr = report.getByTestId('dr-report');
+    await dr.waitFor();
+    assert.equal(await dr.getAttribute('data-passed'), 'true', `${level} test: ${await dr.innerText()}`);
+    const checks = await report.locator('[data-testid=dr-check]').evaluateAll((els) => els.map((e) => e.dataset.name));
+    assert.ok(checks.includes('verify'), checks.join());
+    if (level !== 'basic') assert.ok(checks.includes('checksums'), checks.join());
+    if (level === 'deep') assert.ok(checks.includes('rows'), checks.join());
+    await report.getByTestId('recommendations').waitFor();
+  }
+  await shot(page, 'plans-deep-report');
+  await row().getByTestId('plan-history').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=history-row]').length >= 3);
+});
+
+test('Health: success rate, storage with the 80% line, compliance', async () => {
+  const page = pages.admin;
+  await nav(page, 'health');
+  await page.getByTestId('health-status').waitFor();
+  assert.match(await page.getByTestId('success-rate').innerText(), /100%/);
+  assert.equal(await page.locator('[data-testid=storage-gauge] .line80').count(), 1);
+  const compliance = page.locator('[data-testid=compliance-row]');
+  await compliance.first().waitFor();
+  assert.match(await compliance.first().innerText(), /globex-console/);
+  assert.match(await page.getByTestId('last-backup').innerText(), /succeeded/);
+  await page.waitForTimeout(5500);  // a second sample for the small charts
+  await shot(page, 'health');
+});
+
+test('Jobs and Audit: every flow is there; the trail verifies', async () => {
+  const page = pages.admin;
+  await nav(page, 'jobs');
+  await page.getByTestId('job-row').first().waitFor();
+  const kinds = await page.getByTestId('job-row').evaluateAll((els) => [...new Set(els.map((e) => e.dataset.kind))].sort());
+  assert.deepEqual(kinds, ['backup', 'dr_test', 'pitr', 'restore', 'rollback']);
+  assert.equal(await page.locator('[data-testid=job-row][data-state=failed]').count(), 0);
+  await shot(page, 'jobs');
+  await nav(page, 'audit');
+  await page.getByTestId('audit-row').first().waitFor();
+  await page.getByTestId('audit-actor').fill('console-admin');
+  await page.getByTestId('audit-search').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=audit-row]').length >= 10);
+  await page.getByTestId('audit-verify').click();
+  assert.match(await page.getByTestId('audit-verify-result').innerText(), /intact/);
+  await shot(page, 'audit');
+});
+
+test('a viewer sees no control that changes data', async () => {
+  const page = await newPage('viewer');
+  await nav(page, 'backups');
+  await page.getByTestId('backup-row').first().waitFor();
+  await page.getByTestId('read-only').waitFor();
+  for (const id of ['backup-form', 'verify', 'delete', 'restore-from']) assert.equal(await page.getByTestId(id).count(), 0, id);
+  await shot(page, 'viewer-backups');
+  await nav(page, 'pitr');
+  assert.equal(await page.getByTestId('pitr-preview').count(), 0);
+  await nav(page, 'snapshots');
+  await page.getByTestId('snapshot-row').first().waitFor();
+  assert.equal(await page.getByTestId('rollback').count(), 0);
+  await nav(page, 'plans');
+  await page.getByTestId('plan-row').first().waitFor();
+  for (const id of ['plan-form', 'test-basic', 'plan-edit', 'plan-delete']) assert.equal(await page.getByTestId(id).count(), 0, id);
+  assert.equal(await page.getByTestId('nav-audit').count(), 0, 'the audit log is for admins');
+  await page.context().close();
+});
+
+test('a token scoped to acme sees and picks acme only', async () => {
+  const page = await newPage('acme');
+  await nav(page, 'backups');
+  const options = await page.getByTestId('backup-tenant').locator('option').evaluateAll((o) => o.map((x) => x.value));
+  assert.deepEqual(options, ['acme']);
+  await page.getByTestId('backup-name').fill('acme-full');
+  await page.getByTestId('backup-create').click();
+  await confirmWith(page, ['acme']);
+  await jobState(page.getByTestId('backup-job'));
+  await page.locator('[data-testid=backup-row]').first().waitFor();
+  const tenants = await page.getByTestId('backup-row').evaluateAll((rows) => rows.map((r) => r.children[3].innerText));
+  assert.deepEqual([...new Set(tenants)], ['acme'], 'globex backups are not listed');
+  await nav(page, 'snapshots');
+  assert.equal(await page.getByTestId('snapshot-row').count(), 0, 'globex snapshots are not listed');
+  await nav(page, 'jobs');
+  await page.getByTestId('job-row').first().waitFor();
+  assert.equal((await page.getByTestId('jobs').innerText()).includes('globex'), false);
+  await nav(page, 'backups');
+  await shot(page, 'tenant-scoped-backups');
+  await page.context().close();
+});
+
+test('Arabic: right-to-left layout, Arabic words and digits', async () => {
+  const page = await newPage('admin', 'ar');
+  assert.equal(await page.evaluate(() => document.documentElement.dir), 'rtl');
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'ar');
+  assert.equal(await page.getByTestId('nav-backups').innerText(), 'النسخ الاحتياطية');
+  const navBox = await page.locator('nav.side').boundingBox();
+  assert.ok(navBox.x > 1000, `the side bar is on the right in RTL (x=${navBox.x})`);
+  await nav(page, 'health');
+  await page.getByTestId('health-status').waitFor();
+  assert.match(await page.getByTestId('success-rate').innerText(), /[٠-٩]/, 'numbers in Arabic-Indic digits');
+  await shot(page, 'ar-health');
+  await nav(page, 'pitr');
+  await page.getByTestId('pitr-tenant').selectOption('globex');
+  await page.getByTestId('pitr-preview').click();
+  await page.getByTestId('ops-summary').waitFor();
+  await shot(page, 'ar-pitr-preview');
+  await nav(page, 'backups');
+  await page.getByTestId('backup-row').first().waitFor();
+  await shot(page, 'ar-backups');
+  // Switching back to English on the page itself.
+  await page.getByTestId('lang').selectOption('en');
+  assert.equal(await page.evaluate(() => document.documentElement.dir), 'ltr');
+  await page.context().close();
+});

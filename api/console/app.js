@@ -56,7 +56,8 @@
   function utcTime(iso) {
     if (!iso) return '';
     const d = new Date(iso);
-    return isNaN(d) ? iso : d.toISOString().replace('.000Z', 'Z').replace('T', ' ').replace('Z', ' UTC');
+    // Isolated left-to-right (U+2066 … U+2069), so it reads the same in Arabic.
+    return isNaN(d) ? iso : '\u2066' + d.toISOString().replace('.000Z', 'Z').replace('T', ' ').replace('Z', ' UTC') + '\u2069';
   }
   // A time cell: the local time, with the UTC time under it.
   function timeCell(iso) {
@@ -429,13 +430,15 @@
 
   async function screenPitr(main) {
     main.append(h('h1', {}, t('nav.pitr')), h('p', {class: 'note'}, t('pitr.intro')), readOnlyNote());
+    try { S.session = await api('GET', '/v1/session'); } catch (e) { /* keep the one from sign-in */ }
     const rp = S.session.recoverable_point;
     main.append(h('p', {testid: 'recoverable'}, t('pitr.recoverable'), ' ', rp ? timeCell(rp.time) : t('pitr.none_yet')));
     if (!can('operator')) return;
-    const now = new Date();
+    // Default target: the newest recoverable moment (to the second), else now.
+    const now = rp ? new Date(Math.floor(Date.parse(rp.time) / 1000) * 1000) : new Date();
     const tenant = select({testid: 'pitr-tenant'}, tenantChoices(false));
     const date = h('input', {type: 'date', testid: 'pitr-date', value: `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`});
-    const time = h('input', {type: 'time', step: 1, testid: 'pitr-time', value: `${pad(now.getHours())}:${pad(now.getMinutes())}:00`});
+    const time = h('input', {type: 'time', step: 1, testid: 'pitr-time', value: `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}`});
     const tables = h('input', {testid: 'pitr-tables', placeholder: 'public.users, public.orders', size: 30});
     const utc = h('div', {class: 'utc', testid: 'pitr-utc'});
     const showUtc = () => {

@@ -209,6 +209,11 @@ struct EventEncoder::Impl {
   // Columns of the event being encoded whose NULL became a default or
   // fallback (views into its TableSchema).
   std::vector<std::string_view> before_nulls, after_nulls;
+  // Columns of the event being encoded whose Postgres text goes into the
+  // kTextHeader: name and text (nullopt for NULL), views into the schema and
+  // the tuples.
+  using TextColumn = std::pair<std::string_view, std::optional<std::string_view>>;
+  std::vector<TextColumn> before_texts, after_texts;
   // Debezium's TransactionContext reuses one HashMap whose table only grows
   // (clear() keeps it), so its iteration order depends on the largest
   // transaction seen so far.
@@ -242,14 +247,17 @@ struct EventEncoder::Impl {
 
   // Writes a row image; the names of its columns whose NULL is written as
   // something else than null are appended to *replaced_nulls.
+  // Its columns that need their Postgres text beside the JSON are appended
+  // to *texts.
   Status WriteRow(const TableSchema& t, const TableCache& c, const pgoutput::Tuple& row, const pgoutput::Tuple* old,
-                  std::vector<std::string_view>* replaced_nulls) {
+                  std::vector<std::string_view>* replaced_nulls, std::vector<TextColumn>* texts) {
     if (row.size() != t.columns.size())
       return InvalidArgument(t.schema + "." + t.table + ": row has " + std::to_string(row.size()) +
                              " columns, the relation " + std::to_string(t.columns.size()));
     w.StartObject();
     for (size_t i = 0; i < row.size(); ++i) {
       const ColumnCodec& codec = c.codecs[i];
+      CollectText(t.columns[i], codec, row[i], texts);
       if (codec.scalar.kind == Kind::kSkip) continue;
       Key(w, t.columns[i].name);
       TV_RETURN_IF_ERROR(WriteColumn(t, i, codec, row[i], old));
@@ -258,6 +266,47 @@ struct EventEncoder::Impl {
     }
     w.EndObject();
     return Status::Ok();
+  }
+
+  // Appends the column to *texts if Debezium's value of it loses information.
+  static void CollectText(const ColumnSchema& col, const ColumnCodec& codec, const pgoutput::TupleColumn& value,
+                          std::vector<TextColumn>* texts) {
+    if (codec.fidelity == internal::Fidelity::kExact) return;
+    switch (value.kind) {
+      case pgoutput::ColumnKind::kNull:
+        if (codec.fidelity == internal::Fidelity::kLossy) texts->emplace_back(col.name, std::nullopt);
+        return;
+      case pgoutput::ColumnKind::kText:
+        if (codec.fidelity == internal::Fidelity::kLossy || internal::LossyValue(codec, value.value))
+          texts->emplace_back(col.name, value.value);
+        return;
+      case pgoutput::ColumnKind::kUnchangedToast:  // the store resolves it from the previous version
+      case pgoutput::ColumnKind::kBinary: return;  // refused by WriteColumn (kSkip: never asked for)
+    }
+  }
+
+  // The kTextHeader value for the images' lossy columns; empty if none.
+  void WriteTextHeader(std::string* out) {
+    out->clear();
+    if (before_texts.empty() && after_texts.empty()) return;
+    rapidjson::StringBuffer b;
+    JsonWriter hw(b);
+    hw.StartObject();
+    for (const auto& [image, texts] : {std::pair{"before", &before_texts}, std::pair{"after", &after_texts}}) {
+      if (texts->empty()) continue;
+      Key(hw, image);
+      hw.StartObject();
+      for (const auto& [name, text] : *texts) {
+        Key(hw, name);
+        if (text)
+          Str(hw, *text);
+        else
+          hw.Null();
+      }
+      hw.EndObject();
+    }
+    hw.EndObject();
+    out->assign(b.GetString(), b.GetSize());
   }
 
   // The kNullsHeader value for the images' replaced NULLs; empty if none.
@@ -409,24 +458,27 @@ Status EventEncoder::EncodeKey(const TableSchema& table, const pgoutput::Tuple& 
 Status EventEncoder::EncodeChange(const TableSchema& table, Op op, const pgoutput::Tuple* before,
                                   const pgoutput::Tuple* after, const SourceInfo& source,
                                   const TransactionBlock* transaction, CommitTime now, std::string* out,
-                                  std::string* nulls_header) {
+                                  std::string* nulls_header, std::string* text_header) {
   TV_ASSIGN_OR_RETURN(const TableCache* c, impl_->For(table));
   impl_->Begin(c->envelope_schema);
   impl_->before_nulls.clear();
   impl_->after_nulls.clear();
+  impl_->before_texts.clear();
+  impl_->after_texts.clear();
   JsonWriter& w = impl_->w;
   w.StartObject();
   Key(w, "before");
   if (before != nullptr)
-    TV_RETURN_IF_ERROR(impl_->WriteRow(table, *c, *before, nullptr, &impl_->before_nulls));
+    TV_RETURN_IF_ERROR(impl_->WriteRow(table, *c, *before, nullptr, &impl_->before_nulls, &impl_->before_texts));
   else
     w.Null();
   Key(w, "after");
   if (after != nullptr)
-    TV_RETURN_IF_ERROR(impl_->WriteRow(table, *c, *after, before, &impl_->after_nulls));
+    TV_RETURN_IF_ERROR(impl_->WriteRow(table, *c, *after, before, &impl_->after_nulls, &impl_->after_texts));
   else
     w.Null();
   if (nulls_header != nullptr) impl_->WriteNullsHeader(nulls_header);
+  if (text_header != nullptr) impl_->WriteTextHeader(text_header);
   Key(w, "source");
   impl_->WriteSource(source);
   Key(w, "transaction");
@@ -441,7 +493,7 @@ Status EventEncoder::EncodeChange(const TableSchema& table, Op op, const pgoutpu
 
 Status EventEncoder::EncodeTruncate(const TableSchema& table, const SourceInfo& source,
                                     const TransactionBlock* transaction, CommitTime now, std::string* out) {
-  return EncodeChange(table, Op::kTruncate, nullptr, nullptr, source, transaction, now, out, nullptr);
+  return EncodeChange(table, Op::kTruncate, nullptr, nullptr, source, transaction, now, out);
 }
 
 Status EventEncoder::EncodeMessageKey(std::string_view prefix, std::string* out) {

@@ -166,6 +166,34 @@ std::string FallbackJson(const ColumnCodec& c) {
   }
 }
 
+// Does Debezium's JSON give back the column's Postgres text? docs/compat.md
+// §7.8 lists each rule and §10.2 what it loses.
+Fidelity ResolveFidelity(const ColumnSchema& col, const ColumnCodec& c) {
+  if (c.scalar.kind == Kind::kSkip) return Fidelity::kLossy;       // left out of the payload
+  if (col.is_domain && c.is_array) return Fidelity::kLossy;        // Debezium maps no domain over an array
+  if (c.scalar.logical == Logical::kXml) return Fidelity::kLossy;  // the declaration
+  switch (c.scalar.kind) {
+    case Kind::kAlwaysNull:       // name: always null
+    case Kind::kVariableDecimal:  // display scale (stripTrailingZeros)
+    case Kind::kMoney:            // lc_monetary, fraction digits
+    case Kind::kZonedTime:        // the offset
+    case Kind::kInterval:         // months as 30.4375 days, normalised fields
+      return Fidelity::kLossy;
+    case Kind::kBits:  // varbit (and bit without length): leading zeros
+      if (col.type_oid == xoid::kVarbit || col.type_modifier < 0) return Fidelity::kLossy;
+      break;
+    default: break;
+  }
+  if (c.is_array) return Fidelity::kByValue;  // dimensions and bounds
+  switch (c.scalar.kind) {
+    case Kind::kDecimal:          // NaN, +-Infinity
+    case Kind::kTimestampMicros:  // past the last int64 microsecond
+    case Kind::kBit:              // an empty varbit(1)
+      return Fidelity::kByValue;
+    default: return Fidelity::kExact;
+  }
+}
+
 }  // namespace
 
 ColumnCodec ResolveCodec(const ColumnSchema& col) {
@@ -185,6 +213,7 @@ ColumnCodec ResolveCodec(const ColumnSchema& col) {
     c.scalar = ResolveScalar(col.type_oid, col.type_modifier);
   }
   if (c.scalar.logical == Logical::kEnum) c.enum_allowed = JoinLabels(col.enum_labels);
+  c.fidelity = ResolveFidelity(col, c);
   if (c.scalar.kind == Kind::kSkip) return c;
   c.toast = ResolveToast(col, c);
   c.default_json = RenderDefaultJson(col, c);

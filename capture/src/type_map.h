@@ -58,6 +58,15 @@ enum class ToastForm : uint8_t {
   kByteList,    // the placeholder's bytes as numbers: [95,95,100,...]
 };
 
+// Whether Debezium's JSON of a column gives back Postgres's value exactly
+// (docs/compat.md §7.8): if not, capture carries the column's Postgres text
+// in the kTextHeader of each change event.
+enum class Fidelity : uint8_t {
+  kExact,    // the JSON restores the same text
+  kLossy,    // always carried: left out by Debezium, or lossy for the type
+  kByValue,  // carried when the value is one Debezium cannot hold (LossyValue)
+};
+
 // The scalar part of a column's mapping (for arrays: of the elements).
 struct ScalarCodec {
   Kind kind = Kind::kSkip;
@@ -71,6 +80,7 @@ struct ColumnCodec {
   bool is_array = false;
   bool optional = true;
   ToastForm toast = ToastForm::kNull;
+  Fidelity fidelity = Fidelity::kExact;
   std::string enum_allowed;  // comma-joined labels, for Logical::kEnum
   std::string default_json;  // the Connect schema "default" as JSON text; empty if none
   std::string null_json;     // what a NULL value becomes (default, fallback or null)
@@ -85,6 +95,12 @@ void WriteFieldSchema(JsonWriter& w, const ColumnCodec& codec, std::string_view 
 // Writes the JSON of a value in Postgres text format. Returns false when the
 // text cannot be parsed for the type (nothing usable was written).
 bool WriteValue(JsonWriter& w, const ColumnCodec& codec, std::string_view text);
+
+// For a kByValue column: is this (non-NULL) text one whose JSON loses
+// information (numeric NaN/Infinity, a timestamp past the last int64
+// microsecond, an empty varbit(1), a multi-dimensional array or one with
+// explicit bounds, an array holding such an element)?
+bool LossyValue(const ColumnCodec& codec, std::string_view text);
 
 // Writes what a NULL becomes, and the unchanged-TOAST placeholder.
 void WriteNull(JsonWriter& w, const ColumnCodec& codec);

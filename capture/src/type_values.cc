@@ -343,7 +343,45 @@ Outcome WriteArray(JsonWriter& w, const ColumnCodec& c, std::string_view text) {
   return Outcome::kOk;
 }
 
+// LossyValue of one scalar (kByValue kinds only; unparsable text is the
+// encoder's error to report, not a loss).
+bool LossyScalar(const ScalarCodec& s, std::string_view text) {
+  switch (s.kind) {
+    case Kind::kDecimal: {
+      NumericText n;
+      return ParseNumeric(text, &n) && n.special != NumericText::Special::kNone;
+    }
+    case Kind::kTimestampMicros: {
+      DateTimeText t;
+      if (!ParseDateTime(text, &t) || t.special != DateTimeText::Special::kNone) return false;
+      // Exact epoch microseconds, compared with what MicroTimestamp writes
+      // (saturated or wrapped past 294247-01-10 04:00:54.775807), and the
+      // value that collides with Debezium's stand-in for infinity.
+      const __int128 exact = static_cast<__int128>(t.epoch_days) * 86400000000LL + t.micros_of_day;
+      const int64_t written = JavaEpochMicros(t.epoch_days, t.micros_of_day);
+      return exact != written || written == kPosInfinityMicros || written == kNegInfinityMicros;
+    }
+    case Kind::kBit: return text.empty();
+    default: return false;
+  }
+}
+
 }  // namespace
+
+bool LossyValue(const ColumnCodec& c, std::string_view text) {
+  if (!c.is_array) return LossyScalar(c.scalar, text);
+  // Postgres writes explicit bounds as "[0:1]={...}" and a multi-dimensional
+  // array as "{{...}}" (a first element starting with '{' is quoted).
+  if (text.starts_with('[') || text.starts_with("{{")) return true;
+  if (c.scalar.kind != Kind::kDecimal && c.scalar.kind != Kind::kTimestampMicros) return false;
+  thread_local std::vector<ArrayElement> elements;
+  thread_local std::string scratch;
+  bool multi_dim = false;
+  if (!ParseArray(text, &elements, &scratch, &multi_dim)) return false;
+  for (const auto& e : elements)
+    if (!e.is_null && LossyScalar(c.scalar, e.text)) return true;
+  return false;
+}
 
 bool WriteValue(JsonWriter& w, const ColumnCodec& c, std::string_view text) {
   const Outcome o = c.is_array ? WriteArray(w, c, text) : WriteScalar(w, c.scalar, text);

@@ -553,6 +553,120 @@ TEST(NullsHeaderTest, TruncateAndKeysHaveNone) {
   EXPECT_EQ(header, "");
 }
 
+// The __timevault.text header (kTextHeader): Postgres's text of the columns
+// whose Debezium value loses information or is absent.
+
+// The kTextHeader of an insert of `value` into a one-column table "c" ("" if none).
+std::string TextHeaderOf(const ColumnSchema& col, std::optional<std::string_view> value) {
+  EventEncoder enc({});
+  const auto row = Row({value});
+  std::string out, nulls, text = "stale";
+  const Status s =
+      enc.EncodeChange(Table({col}), Op::kCreate, nullptr, &row, Source(), nullptr, kNow, &out, &nulls, &text);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return text;
+}
+
+// The header for a column listed with `value` as its text.
+std::string Listed(std::string_view value) { return R"({"after":{"c":")" + std::string(value) + R"("}})"; }
+
+TEST(TextHeaderTest, ColumnsDebeziumLeavesOutAreListedWithTheirTextOrNull) {
+  EXPECT_EQ(TextHeaderOf(C(600, "point"), "(1,2)"), Listed("(1,2)"));
+  EXPECT_EQ(TextHeaderOf(C(16999, "my_composite"), R"((1,"a b"))"), R"x({"after":{"c":"(1,\"a b\")"}})x");
+  EXPECT_EQ(TextHeaderOf(C(1187, "_interval"), "{\"1 mon\"}"), R"({"after":{"c":"{\"1 mon\"}"}})");
+  EXPECT_EQ(TextHeaderOf(C(600, "point"), std::nullopt), R"({"after":{"c":null}})");
+}
+
+TEST(TextHeaderTest, TypesWhoseMappingIsLossyAreAlwaysListed) {
+  EXPECT_EQ(TextHeaderOf(C(oid::kInterval, "interval"), "1 mon"), Listed("1 mon"));
+  EXPECT_EQ(TextHeaderOf(C(oid::kTimetz, "timetz"), "13:45:00+05:30"), Listed("13:45:00+05:30"));
+  EXPECT_EQ(TextHeaderOf(C(1562, "varbit"), "0011"), Listed("0011"));
+  EXPECT_EQ(TextHeaderOf(C(1562, "varbit", 8), "0011"), Listed("0011"));
+  EXPECT_EQ(TextHeaderOf(C(oid::kName, "name"), "pg_class"), Listed("pg_class"));
+  EXPECT_EQ(TextHeaderOf(C(142, "xml"), "<a/>"), Listed("<a/>"));
+  EXPECT_EQ(TextHeaderOf(C(oid::kNumeric, "numeric"), "1.500"), Listed("1.500"));
+  EXPECT_EQ(TextHeaderOf(C(790, "money"), "$1.50"), Listed("$1.50"));
+  EXPECT_EQ(TextHeaderOf(C(1231, "_numeric"), "{1.50}"), Listed("{1.50}"));
+  ColumnSchema domain_array = C(oid::kTextArray, "_text");
+  domain_array.is_domain = true;
+  EXPECT_EQ(TextHeaderOf(domain_array, "{a,b}"), Listed("{a,b}"));
+  // A NULL of a lossy type is listed as null: the row image cannot say.
+  EXPECT_EQ(TextHeaderOf(C(oid::kInterval, "interval"), std::nullopt), R"({"after":{"c":null}})");
+}
+
+TEST(TextHeaderTest, ExactTypesAreNotListed) {
+  EXPECT_EQ(TextHeaderOf(C(oid::kText, "text"), "a"), "");
+  EXPECT_EQ(TextHeaderOf(C(oid::kInt8, "int8"), "-5"), "");
+  EXPECT_EQ(TextHeaderOf(C(oid::kFloat8, "float8"), "NaN"), "");
+  EXPECT_EQ(TextHeaderOf(C(oid::kNumeric, "numeric", NumericTypmod(10, 2)), "1.50"), "");
+  EXPECT_EQ(TextHeaderOf(C(oid::kTimestamptz, "timestamptz"), "2024-01-01 00:00:00+00"), "");
+  EXPECT_EQ(TextHeaderOf(C(oid::kTimestamp, "timestamp"), "2024-01-01 00:00:00.5"), "");
+  EXPECT_EQ(TextHeaderOf(C(1560, "bit", 4), "0011"), "");
+  EXPECT_EQ(TextHeaderOf(C(3904, "int4range"), "[1,5)"), "");
+  EXPECT_EQ(TextHeaderOf(C(oid::kTextArray, "_text"), R"({"{{x"})"), "");  // a quoted element, one dimension
+  ColumnSchema domain = C(oid::kText, "text");  // a domain over a scalar maps as its base type
+  domain.is_domain = true;
+  EXPECT_EQ(TextHeaderOf(domain, "a"), "");
+  EXPECT_EQ(TextHeaderOf(C(oid::kText, "text"), std::nullopt), "");
+}
+
+TEST(TextHeaderTest, ValuesDebeziumCannotHoldAreListed) {
+  const ColumnSchema num = C(oid::kNumeric, "numeric", NumericTypmod(10, 2));
+  EXPECT_EQ(TextHeaderOf(num, "NaN"), Listed("NaN"));
+  EXPECT_EQ(TextHeaderOf(num, "Infinity"), Listed("Infinity"));
+  EXPECT_EQ(TextHeaderOf(num, "-Infinity"), Listed("-Infinity"));
+  EXPECT_EQ(TextHeaderOf(num, std::nullopt), "");
+  const ColumnSchema ints = C(oid::kInt4Array, "_int4");
+  EXPECT_EQ(TextHeaderOf(ints, "{{1,2},{3,4}}"), Listed("{{1,2},{3,4}}"));
+  EXPECT_EQ(TextHeaderOf(ints, "[0:1]={5,6}"), Listed("[0:1]={5,6}"));
+  EXPECT_EQ(TextHeaderOf(ints, "{5,6}"), "");
+  const ColumnSchema nums = C(1231, "_numeric", NumericTypmod(10, 2));
+  EXPECT_EQ(TextHeaderOf(nums, "{1.00,NaN}"), Listed("{1.00,NaN}"));
+  EXPECT_EQ(TextHeaderOf(nums, "{1.00,NULL}"), "");
+  // timestamp(4..6): exact up to 294247-01-10 04:00:54.775807 except the
+  // value that is Debezium's stand-in for infinity (04:00:25.2).
+  const ColumnSchema ts = C(oid::kTimestamp, "timestamp");
+  EXPECT_EQ(TextHeaderOf(ts, "294247-01-10 04:00:54.775807"), "");
+  EXPECT_EQ(TextHeaderOf(ts, "294247-01-10 04:00:54.775808"), Listed("294247-01-10 04:00:54.775808"));
+  EXPECT_EQ(TextHeaderOf(ts, "294276-12-31 23:59:59.999999"), Listed("294276-12-31 23:59:59.999999"));
+  EXPECT_EQ(TextHeaderOf(ts, "294247-01-10 04:00:25.2"), Listed("294247-01-10 04:00:25.2"));
+  EXPECT_EQ(TextHeaderOf(ts, "infinity"), "");
+  EXPECT_EQ(TextHeaderOf(ts, "4713-01-01 00:00:00 BC"), "");
+  EXPECT_EQ(TextHeaderOf(C(1115, "_timestamp"), R"({"2024-01-01 00:00:00","294276-12-31 23:59:59"})"),
+            Listed(R"({\"2024-01-01 00:00:00\",\"294276-12-31 23:59:59\"})"));
+  EXPECT_EQ(TextHeaderOf(C(oid::kTimestamp, "timestamp", 3), "294276-12-31 23:59:59.999"), "");  // ms: exact
+  // An empty varbit(1) cannot become Debezium's boolean; "0" and "1" can.
+  EXPECT_EQ(TextHeaderOf(C(1562, "varbit", 1), ""), Listed(""));
+  EXPECT_EQ(TextHeaderOf(C(1562, "varbit", 1), "0"), "");
+}
+
+TEST(TextHeaderTest, PerImageOnlyListedColumnsAndNeverUnchangedToast) {
+  EventEncoder enc({});
+  const TableSchema t = Table({PkCol("id", oid::kInt4, "int4"), Col("span", oid::kInterval, "interval"),
+                               Col("note", oid::kText, "text"), Col("doc", 1562, "varbit")});
+  const auto before = Row({"1", "1 mon", "a", "0101"});
+  const auto after = Row({"1", std::nullopt, "b", kToast});
+  std::string out, nulls, text;
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kUpdate, &before, &after, Source(), nullptr, kNow, &out, &nulls, &text).ok());
+  EXPECT_EQ(text, R"({"before":{"span":"1 mon","doc":"0101"},"after":{"span":null}})");
+  // The value bytes are Debezium's with or without the header asked for.
+  std::string without;
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kUpdate, &before, &after, Source(), nullptr, kNow, &without).ok());
+  EXPECT_EQ(without, out);
+  // A delete lists its before image only; an event without lossy columns, none.
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kDelete, &before, nullptr, Source(), nullptr, kNow, &out, &nulls, &text).ok());
+  EXPECT_EQ(text, R"({"before":{"span":"1 mon","doc":"0101"}})");
+  const auto plain = Row({"2", kToast, "c", kToast});
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kUpdate, nullptr, &plain, Source(), nullptr, kNow, &out, &nulls, &text).ok());
+  EXPECT_EQ(text, "");
+  ASSERT_TRUE(enc.EncodeChange(t, Op::kTruncate, nullptr, nullptr, Source(), nullptr, kNow, &out, &nulls, &text).ok());
+  EXPECT_EQ(text, "");
+}
+
+TEST(TextHeaderTest, TextIsJsonEscaped) {
+  EXPECT_EQ(TextHeaderOf(C(600, "point"), "a\"\\\n\x01é"), R"({"after":{"c":"a\"\\\n\u0001é"}})");
+}
+
 TEST(TypeMapTest, UnchangedToastPlaceholders) {
   const std::string placeholder_b64 = "\"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==\"";
   EXPECT_EQ(AfterC(C(oid::kText, "text"), kToast), "\"__debezium_unavailable_value\"");

@@ -49,6 +49,14 @@ std::vector<Record> ReadTopics(const std::string& bootstrap, const std::vector<s
     r.offset = m->offset;
     if (m->key) r.key = std::string(static_cast<const char*>(m->key), m->key_len);
     if (m->payload) r.value = std::string(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(m.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name = nullptr;
+      const void* value = nullptr;
+      size_t size = 0;
+      for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+        r.headers[name] = value ? std::string(static_cast<const char*>(value), size) : std::string();
+    }
     out.push_back(std::move(r));
     got_any = true;
     last = std::chrono::steady_clock::now();

@@ -3,6 +3,7 @@
 // period (or an expected count is reached).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,7 +15,14 @@ struct Record {
   int partition = 0;
   long long offset = 0;
   std::optional<std::string> key;
-  std::optional<std::string> value;  // nullopt: tombstone
+  std::optional<std::string> value;            // nullopt: tombstone
+  std::map<std::string, std::string> headers;  // name -> value (the last one of a name)
+
+  // The value of header `name`, nullopt if the message has none.
+  std::optional<std::string> Header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
 };
 
 // Topics matching `pattern` ("^prefix\\..*" regex subscriptions start with ^).

@@ -25,7 +25,8 @@ SELECT a.attname,
        (SELECT string_agg(e.enumlabel, chr(31) ORDER BY e.enumsortorder) FROM pg_enum e
          WHERE e.enumtypid = CASE WHEN bt.typcategory = 'A' THEN bt.typelem ELSE bt.oid END) AS labels,
        a.atttypid AS declared_typid,
-       pg_get_expr(d.adbin, d.adrelid) AS default_expr
+       pg_get_expr(d.adbin, d.adrelid) AS default_expr,
+       t.typtype = 'd' AS is_domain
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -83,6 +84,7 @@ Result<std::vector<ColumnSchema>> SchemaCache::ReadColumns(uint32_t oid, std::st
     c.primary_key_position = ParseI32(res.Get(r, 7));
     c.primary_key = c.primary_key_position > 0;
     if (!res.IsNull(r, 13)) c.default_expression = res.GetString(r, 13);
+    c.is_domain = res.Get(r, 14) == "t";
     if (!res.IsNull(r, 11)) c.enum_labels = SplitLabels(res.Get(r, 11));
     if (declared_types) declared_types->push_back(ParseU32(res.Get(r, 12)));
     cols.push_back(std::move(c));

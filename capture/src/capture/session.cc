@@ -182,16 +182,18 @@ Status Session::ProduceRow(const TableSchema& table, Op op, const pgoutput::Tupl
       return ks;
     }
   }
-  TV_RETURN_IF_ERROR(
-      encoder_.EncodeChange(table, op, before, after, source, block, SystemClock().Now(), &value_buf_, &nulls_buf_));
+  TV_RETURN_IF_ERROR(encoder_.EncodeChange(table, op, before, after, source, block, SystemClock().Now(), &value_buf_,
+                                           &nulls_buf_, &text_buf_));
   auto tenant = TenantOf(table, key_row);
   int32_t partition = tenant ? sink_->PartitionForTenant(table.topic, *tenant) : RD_KAFKA_PARTITION_UA;
-  KafkaSink::Header headers[2];
+  KafkaSink::Header headers[3];
   size_t header_count = 0;
   if (key_header != nullptr) headers[header_count++] = *key_header;
   const std::span<const KafkaSink::Header> key_headers(headers, header_count);
   // NULLs that JsonConverter's rules wrote as defaults (kNullsHeader).
   if (!nulls_buf_.empty()) headers[header_count++] = KafkaSink::Header{kNullsHeader, nulls_buf_};
+  // Postgres's text of the columns whose Debezium value is lossy (kTextHeader).
+  if (!text_buf_.empty()) headers[header_count++] = KafkaSink::Header{kTextHeader, text_buf_};
   TV_RETURN_IF_ERROR(sink_->Produce(table.topic, partition, key, value_buf_, ticket, {headers, header_count}));
   if (op == Op::kDelete) {
     // Debezium's tombstone: same key, null value, so compaction can drop the row.

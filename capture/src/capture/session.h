@@ -101,6 +101,7 @@ class Session {
   Lsn last_heartbeat_lsn_;
   std::string key_buf_, value_buf_, old_key_, new_key_;
   std::string nulls_buf_;  // the kNullsHeader value of the event being produced
+  std::string text_buf_;   // the kTextHeader value of the event being produced
 };
 
 }  // namespace timevault::capture

@@ -45,6 +45,22 @@ inline constexpr std::string_view kUnavailableValue = "__debezium_unavailable_va
 // Absent when no column qualifies. docs/compat.md §7.4 and docs/capture.md.
 inline constexpr std::string_view kNullsHeader = "__timevault.nulls";
 
+// The Kafka header timevault adds to a change event when a column of its
+// `before` or `after` image has a Debezium value that loses information or
+// is absent (the fidelity header): Postgres's own text of those columns,
+// exactly as pgoutput (or the snapshot's SELECT) gave it, null for a NULL,
+// as compact JSON per image, images without such a column left out:
+//   {"before":{"span":"1 mon"},"after":{"span":"1 year","tags":null}}
+// Listed: columns Debezium leaves out of the payload (unknown, composite,
+// extension types it cannot map), types whose mapping is lossy (interval,
+// timetz, varbit, name, xml, unconstrained numeric, money, hstore, domains
+// over arrays, ...), and values it cannot hold (numeric NaN/Infinity, arrays
+// with bounds or several dimensions, timestamps past the last int64
+// microsecond, an empty varbit(1)). Unchanged-TOAST columns are never listed.
+// Never on tombstones; the value bytes stay exactly Debezium's.
+// docs/compat.md §7.8.
+inline constexpr std::string_view kTextHeader = "__timevault.text";
+
 enum class Op : char {
   kCreate = 'c',
   kUpdate = 'u',
@@ -132,9 +148,11 @@ class EventEncoder {
   // `nulls_header`, if given, receives the kNullsHeader value naming the
   // columns whose NULL was written as a default or fallback, or is cleared
   // when there is none (then the message carries no such header).
+  // `text_header`, if given, likewise receives the kTextHeader value, or is
+  // cleared when no column of the images needs it.
   Status EncodeChange(const TableSchema& table, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
                       const SourceInfo& source, const TransactionBlock* transaction, CommitTime now, std::string* out,
-                      std::string* nulls_header = nullptr);
+                      std::string* nulls_header = nullptr, std::string* text_header = nullptr);
 
   // Truncate: op "t", before and after null, no key.
   Status EncodeTruncate(const TableSchema& table, const SourceInfo& source, const TransactionBlock* transaction,

@@ -51,6 +51,8 @@ struct ColumnSchema {
   char type_category = 'U';              // pg_type.typcategory: 'E' enum, 'A' array, 'N' numeric ...
   uint32_t element_type_oid = 0;         // arrays: pg_type.typelem
   std::vector<std::string> enum_labels;  // enums (and arrays of enums): labels in sort order
+  // The declared type is a domain (type_oid etc. describe its base type).
+  bool is_domain = false;
   // Part of the message key: the primary key, or, for a table without one,
   // the columns of its unique index (Debezium's PgOutputMessageDecoder falls
   // back to readTableUniqueIndices).

@@ -31,6 +31,11 @@ int RunConfigCheck(const GlobalOptions& g) {
 int Main(int argc, char** argv) {
   CLI::App app{"timevault: per-tenant backup and point-in-time recovery for Postgres, built on change data capture"};
   app.require_subcommand(1);
+  app.set_version_flag("-V,--version", std::string("timevault ") + TV_VERSION);
+  // Global options may also follow the subcommand (`timevault capture
+  // --config F`): a subcommand hands the options it does not know to its
+  // parent. Subcommands added below inherit the setting.
+  app.fallthrough();
   GlobalOptions g;
   app.add_option("-c,--config", g.config_path, "Config file (TOML); default $TIMEVAULT_CONFIG");
   app.add_option("--log-level", g.log_level, "trace|debug|info|warn|error|critical|off (overrides log_level)");
@@ -43,6 +48,7 @@ int Main(int argc, char** argv) {
   RegisterApiCommands(app, g, &exit_code);
   RegisterBackupCommands(app, g, &exit_code);
   RegisterReplayCommands(app, g, &exit_code);
+  RegisterCheckCommand(app, g, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -45,5 +45,6 @@ void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_cod
 void RegisterBackupCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);     // cmd_backup.cc
 void RegisterApiCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);        // cmd_api.cc
 void RegisterApiClientCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);  // cmd_api_client.cc
+void RegisterCheckCommand(CLI::App& app, const GlobalOptions& g, int* exit_code);       // cmd_check.cc
 
 }  // namespace timevault::cli

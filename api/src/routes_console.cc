@@ -1,8 +1,10 @@
 // The web console's files (GET / and /console/{file}), the probes that need
-// no token (/livez, /readyz) and GET /v1/session, which tells the console who
-// the token is (its role and tenants) so it shows only what that token may do.
+// no token (/livez, /readyz), GET /v1/check (the preflight, admin) and
+// GET /v1/session, which tells the console who the token is (its role and
+// tenants) so it shows only what that token may do.
 #include "console_assets.h"
 #include "server_impl.h"
+#include "timevault/api/preflight.h"
 
 namespace timevault::api {
 
@@ -111,6 +113,10 @@ void AddConsoleRoutes(ApiState& s, std::vector<Route>& routes) {
   routes.push_back(Public("/livez", [](Call& c) { SendJson(c, 200, R"({"status":"alive"})"); }));
   routes.push_back(Public("/readyz", [&s](Call& c) { Ready(s, c); }));
   routes.push_back(MakeRoute("GET", "/v1/session", Role::kViewer, false, nullptr, [&s](Call& c) { Session(s, c); }));
+  // The preflight of `timevault check`, for the running config (admin: it
+  // names tables, users and files).
+  routes.push_back(MakeRoute("GET", "/v1/check", Role::kAdmin, false, nullptr,
+                             [&s](Call& c) { SendJson(c, 200, PreflightJson(RunPreflight(s.cfg))); }));
 }
 
 }  // namespace timevault::api

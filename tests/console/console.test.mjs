@@ -119,6 +119,12 @@ test('the console is served without a token; the API still needs one', async () 
   assert.equal((await fetch(BASE + '/v1/session')).status, 401);
   assert.equal((await fetch(BASE + '/livez')).status, 200);
   assert.equal((await fetch(BASE + '/readyz')).status, 200);
+  // The preflight, for admins only.
+  const check = await apiGet('/v1/check');
+  assert.equal(check.status, 200);
+  assert.equal(check.body.checks.find((c) => c.name === 'postgres.wal_level').level, 'ok');
+  assert.equal(check.body.checks.find((c) => c.name === 'kafka.reachable').level, 'ok');
+  assert.equal((await apiGet('/v1/check', TOKENS.viewer)).status, 403);
 });
 
 test('sign-in refuses a wrong token and keeps the token out of the URL', async () => {

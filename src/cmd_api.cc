@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cli_common.h"
+#include "metrics_http.h"
 #include "timevault/api/audit_check.h"
 #include "timevault/api/server.h"
 #include "timevault/capture/capture.h"
@@ -89,6 +90,18 @@ int RunAll(const GlobalOptions& g) {
   std::atomic<bool> failed{false};
   capture::CaptureMetrics capture_metrics;
   store::IngestMetrics ingest_metrics;
+  std::unique_ptr<MetricsEndpoint> endpoint;
+  if (!g.metrics_listen.empty()) {
+    store::Store* st = opened->get();
+    auto started = MetricsEndpoint::Start(g.metrics_listen, [&cfg, &capture_metrics, &ingest_metrics, st] {
+      return BuildInfoText("run") + CaptureMetricsText(*cfg, capture_metrics) + StoreMetricsText(ingest_metrics, st);
+    });
+    if (!started.ok()) {
+      spdlog::critical("run: {}", started.status().ToString());
+      return kExitFailure;
+    }
+    endpoint = std::move(started).value();
+  }
   Status capture_status, ingest_status;
   std::thread capture([&] {
     capture_status = capture::Run(*cfg, &capture_metrics, &g_stop);

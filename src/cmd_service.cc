@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli_common.h"
+#include "metrics_http.h"
 #include "timevault/capture/capture.h"
 #include "timevault/core/time.h"
 #include "timevault/store/ingest.h"
@@ -23,6 +24,16 @@ int RunCapture(const GlobalOptions& g) {
   if (!cfg) return code;
   InstallStopHandlers();
   capture::CaptureMetrics metrics;
+  std::unique_ptr<MetricsEndpoint> endpoint;
+  if (!g.metrics_listen.empty()) {
+    auto started = MetricsEndpoint::Start(
+        g.metrics_listen, [&cfg, &metrics] { return BuildInfoText("capture") + CaptureMetricsText(*cfg, metrics); });
+    if (!started.ok()) {
+      spdlog::critical("capture: {}", started.status().ToString());
+      return kExitFailure;
+    }
+    endpoint = std::move(started).value();
+  }
   Status st = capture::Run(*cfg, &metrics, &g_stop);
   if (!st.ok()) {
     spdlog::critical("capture: {}", st.ToString());
@@ -54,8 +65,19 @@ int RunStore(const GlobalOptions& g) {
     return kExitFailure;
   }
   InstallStopHandlers();
-  std::thread retention(RetentionLoop, opened->get(), &g_stop);
   store::IngestMetrics metrics;
+  std::unique_ptr<MetricsEndpoint> endpoint;
+  if (!g.metrics_listen.empty()) {
+    store::Store* st = opened->get();
+    auto started = MetricsEndpoint::Start(
+        g.metrics_listen, [&metrics, st] { return BuildInfoText("store") + StoreMetricsText(metrics, st); });
+    if (!started.ok()) {
+      spdlog::critical("store: {}", started.status().ToString());
+      return kExitFailure;
+    }
+    endpoint = std::move(started).value();
+  }
+  std::thread retention(RetentionLoop, opened->get(), &g_stop);
   Status st = store::RunIngest(*cfg, opened->get(), &metrics, &g_stop);
   g_stop.store(true);
   retention.join();

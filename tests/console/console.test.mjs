@@ -127,6 +127,30 @@ test('the console is served without a token; the API still needs one', async () 
   assert.equal((await apiGet('/v1/check', TOKENS.viewer)).status, 403);
 });
 
+test('run --metrics-listen exports capture and store metrics for Prometheus', async () => {
+  // The store refreshes its consumer lag every 5 s: the first scrape may precede it.
+  let text = '';
+  for (let i = 0; i < 40 && !/^timevault_store_consumer_lag_messages\{/m.test(text); ++i) {
+    if (i) await sleep(500);
+    const res = await fetch(env('TV_METRICS') + '/metrics');
+    assert.equal(res.status, 200);
+    text = await res.text();
+  }
+  const value = (name) => {
+    const m = text.match(new RegExp('^' + name + ' (\\S+)$', 'm'));
+    assert.ok(m, `${name} is exported`);
+    return Number(m[1]);
+  };
+  assert.ok(value('timevault_capture_events_acked_total') > 0);
+  assert.ok(value('timevault_store_messages_consumed_total') > 0);
+  assert.ok(value('timevault_store_events') > 0);
+  assert.equal(value('timevault_capture_slot_up'), 1);
+  assert.ok(value('timevault_capture_slot_wal_retained_bytes') >= 0);
+  assert.ok(value('timevault_store_recoverable_point_age_seconds') < 600);
+  assert.match(text, /^timevault_store_consumer_lag_messages\{topic="[^"]+",partition="\d+"\} \d+$/m);
+  assert.match(text, /^# TYPE timevault_capture_events_produced_total counter$/m);
+});
+
 test('sign-in refuses a wrong token and keeps the token out of the URL', async () => {
   const ctx = await browser.newContext({timezoneId: ZONE});
   const page = await ctx.newPage();

@@ -48,6 +48,7 @@ name="tvconsole_$$"
 db=$name
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
+metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 server_pid=""
 
 psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
@@ -119,7 +120,7 @@ role = "operator"
 tenants = ["acme"]
 TOML
 
-"$tv" --config "$out/timevault.toml" run >"$out/server.log" 2>&1 &
+"$tv" run --config "$out/timevault.toml" --metrics-listen "127.0.0.1:$metrics_port" >"$out/server.log" 2>&1 &
 server_pid=$!
 # Ready (GET /readyz, no token) once the store has a recoverable point.
 for _ in $(seq 1 600); do
@@ -131,7 +132,7 @@ curl -sf -o /dev/null "$base/readyz" || { tail -50 "$out/server.log" >&2; die "n
 echo "console test: timevault run serves the console at $base/"
 
 status=0
-TV_BASE="$base" TV_DB="$db" TV_SCREENS="$screens" TV_CHROMIUM="$chromium" \
+TV_BASE="$base" TV_METRICS="http://127.0.0.1:$metrics_port" TV_DB="$db" TV_SCREENS="$screens" TV_CHROMIUM="$chromium" \
   TV_TOKEN_ADMIN="${tokens[admin]}" TV_TOKEN_OPERATOR="${tokens[operator]}" \
   TV_TOKEN_VIEWER="${tokens[viewer]}" TV_TOKEN_ACME="${tokens[acme]}" \
   node --test --test-reporter=spec "$here/console.test.mjs" || status=$?

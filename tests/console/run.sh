@@ -50,9 +50,11 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 base="http://127.0.0.1:$port"
 metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 server_pid=""
+prom_pid=""
 
 psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
 cleanup() {
+  if [[ -n "$prom_pid" ]]; then kill "$prom_pid" 2>/dev/null || true; fi
   if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then kill -9 "$server_pid" 2>/dev/null || true; fi
   psql_admin -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$name'" \
     >/dev/null 2>&1 || true
@@ -138,6 +140,49 @@ TV_BASE="$base" TV_METRICS="http://127.0.0.1:$metrics_port" TV_DB="$db" TV_SCREE
   node --test --test-reporter=spec "$here/console.test.mjs" || status=$?
 
 kill -0 "$server_pid" 2>/dev/null || { tail -50 "$out/server.log" >&2; die "the server died during the run"; }
+
+# Debian's Prometheus scrapes the run's metrics endpoint and the API's
+# /metrics (with a viewer token, as compose/prometheus/prometheus.yml does)
+# and loads compose's alert rules: every target up, capture, store and API
+# series queryable.
+prom=$(command -v prometheus || true)
+[[ -x "$prom" ]] || die "Debian's prometheus is not installed: run scripts/setup"
+mkdir -p "$out/prometheus"
+printf %s "${tokens[viewer]}" >"$out/prometheus/api.token"
+prom_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$out/prometheus/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: ["$root/compose/prometheus/alerts.yml"]
+scrape_configs:
+  - job_name: run
+    static_configs: [{targets: ["127.0.0.1:$metrics_port"]}]
+  - job_name: api
+    authorization: {type: Bearer, credentials_file: "$out/prometheus/api.token"}
+    static_configs: [{targets: ["127.0.0.1:$port"]}]
+YAML
+"$prom" --config.file="$out/prometheus/prometheus.yml" --storage.tsdb.path="$out/prometheus/data" \
+  --web.listen-address="127.0.0.1:$prom_port" >"$out/prometheus/prometheus.log" 2>&1 &
+prom_pid=$!
+query() {
+  curl -sf "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" 2>/dev/null |
+    python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")' \
+      2>/dev/null || true
+}
+seen=""
+for _ in $(seq 1 60); do
+  up=$(query 'min(up)') targets=$(query 'count(up)') acked=$(query 'timevault_capture_events_acked_total')
+  stored=$(query 'timevault_store_events') http=$(query 'sum(timevault_http_requests_total)')
+  rules=$(curl -sf "http://127.0.0.1:$prom_port/api/v1/rules" | grep -o '"name":"Timevault[A-Za-z]*"' | wc -l || true)
+  if [[ "$up" == 1 && "$targets" == 2 && -n "$acked" && -n "$stored" && -n "$http" && "$rules" -ge 7 ]]; then seen=1; break; fi
+  sleep 0.5
+done
+kill "$prom_pid" 2>/dev/null || true
+wait "$prom_pid" 2>/dev/null || true
+prom_pid=""
+[[ -n "$seen" ]] || { tail -20 "$out/prometheus/prometheus.log" >&2
+  die "Prometheus did not see every series (up=$up targets=$targets acked=$acked stored=$stored http=$http rules=$rules)"; }
+echo "console test: Prometheus scraped run and API: up=1 on 2 targets, $acked events acked, $stored stored, $http API requests, $rules alert rules"
+
 kill -TERM "$server_pid"
 for _ in $(seq 1 300); do
   kill -0 "$server_pid" 2>/dev/null || break

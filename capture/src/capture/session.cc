@@ -5,12 +5,17 @@
 #include <chrono>
 #include <span>
 
+#include "capture/partitions.h"
+
 namespace timevault::capture {
 namespace {
 
 constexpr int kReadTimeoutMs = 100;
 constexpr int kFlushTimeoutMs = 60000;
 constexpr std::string_view kSnapshotMarker = "timevault:snapshot-completed slot=";
+// Where the publication comment keeps the partitioned roots' leaves.
+constexpr std::string_view kLeavesMarker = " partitions=";
+constexpr int64_t kPartitionPollMs = 1000;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -66,6 +71,7 @@ Status Session::Run() {
     spdlog::info("capture: snapshot_mode=initial_only and the snapshot is already complete: nothing to do");
     return Status::Ok();
   }
+  TV_RETURN_IF_ERROR(LoadKnownLeaves());
   return Stream();
 }
 
@@ -133,10 +139,103 @@ Result<bool> Session::SnapshotCompleted() {
 
 // The completion of the initial snapshot is recorded next to the slot, in the
 // comment of the publication, so a capture killed mid-snapshot redoes it.
-Status Session::MarkSnapshotCompleted(Lsn consistent_point) {
+Status Session::MarkSnapshotCompleted(Lsn consistent_point, const PartitionLeaves& leaves) {
   std::string comment = std::string(kSnapshotMarker) + config_.postgres.slot + " lsn=" + consistent_point.ToString();
+  comment += std::string(kLeavesMarker) + SerializeLeaves(leaves);
   return catalog_.Run("COMMENT ON PUBLICATION " + catalog_.QuoteIdent(config_.postgres.publication) + " IS " +
                       catalog_.QuoteLiteral(comment));
+}
+
+// The publication comment, "" if none.
+Result<std::string> Session::PublicationComment() {
+  TV_ASSIGN_OR_RETURN(
+      auto res,
+      catalog_.ExecParams("SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
+                          {config_.postgres.publication}));
+  if (res.rows() == 0 || res.IsNull(0, 0)) return std::string();
+  return res.GetString(0, 0);
+}
+
+// Records `leaves` in the publication comment, keeping its snapshot marker
+// (in the caller's transaction, if one is open).
+Status Session::StoreLeaves(const PartitionLeaves& leaves) {
+  TV_ASSIGN_OR_RETURN(std::string comment, PublicationComment());
+  if (size_t at = comment.find(kLeavesMarker); at != std::string::npos) comment.resize(at);
+  if (comment.empty()) comment = "timevault:";
+  comment += std::string(kLeavesMarker) + SerializeLeaves(leaves);
+  return catalog_.Run("COMMENT ON PUBLICATION " + catalog_.QuoteIdent(config_.postgres.publication) + " IS " +
+                      catalog_.QuoteLiteral(comment));
+}
+
+// The leaves recorded by the snapshot or the last partition change; when
+// none are recorded (snapshot_mode no_data, or an older comment), today's.
+// Differences to the catalog are emitted by the first PollPartitions, so an
+// ATTACH or DETACH while capture was down is not missed.
+Status Session::LoadKnownLeaves() {
+  TV_ASSIGN_OR_RETURN(std::string comment, PublicationComment());
+  if (size_t at = comment.find(kLeavesMarker); at != std::string::npos) {
+    if (auto parsed = ParseLeaves(std::string_view(comment).substr(at + kLeavesMarker.size()))) {
+      known_leaves_ = std::move(*parsed);
+      return Status::Ok();
+    }
+    spdlog::warn("capture: the publication comment's partition list is malformed; taking today's partitions");
+  }
+  TV_ASSIGN_OR_RETURN(known_leaves_, ReadPartitionLeaves(catalog_, config_.postgres.publication));
+  return StoreLeaves(known_leaves_);
+}
+
+// ATTACH / DETACH / DROP PARTITION move rows in or out of a root without row
+// events. When the leaves of a root changed, one transaction locks each
+// attached or detached leaf, emits its rows as kPartitionMessagePrefix
+// messages and records the new leaves; the stream then turns the messages
+// into events (OnPartitionMessage). docs/capture.md, "Partitioned tables".
+Status Session::PollPartitions() {
+  if (NowMs() - last_partition_poll_ms_ < kPartitionPollMs) return Status::Ok();
+  last_partition_poll_ms_ = NowMs();
+  TV_ASSIGN_OR_RETURN(PartitionLeaves now, ReadPartitionLeaves(catalog_, config_.postgres.publication));
+  if (now == known_leaves_) return Status::Ok();
+  TV_RETURN_IF_ERROR(catalog_.Run("BEGIN; SET LOCAL lock_timeout = '5s'"));
+  Status s = EmitLeafChanges(now);
+  if (!s.ok()) {
+    (void)catalog_.Run("ROLLBACK");
+    spdlog::warn("capture: partition change not emitted yet, retrying: {}", s.ToString());
+    return Status::Ok();
+  }
+  TV_RETURN_IF_ERROR(StoreLeaves(now));
+  TV_RETURN_IF_ERROR(catalog_.Run("COMMIT"));
+  known_leaves_ = std::move(now);
+  return Status::Ok();
+}
+
+Status Session::EmitLeafChanges(const PartitionLeaves& now) {
+  static const std::set<uint32_t> kNone;
+  for (const auto& [root_oid, leaves] : now) {
+    auto known_it = known_leaves_.find(root_oid);
+    const std::set<uint32_t>& known = known_it == known_leaves_.end() ? kNone : known_it->second;
+    if (leaves == known) continue;
+    TV_ASSIGN_OR_RETURN(TableSchema root, schemas_->Load(root_oid));
+    for (uint32_t leaf : leaves) {
+      if (known.contains(leaf)) continue;
+      TV_ASSIGN_OR_RETURN(int64_t n, EmitPartitionRows(catalog_, root, leaf, 'c'));
+      spdlog::info("capture: partition {} attached to {}.{}: its {} rows are emitted as creates", leaf, root.schema,
+                   root.table, n);
+    }
+    for (uint32_t leaf : known) {
+      if (leaves.contains(leaf)) continue;
+      Result<int64_t> n = EmitPartitionRows(catalog_, root, leaf, 'd');
+      if (n.status().code() == StatusCode::kNotFound) {
+        spdlog::error(
+            "capture: partition {} of {}.{} was dropped: its rows left the table without change events and cannot "
+            "be read any more; the store keeps them until they are deleted (docs/capture.md)",
+            leaf, root.schema, root.table);
+        continue;
+      }
+      TV_RETURN_IF_ERROR(n.status());
+      spdlog::info("capture: partition {} detached from {}.{}: its {} rows are emitted as deletes", leaf, root.schema,
+                   root.table, *n);
+    }
+  }
+  return Status::Ok();
 }
 
 Status Session::PrepareSlot(bool* snapshot_needed, CreatedSlot* created) {
@@ -209,31 +308,46 @@ Status Session::Snapshot(const CreatedSlot& created) {
   // Debezium reports the snapshot transaction's own xid as source.txId.
   TV_ASSIGN_OR_RETURN(auto xid_res, catalog_.Exec("SELECT txid_current()"));
   int64_t xid = std::stoll(xid_res.GetString(0, 0));
+  // A partitioned table (relkind 'p', published as its root) is read with
+  // its partitions: `FROM ONLY root` holds no rows.
   TV_ASSIGN_OR_RETURN(auto tables, catalog_.ExecParams(R"SQL(
-      SELECT c.oid FROM pg_publication_tables pt
+      SELECT c.oid, c.relkind = 'p' FROM pg_publication_tables pt
       JOIN pg_namespace n ON n.nspname = pt.schemaname
       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
       WHERE pt.pubname = $1 ORDER BY pt.schemaname, pt.tablename)SQL",
                                                        {config_.postgres.publication}));
-  bool first = true;
+  std::vector<TableSchema> schemas;
+  std::vector<bool> partitioned;
+  int last_with_rows = -1;  // Debezium marks the snapshot's last record "last", whichever table it is in
+  for (int i = 0; i < tables.rows(); ++i) {
+    TV_ASSIGN_OR_RETURN(auto schema, schemas_->Load(static_cast<uint32_t>(std::stoul(tables.GetString(i, 0)))));
+    partitioned.push_back(tables.Get(i, 1) == "t");
+    TV_ASSIGN_OR_RETURN(auto any,
+                        catalog_.Exec("SELECT EXISTS (SELECT 1 FROM " + std::string(partitioned.back() ? "" : "ONLY ") +
+                                      pg::QualifiedName(catalog_, schema.schema, schema.table) + ")"));
+    if (any.Get(0, 0) == "t") last_with_rows = i;
+    schemas.push_back(std::move(schema));
+  }
   for (int i = 0; i < tables.rows(); ++i) {
     if (stop_->load()) return Aborted("stopped during the initial snapshot; it restarts with the next run");
-    TV_ASSIGN_OR_RETURN(auto schema, schemas_->Load(static_cast<uint32_t>(std::stoul(tables.GetString(i, 0)))));
-    TV_RETURN_IF_ERROR(SnapshotTable(schema, created.consistent_point, xid, &first, i + 1 == tables.rows()));
+    const SnapshotPosition position{i == 0, i == last_with_rows, partitioned[static_cast<size_t>(i)]};
+    TV_RETURN_IF_ERROR(SnapshotTable(schemas[static_cast<size_t>(i)], created.consistent_point, xid, position));
   }
+  TV_ASSIGN_OR_RETURN(PartitionLeaves leaves, ReadPartitionLeaves(catalog_, config_.postgres.publication));
   TV_RETURN_IF_ERROR(catalog_.Run("COMMIT"));
   TV_RETURN_IF_ERROR(sink_->Flush(kFlushTimeoutMs));
   if (tracker_.pending() != 0) return Unavailable("snapshot events not acknowledged by Kafka");
-  TV_RETURN_IF_ERROR(MarkSnapshotCompleted(created.consistent_point));
+  TV_RETURN_IF_ERROR(MarkSnapshotCompleted(created.consistent_point, leaves));
   spdlog::info("capture: initial snapshot complete ({} events)", metrics_->acked_events.load());
   return Status::Ok();
 }
 
-Status Session::SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, bool* first_overall, bool last_table) {
+Status Session::SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, SnapshotPosition position) {
   TV_RETURN_IF_ERROR(EnsureTableTopic(table));
   std::string cols;
   for (const auto& c : table.columns) cols += (cols.empty() ? "" : ", ") + catalog_.QuoteIdent(c.name);
-  TV_RETURN_IF_ERROR(catalog_.Run("DECLARE tv_snapshot NO SCROLL CURSOR FOR SELECT " + cols + " FROM ONLY " +
+  TV_RETURN_IF_ERROR(catalog_.Run("DECLARE tv_snapshot NO SCROLL CURSOR FOR SELECT " + cols + " FROM " +
+                                  (position.partitioned ? "" : "ONLY ") +
                                   pg::QualifiedName(catalog_, table.schema, table.table)));
   const std::string fetch = "FETCH " + std::to_string(config_.postgres.snapshot_chunk_rows) + " FROM tv_snapshot";
   std::string collection = Collection(table);
@@ -251,19 +365,20 @@ Status Session::SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, bo
         row[c].value = null ? std::string_view() : chunk.Get(r, static_cast<int>(c));
       }
       bool last_in_table = next.rows() == 0 && r + 1 == chunk.rows();
-      // RelationalSnapshotChangeEventSource.setSnapshotMarker, in its order:
-      // a table's only row is "last_in_data_collection" (or "last").
+      // RelationalSnapshotChangeEventSource.setSnapshotMarker, in its order;
+      // "first" only in the first table of the snapshot (empty or not), and
+      // the snapshot's last record is "last" even when later tables are
+      // empty (the buffering receiver re-marks it when the snapshot ends).
       std::string_view marker = "true";
-      if (last_in_table && last_table) {
+      if (last_in_table && position.last_with_rows) {
         marker = "last";
-      } else if (*first_overall) {
+      } else if (first_in_table && position.first_table) {
         marker = "first";
       } else if (last_in_table) {
         marker = "last_in_data_collection";
       } else if (first_in_table) {
         marker = "first_in_data_collection";
       }
-      *first_overall = false;
       first_in_table = false;
       SourceInfo source{config_.kafka.topic_prefix,
                         db_name_,
@@ -310,6 +425,7 @@ Status Session::Stream() {
     if (!sink_->error().ok()) return sink_->error();
     if (NowMs() - last_status_ms_ >= config_.postgres.status_interval_ms) TV_RETURN_IF_ERROR(SendStatus(false));
     TV_RETURN_IF_ERROR(MaybeHeartbeat(false));
+    TV_RETURN_IF_ERROR(PollPartitions());
   }
   return Shutdown();
 }
@@ -440,14 +556,58 @@ Status Session::OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* be
   const TableSchema* table = schemas_->Find(relation_oid);
   if (!table)
     return Corruption("pgoutput: change for relation " + std::to_string(relation_oid) + " before its Relation message");
+  return OnTableChange(*table, op, before, after, lsn, key_header);
+}
+
+Status Session::OnTableChange(const TableSchema& table, Op op, const pgoutput::Tuple* before,
+                              const pgoutput::Tuple* after, Lsn lsn, const KafkaSink::Header* key_header) {
   if (!tx_) return Corruption("pgoutput: change outside a transaction");
-  TV_RETURN_IF_ERROR(EnsureTableTopic(*table));
-  int64_t& in_collection = tx_->CountFor(Collection(*table));
+  TV_RETURN_IF_ERROR(EnsureTableTopic(table));
+  int64_t& in_collection = tx_->CountFor(Collection(table));
   ++in_collection;
   ++tx_->total_order;
   std::string id = TransactionId(tx_->xid, lsn);
   TransactionBlock block{id, tx_->total_order, in_collection};
-  return ProduceRow(*table, op, before, after, StreamSource(table, lsn), &block, tx_->ticket, key_header);
+  return ProduceRow(table, op, before, after, StreamSource(&table, lsn), &block, tx_->ticket, key_header);
+}
+
+// The rows of an attached (c) or detached (d) partition, as events of its
+// root in the transaction that emitted them (PollPartitions).
+Status Session::OnPartitionMessage(const pgoutput::LogicalMessage& message, Lsn lsn) {
+  auto parsed = ParsePartitionMessage(message.content);
+  if (!parsed.ok() || !tx_) {
+    spdlog::error("capture: ignoring a {} message at {}: {}", kPartitionMessagePrefix, lsn.ToString(),
+                  parsed.ok() ? "outside a transaction" : parsed.status().ToString());
+    return Status::Ok();
+  }
+  const TableSchema* table = schemas_->Find(parsed->root);
+  if (table == nullptr) {
+    auto loaded = schemas_->Load(parsed->root);
+    if (!loaded.ok()) {
+      spdlog::error("capture: rows of partition {} for table {}, which is gone: not emitted ({})", parsed->leaf,
+                    parsed->root, loaded.status().ToString());
+      return Status::Ok();
+    }
+    table = &(partition_roots_[parsed->root] = std::move(*loaded));
+  }
+  pgoutput::Tuple row(table->columns.size());
+  for (const auto& values : parsed->rows) {
+    if (values.size() != row.size()) {
+      spdlog::error("capture: a row of partition {} has {} columns, {}.{} {}: not emitted", parsed->leaf, values.size(),
+                    table->schema, table->table, row.size());
+      continue;
+    }
+    for (size_t c = 0; c < row.size(); ++c) {
+      row[c].kind = values[c] ? pgoutput::ColumnKind::kText : pgoutput::ColumnKind::kNull;
+      row[c].value = values[c] ? std::string_view(*values[c]) : std::string_view();
+    }
+    if (parsed->op == 'c')
+      TV_RETURN_IF_ERROR(OnTableChange(*table, Op::kCreate, nullptr, &row, lsn));
+    else
+      TV_RETURN_IF_ERROR(OnTableChange(*table, Op::kDelete, &row, nullptr, lsn));
+    sink_->Poll(0);
+  }
+  return Status::Ok();
 }
 
 Status Session::OnUpdate(const pgoutput::Update& update, Lsn lsn) {
@@ -486,6 +646,7 @@ Status Session::OnTruncate(const pgoutput::Truncate& truncate, Lsn lsn) {
 }
 
 Status Session::OnMessage(const pgoutput::LogicalMessage& message, Lsn lsn) {
+  if (message.prefix == kPartitionMessagePrefix) return OnPartitionMessage(message, lsn);
   TV_RETURN_IF_ERROR(sink_->EnsureTopic(message_topic_, 1));
   TV_RETURN_IF_ERROR(encoder_.EncodeMessageKey(message.prefix, &key_buf_));
   SourceInfo source = StreamSource(nullptr, lsn);

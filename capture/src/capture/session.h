@@ -14,6 +14,7 @@
 
 #include "capture/ack_tracker.h"
 #include "capture/kafka_sink.h"
+#include "capture/partitions.h"
 #include "capture/replication.h"
 #include "capture/schema_cache.h"
 #include "timevault/capture/capture.h"
@@ -53,9 +54,20 @@ class Session {
   Status EnsurePublication();
   Status PrepareSlot(bool* snapshot_needed, CreatedSlot* created);
   Result<bool> SnapshotCompleted();
-  Status MarkSnapshotCompleted(Lsn consistent_point);
+  Status MarkSnapshotCompleted(Lsn consistent_point, const PartitionLeaves& leaves);
+  Result<std::string> PublicationComment();
+  Status StoreLeaves(const PartitionLeaves& leaves);
+  Status LoadKnownLeaves();
+  Status PollPartitions();
+  Status EmitLeafChanges(const PartitionLeaves& now);
   Status Snapshot(const CreatedSlot& created);
-  Status SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, bool* first_overall, bool last_table);
+  // Where a table stands in the snapshot (for Debezium's snapshot markers).
+  struct SnapshotPosition {
+    bool first_table = false;     // the first table of the snapshot
+    bool last_with_rows = false;  // no later table has a row
+    bool partitioned = false;     // read with its partitions
+  };
+  Status SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, SnapshotPosition position);
   Status Stream();
   Status Dispatch(const pgoutput::XLogData& data);
   Status OnBegin(const pgoutput::Begin& begin, Lsn lsn);
@@ -63,6 +75,9 @@ class Session {
   // `key_header`: the __debezium.oldkey/newkey header of a primary-key change.
   Status OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after, Lsn lsn,
                   const KafkaSink::Header* key_header = nullptr);
+  Status OnTableChange(const TableSchema& table, Op op, const pgoutput::Tuple* before, const pgoutput::Tuple* after,
+                       Lsn lsn, const KafkaSink::Header* key_header = nullptr);
+  Status OnPartitionMessage(const pgoutput::LogicalMessage& message, Lsn lsn);
   Status OnUpdate(const pgoutput::Update& update, Lsn lsn);
   Status OnTruncate(const pgoutput::Truncate& truncate, Lsn lsn);
   Status OnMessage(const pgoutput::LogicalMessage& message, Lsn lsn);
@@ -91,6 +106,10 @@ class Session {
   std::string transaction_topic_;
   std::string heartbeat_topic_;
   std::string message_topic_;
+
+  PartitionLeaves known_leaves_;  // as recorded in the publication comment
+  int64_t last_partition_poll_ms_ = 0;
+  std::map<uint32_t, TableSchema> partition_roots_;  // roots loaded for partition messages
 
   std::optional<Transaction> tx_;
   std::optional<Lsn> last_commit_lsn_;

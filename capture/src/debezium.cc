@@ -610,6 +610,31 @@ Status EventEncoder::EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_
   return impl_->Finish(out);
 }
 
+std::string SanitizeTopicName(std::string_view name) {
+  constexpr size_t kMaxNameLength = 249;  // TopicNamingStrategy.MAX_NAME_LENGTH
+  std::string out;
+  out.reserve(name.size());
+  for (size_t i = 0; i < name.size();) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x80) {
+      const bool valid = c == '.' || c == '_' || c == '-' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                         (c >= '0' && c <= '9');
+      out += valid ? static_cast<char>(c) : '_';
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: its length from the lead byte; 4 bytes are a
+    // supplementary character, two UTF-16 code units in Java.
+    const size_t length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    out += length == 4 ? "__" : "_";
+    i += length;
+  }
+  if (out.size() > kMaxNameLength) out.resize(kMaxNameLength);
+  if (out == ".") return "_";
+  if (out == "..") return "__";
+  return out;
+}
+
 std::string TransactionId(uint32_t xid, Lsn lsn) { return std::to_string(xid) + ":" + std::to_string(lsn.value()); }
 
 }  // namespace timevault::capture

@@ -32,6 +32,15 @@ int RowId(const Record& r, const char* column = "id") {
 
 const std::string kTextHeader(capture::kTextHeader);
 
+// Events of one topic as "<op><id>" (tombstones left out), in topic order per
+// Kafka partition.
+std::multiset<std::string> OpsById(const std::vector<Record>& records) {
+  std::multiset<std::string> out;
+  for (const auto& r : records)
+    if (r.value) out.insert(Op(r) + std::to_string(RowId(r)));
+  return out;
+}
+
 // Postgres's text of the lossy columns rides beside Debezium's value, from
 // the snapshot and from the stream alike; exact columns are not listed.
 TEST(CaptureText, LossyColumnsCarryPostgresTextInAHeader) {
@@ -58,16 +67,72 @@ TEST(CaptureText, LossyColumnsCarryPostgresTextInAHeader) {
   EXPECT_EQ(h.capture().Stop(), 0);
 }
 
-// --- partitioned tables ----------------------------------------------------
+// --- table names ---------------------------------------------------------------
 
-// Events of one topic as "<op><id>" (tombstones left out), in topic order per
-// Kafka partition.
-std::multiset<std::string> OpsById(const std::vector<Record>& records) {
-  std::multiset<std::string> out;
-  for (const auto& r : records)
-    if (r.value) out.insert(Op(r) + std::to_string(RowId(r)));
-  return out;
+// Every name Postgres allows gets Debezium's sanitised topic; two tables
+// whose topics collide are refused, loudly, and every other table streams
+// (no restart loop, one slot).
+TEST(CaptureNames, TopicsAreSanitisedAndCollisionsRefusedWithoutStoppingTheRest) {
+  CaptureHarness h;
+  const std::string n63(63, 'n');  // the longest name Postgres keeps
+  h.Exec(R"SQL(
+    CREATE SCHEMA "Sales-EU";
+    CREATE TABLE "Sales-EU"."Order Lines" (id int PRIMARY KEY, tenant_id text);
+    CREATE TABLE "a.b" (id int PRIMARY KEY, tenant_id text);
+    CREATE TABLE "MixedCase" (id int PRIMARY KEY, tenant_id text);
+    CREATE TABLE "été" (id int PRIMARY KEY, tenant_id text);
+    CREATE TABLE "x y" (id int PRIMARY KEY, tenant_id text);
+    CREATE TABLE "x_y" (id int PRIMARY KEY, tenant_id text);
+    INSERT INTO "Sales-EU"."Order Lines" VALUES (1, 't');
+    INSERT INTO "x y" VALUES (1, 't');
+  )SQL");
+  h.Exec("CREATE TABLE " + n63 + " (id int PRIMARY KEY, tenant_id text)");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  h.Exec(R"SQL(INSERT INTO "Sales-EU"."Order Lines" VALUES (2, 't'))SQL");
+  h.Exec(R"SQL(INSERT INTO "a.b" VALUES (1, 't'))SQL");
+  h.Exec(R"SQL(INSERT INTO "MixedCase" VALUES (1, 't'))SQL");
+  h.Exec(R"SQL(INSERT INTO "été" VALUES (1, 't'))SQL");
+  h.Exec("INSERT INTO " + n63 + " VALUES (1, 't')");
+  h.Exec(
+      R"SQL(BEGIN; INSERT INTO "x y" VALUES (2, 't'); INSERT INTO "x_y" VALUES (1, 't'); INSERT INTO "a.b" VALUES (2, 't'); COMMIT)SQL");
+
+  const std::string p = h.prefix();
+  auto lines = h.Read({p + ".Sales-EU.Order_Lines"}, 2);
+  EXPECT_EQ(OpsById(lines), (std::multiset<std::string>{"r1", "c2"}));
+  for (const auto& r : lines) {
+    auto d = ParseJson(*r.value);
+    EXPECT_STREQ(Payload(*d)["source"]["schema"].GetString(), "Sales-EU");
+    EXPECT_STREQ(Payload(*d)["source"]["table"].GetString(), "Order Lines");
+  }
+  EXPECT_EQ(OpsById(h.Read({p + ".public.a.b"}, 2)), (std::multiset<std::string>{"c1", "c2"}));
+  EXPECT_EQ(OpsById(h.Read({p + ".public.MixedCase"}, 1)), (std::multiset<std::string>{"c1"}));
+  EXPECT_EQ(OpsById(h.Read({p + ".public._t_"}, 1)), (std::multiset<std::string>{"c1"}));
+  EXPECT_EQ(OpsById(h.Read({p + ".public." + n63}, 1)), (std::multiset<std::string>{"c1"}));
+
+  // The transaction with the refused tables' rows counts only what was sent.
+  ASSERT_TRUE(h.WaitConfirmed(0, 60));
+  EXPECT_EQ(h.capture().Stop(), 0);
+  const std::string log = h.capture().ReadLog();
+  EXPECT_NE(log.find(R"(REFUSING table "public"."x y": tables "public"."x y" and "public"."x_y" all map to topic )" +
+                     p + ".public.x_y"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find(R"(REFUSING table "public"."x_y")"), std::string::npos) << log;
+  size_t slots = 0;
+  for (size_t at = log.find("created slot"); at != std::string::npos; at = log.find("created slot", at + 1)) ++slots;
+  EXPECT_EQ(slots, 1u) << log;
+  auto tx = h.Read({p + ".transaction"}, 0, 1500);
+  bool saw_mixed_end = false;
+  for (const auto& r : tx) {
+    auto d = ParseJson(*r.value);
+    const auto& v = Payload(*d);
+    if (std::string(v["status"].GetString()) != "END" || v["event_count"].GetInt64() != 1) continue;
+    if (std::string(v["data_collections"][0]["data_collection"].GetString()) == "public.a.b") saw_mixed_end = true;
+  }
+  EXPECT_TRUE(saw_mixed_end) << "the mixed transaction's END counts a.b's event only";
 }
+
+// --- partitioned tables ----------------------------------------------------
 
 std::multiset<std::string> Expect(char op, int from, int to) {
   std::multiset<std::string> out;

@@ -711,6 +711,40 @@ TEST(TypeMapTest, BadValueNamesTableColumnTypeAndValue) {
             StatusCode::kInvalidArgument);
 }
 
+// ---------------------------------------------------------------- topics --
+
+// AbstractTopicNamingStrategy.sanitizedTopicName, worked out by hand: Java
+// walks UTF-16 code units, so "é" (U+00E9) is one '_' and "😀" (U+1F600) two.
+TEST(TopicNameTest, SanitisedAsDebeziumDoes) {
+  EXPECT_EQ(SanitizeTopicName("tv.public.accounts"), "tv.public.accounts");
+  EXPECT_EQ(SanitizeTopicName("tv.Sales-EU.Order Lines"), "tv.Sales-EU.Order_Lines");
+  EXPECT_EQ(SanitizeTopicName("tv.public.a.b"), "tv.public.a.b");  // a table named "a.b": dots stay
+  EXPECT_EQ(SanitizeTopicName("tv.MixedCase.CamelTable"), "tv.MixedCase.CamelTable");
+  EXPECT_EQ(SanitizeTopicName("tv.public.\xC3\xA9t\xC3\xA9"), "tv.public._t_");        // été
+  EXPECT_EQ(SanitizeTopicName("tv.public.\xE5\x8F\xB0\xE5\xB8\xB3"), "tv.public.__");  // 台帳
+  EXPECT_EQ(SanitizeTopicName("tv.public.x\xF0\x9F\x98\x80"), "tv.public.x__");        // x😀
+  EXPECT_EQ(SanitizeTopicName("tv.p.a/b:c\"d'e(f)g[h]i{j}k,l;m=n+o*p?q!r@s#t$u%v^w&x~y|z`"),
+            "tv.p.a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_q_r_s_t_u_v_w_x_y_z_");
+  EXPECT_EQ(SanitizeTopicName("."), "_");
+  EXPECT_EQ(SanitizeTopicName(".."), "__");
+  EXPECT_EQ(SanitizeTopicName("..."), "...");
+  // 249 characters at most; a name of 63 bytes in schema and table stays whole.
+  const std::string n63(63, 'n');
+  EXPECT_EQ(SanitizeTopicName("tv." + n63 + "." + n63), "tv." + n63 + "." + n63);
+  EXPECT_EQ(SanitizeTopicName(std::string(300, 'a')), std::string(249, 'a'));
+}
+
+TEST(TopicNameTest, SchemaNamesFollowTheSanitisedTopic) {
+  TableSchema t = Table({PkCol("id", oid::kInt4, "int4")});
+  t.schema = "Sales-EU";
+  t.table = "Order Lines";
+  t.topic = SanitizeTopicName("tv.Sales-EU.Order Lines");
+  const std::string json = Insert(t, Row({"1"}), /*schemas=*/true);
+  auto d = Parse(json);
+  EXPECT_STREQ(d["schema"]["name"].GetString(), "tv.Sales-EU.Order_Lines.Envelope");
+  EXPECT_STREQ(d["schema"]["fields"][0]["name"].GetString(), "tv.Sales-EU.Order_Lines.Value");
+}
+
 // ------------------------------------------------------------------ key --
 
 TEST(KeyTest, PrimaryKeyColumnsInKeyOrder) {

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "timevault/capture/debezium.h"
+
 namespace timevault::capture {
 namespace {
 
@@ -102,7 +104,7 @@ void SchemaCache::Finish(TableSchema* t) const {
   for (size_t i = 0; i < t->columns.size(); ++i) {
     if (t->columns[i].name == tenant_column_) t->tenant_column = static_cast<int>(i);
   }
-  t->topic = topic_prefix_ + "." + t->schema + "." + t->table;
+  t->topic = SanitizeTopicName(topic_prefix_ + "." + t->schema + "." + t->table);
 }
 
 Result<TableSchema> SchemaCache::Load(uint32_t oid) {

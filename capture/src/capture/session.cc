@@ -58,6 +58,7 @@ Session::~Session() { metrics_->streaming = false; }
 Status Session::Run() {
   TV_RETURN_IF_ERROR(Connect());
   TV_RETURN_IF_ERROR(EnsurePublication());
+  TV_RETURN_IF_ERROR(FindTopicCollisions());
   bool snapshot_needed = false;
   CreatedSlot created;
   TV_RETURN_IF_ERROR(PrepareSlot(&snapshot_needed, &created));
@@ -125,6 +126,53 @@ Status Session::EnsurePublication() {
         bad.GetString(r, 0));
   }
   return Status::Ok();
+}
+
+std::string Session::DisplayName(const TableKey& table) const {
+  return catalog_.QuoteIdent(table.first) + "." + catalog_.QuoteIdent(table.second);
+}
+
+// Tables whose topic names collide after Debezium's sanitising ("a.b" and
+// "a_b", "Order Lines" and "Order_Lines") would mix their events in one
+// topic: all of them are refused (which one came first would depend on event
+// order). The others stream.
+Status Session::FindTopicCollisions() {
+  TV_ASSIGN_OR_RETURN(auto res, catalog_.ExecParams("SELECT schemaname, tablename FROM pg_publication_tables "
+                                                    "WHERE pubname = $1 ORDER BY 1, 2",
+                                                    {config_.postgres.publication}));
+  std::map<std::string, std::vector<TableKey>> by_topic;
+  for (int r = 0; r < res.rows(); ++r) {
+    TableKey key{res.GetString(r, 0), res.GetString(r, 1)};
+    by_topic[SanitizeTopicName(config_.kafka.topic_prefix + "." + key.first + "." + key.second)].push_back(key);
+  }
+  for (const auto& [topic, tables] : by_topic) {
+    if (tables.size() == 1) {
+      topic_owner_.emplace(topic, tables[0]);
+      continue;
+    }
+    std::string names;
+    for (const auto& t : tables) names += (names.empty() ? "" : " and ") + DisplayName(t);
+    for (const auto& t : tables) Refuse(t, "tables " + names + " all map to topic " + topic);
+  }
+  return Status::Ok();
+}
+
+void Session::Refuse(const TableKey& table, const std::string& why) {
+  if (!refused_.insert(table).second) return;
+  metrics_->refused_tables.fetch_add(1, std::memory_order_relaxed);
+  spdlog::error(
+      "capture: REFUSING table {}: {}; its changes are NOT captured (rename one of the tables, or leave it "
+      "out with postgres.tables); the other tables stream",
+      DisplayName(table), why);
+}
+
+bool Session::Refused(const TableSchema& table) {
+  TableKey key{table.schema, table.table};
+  if (refused_.contains(key)) return true;
+  auto [owner, inserted] = topic_owner_.emplace(table.topic, key);
+  if (inserted || owner->second == key) return false;
+  Refuse(key, "its topic " + table.topic + " is already table " + DisplayName(owner->second) + "'s");
+  return true;
 }
 
 Result<bool> Session::SnapshotCompleted() {
@@ -322,6 +370,10 @@ Status Session::Snapshot(const CreatedSlot& created) {
   for (int i = 0; i < tables.rows(); ++i) {
     TV_ASSIGN_OR_RETURN(auto schema, schemas_->Load(static_cast<uint32_t>(std::stoul(tables.GetString(i, 0)))));
     partitioned.push_back(tables.Get(i, 1) == "t");
+    if (Refused(schema)) {
+      schemas.push_back(std::move(schema));
+      continue;
+    }
     TV_ASSIGN_OR_RETURN(auto any,
                         catalog_.Exec("SELECT EXISTS (SELECT 1 FROM " + std::string(partitioned.back() ? "" : "ONLY ") +
                                       pg::QualifiedName(catalog_, schema.schema, schema.table) + ")"));
@@ -330,6 +382,7 @@ Status Session::Snapshot(const CreatedSlot& created) {
   }
   for (int i = 0; i < tables.rows(); ++i) {
     if (stop_->load()) return Aborted("stopped during the initial snapshot; it restarts with the next run");
+    if (Refused(schemas[static_cast<size_t>(i)])) continue;
     const SnapshotPosition position{i == 0, i == last_with_rows, partitioned[static_cast<size_t>(i)]};
     TV_RETURN_IF_ERROR(SnapshotTable(schemas[static_cast<size_t>(i)], created.consistent_point, xid, position));
   }
@@ -562,6 +615,7 @@ Status Session::OnChange(uint32_t relation_oid, Op op, const pgoutput::Tuple* be
 Status Session::OnTableChange(const TableSchema& table, Op op, const pgoutput::Tuple* before,
                               const pgoutput::Tuple* after, Lsn lsn, const KafkaSink::Header* key_header) {
   if (!tx_) return Corruption("pgoutput: change outside a transaction");
+  if (Refused(table)) return Status::Ok();  // logged once; not counted in the transaction
   TV_RETURN_IF_ERROR(EnsureTableTopic(table));
   int64_t& in_collection = tx_->CountFor(Collection(table));
   ++in_collection;
@@ -632,6 +686,7 @@ Status Session::OnTruncate(const pgoutput::Truncate& truncate, Lsn lsn) {
   for (uint32_t oid : truncate.relation_oids) {
     const TableSchema* table = schemas_->Find(oid);
     if (!table) return Corruption("pgoutput: Truncate of unknown relation " + std::to_string(oid));
+    if (Refused(*table)) continue;
     TV_RETURN_IF_ERROR(EnsureTableTopic(*table));
     int64_t& in_collection = tx_->CountFor(Collection(*table));
     ++in_collection;

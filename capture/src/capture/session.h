@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,12 @@ class Session {
 
   Status Connect();
   Status EnsurePublication();
+  // Topic names: collisions after sanitising refuse the tables involved.
+  using TableKey = std::pair<std::string, std::string>;  // schema, table
+  Status FindTopicCollisions();
+  void Refuse(const TableKey& table, const std::string& why);
+  bool Refused(const TableSchema& table);  // registers the table's topic if free
+  std::string DisplayName(const TableKey& table) const;
   Status PrepareSlot(bool* snapshot_needed, CreatedSlot* created);
   Result<bool> SnapshotCompleted();
   Status MarkSnapshotCompleted(Lsn consistent_point, const PartitionLeaves& leaves);
@@ -107,6 +114,8 @@ class Session {
   std::string heartbeat_topic_;
   std::string message_topic_;
 
+  std::map<std::string, TableKey> topic_owner_;  // topic -> the table whose events it holds
+  std::set<TableKey> refused_;
   PartitionLeaves known_leaves_;  // as recorded in the publication comment
   int64_t last_partition_poll_ms_ = 0;
   std::map<uint32_t, TableSchema> partition_roots_;  // roots loaded for partition messages

@@ -22,6 +22,9 @@ struct CaptureMetrics {
   std::atomic<int64_t> last_commit_time_us{0};
   std::atomic<uint64_t> reconnects{0};
   std::atomic<bool> streaming{false};
+  // Tables whose events capture refuses to produce (their topic name, after
+  // Debezium's sanitising, is another table's too); each is logged as an error.
+  std::atomic<uint64_t> refused_tables{0};
 
   uint64_t lag_bytes() const {
     uint64_t end = server_wal_end.load(), confirmed = confirmed_lsn.load();

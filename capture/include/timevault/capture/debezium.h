@@ -192,6 +192,15 @@ class EventEncoder {
   std::unique_ptr<Impl> impl_;
 };
 
+// The topic name Debezium 3.6's default topic naming strategy makes of
+// "<prefix>.<schema>.<table>" (AbstractTopicNamingStrategy.sanitizedTopicName):
+// every character outside [a-zA-Z0-9._-] becomes '_' — per UTF-16 code unit,
+// as Java iterates a String, so a non-ASCII character of the BMP gives one
+// '_' and one beyond it two — then the name is cut to 249 characters, and
+// "." / ".." become "_" / "__". The schema names of the key and envelope
+// derive from this topic name, `source.schema`/`table` keep the real names.
+std::string SanitizeTopicName(std::string_view name);
+
 // Debezium's transaction id for Postgres: "<xid>:<lsn as decimal>", where
 // the LSN is the position of the event the id is written into
 // (PostgresTransactionStructMaker uses the offset's last-seen LSN): the Begin

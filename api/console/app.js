@@ -104,17 +104,25 @@
   class ApiError extends Error {
     constructor(status, code, message) { super(message); this.status = status; this.code = code; }
   }
+  // A random Idempotency-Key (getRandomValues works on plain http too).
+  const newKey = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
   async function api(method, path, body) {
     const init = {method, headers: {Authorization: 'Bearer ' + S.token}, cache: 'no-store'};
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
+    // Every POST carries an Idempotency-Key; when the connection fails it is
+    // sent again once with the same key, so the server runs it at most once.
+    if (method === 'POST') init.headers['Idempotency-Key'] = newKey();
     let res;
-    try {
-      res = await fetch(path, init);
-    } catch (e) {
-      throw new ApiError(0, 'network', t('error.network'));
+    for (let attempt = 0; !res; ++attempt) {
+      try {
+        res = await fetch(path, init);
+      } catch (e) {
+        if (method !== 'POST' || attempt > 0) throw new ApiError(0, 'network', t('error.network'));
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     }
     const text = await res.text();
     let data = null;

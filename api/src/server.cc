@@ -225,7 +225,11 @@ void Server::Impl::Serve(const Route& route, Call& c) {
       }
     }
   }
-  route.handler(c);
+  if (route.method == "POST" && c.req.has_header("Idempotency-Key")) {
+    ServeIdempotent(state, route.handler, c);
+  } else {
+    route.handler(c);
+  }
   if (route.mutating) Audit(c, &route, c.res.status < 400 ? "ok" : "error");
 }
 

@@ -16,6 +16,7 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "idempotency.h"
 #include "json_util.h"
 #include "timevault/api/jobs.h"
 #include "timevault/api/plans.h"
@@ -68,6 +69,7 @@ struct ApiState {
   std::unique_ptr<JobRunner> jobs;
   std::unique_ptr<PlanStore> plans;
   HttpMetrics http;
+  IdempotencyCache idempotency;  // POSTs with an Idempotency-Key (idempotency.h)
 
   replay::BackupCatalog* catalog() const {
     if (backends.backups) return backends.backups;
@@ -99,6 +101,9 @@ void AddPlanRoutes(ApiState& s, std::vector<Route>& routes);    // routes_plans.
 void AddAdminRoutes(ApiState& s,
                     std::vector<Route>& routes);              // routes_admin.cc (health, metrics, audit, jobs, openapi)
 void AddDataRoutes(ApiState& s, std::vector<Route>& routes);  // routes_data.cc (state, history)
+// Runs a POST carrying Idempotency-Key once per (caller, path, key); a retry
+// gets the first response (idempotency.cc).
+void ServeIdempotent(ApiState& s, const HandlerFn& handler, Call& c);
 void AddConsoleRoutes(ApiState& s, std::vector<Route>& routes);  // routes_console.cc (/, livez, readyz, session)
 
 Route MakeRoute(std::string method, std::string pattern, config::Role role, bool mutating, TenantFn tenant,

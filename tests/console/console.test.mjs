@@ -151,6 +151,23 @@ test('run --metrics-listen exports capture and store metrics for Prometheus', as
   assert.match(text, /^# TYPE timevault_capture_events_produced_total counter$/m);
 });
 
+test('Idempotency-Key: a retried POST starts no second job', async () => {
+  const post = (body, key) => fetch(BASE + '/v1/backups', {method: 'POST', body: JSON.stringify(body),
+    headers: {Authorization: 'Bearer ' + TOKENS.admin, 'Content-Type': 'application/json', 'Idempotency-Key': key}});
+  const body = {tenant: 'acme', type: 'full', name: 'idempotent'};
+  const first = await post(body, 'console-test-key-1');
+  assert.equal(first.status, 202);
+  const again = await post(body, 'console-test-key-1');
+  assert.equal(again.status, 202);
+  assert.equal(again.headers.get('idempotent-replayed'), 'true');
+  assert.equal((await again.json()).job_id, (await first.json()).job_id);
+  assert.equal((await post({...body, name: 'other'}, 'console-test-key-1')).status, 409);
+  assert.equal((await post(body, 'bad key with spaces')).status, 400);
+  const jobs = (await apiGet('/v1/jobs?tenant=acme&kind=backup')).body.jobs;
+  assert.equal(jobs.length, 1, 'one backup job for two identical requests');
+  for (let i = 0; i < 100 && (await apiGet('/v1/jobs/' + jobs[0].id)).body.state !== 'succeeded'; ++i) await sleep(200);
+});
+
 test('sign-in refuses a wrong token and keeps the token out of the URL', async () => {
   const ctx = await browser.newContext({timezoneId: ZONE});
   const page = await ctx.newPage();
@@ -175,6 +192,7 @@ test('sign-in refuses a wrong token and keeps the token out of the URL', async (
 test('Backups: create a full and an incremental backup, verify', async () => {
   const page = pages.admin = await newPage('admin');
   await nav(page, 'backups');
+  await page.getByTestId('filter-tenant').selectOption('globex');  // the history of one tenant
   state.full_rows = sql("SELECT count(*) FROM quiz_results WHERE tenant_id = 'globex'");
   await page.getByTestId('backup-type').selectOption('full');
   await page.getByTestId('backup-tenant').selectOption('globex');

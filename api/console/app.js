@@ -718,9 +718,15 @@
             h('td', {}, h('code', {}, j.id)), h('td', {}, t('job.kind.' + j.kind)), h('td', {}, tenantLabel(j.tenant)), h('td', {}, j.actor),
             h('td', {}, badge(j.state)), h('td', {}, j.phase, bar, j.error ? h('div', {class: 'note'}, j.error.message) : null),
             h('td', {}, timeCell(j.created_at)), h('td', {}, timeCell(j.finished_at)),
-            h('td', {}, h('button', {class: 'secondary', onclick: () => {
+            h('td', {class: 'actions-cell'}, h('button', {class: 'secondary', onclick: () => {
               clear(detail).append(h('h2', {}, j.id), h('pre', {class: 'mono'}, JSON.stringify(j, null, 2)));
-            }}, t('jobs.details'))));
+            }}, t('jobs.details')),
+            // Only a queued job can be cancelled: a running apply is one transaction.
+            j.state === 'queued' && can('operator') ? h('button', {class: 'danger', testid: 'job-cancel', onclick: async () => {
+              const ok = await confirmAction(t('jobs.cancel_title'), t('jobs.cancel_text', {kind: t('job.kind.' + j.kind), id: j.id, tenant: tenantLabel(j.tenant)}), t('jobs.cancel'));
+              if (!ok) return;
+              try { await api('POST', '/v1/jobs/' + enc(j.id) + '/cancel', {confirm: true}); refresh(); } catch (e) { clear(detail).append(errorBox(e)); }
+            }}, t('jobs.cancel')) : null));
         }), 'jobs'));
     }
     fState.onchange = refresh; fKind.onchange = refresh;

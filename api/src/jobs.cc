@@ -207,6 +207,25 @@ Result<JobRecord> JobRunner::Submit(std::string kind, std::string tenant, std::s
   return r;
 }
 
+Result<JobRecord> JobRunner::Cancel(const std::string& id, const std::string& by) {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return NotFound("no job with id '" + id + "'");
+  auto queued = std::find_if(queue_.begin(), queue_.end(), [&id](const auto& q) { return q.first == id; });
+  if (queued == queue_.end()) {
+    return FailedPrecondition("job " + id + " is " + std::string(JobStateName(it->second.state)) +
+                              ": only a queued job can be cancelled");
+  }
+  queue_.erase(queued);
+  JobRecord& r = it->second;
+  r.state = JobState::kFailed;
+  r.error_code = "Aborted";
+  r.error_message = "cancelled by " + by + " before it started";
+  r.finished = clock_.Now();
+  PersistLocked(r);
+  return r;
+}
+
 std::optional<JobRecord> JobRunner::Get(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = jobs_.find(id);

@@ -99,6 +99,15 @@ void Session(ApiState& s, Call& c) {
   SendJson(c, 200, std::string(buf.GetString(), buf.GetSize()));
 }
 
+// POST /v1/jobs/{id}/cancel {"confirm": true}: a queued job never runs.
+void CancelJob(ApiState& s, Call& c) {
+  if (Status st = ParseBody(c, {"confirm"}); !st.ok()) return SendError(c, st);
+  if (Status st = RequireConfirm(c); !st.ok()) return SendError(c, st);
+  auto cancelled = s.jobs->Cancel(c.params[0], c.who.name);
+  if (!cancelled.ok()) return SendError(c, cancelled.status());
+  SendJson(c, 200, JobJson(*cancelled));
+}
+
 Route Public(std::string pattern, HandlerFn handler) {
   Route r = MakeRoute("GET", std::move(pattern), Role::kViewer, false, nullptr, std::move(handler));
   r.authenticated = false;
@@ -113,6 +122,14 @@ void AddConsoleRoutes(ApiState& s, std::vector<Route>& routes) {
   routes.push_back(Public("/livez", [](Call& c) { SendJson(c, 200, R"({"status":"alive"})"); }));
   routes.push_back(Public("/readyz", [&s](Call& c) { Ready(s, c); }));
   routes.push_back(MakeRoute("GET", "/v1/session", Role::kViewer, false, nullptr, [&s](Call& c) { Session(s, c); }));
+  routes.push_back(MakeRoute(
+      "POST", "/v1/jobs/([A-Za-z0-9._-]+)/cancel", Role::kOperator, true,
+      [&s](Call& c) -> Result<std::optional<std::string>> {
+        auto j = s.jobs->Get(c.params[0]);
+        if (!j) return NotFound("no job with id '" + c.params[0] + "'");
+        return std::optional<std::string>(j->tenant);
+      },
+      [&s](Call& c) { CancelJob(s, c); }));
   // The preflight of `timevault check`, for the running config (admin: it
   // names tables, users and files).
   routes.push_back(MakeRoute("GET", "/v1/check", Role::kAdmin, false, nullptr,

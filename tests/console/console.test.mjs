@@ -151,7 +151,7 @@ test('run --metrics-listen exports capture and store metrics for Prometheus', as
   assert.match(text, /^# TYPE timevault_capture_events_produced_total counter$/m);
 });
 
-test('Idempotency-Key: a retried POST starts no second job', async () => {
+test('Idempotency-Key: a retried POST starts no second job; cancel refuses a finished job', async () => {
   const post = (body, key) => fetch(BASE + '/v1/backups', {method: 'POST', body: JSON.stringify(body),
     headers: {Authorization: 'Bearer ' + TOKENS.admin, 'Content-Type': 'application/json', 'Idempotency-Key': key}});
   const body = {tenant: 'acme', type: 'full', name: 'idempotent'};
@@ -166,6 +166,13 @@ test('Idempotency-Key: a retried POST starts no second job', async () => {
   const jobs = (await apiGet('/v1/jobs?tenant=acme&kind=backup')).body.jobs;
   assert.equal(jobs.length, 1, 'one backup job for two identical requests');
   for (let i = 0; i < 100 && (await apiGet('/v1/jobs/' + jobs[0].id)).body.state !== 'succeeded'; ++i) await sleep(200);
+  // Cancellation: only queued jobs (tests/api/jobs_test.cc); a finished one is 409.
+  const cancel = (id, token, body) => fetch(BASE + '/v1/jobs/' + id + '/cancel', {method: 'POST', body: JSON.stringify(body),
+    headers: {Authorization: 'Bearer ' + token, 'Content-Type': 'application/json'}});
+  assert.equal((await cancel(jobs[0].id, TOKENS.admin, {confirm: true})).status, 409);
+  assert.equal((await cancel(jobs[0].id, TOKENS.admin, {})).status, 400);
+  assert.equal((await cancel(jobs[0].id, TOKENS.viewer, {confirm: true})).status, 403);
+  assert.equal((await cancel('job-nope', TOKENS.admin, {confirm: true})).status, 404);
 });
 
 test('sign-in refuses a wrong token and keeps the token out of the URL', async () => {

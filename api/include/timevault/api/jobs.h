@@ -64,6 +64,11 @@ class JobRunner {
   // Queues a job; returns its record (state queued).
   Result<JobRecord> Submit(std::string kind, std::string tenant, std::string actor, JobFn fn);
   std::optional<JobRecord> Get(const std::string& id);
+  // Cancels a queued job: it never runs and ends failed ("cancelled by
+  // <by> before it started"). FailedPrecondition once it runs or ended (an
+  // apply is one Postgres transaction: it commits whole or not at all, and
+  // is not interrupted from outside); NotFound for an unknown id.
+  Result<JobRecord> Cancel(const std::string& id, const std::string& by);
   // Newest first.
   std::vector<JobRecord> List();
   void Shutdown();

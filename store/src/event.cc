@@ -32,11 +32,19 @@
 //   the `__timevault.nulls` header (kNullsHeader); they are set to null
 //   before anything is derived from the images. Without the header (another
 //   producer, or real Debezium) the values are kept as they are.
+// * Fidelity texts: where a column's Debezium value is lossy or absent,
+//   capture adds the `__timevault.text` header (kTextHeader) with Postgres's
+//   own text of it. Each image's texts are kept inside that image as the
+//   member "" (kTextMember: no Postgres column can have an empty name), in
+//   the row, the envelope's before/after and a keyless table's pk, so that
+//   every copy of the image (versions, history, backups, snapshots) carries
+//   them. Parsed strictly: anything off goes to the dead letters.
 // * source.txId may be null only for a logical message without a
 //   transaction block; source.lsn must be positive; a heartbeat with an lsn
 //   must carry server_ts_ms.
 #include "timevault/store/event.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <utility>
@@ -307,11 +315,136 @@ Status ApplyNulls(JsonParser& parser, std::string_view image_name, const JsonVal
   return Status::Ok();
 }
 
+// The texts kTextHeader gives for one image: its columns (is the text null?)
+// and the compact JSON object kept in the image as member kTextMember.
+struct ImageTexts {
+  std::vector<std::pair<std::string, bool>> columns;  // name, text is null
+  std::string json;                                   // empty: no texts for this image
+  bool given = false;                                 // the header has a member for this image
+};
+
+struct FidelityTexts {
+  ImageTexts before;
+  ImageTexts after;
+};
+
+constexpr std::string_view kTextWhat = "header __timevault.text";
+
+Status TextError(std::string_view detail) {
+  return InvalidArgument(std::string(kTextWhat) + ": " + std::string(detail));
+}
+
+// One image's {"col":"text"|null,...}.
+Status ParseImageTexts(const JsonParser& parser, std::string_view image, const JsonValue& object, ImageTexts* out) {
+  if (out->given) return TextError(std::string(image) + " is given twice");
+  out->given = true;
+  if (!object.IsObject()) {
+    return TextError(std::string(image) + ": expected an object of column texts, got " + std::string(TypeName(object)));
+  }
+  const JsonValue* name = object.first();
+  for (uint32_t i = 0; i < object.size(); ++i, name = name->next()->next()) {
+    const JsonValue& text = *name->next();
+    if (name->text().empty()) return TextError(std::string(image) + ": an empty column name");
+    if (!text.IsString() && !text.IsNull()) {
+      return TextError(std::string(image) + "." + Quote(name->text(), 256) +
+                       ": expected the column's text or null, got " + std::string(TypeName(text)));
+    }
+    for (const auto& [seen, is_null] : out->columns) {
+      if (seen == name->text()) return TextError(std::string(image) + ": column " + Quote(seen, 256) + " is given twice");
+    }
+    out->columns.emplace_back(name->text(), text.IsNull());
+  }
+  if (object.size() > 0) CompactJson(parser, object, &out->json);
+  return Status::Ok();
+}
+
+// {"before":{...},"after":{...}}: members optional, nothing else allowed.
+Result<FidelityTexts> ParseTextHeader(JsonParser& parser, std::string_view header) {
+  TV_ASSIGN_OR_RETURN(const JsonValue* root, parser.Parse(header, kTextWhat));
+  if (!root->IsObject()) return TextError("expected an object, got " + std::string(TypeName(*root)));
+  FidelityTexts out;
+  const JsonValue* name = root->first();
+  for (uint32_t i = 0; i < root->size(); ++i, name = name->next()->next()) {
+    ImageTexts* image = name->text() == "before"  ? &out.before
+                        : name->text() == "after" ? &out.after
+                                                  : nullptr;
+    if (image == nullptr) return TextError("unknown member " + Quote(name->text()) + " (expected before, after)");
+    TV_RETURN_IF_ERROR(ParseImageTexts(parser, name->text(), *name->next(), image));
+  }
+  return out;
+}
+
+// Checks one image against its texts: the image exists, no text for an
+// unchanged-TOAST column or for a column the nulls header says is NULL, and
+// no member of the image has the reserved name (with or without texts).
+Status CheckImageTexts(std::string_view image_name, const JsonValue* image, const ImageTexts& texts,
+                       const std::vector<std::string>& nulls) {
+  if (image != nullptr && image->Find(kTextMember) != nullptr) {
+    return InvalidArgument(std::string(image_name) +
+                           ": a field with an empty name (no Postgres column has one; the store keeps fidelity "
+                           "texts under that name)");
+  }
+  if (texts.json.empty()) return Status::Ok();
+  if (image == nullptr) {
+    return TextError("gives texts for " + std::string(image_name) + ", but the event's " + std::string(image_name) +
+                     " is null");
+  }
+  for (const auto& [column, is_null] : texts.columns) {
+    const JsonValue* value = image->Find(column);
+    if (value != nullptr && IsUnavailable(*value)) {
+      return TextError(std::string(image_name) + ": " + Quote(column, 256) +
+                       " is an unchanged-TOAST placeholder, which never has a text");
+    }
+    if (!is_null && std::find(nulls.begin(), nulls.end(), column) != nulls.end()) {
+      return TextError(std::string(image_name) + ": " + Quote(column, 256) +
+                       " has a text, but header __timevault.nulls says it is NULL");
+    }
+  }
+  return Status::Ok();
+}
+
+// Compact JSON of an image with its texts as member kTextMember (last).
+void ImageJson(const JsonParser& parser, const JsonValue& image, const ImageTexts& texts, std::string* out) {
+  CompactJson(parser, image, out);
+  if (texts.json.empty()) return;
+  out->pop_back();  // '}'
+  if (out->size() > 1) out->push_back(',');
+  out->append("\"\":");
+  out->append(texts.json);
+  out->push_back('}');
+}
+
+// The envelope's compact JSON, before/after with their texts.
+void EnvelopeJson(const JsonParser& parser, const JsonValue& envelope, const FidelityTexts& texts, std::string* out) {
+  if (texts.before.json.empty() && texts.after.json.empty()) {
+    CompactJson(parser, envelope, out);
+    return;
+  }
+  out->assign("{");
+  std::string part;
+  const JsonValue* name = envelope.first();
+  for (uint32_t i = 0; i < envelope.size(); ++i, name = name->next()->next()) {
+    const JsonValue& value = *name->next();
+    if (i > 0) out->push_back(',');
+    Serialize(*name, &part);
+    out->append(part);
+    out->push_back(':');
+    const ImageTexts* image = name->text() == "before" ? &texts.before : name->text() == "after" ? &texts.after : nullptr;
+    if (image != nullptr && value.IsObject()) {
+      ImageJson(parser, value, *image, &part);
+    } else {
+      CompactJson(parser, value, &part);
+    }
+    out->append(part);
+  }
+  out->push_back('}');
+}
+
 // row, tenant, unavailable_columns and pk of a c/u/d/r event.
 void FillRow(const JsonParser& parser, const ParseOptions& options, const JsonValue* before, const JsonValue* after,
-             std::optional<std::string> pk, StoreEvent* e) {
+             const FidelityTexts& texts, std::optional<std::string> pk, StoreEvent* e) {
   const JsonValue& row = e->op == 'd' ? *before : *after;
-  CompactJson(parser, row, &e->row);
+  ImageJson(parser, row, e->op == 'd' ? texts.before : texts.after, &e->row);
   const std::string_view column = options.tenant_column.empty() ? kDefaultTenantColumn : options.tenant_column;
   ExtractTenant(row, column, e->op == 'd', e);
   if (e->op != 'd') {
@@ -325,18 +458,23 @@ void FillRow(const JsonParser& parser, const ParseOptions& options, const JsonVa
   }
   e->keyless = true;
   e->pk = e->row;
-  if (e->op == 'u' && before != nullptr) CompactJson(parser, *before, &e->previous_pk);
+  if (e->op == 'u' && before != nullptr) ImageJson(parser, *before, texts.before, &e->previous_pk);
 }
 
 Result<StoreEvent> ParseChange(const ParseOptions& options, std::string_view topic_table,
                                std::optional<std::string_view> key, std::string_view value,
-                               std::optional<std::string_view> nulls_header) {
+                               std::optional<std::string_view> nulls_header,
+                               std::optional<std::string_view> text_header) {
   JsonParser& parser = internal::ThreadJsonParser();
-  // The key and the header first: parsing the value reuses the parser's DOM.
+  // The key and the headers first: parsing the value reuses the parser's DOM.
   TV_ASSIGN_OR_RETURN(std::optional<std::string> pk, ParseKey(parser, key));
   NullColumns nulls;
   if (nulls_header) {
     TV_ASSIGN_OR_RETURN(nulls, ParseNullsHeader(parser, *nulls_header));
+  }
+  FidelityTexts texts;
+  if (text_header) {
+    TV_ASSIGN_OR_RETURN(texts, ParseTextHeader(parser, *text_header));
   }
   TV_ASSIGN_OR_RETURN(const JsonValue* envelope, ParseEnvelope(parser, value));
   const Fields fields(*envelope, "");
@@ -354,14 +492,16 @@ Result<StoreEvent> ParseChange(const ParseOptions& options, std::string_view top
   TV_RETURN_IF_ERROR(RowImages(fields, e.op, &before, &after));
   TV_RETURN_IF_ERROR(ApplyNulls(parser, "before", before, nulls.before));
   TV_RETURN_IF_ERROR(ApplyNulls(parser, "after", after, nulls.after));
+  TV_RETURN_IF_ERROR(CheckImageTexts("before", before, texts.before, nulls.before));
+  TV_RETURN_IF_ERROR(CheckImageTexts("after", after, texts.after, nulls.after));
 
   e.table.assign(topic_table);
   e.change_lsn = source.lsn;
   e.xid = source.xid;
   e.commit_time = source.time;
   e.snapshot = source.snapshot;
-  CompactJson(parser, *envelope, &e.envelope);
-  if (e.op != 't') FillRow(parser, options, before, after, std::move(pk), &e);
+  EnvelopeJson(parser, *envelope, texts, &e.envelope);
+  if (e.op != 't') FillRow(parser, options, before, after, texts, std::move(pk), &e);
   return e;
 }
 
@@ -512,10 +652,14 @@ Result<StoreEvent> ParseHeartbeat(std::string_view value) {
 }  // namespace
 
 Result<StoreEvent> ParseEvent(const ParseOptions& options, std::string_view topic, std::optional<std::string_view> key,
-                              std::optional<std::string_view> value, std::optional<std::string_view> nulls_header) {
+                              std::optional<std::string_view> value, std::optional<std::string_view> nulls_header,
+                              std::optional<std::string_view> text_header) {
   TV_ASSIGN_OR_RETURN(const Route route, RouteTopic(options.topic_prefix, topic));
-  if (route.kind == TopicKind::kTable && value) return ParseChange(options, route.table, key, *value, nulls_header);
+  if (route.kind == TopicKind::kTable && value) {
+    return ParseChange(options, route.table, key, *value, nulls_header, text_header);
+  }
   if (nulls_header) return NullsError("on a message without row images (a tombstone or not a table topic)");
+  if (text_header) return TextError("on a message without row images (a tombstone or not a table topic)");
   if (route.kind == TopicKind::kTable) return ParseTombstone(route.table, key);
   if (!value) return InvalidArgument("value: null (only a table topic has tombstones)");
   switch (route.kind) {

@@ -557,6 +557,117 @@ TEST(EventTest, MalformedNullsHeaderIsRefusedWithAReason) {
   EXPECT_EQ(next->row, R"({"id":1,"note":"x"})");
 }
 
+// The __timevault.text header carries Postgres's own text of the columns
+// whose Debezium value is lossy or absent; each image keeps its texts as
+// the member "" (kTextMember).
+Result<StoreEvent> WithTexts(const std::string& value, std::string_view texts,
+                             std::optional<std::string_view> nulls = std::nullopt,
+                             std::optional<std::string> key = R"({"id":1})") {
+  return ParseEvent(kOptions, "compat.s.t", key ? std::optional<std::string_view>(*key) : std::nullopt, value, nulls,
+                    texts);
+}
+
+TEST(EventTest, TextHeaderIsKeptInEveryCopyOfTheImage) {
+  const std::string before = R"({"id":1,"tenant_id":"t1","d":3600000000,"n":null})";
+  const std::string after = R"({"id":1,"tenant_id":"t1","d":2629800000000,"n":null})";
+  // "h" (an hstore, say) is not in the images at all: only its text carries it.
+  auto e = WithTexts(Change("u", before, after),
+                     R"({"before":{"d":"01:00:00","n":"NaN"},"after":{"d":"1 mon","h":"\"a\"=>\"1\"","n":null}})");
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->row, R"({"id":1,"tenant_id":"t1","d":2629800000000,"n":null,"":{"d":"1 mon","h":"\"a\"=>\"1\"","n":null}})");
+  EXPECT_NE(e->envelope.find(R"("before":{"id":1,"tenant_id":"t1","d":3600000000,"n":null,"":{"d":"01:00:00","n":"NaN"}},)"
+                             R"("after":{"id":1,"tenant_id":"t1","d":2629800000000,"n":null,"":{"d":"1 mon","h":"\"a\"=>\"1\"","n":null}},)"),
+            std::string::npos)
+      << e->envelope;
+  EXPECT_EQ(e->tenant, "t1");
+  // A delete keeps the before's texts; an image without texts stays as it is.
+  auto d = WithTexts(Change("d", before, "null"), R"({"before":{"d":"01:00:00"}})");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->row, R"({"id":1,"tenant_id":"t1","d":3600000000,"n":null,"":{"d":"01:00:00"}})");
+  auto only_before = WithTexts(Change("u", before, after), R"({"before":{"d":"01:00:00"}})");
+  ASSERT_TRUE(only_before.ok()) << only_before.status().ToString();
+  EXPECT_EQ(only_before->row, after);
+  // An empty image object: nothing to keep.
+  auto empty = WithTexts(Change("c", "null", after), R"({"after":{}})");
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_EQ(empty->row, after);
+  // A keyless table's pk is the image with its texts (the before of its
+  // update too), so two rows differing in a lossy column stay two rows.
+  auto keyless = WithTexts(Change("u", R"({"a":1,"d":0})", R"({"a":1,"d":0})"),
+                           R"({"before":{"d":"0 mons"},"after":{"d":"00:00:00"}})", std::nullopt, std::nullopt);
+  ASSERT_TRUE(keyless.ok()) << keyless.status().ToString();
+  EXPECT_EQ(keyless->pk, R"({"a":1,"d":0,"":{"d":"00:00:00"}})");
+  EXPECT_EQ(keyless->previous_pk, R"({"a":1,"d":0,"":{"d":"0 mons"}})");
+  // An empty image ({} after) gets the member alone; escapes survive.
+  auto bare = WithTexts(Change("c", "null", "{}"), R"({"after":{"q\"x":"tab\there"}})");
+  ASSERT_TRUE(bare.ok()) << bare.status().ToString();
+  EXPECT_EQ(bare->row, R"({"":{"q\"x":"tab\there"}})");
+  // With the nulls header: a NULL column may be listed with a null text.
+  auto both = WithTexts(Change("c", "null", R"({"id":1,"d":0})"), R"({"after":{"d":null}})", R"({"after":["d"]})");
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(both->row, R"({"id":1,"d":null,"":{"d":null}})");
+}
+
+TEST(EventTest, MalformedTextHeaderIsRefusedWithAReason) {
+  const std::string insert = Change("c", "null", R"({"id":1,"d":0,"t":"__debezium_unavailable_value"})");
+  struct Case {
+    std::string value;
+    std::string header;
+    std::string reason;
+    std::optional<std::string> nulls = std::nullopt;
+  };
+  const Case cases[] = {
+      {insert, "", "header __timevault.text: invalid JSON at offset 0"},
+      {insert, R"(["d"])", "header __timevault.text: expected an object, got an array"},
+      {insert, R"({"after":["d"]})", "header __timevault.text: after: expected an object of column texts, got an array"},
+      {insert, R"({"after":{"d":5}})", "header __timevault.text: after.\"d\": expected the column's text or null, got a number"},
+      {insert, R"({"after":{"":"x"}})", "header __timevault.text: after: an empty column name"},
+      {insert, R"({"after":{"d":"1","d":"2"}})", "header __timevault.text: after: column \"d\" is given twice"},
+      {insert, R"({"after":{"d":"1"},"after":{}})", "header __timevault.text: after is given twice"},
+      {insert, R"({"old":{"d":"1"}})", "header __timevault.text: unknown member \"old\" (expected before, after)"},
+      {insert, R"({"before":{"d":"1"}})", "header __timevault.text: gives texts for before, but the event's before is null"},
+      {insert, R"({"after":{"t":"x"}})",
+       "header __timevault.text: after: \"t\" is an unchanged-TOAST placeholder, which never has a text"},
+      {insert, R"({"after":{"d":"1"}})", "header __timevault.text: after: \"d\" has a text, but header __timevault.nulls says it is NULL",
+       R"({"after":["d"]})"},
+      {Change("c", "null", R"({"id":1,"":{"d":"x"}})"), R"({})",
+       "after: a field with an empty name (no Postgres column has one"},
+  };
+  for (const Case& c : cases) {
+    auto e = WithTexts(c.value, c.header, c.nulls ? std::optional<std::string_view>(*c.nulls) : std::nullopt);
+    ASSERT_FALSE(e.ok()) << c.header;
+    EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument) << c.header;
+    EXPECT_TRUE(e.status().message().starts_with(c.reason)) << c.header << ": " << e.status().message();
+  }
+  // The reserved name is refused without the header too.
+  auto reserved = ParseChange(Change("c", "null", R"({"id":1,"":"x"})"));
+  ASSERT_FALSE(reserved.ok());
+  auto tomb = ParseEvent(kOptions, "compat.s.t", R"({"id":1})", std::nullopt, std::nullopt, R"({"after":{}})");
+  ASSERT_FALSE(tomb.ok());
+  EXPECT_EQ(tomb.status().message(),
+            "header __timevault.text: on a message without row images (a tombstone or not a table topic)");
+  // Random corruptions: refused or kept, never a crash.
+  std::mt19937 rng(20261207);
+  const std::string good = R"({"before":{"d":"1 mon"},"after":{"d":"2 mons","h":null}})";
+  const std::string update = Change("u", R"({"id":1,"d":0})", R"({"id":1,"d":1})");
+  for (int i = 0; i < 2000; ++i) {
+    std::string h = good;
+    const int edits = std::uniform_int_distribution<int>(1, 4)(rng);
+    for (int k = 0; k < edits && !h.empty(); ++k) {
+      const size_t at = std::uniform_int_distribution<size_t>(0, h.size() - 1)(rng);
+      const char ch = static_cast<char>(std::uniform_int_distribution<int>(0, 255)(rng));
+      if (k % 2 == 0)
+        h[at] = ch;
+      else
+        h.erase(at, 1);
+    }
+    auto e = WithTexts(update, h);
+    if (!e.ok()) {
+      EXPECT_TRUE(e.status().message().starts_with("header __timevault.text: ")) << e.status().message();
+    }
+  }
+}
+
 TEST(EventTest, NumbersAreNotReformatted) {
   const std::string row =
       R"({"id":1,"big":123456789012345678901234567890,"neg":-0,"f":1.0E-300,"g":2.5e+10,"h":0.1,"i":-9223372036854775808})";

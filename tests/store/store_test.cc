@@ -615,6 +615,40 @@ TEST_F(StoreTest, ToastWithoutPreviousVersionIsDroppedNotStored) {
   EXPECT_EQ(store_->Stats().toast_unresolved, 1u);
 }
 
+// An unchanged-TOAST column is never in the fidelity texts of the update
+// (capture has no value to take a text from): its text, like its value,
+// comes from the previous version; the update's own texts stay.
+TEST_F(StoreTest, ToastResolutionCarriesThePreviousVersionsFidelityText) {
+  Bootstrap();
+  const std::string big(3000, 'x');
+  const std::string first = "{\"id\":1,\"tenant_id\":\"a\",\"h\":null,\"d\":0,\"body\":\"" + big +
+                            "\",\"\":{\"h\":\"\\\"k\\\"=>\\\"" + big + "\\\"\",\"d\":\"1 mon\"}}";
+  Apply({At("tv.public.items", 0, RowEvent('c', "a", 1, first, 100, 7, kT0)), End(7, 110, 1)});
+  StoreEvent u = RowEvent('u', "a", 1,
+                          "{\"id\":1,\"tenant_id\":\"a\",\"h\":\"__debezium_unavailable_value\",\"d\":86400000000,"
+                          "\"body\":\"__debezium_unavailable_value\",\"\":{\"d\":\"1 day\"}}",
+                          200, 8, kT0 + 10);
+  u.unavailable_columns = {"h", "body"};
+  Apply({At("tv.public.items", 0, u), End(8, 210, 1)});
+  const std::string want = "{\"id\":1,\"tenant_id\":\"a\",\"h\":null,\"d\":86400000000,\"body\":\"" + big +
+                           "\",\"\":{\"d\":\"1 day\",\"h\":\"\\\"k\\\"=>\\\"" + big + "\\\"\"}}";
+  EXPECT_EQ(State("a", 210)[Key(1)], want);
+  EXPECT_EQ(State("a", 110)[Key(1)], first);
+  auto history = Hist("a", 110, 210);
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_NE(history[0].envelope.find("\"after\":" + want), std::string::npos) << history[0].envelope;
+  // Without texts in the update, the resolved column's text is the member.
+  StoreEvent v = RowEvent('u', "a", 1,
+                          "{\"id\":1,\"tenant_id\":\"a\",\"h\":\"__debezium_unavailable_value\",\"d\":5,"
+                          "\"body\":\"y\"}",
+                          300, 9, kT0 + 20);
+  v.unavailable_columns = {"h"};
+  Apply({At("tv.public.items", 0, v), End(9, 310, 1)});
+  EXPECT_EQ(State("a", 310)[Key(1)], "{\"id\":1,\"tenant_id\":\"a\",\"h\":null,\"d\":5,\"body\":\"y\",\"\":{\"h\":\"\\\"k\\\"=>\\\"" +
+                                         big + "\\\"\"}}");
+  EXPECT_EQ(store_->Stats().toast_unresolved, 0u);
+}
+
 // ---------------------------------------------------------------------------
 // time and history
 

@@ -246,7 +246,8 @@ IngestItem ToItem(const ParseOptions& options, const rd_kafka_message_t* m) {
   if (m->key) key = std::string_view(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) value = std::string_view(static_cast<const char*>(m->payload), m->len);
   // Capture's headers: the create of a primary-key change names the old key;
-  // kNullsHeader names fields whose NULL Debezium's format wrote as a default.
+  // kNullsHeader names fields whose NULL Debezium's format wrote as a default;
+  // kTextHeader carries Postgres's text of the columns Debezium's is lossy for.
   rd_kafka_headers_t* headers = nullptr;
   const bool has_headers = rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR;
   auto header = [&](const char* name) -> std::optional<std::string_view> {
@@ -256,7 +257,8 @@ IngestItem ToItem(const ParseOptions& options, const rd_kafka_message_t* m) {
       return std::nullopt;
     return v ? std::string_view(static_cast<const char*>(v), len) : std::string_view();
   };
-  auto parsed = ParseEvent(options, item.position.topic, key, value, header(std::string(kNullsHeader).c_str()));
+  auto parsed = ParseEvent(options, item.position.topic, key, value, header(std::string(kNullsHeader).c_str()),
+                           header(std::string(kTextHeader).c_str()));
   if (parsed.ok()) {
     item.event = std::move(parsed).value();
     if (auto old_key = header("__debezium.oldkey"); old_key && !old_key->empty()) item.event->old_pk.assign(*old_key);

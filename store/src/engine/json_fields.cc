@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "timevault/store/event.h"
+
 namespace timevault::store::engine {
 namespace {
 
@@ -55,6 +57,40 @@ bool SkipValue(std::string_view s, size_t* pos) {
   size_t start = *pos;
   while (*pos < s.size() && s[*pos] != ',' && s[*pos] != '}' && s[*pos] != ']' && !IsSpace(s[*pos])) ++*pos;
   return *pos > start;
+}
+
+// The fidelity texts (member kTextMember, docs/store.md "Fidelity texts") of
+// the columns just taken from `previous` come along with their values.
+void CarryTexts(const std::vector<JsonMember>& previous, const std::vector<std::string_view>& columns,
+                std::vector<JsonMember>* row) {
+  const std::string* old_texts = FindMember(previous, kTextMember);
+  if (old_texts == nullptr) return;
+  auto old = SplitObject(*old_texts);
+  if (!old) return;
+  std::vector<std::pair<std::string_view, std::string>> carried;  // column, its text
+  for (std::string_view column : columns) {
+    if (const std::string* text = FindMember(*old, column)) carried.emplace_back(column, *text);
+  }
+  if (carried.empty()) return;
+  std::string* texts = FindMember(row, kTextMember);
+  std::vector<JsonMember> current;
+  if (texts != nullptr) {
+    auto parsed = SplitObject(*texts);
+    if (!parsed) return;
+    current = std::move(*parsed);
+  }
+  for (auto& [column, text] : carried) {
+    if (std::string* v = FindMember(&current, column)) {
+      *v = std::move(text);
+    } else {
+      current.push_back({JsonQuote(column), std::move(text)});
+    }
+  }
+  if (texts == nullptr) {
+    row->push_back({JsonQuote(kTextMember), JoinObject(current)});
+    return;
+  }
+  *texts = JoinObject(current);
 }
 
 }  // namespace
@@ -131,18 +167,21 @@ std::string ResolveColumns(std::string_view row, const std::optional<std::string
   if (!members) return std::string(row);
   std::optional<std::vector<JsonMember>> prev;
   if (previous) prev = SplitObject(*previous);
+  std::vector<std::string_view> resolved;
   for (const auto& column : columns) {
     std::string* value = FindMember(&*members, column);
     if (value == nullptr) continue;
     const std::string* old = prev ? FindMember(*prev, column) : nullptr;
     if (old != nullptr) {
       *value = *old;
+      resolved.push_back(column);
       continue;
     }
     const std::string token = JsonQuote(column);
     std::erase_if(*members, [&](const JsonMember& m) { return m.key == token; });
     if (std::find(unresolved->begin(), unresolved->end(), column) == unresolved->end()) unresolved->push_back(column);
   }
+  if (prev && !resolved.empty()) CarryTexts(*prev, resolved, &*members);
   return JoinObject(*members);
 }
 

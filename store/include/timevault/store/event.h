@@ -90,6 +90,20 @@ struct StoreEvent {
 // capture's kNullsHeader (timevault/capture/debezium.h); docs/compat.md §7.4.
 inline constexpr std::string_view kNullsHeader = "__timevault.nulls";
 
+// The Kafka header in which capture carries Postgres's own text of the
+// columns whose Debezium value is lossy or absent (docs/store.md, "Fidelity texts"):
+// compact JSON, images without such columns left out,
+// {"before":{"col":"<text>"|null,...},"after":{...}}. Same name as capture's
+// kTextHeader (timevault/capture/debezium.h).
+inline constexpr std::string_view kTextHeader = "__timevault.text";
+
+// The member of a stored row image (and of an envelope's before/after) that
+// holds the fidelity texts of kTextHeader for that image: an object
+// {"col":"<text>"|null,...}. Its name is empty because Postgres allows no
+// zero-length column name, so it can never collide with a column
+// (docs/store.md, "Fidelity texts").
+inline constexpr std::string_view kTextMember = "";
+
 struct ParseOptions {
   std::string topic_prefix;   // capture's kafka.topic_prefix
   std::string tenant_column;  // default "tenant_id"
@@ -100,8 +114,16 @@ struct ParseOptions {
 // it names are set to null in the row images kept (row, envelope, keyless pk,
 // tenant). A malformed header, or one naming a field the image does not
 // have, or one on a message without row images, is InvalidArgument.
+// `text_header`: the message's kTextHeader value, if it has one; each
+// image's texts are kept in it as member kTextMember (row, envelope's
+// before/after, keyless pk). InvalidArgument when it is malformed (not that
+// shape, a column twice, an empty column name), names an image the event
+// does not have, lists an unchanged-TOAST column or gives a text for a
+// column the nulls header says is NULL, or when an image already has a
+// member named kTextMember.
 Result<StoreEvent> ParseEvent(const ParseOptions& options, std::string_view topic, std::optional<std::string_view> key,
                               std::optional<std::string_view> value,
-                              std::optional<std::string_view> nulls_header = std::nullopt);
+                              std::optional<std::string_view> nulls_header = std::nullopt,
+                              std::optional<std::string_view> text_header = std::nullopt);
 
 }  // namespace timevault::store

@@ -140,6 +140,7 @@ for i in $(seq 1 "$runs"); do
   tc=$(now)
   [[ "$(json_num insert "$work/exec.json")" == "$rows" ]] || die "run $i: execute did not insert $rows rows"
   [[ "$(rows_md5 orders)" == "$want_md5" ]] || die "run $i: the restored rows differ from the rows at L1"
+  grep -q '"verified": true' "$work/exec.json" || die "run $i: execute did not report verified: $(cat "$work/exec.json")"
   snapshot=$(json_str snapshot_id "$work/exec.json")
   estimate=$(json_num estimated_seconds "$work/plan.json"); estimate=${estimate:-0}
   preview_s=$(echo "$tb - $ta" | bc -l); exec_s=$(echo "$tc - $tb" | bc -l)
@@ -151,6 +152,7 @@ for i in $(seq 1 "$runs"); do
   te=$(now)
   [[ "$(json_num delete "$work/rollback.json")" == "$rows" && "$(count "tenant_id = '$tenant'")" == 0 ]] ||
     die "run $i: rollback did not delete $rows rows"
+  grep -q '"verified": true' "$work/rollback.json" || die "run $i: rollback did not report verified"
 
   psql -qX -c "TRUNCATE orders_copy"
   tf=$(now)

@@ -128,6 +128,7 @@ void PrintApply(const char* what, const replay::ApplyResult& r) {
   w.Double(r.seconds);
   w.Key("commit_lsn");
   w.String(r.commit_lsn.ToString().c_str());
+  replay::WriteVerification(w, r);
   w.EndObject();
   std::printf("%s\n", sb.GetString());
 }

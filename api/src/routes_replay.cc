@@ -251,6 +251,7 @@ std::string ApplyResultJson(const replay::ApplyResult& r) {
   w.Double(r.seconds);
   w.Key("commit_lsn");
   WriteOptString(w, r.commit_lsn.valid() ? std::optional<std::string>(r.commit_lsn.ToString()) : std::nullopt);
+  replay::WriteVerification(w, r);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }

@@ -15,6 +15,8 @@ namespace {
 
 constexpr size_t kCopyChunk = 1 << 20;
 constexpr const char* kKind = "\"__tv_kind\"";
+// Whole-tenant targets: the row's fidelity texts (json), for the round-trip check.
+constexpr const char* kText = "\"__tv_text\"";
 
 // One scope table of the apply: its temporary tables are tv_t_<i> (target
 // rows), tv_k_<i> (keyed targets: the keys covered) and tv_o_<i> (the
@@ -22,8 +24,13 @@ constexpr const char* kKind = "\"__tv_kind\"";
 struct TableState {
   const CatalogTable* table = nullptr;
   size_t index = 0;
-  std::vector<size_t> target;              // columns of tv_t_<i>: indexes into table->columns
-  std::vector<ValueConverter> converters;  // whole-tenant targets: per target column
+  std::vector<size_t> target;  // columns of tv_t_<i>: indexes into table->columns
+  // Whole-tenant targets, per target column: the conversion of Debezium's
+  // value (none for a type capture leaves out), why that value is not exact
+  // for the type (empty: it is), and whether a fidelity text was loaded.
+  std::vector<std::optional<ValueConverter>> converters;
+  std::vector<std::string> loss;
+  std::vector<bool> texts;
   uint64_t rows = 0;
   OperationCounts ops;
 
@@ -57,6 +64,11 @@ struct TableState {
     }
     return out;
   }
+  // "schema.table.column (type t)" for messages.
+  std::string Named(size_t i) const {
+    const auto& c = col(i);
+    return table->name + "." + c.name + " (type " + (c.sql_type.empty() ? c.type.type_name : c.sql_type) + ")";
+  }
   std::vector<size_t> AllColumns() const {
     std::vector<size_t> out(table->columns.size());
     for (size_t i = 0; i < out.size(); ++i) out[i] = i;
@@ -78,6 +90,12 @@ Result<Lsn> CurrentLsn(pg::PgConn& conn) {
   return *lsn;
 }
 
+// Row images carry times as UTC and intervals as ISO; the session's own
+// settings must not change how text compares.
+constexpr const char* kApplySettings =
+    "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; "
+    "SET LOCAL extra_float_digits = 3";
+
 bool IsConstraintViolation(const Status& s) { return s.message().find("[23") != std::string::npos; }
 
 }  // namespace
@@ -94,6 +112,7 @@ struct Applier::Impl {
   uint64_t skipped = 0;
   bool open = false;  // transaction open
   bool diffed = false;
+  std::string verified_digest;  // set by ApplyAndCommit once the rows equal the target
 
   ~Impl() {
     if (copying >= 0) conn.CopyAbort("apply abandoned");
@@ -110,14 +129,32 @@ struct Applier::Impl {
 
   Status EndCopy() {
     if (copying < 0) return Status::Ok();
+    const size_t t = static_cast<size_t>(copying);
     Status s = buf.empty() ? Status::Ok() : conn.CopyPut(buf);
     buf.clear();
-    if (!s.ok()) return Fail(s);
+    if (!s.ok()) return Fail(CopyError(t, s));
     copying = -1;
-    if (Status e = conn.CopyEnd(); !e.ok()) {
-      return e;
-    }
+    if (Status e = conn.CopyEnd(); !e.ok()) return CopyError(t, e);
     return Status::Ok();
+  }
+
+  // A target value Postgres's input function refuses (SQLSTATE class 22,
+  // e.g. a fidelity text of a type whose output does not read back): the
+  // CONTEXT "COPY tv_t_0, line 3, column c: ..." names the column.
+  Status CopyError(size_t t, const Status& s) {
+    if (t >= tables.size() || s.message().find("[22") == std::string::npos) return s;
+    const TableState& ts = tables[t];
+    std::string what = ts.table->name;
+    const std::string& m = s.message();
+    if (size_t at = m.find(", column "); at != std::string::npos) {
+      const size_t start = at + 9;
+      const std::string name = m.substr(start, m.find(':', start) - start);
+      for (size_t i = 0; i < ts.table->columns.size(); ++i) {
+        if (ts.col(i).name == name) what = ts.Named(i);
+      }
+    }
+    return InvalidArgument("cannot restore " + what + ": Postgres refuses the target value (" + m +
+                           "); nothing was changed");
   }
 
   Status StartCopy(size_t t, const std::vector<std::string>& columns_sql, const std::string& into) {
@@ -140,10 +177,55 @@ struct Applier::Impl {
     return Status::Ok();
   }
 
+  // One column of a whole-tenant target row as a COPY field: its fidelity
+  // text when it has one, else Debezium's value when that is exact for the
+  // type; refused otherwise, naming the column.
+  Status AppendColumn(TableState& ts, size_t k, const rapidjson::Value& image, const rapidjson::Value* texts,
+                      const std::string& pk, std::string* line) {
+    const auto& c = ts.col(ts.target[k]);
+    const rapidjson::SizeType name_size = static_cast<rapidjson::SizeType>(c.name.size());
+    if (texts != nullptr) {
+      if (auto t = texts->FindMember(rapidjson::StringRef(c.name.data(), name_size)); t != texts->MemberEnd()) {
+        if (t->value.IsNull()) {
+          AppendCopyField(line, std::nullopt);
+        } else if (t->value.IsString()) {
+          AppendCopyText(line, std::string_view(t->value.GetString(), t->value.GetStringLength()));
+        } else {
+          return Fail(Corruption("row image of " + ts.table->name + " key " + pk + ": the text of " + c.name +
+                                 " is not a string"));
+        }
+        ts.texts[k] = true;
+        return Status::Ok();
+      }
+    }
+    auto member = image.FindMember(rapidjson::StringRef(c.name.data(), name_size));
+    if (member == image.MemberEnd()) {
+      if (!ts.loss[k].empty()) {
+        return Fail(FailedPrecondition("cannot restore " + ts.Named(ts.target[k]) + ": the row image of key " + pk +
+                                       " holds neither a value nor a text for it (" + ts.loss[k] +
+                                       "); nothing was changed"));
+      }
+      // A column added after this row version was written: NULL (the
+      // version predates it; docs/replay.md).
+      AppendCopyField(line, std::nullopt);
+      return Status::Ok();
+    }
+    if (!ts.loss[k].empty()) {
+      return Fail(FailedPrecondition("cannot restore " + ts.Named(ts.target[k]) + " exactly: the row image of key " +
+                                     pk + " holds only Debezium's value and no text (" + ts.loss[k] +
+                                     "); nothing was changed"));
+    }
+    if (Status s = ts.converters[k]->AppendCopy(member->value, line); !s.ok()) {
+      return Fail(InvalidArgument("cannot restore " + ts.Named(ts.target[k]) + ", key " + pk + ": " + s.message()));
+    }
+    return Status::Ok();
+  }
+
   Status CreateTempTables() {
     for (auto& ts : tables) {
       const auto& t = *ts.table;
       std::string cols = ts.Cols("", ts.target);
+      if (!opt.keyed) cols += std::string(", NULL::json AS ") + kText;
       TV_RETURN_IF_ERROR(conn.Run("CREATE TEMP TABLE " + ts.T() + " ON COMMIT DROP AS SELECT " + cols + " FROM " +
                                   t.qualified + " WITH NO DATA"));
       if (opt.keyed) {
@@ -171,6 +253,95 @@ struct Applier::Impl {
         return s;
       }
     }
+    return Status::Ok();
+  }
+
+  // Every fidelity text loaded must read back as itself: a type whose text
+  // output does not round-trip cannot be restored exactly (invariant 9).
+  // Compared under the server's default output settings, which are the
+  // ones capture's walsender wrote the texts with.
+  Status CheckTextsRoundTrip(const TableState& ts) {
+    bool any = false;
+    for (bool t : ts.texts) any = any || t;
+    if (!any) return Status::Ok();
+    TV_RETURN_IF_ERROR(conn.Run(
+        "SET LOCAL TimeZone TO DEFAULT; SET LOCAL DateStyle TO DEFAULT; SET LOCAL IntervalStyle TO DEFAULT; "
+        "SET LOCAL extra_float_digits TO DEFAULT"));
+    for (size_t k = 0; k < ts.target.size(); ++k) {
+      if (!ts.texts[k]) continue;
+      const auto& c = ts.col(ts.target[k]);
+      const std::string text = std::string("t.") + kText + " ->> " + conn.QuoteLiteral(c.name);
+      TV_ASSIGN_OR_RETURN(auto bad, conn.Exec("SELECT " + text + ", t." + c.quoted + "::text, count(*) OVER () FROM " +
+                                              ts.T() + " t WHERE t." + kText + " -> " + conn.QuoteLiteral(c.name) +
+                                              " IS NOT NULL AND t." + c.quoted + "::text IS DISTINCT FROM " + text +
+                                              " LIMIT 1"));
+      if (bad.rows() > 0) {
+        return FailedPrecondition("cannot restore " + ts.Named(ts.target[k]) +
+                                  " exactly: its text output does not read back as itself (" +
+                                  Quoted(bad.GetString(0, 0)) + " reads back as " + Quoted(bad.GetString(0, 1)) + ", " +
+                                  bad.GetString(0, 2) + " row(s)); nothing was changed");
+      }
+    }
+    return conn.Run(kApplySettings);
+  }
+
+  static std::string Quoted(const std::string& s) {
+    return "\"" + (s.size() > 200 ? s.substr(0, 200) + "..." : s) + "\"";
+  }
+
+  // Postgres lets no UPDATE set a GENERATED ALWAYS identity column (INSERT
+  // has OVERRIDING SYSTEM VALUE, UPDATE nothing): an update that must change
+  // one is refused before anything changes.
+  Status CheckIdentityUpdates(const TableState& ts) {
+    for (size_t i : ts.Payload()) {
+      if (ts.col(i).identity != 'a') continue;
+      const std::string& q = ts.col(i).quoted;
+      TV_ASSIGN_OR_RETURN(auto n, conn.Exec("SELECT count(*) FROM " + ts.O() + " o JOIN " + ts.T() + " t ON " +
+                                            ts.KeyEq("t", "o") + " JOIN " + ts.table->qualified + " l ON " +
+                                            ts.KeyEq("l", "o") + " WHERE o." + kKind + " = 'u' AND l." + q +
+                                            " IS DISTINCT FROM t." + q));
+      if (n.Get(0, 0) != "0") {
+        return FailedPrecondition("cannot restore " + ts.Named(i) + ": it is GENERATED ALWAYS AS IDENTITY and " +
+                                  n.GetString(0, 0) +
+                                  " row(s) must change it, which no UPDATE may do; nothing was changed");
+      }
+    }
+    return Status::Ok();
+  }
+
+  // The tenant's rows in scope, now, against the target, in every target
+  // column: a count and two 64-bit sums of the rows' md5 over their text
+  // (order-independent), computed in SQL on both sides. Returns the
+  // target's digest; FailedPrecondition naming a differing row otherwise.
+  Status VerifyTable(const TableState& ts, crypto::Sha256* digest) {
+    const auto& t = *ts.table;
+    const std::string row = "ROW(" + ts.Cols("x.", ts.target) + ")::text";
+    std::string live = "SELECT " + row + " AS r FROM " + t.qualified + " x WHERE x." + ts.col(t.tenant).quoted + " = " +
+                       tenant_lit;
+    if (opt.keyed) live += " AND (" + ts.Key("x.") + ") IN (SELECT " + ts.Key("") + " FROM " + ts.K() + ")";
+    const std::string target = "SELECT " + row + " AS r FROM " + ts.T() + " x";
+    auto sums = [&](const std::string& rows) {
+      return "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0) "
+             "|| ':' || coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0) FROM (SELECT md5(r) h "
+             "FROM (" +
+             rows + ") q) s";
+    };
+    TV_ASSIGN_OR_RETURN(auto both, conn.Exec("SELECT (" + sums(live) + "), (" + sums(target) + ")"));
+    const std::string now = both.GetString(0, 0), want = both.GetString(0, 1);
+    if (now != want) {
+      TV_ASSIGN_OR_RETURN(auto diff, conn.Exec("(SELECT 'now', r FROM (" + live + " EXCEPT ALL " + target +
+                                               ") a LIMIT 1) UNION ALL (SELECT 'target', r FROM (" + target +
+                                               " EXCEPT ALL " + live + ") b LIMIT 1)"));
+      std::string example;
+      for (int r = 0; r < diff.rows(); ++r) example += " " + diff.GetString(r, 0) + ": " + Quoted(diff.GetString(r, 1));
+      return FailedPrecondition("verification failed: after the apply the rows of tenant " + opt.tenant + " in " +
+                                t.name + " differ from the target (" + now + " against " + want + ";" + example +
+                                "); rolled back, nothing was changed");
+    }
+    digest->Update(t.name);
+    digest->Update(std::string_view("\n", 1));
+    digest->Update(want);
+    digest->Update(std::string_view("\n", 1));
     return Status::Ok();
   }
 
@@ -335,8 +506,11 @@ struct Applier::Impl {
               " WHERE o." + kKind + " = 'i'";
       } else if (kind == 'u') {
         std::string set;
-        for (size_t i : ts->Payload())
+        for (size_t i : ts->Payload()) {
+          if (ts->col(i).identity == 'a') continue;  // never writable by UPDATE; equal (CheckIdentityUpdates)
           set += (set.empty() ? "" : ", ") + ts->col(i).quoted + " = t." + ts->col(i).quoted;
+        }
+        if (set.empty()) continue;  // only always-identity columns, equal (CheckIdentityUpdates)
         sql = "UPDATE " + t.qualified + " l SET " + set + " FROM " + ts->T() + " t JOIN " + ts->O() + " o ON " +
               ts->KeyEq("t", "o") + " WHERE o." + kKind + " = 'u' AND " + ts->KeyEq("l", "o") + " AND l." + tenant_col +
               " = " + tenant_lit;
@@ -371,6 +545,7 @@ Applier::Applier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Applier::~Applier() = default;
 
 uint64_t Applier::skipped_rows() const { return impl_->skipped; }
+const std::string& Applier::verified_digest() const { return impl_->verified_digest; }
 
 Result<std::unique_ptr<Applier>> Applier::Begin(const Catalog& catalog, const ApplyOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -384,27 +559,27 @@ Result<std::unique_ptr<Applier>> Applier::Begin(const Catalog& catalog, const Ap
       conn.Run(options.lock ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ"));
   impl->open = true;
   TV_RETURN_IF_ERROR(conn.Run("SET LOCAL lock_timeout = " + std::to_string(options.lock_timeout_ms)));
-  // Row images carry times as UTC and intervals as ISO; the session's own
-  // settings must not change how text compares.
-  TV_RETURN_IF_ERROR(conn.Run("SET LOCAL TimeZone = 'UTC'"));
-  TV_RETURN_IF_ERROR(conn.Run("SET LOCAL DateStyle = 'ISO, YMD'"));
-  TV_RETURN_IF_ERROR(conn.Run("SET LOCAL IntervalStyle = 'postgres'"));
-  TV_RETURN_IF_ERROR(conn.Run("SET LOCAL extra_float_digits = 3"));
+  TV_RETURN_IF_ERROR(conn.Run(kApplySettings));
   for (const auto& name : options.tables) {
     auto it = catalog.tables.find(name);
     if (it == catalog.tables.end()) return NotFound("table " + name + " is not in the catalog");
     TableState ts;
     ts.table = &it->second;
     ts.index = impl->tables.size();
-    for (size_t i = 0; i < ts.table->columns.size(); ++i) {
-      const auto& c = ts.table->columns[i];
-      if (options.keyed || c.captured || c.in_pk || i == ts.table->tenant) ts.target.push_back(i);
-    }
+    // Every column (generated ones are not in the catalog's list): one
+    // neither the row image nor a fidelity text carries is refused, never
+    // left out of the comparison (invariant 9).
+    for (size_t i = 0; i < ts.table->columns.size(); ++i) ts.target.push_back(i);
     if (!options.keyed) {
       for (size_t i : ts.target) {
-        TV_ASSIGN_OR_RETURN(auto conv, ValueConverter::Resolve(ts.table->columns[i].type));
-        ts.converters.push_back(std::move(conv));
+        const auto& c = ts.table->columns[i];
+        auto conv = ValueConverter::Resolve(c.type);
+        ts.converters.push_back(conv.ok() ? std::optional<ValueConverter>(std::move(conv).value()) : std::nullopt);
+        std::optional<std::string_view> loss = DebeziumLoss(c.type);
+        if (!loss && c.domain_over_array) loss = "a domain over an array is not Debezium's array";
+        ts.loss.emplace_back(loss ? *loss : std::string_view());
       }
+      ts.texts.assign(ts.target.size(), false);
     }
     impl->by_name[name] = ts.index;
     impl->tables.push_back(std::move(ts));
@@ -425,6 +600,7 @@ Status Applier::AddRow(const store::Row& row) {
   if (m.copying != static_cast<int>(ts.index)) {
     std::vector<std::string> cols;
     for (size_t i : ts.target) cols.push_back(ts.col(i).quoted);
+    cols.emplace_back(kText);
     TV_RETURN_IF_ERROR(m.StartCopy(ts.index, cols, ts.T()));
   }
   rapidjson::Document doc;
@@ -432,20 +608,29 @@ Status Applier::AddRow(const store::Row& row) {
   if (doc.HasParseError() || !doc.IsObject()) {
     return m.Fail(Corruption("row image of " + row.table + " key " + row.pk + " is not a JSON object"));
   }
+  // The fidelity texts (store::kTextMember): Postgres's own text of the
+  // columns whose Debezium value is lossy or absent.
+  const rapidjson::Value* texts = nullptr;
+  if (auto t = doc.FindMember(rapidjson::StringRef(store::kTextMember.data(), store::kTextMember.size()));
+      t != doc.MemberEnd()) {
+    if (!t->value.IsObject()) {
+      return m.Fail(Corruption("row image of " + row.table + " key " + row.pk + ": its texts are not an object"));
+    }
+    texts = &t->value;
+  }
   std::string line;
   for (size_t k = 0; k < ts.target.size(); ++k) {
     if (k) line.push_back('\t');
-    const auto& c = ts.col(ts.target[k]);
-    auto member = doc.FindMember(rapidjson::StringRef(c.name.data(), c.name.size()));
-    if (member == doc.MemberEnd()) {
-      // A column added after this row was written: it gets NULL (the row
-      // image predates it).
-      AppendCopyField(&line, std::nullopt);
-      continue;
-    }
-    if (Status s = ts.converters[k].AppendCopy(member->value, &line); !s.ok()) {
-      return m.Fail(InvalidArgument(row.table + " key " + row.pk + ", column " + c.name + ": " + s.message()));
-    }
+    TV_RETURN_IF_ERROR(m.AppendColumn(ts, k, doc, texts, row.pk, &line));
+  }
+  line.push_back('\t');
+  if (texts == nullptr) {
+    AppendCopyField(&line, std::nullopt);
+  } else {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    texts->Accept(w);
+    AppendCopyText(&line, std::string_view(sb.GetString(), sb.GetSize()));
   }
   ++ts.rows;
   return m.Put(line);
@@ -499,6 +684,7 @@ Result<DiffResult> Applier::Diff() {
   DiffResult out;
   crypto::Sha256 digest;
   for (auto& ts : m.tables) {
+    if (!m.opt.keyed) TV_RETURN_IF_ERROR(m.CheckTextsRoundTrip(ts));
     TV_RETURN_IF_ERROR(m.DiffTable(ts));
     out.target_rows += ts.rows;
     digest.Update(ts.table->name);
@@ -515,6 +701,7 @@ Result<DiffResult> Applier::Diff() {
                                         }
                                         return Status::Ok();
                                       }));
+    TV_RETURN_IF_ERROR(m.CheckIdentityUpdates(ts));
     if (ts.ops.total() > 0) out.by_table.push_back({ts.table->name, ts.ops});
     out.ops.inserts += ts.ops.inserts;
     out.ops.updates += ts.ops.updates;
@@ -587,7 +774,7 @@ Result<Applier::SnapshotPart> Applier::SaveSnapshot(ArchiveWriter* archive) {
   return part;
 }
 
-Result<Lsn> Applier::ApplyAndCommit(const std::string& message_json) {
+Result<Lsn> Applier::ApplyAndCommit(const std::string& message_json, const std::function<void()>& verifying) {
   auto& m = *impl_;
   if (!m.diffed) return Internal("ApplyAndCommit before Diff");
   // Replica mode: neither user triggers (an "updated = now()" trigger would
@@ -603,6 +790,17 @@ Result<Lsn> Applier::ApplyAndCommit(const std::string& message_json) {
         "superuser); applying in foreign-key order with triggers firing");
     TV_RETURN_IF_ERROR(m.ApplyOrdered());
   }
+  // Invariant 9: the apply proves itself before it commits.
+  if (verifying) verifying();
+  crypto::Sha256 digest;
+  for (const auto& ts : m.tables) {
+    if (Status s = m.VerifyTable(ts, &digest); !s.ok()) {
+      (void)m.conn.Run("ROLLBACK");
+      m.open = false;
+      return s;
+    }
+  }
+  m.verified_digest = digest.FinishHex();
   TV_RETURN_IF_ERROR(
       m.conn.ExecParams("SELECT pg_logical_emit_message(true, 'timevault', $1)", {message_json}).status());
   if (Status s = m.conn.Run("COMMIT"); !s.ok()) {

@@ -6,12 +6,14 @@
 // Two kinds of target:
 //  - whole tenant (PITR, restore): the target is every row the tenant should
 //    have in the scope tables; live rows not in it are deleted. Rows come as
-//    store row images (Debezium JSON) and only captured columns are compared
-//    and written.
+//    store row images (Debezium JSON plus capture's fidelity texts); every
+//    column but the generated ones is compared and written, each from its
+//    text, else from Debezium's value where that is exact, else refused.
 //  - keyed (rollback): the target covers only the keys of a snapshot: each
 //    key has a saved row (COPY text of every column) or is absent (deleted).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -79,12 +81,19 @@ class Applier {
   Result<SnapshotPart> SaveSnapshot(ArchiveWriter* archive);
 
   // Applies the differences (inserts parents first, updates, deletes children
-  // first; the other way round when that fails on a constraint), marks the
-  // transaction with pg_logical_emit_message('timevault', message_json) and
-  // commits. Returns the LSN after the commit.
-  Result<Lsn> ApplyAndCommit(const std::string& message_json);
+  // first; the other way round when that fails on a constraint), verifies
+  // that the tenant's rows in scope now equal the target in every target
+  // column (digests over the rows' text, both computed in SQL; a difference
+  // rolls back and is FailedPrecondition "verification failed: ..."), marks
+  // the transaction with pg_logical_emit_message('timevault', message_json)
+  // and commits. Returns the LSN after the commit.
+  // `verifying`, if set, is called when the DML is done and verification starts.
+  Result<Lsn> ApplyAndCommit(const std::string& message_json, const std::function<void()>& verifying = nullptr);
 
   uint64_t skipped_rows() const;
+  // After ApplyAndCommit: SHA-256 over each scope table's name and its
+  // target's row count and row-hash sums, which the live rows matched.
+  const std::string& verified_digest() const;
 
  private:
   struct Impl;

@@ -49,6 +49,18 @@ JOIN pg_class p ON p.oid = con.confrelid JOIN pg_namespace pn ON pn.oid = p.reln
 WHERE con.contype = 'f' AND con.conparentid = 0
 )SQL";
 
+// What kColumnTypesSql leaves out or resolves away: generated columns, the
+// declared type's name, identity, domains over arrays.
+constexpr std::string_view kColumnExtrasSql = R"SQL(
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attidentity, a.attgenerated,
+       (t.typtype = 'd' AND coalesce(bt.typcategory = 'A', false))
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+)SQL";
+
 std::vector<std::string> SplitNames(std::string_view s) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -74,6 +86,20 @@ Status LoadColumns(pg::PgConn& conn, CatalogTable* table, const std::string& ten
     c.type = std::move(type);
     if (c.name == tenant_column) table->tenant = table->columns.size();
     table->columns.push_back(std::move(c));
+  }
+  TV_ASSIGN_OR_RETURN(auto extras, conn.ExecParams(kColumnExtrasSql, {std::to_string(table->oid)}));
+  for (int r = 0; r < extras.rows(); ++r) {
+    auto name = extras.Get(r, 0);
+    if (!extras.Get(r, 3).empty()) {
+      table->generated.push_back(std::string(name));
+      continue;
+    }
+    for (auto& c : table->columns) {
+      if (c.name != name) continue;
+      c.sql_type = extras.GetString(r, 1);
+      c.identity = extras.Get(r, 2).empty() ? 0 : extras.Get(r, 2)[0];
+      c.domain_over_array = extras.Get(r, 4) == "t";
+    }
   }
   TV_ASSIGN_OR_RETURN(auto pk, conn.ExecParams(kPrimaryKeySql, {std::to_string(table->oid)}));
   for (int r = 0; r < pk.rows(); ++r) {

@@ -20,6 +20,9 @@ struct CatalogColumn {
   PgColumnType type;
   bool captured = false;  // capture emits it (IsCaptured): row images carry it
   bool in_pk = false;
+  std::string sql_type;            // format_type of the declared type ("interval", "my_domain"), for messages
+  char identity = 0;               // pg_attribute.attidentity: 'a' ALWAYS, 'd' BY DEFAULT, 0 none
+  bool domain_over_array = false;  // a domain whose base type is an array (Debezium's value is lossy)
 };
 
 struct CatalogTable {
@@ -27,6 +30,7 @@ struct CatalogTable {
   std::string qualified;  // "schema"."table", quoted for SQL
   uint32_t oid = 0;
   std::vector<CatalogColumn> columns;  // attnum order, no dropped or generated columns
+  std::vector<std::string> generated;  // stored generated columns: Postgres computes them, an apply never writes them
   std::vector<size_t> pk;              // indexes into columns, in key order
   size_t tenant = 0;                   // index of the tenant column
 };

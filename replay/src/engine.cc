@@ -539,7 +539,7 @@ class EngineImpl final : public Engine {
       w.EndObject();
     });
     const auto apply_started = std::chrono::steady_clock::now();
-    TV_ASSIGN_OR_RETURN(Lsn commit_lsn, applier->ApplyAndCommit(message));
+    TV_ASSIGN_OR_RETURN(Lsn commit_lsn, applier->ApplyAndCommit(message, [&] { report("verify", 0.9); }));
     RecordRate(diff.ops.total(), Seconds(apply_started));
     report("done", 1.0);
     ApplyResult result;
@@ -548,6 +548,8 @@ class EngineImpl final : public Engine {
     result.by_table = diff.by_table;
     result.seconds = Seconds(started);
     result.commit_lsn = commit_lsn;
+    result.verified = true;
+    result.verified_digest = applier->verified_digest();
     spdlog::info("{} {} for tenant {}: {} inserts, {} updates, {} deletes in {:.2f}s (snapshot {})",
                  SnapshotReasonName(job.reason), job.job_id, job.tenant.str(), diff.ops.inserts, diff.ops.updates,
                  diff.ops.deletes, result.seconds, snapshot_id);

@@ -843,6 +843,23 @@ bool IsCaptured(const PgColumnType& type) {
   return Classify(type, &kind, &is_array);
 }
 
+std::optional<std::string_view> DebeziumLoss(const PgColumnType& type) {
+  Kind kind;
+  bool is_array;
+  if (!Classify(type, &kind, &is_array)) return "Debezium leaves the type out of row images";
+  switch (kind) {
+    case Kind::kName: return "Debezium writes null for name";
+    case Kind::kVariableDecimal: return "unconstrained numeric loses its display scale";
+    case Kind::kMoney: return "money is Debezium's Decimal read back with lc_monetary";
+    case Kind::kTimetz: return "timetz loses its offset";
+    case Kind::kInterval: return "interval months become 30.4375 days and fields are normalised";
+    case Kind::kBitsVarying: return "varbit loses its length";
+    default: break;
+  }
+  if (type.type_oid == oid::kXml || (is_array && type.element_type_name == "xml")) return "xml loses its declaration";
+  return std::nullopt;
+}
+
 Result<ValueConverter> ValueConverter::Resolve(const PgColumnType& type) {
   ValueConverter c;
   if (!Classify(type, &c.kind_, &c.is_array_)) {

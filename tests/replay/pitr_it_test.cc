@@ -266,6 +266,8 @@ TEST_F(PitrE2E, EveryMomentIsRestoredExactlyAndRolledBackExactly) {
     auto done = engine->ExecutePitr(plan->plan_id, "job-pitr-" + std::to_string(i),
                                     [&](std::string_view phase, double) { phases.emplace_back(phase); });
     ASSERT_TRUE(done.ok()) << done.status().ToString();
+    EXPECT_TRUE(done->verified);
+    EXPECT_EQ(done->verified_digest.size(), 64u);
     EXPECT_EQ(done->ops.inserts, plan->ops.inserts);
     EXPECT_EQ(done->ops.updates, plan->ops.updates);
     EXPECT_EQ(done->ops.deletes, plan->ops.deletes);
@@ -285,6 +287,7 @@ TEST_F(PitrE2E, EveryMomentIsRestoredExactlyAndRolledBackExactly) {
 
     auto back = engine->Rollback(done->snapshot_id, "job-rollback-" + std::to_string(i), nullptr);
     ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_TRUE(back->verified);
     EXPECT_EQ(back->ops.total(), done->ops.total());
     EXPECT_EQ(Tenant(conn, "T1"), before) << "rollback did not restore the rows before the PITR";
     EXPECT_EQ(Others(conn, "T1"), others);

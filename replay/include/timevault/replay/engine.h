@@ -72,7 +72,7 @@ struct PitrPlan {
 };
 
 // Called while a job runs: the phase ("resolve", "lock", "diff", "snapshot",
-// "apply", "commit") and the fraction done overall (0..1).
+// "apply", "verify", "commit") and the fraction done overall (0..1).
 using ProgressFn = std::function<void(std::string_view phase, double fraction)>;
 
 struct ApplyResult {
@@ -81,7 +81,23 @@ struct ApplyResult {
   std::vector<TableOperations> by_table;
   double seconds = 0;
   Lsn commit_lsn;  // the LSN of the apply's commit (Lsn{} when nothing changed)
+  // Invariant 9: before committing, the apply compared the tenant's rows in
+  // scope with the target in every column (an apply that left a difference
+  // rolls back and fails instead). `verified_digest` is the SHA-256 the
+  // live rows matched (Applier::verified_digest).
+  bool verified = false;
+  std::string verified_digest;
 };
+
+// Writes `verified` and `verified_digest` of `r` into the JSON object open in
+// `w`: one shape for the API's job result and the CLI.
+template <typename Writer>
+void WriteVerification(Writer& w, const ApplyResult& r) {
+  w.Key("verified");
+  w.Bool(r.verified);
+  w.Key("verified_digest");
+  w.String(r.verified_digest.c_str());
+}
 
 enum class SnapshotReason { kPitr, kRestore, kRollback };
 std::string_view SnapshotReasonName(SnapshotReason reason);

@@ -64,6 +64,15 @@ Result<PgColumnType> ParseColumnTypeRow(const std::array<std::string_view, 7>& f
 // images: replay cannot restore them and must not overwrite them.
 bool IsCaptured(const PgColumnType& type);
 
+// Why Debezium's value of a column of this type cannot be restored exactly
+// in general (docs/compat.md §10.2), or nullopt when it can: interval,
+// timetz, varbit, name, xml, unconstrained numeric, money, and every type
+// capture leaves out. Such a column comes back only from capture's fidelity
+// text (docs/replay.md "Fidelity"); without one, an apply refuses. Losses that
+// depend on the value (numeric NaN, multi-dimensional arrays) are not types:
+// capture sends a text for those values.
+std::optional<std::string_view> DebeziumLoss(const PgColumnType& type);
+
 // The conversion of one column, resolved once and used for every row.
 class ValueConverter {
  public:

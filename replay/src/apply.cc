@@ -264,17 +264,17 @@ struct Applier::Impl {
     bool any = false;
     for (bool t : ts.texts) any = any || t;
     if (!any) return Status::Ok();
-    TV_RETURN_IF_ERROR(conn.Run(
-        "SET LOCAL TimeZone TO DEFAULT; SET LOCAL DateStyle TO DEFAULT; SET LOCAL IntervalStyle TO DEFAULT; "
-        "SET LOCAL extra_float_digits TO DEFAULT"));
+    TV_RETURN_IF_ERROR(
+        conn.Run("SET LOCAL TimeZone TO DEFAULT; SET LOCAL DateStyle TO DEFAULT; SET LOCAL IntervalStyle TO DEFAULT; "
+                 "SET LOCAL extra_float_digits TO DEFAULT"));
     for (size_t k = 0; k < ts.target.size(); ++k) {
       if (!ts.texts[k]) continue;
       const auto& c = ts.col(ts.target[k]);
       const std::string text = std::string("t.") + kText + " ->> " + conn.QuoteLiteral(c.name);
-      TV_ASSIGN_OR_RETURN(auto bad, conn.Exec("SELECT " + text + ", t." + c.quoted + "::text, count(*) OVER () FROM " +
-                                              ts.T() + " t WHERE t." + kText + " -> " + conn.QuoteLiteral(c.name) +
-                                              " IS NOT NULL AND t." + c.quoted + "::text IS DISTINCT FROM " + text +
-                                              " LIMIT 1"));
+      TV_ASSIGN_OR_RETURN(auto bad,
+                          conn.Exec("SELECT " + text + ", t." + c.quoted + "::text, count(*) OVER () FROM " + ts.T() +
+                                    " t WHERE t." + kText + " -> " + conn.QuoteLiteral(c.name) + " IS NOT NULL AND t." +
+                                    c.quoted + "::text IS DISTINCT FROM " + text + " LIMIT 1"));
       if (bad.rows() > 0) {
         return FailedPrecondition("cannot restore " + ts.Named(ts.target[k]) +
                                   " exactly: its text output does not read back as itself (" +
@@ -296,10 +296,10 @@ struct Applier::Impl {
     for (size_t i : ts.Payload()) {
       if (ts.col(i).identity != 'a') continue;
       const std::string& q = ts.col(i).quoted;
-      TV_ASSIGN_OR_RETURN(auto n, conn.Exec("SELECT count(*) FROM " + ts.O() + " o JOIN " + ts.T() + " t ON " +
-                                            ts.KeyEq("t", "o") + " JOIN " + ts.table->qualified + " l ON " +
-                                            ts.KeyEq("l", "o") + " WHERE o." + kKind + " = 'u' AND l." + q +
-                                            " IS DISTINCT FROM t." + q));
+      TV_ASSIGN_OR_RETURN(
+          auto n, conn.Exec("SELECT count(*) FROM " + ts.O() + " o JOIN " + ts.T() + " t ON " + ts.KeyEq("t", "o") +
+                            " JOIN " + ts.table->qualified + " l ON " + ts.KeyEq("l", "o") + " WHERE o." + kKind +
+                            " = 'u' AND l." + q + " IS DISTINCT FROM t." + q));
       if (n.Get(0, 0) != "0") {
         return FailedPrecondition("cannot restore " + ts.Named(i) + ": it is GENERATED ALWAYS AS IDENTITY and " +
                                   n.GetString(0, 0) +
@@ -316,8 +316,8 @@ struct Applier::Impl {
   Status VerifyTable(const TableState& ts, crypto::Sha256* digest) {
     const auto& t = *ts.table;
     const std::string row = "ROW(" + ts.Cols("x.", ts.target) + ")::text";
-    std::string live = "SELECT " + row + " AS r FROM " + t.qualified + " x WHERE x." + ts.col(t.tenant).quoted + " = " +
-                       tenant_lit;
+    std::string live =
+        "SELECT " + row + " AS r FROM " + t.qualified + " x WHERE x." + ts.col(t.tenant).quoted + " = " + tenant_lit;
     if (opt.keyed) live += " AND (" + ts.Key("x.") + ") IN (SELECT " + ts.Key("") + " FROM " + ts.K() + ")";
     const std::string target = "SELECT " + row + " AS r FROM " + ts.T() + " x";
     auto sums = [&](const std::string& rows) {

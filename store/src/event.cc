@@ -350,7 +350,8 @@ Status ParseImageTexts(const JsonParser& parser, std::string_view image, const J
                        ": expected the column's text or null, got " + std::string(TypeName(text)));
     }
     for (const auto& [seen, is_null] : out->columns) {
-      if (seen == name->text()) return TextError(std::string(image) + ": column " + Quote(seen, 256) + " is given twice");
+      if (seen == name->text())
+        return TextError(std::string(image) + ": column " + Quote(seen, 256) + " is given twice");
     }
     out->columns.emplace_back(name->text(), text.IsNull());
   }
@@ -365,9 +366,7 @@ Result<FidelityTexts> ParseTextHeader(JsonParser& parser, std::string_view heade
   FidelityTexts out;
   const JsonValue* name = root->first();
   for (uint32_t i = 0; i < root->size(); ++i, name = name->next()->next()) {
-    ImageTexts* image = name->text() == "before"  ? &out.before
-                        : name->text() == "after" ? &out.after
-                                                  : nullptr;
+    ImageTexts* image = name->text() == "before" ? &out.before : name->text() == "after" ? &out.after : nullptr;
     if (image == nullptr) return TextError("unknown member " + Quote(name->text()) + " (expected before, after)");
     TV_RETURN_IF_ERROR(ParseImageTexts(parser, name->text(), *name->next(), image));
   }
@@ -429,7 +428,9 @@ void EnvelopeJson(const JsonParser& parser, const JsonValue& envelope, const Fid
     Serialize(*name, &part);
     out->append(part);
     out->push_back(':');
-    const ImageTexts* image = name->text() == "before" ? &texts.before : name->text() == "after" ? &texts.after : nullptr;
+    const ImageTexts* image = name->text() == "before"  ? &texts.before
+                              : name->text() == "after" ? &texts.after
+                                                        : nullptr;
     if (image != nullptr && value.IsObject()) {
       ImageJson(parser, value, *image, &part);
     } else {

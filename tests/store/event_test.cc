@@ -574,10 +574,13 @@ TEST(EventTest, TextHeaderIsKeptInEveryCopyOfTheImage) {
   auto e = WithTexts(Change("u", before, after),
                      R"({"before":{"d":"01:00:00","n":"NaN"},"after":{"d":"1 mon","h":"\"a\"=>\"1\"","n":null}})");
   ASSERT_TRUE(e.ok()) << e.status().ToString();
-  EXPECT_EQ(e->row, R"({"id":1,"tenant_id":"t1","d":2629800000000,"n":null,"":{"d":"1 mon","h":"\"a\"=>\"1\"","n":null}})");
-  EXPECT_NE(e->envelope.find(R"("before":{"id":1,"tenant_id":"t1","d":3600000000,"n":null,"":{"d":"01:00:00","n":"NaN"}},)"
-                             R"("after":{"id":1,"tenant_id":"t1","d":2629800000000,"n":null,"":{"d":"1 mon","h":"\"a\"=>\"1\"","n":null}},)"),
-            std::string::npos)
+  EXPECT_EQ(e->row,
+            R"({"id":1,"tenant_id":"t1","d":2629800000000,"n":null,"":{"d":"1 mon","h":"\"a\"=>\"1\"","n":null}})");
+  EXPECT_NE(
+      e->envelope.find(
+          R"("before":{"id":1,"tenant_id":"t1","d":3600000000,"n":null,"":{"d":"01:00:00","n":"NaN"}},)"
+          R"("after":{"id":1,"tenant_id":"t1","d":2629800000000,"n":null,"":{"d":"1 mon","h":"\"a\"=>\"1\"","n":null}},)"),
+      std::string::npos)
       << e->envelope;
   EXPECT_EQ(e->tenant, "t1");
   // A delete keeps the before's texts; an image without texts stays as it is.
@@ -619,16 +622,20 @@ TEST(EventTest, MalformedTextHeaderIsRefusedWithAReason) {
   const Case cases[] = {
       {insert, "", "header __timevault.text: invalid JSON at offset 0"},
       {insert, R"(["d"])", "header __timevault.text: expected an object, got an array"},
-      {insert, R"({"after":["d"]})", "header __timevault.text: after: expected an object of column texts, got an array"},
-      {insert, R"({"after":{"d":5}})", "header __timevault.text: after.\"d\": expected the column's text or null, got a number"},
+      {insert, R"({"after":["d"]})",
+       "header __timevault.text: after: expected an object of column texts, got an array"},
+      {insert, R"({"after":{"d":5}})",
+       "header __timevault.text: after.\"d\": expected the column's text or null, got a number"},
       {insert, R"({"after":{"":"x"}})", "header __timevault.text: after: an empty column name"},
       {insert, R"({"after":{"d":"1","d":"2"}})", "header __timevault.text: after: column \"d\" is given twice"},
       {insert, R"({"after":{"d":"1"},"after":{}})", "header __timevault.text: after is given twice"},
       {insert, R"({"old":{"d":"1"}})", "header __timevault.text: unknown member \"old\" (expected before, after)"},
-      {insert, R"({"before":{"d":"1"}})", "header __timevault.text: gives texts for before, but the event's before is null"},
+      {insert, R"({"before":{"d":"1"}})",
+       "header __timevault.text: gives texts for before, but the event's before is null"},
       {insert, R"({"after":{"t":"x"}})",
        "header __timevault.text: after: \"t\" is an unchanged-TOAST placeholder, which never has a text"},
-      {insert, R"({"after":{"d":"1"}})", "header __timevault.text: after: \"d\" has a text, but header __timevault.nulls says it is NULL",
+      {insert, R"({"after":{"d":"1"}})",
+       "header __timevault.text: after: \"d\" has a text, but header __timevault.nulls says it is NULL",
        R"({"after":["d"]})"},
       {Change("c", "null", R"({"id":1,"":{"d":"x"}})"), R"({})",
        "after: a field with an empty name (no Postgres column has one"},

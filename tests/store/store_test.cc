@@ -644,8 +644,9 @@ TEST_F(StoreTest, ToastResolutionCarriesThePreviousVersionsFidelityText) {
                           300, 9, kT0 + 20);
   v.unavailable_columns = {"h"};
   Apply({At("tv.public.items", 0, v), End(9, 310, 1)});
-  EXPECT_EQ(State("a", 310)[Key(1)], "{\"id\":1,\"tenant_id\":\"a\",\"h\":null,\"d\":5,\"body\":\"y\",\"\":{\"h\":\"\\\"k\\\"=>\\\"" +
-                                         big + "\\\"\"}}");
+  EXPECT_EQ(State("a", 310)[Key(1)],
+            "{\"id\":1,\"tenant_id\":\"a\",\"h\":null,\"d\":5,\"body\":\"y\",\"\":{\"h\":\"\\\"k\\\"=>\\\"" + big +
+                "\\\"\"}}");
   EXPECT_EQ(store_->Stats().toast_unresolved, 0u);
 }
 

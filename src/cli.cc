@@ -39,6 +39,9 @@ int Main(int argc, char** argv) {
   GlobalOptions g;
   app.add_option("-c,--config", g.config_path, "Config file (TOML); default $TIMEVAULT_CONFIG");
   app.add_option("--log-level", g.log_level, "trace|debug|info|warn|error|critical|off (overrides log_level)");
+  app.add_option("--log-format", g.log_format, "text, or json: one JSON object per line with the job or request id")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->envname("TIMEVAULT_LOG_FORMAT");
   app.add_option("--metrics-listen", g.metrics_listen,
                  "host:port serving Prometheus metrics of capture, store and run at /metrics (no token)")
       ->envname("TIMEVAULT_METRICS_LISTEN");

@@ -25,7 +25,7 @@ std::optional<config::Config> LoadConfig(const GlobalOptions& g, int* exit_code)
     return std::nullopt;
   }
   std::string level = g.log_level.empty() ? loaded->log_level : g.log_level;
-  if (auto st = SetupLogging(level); !st.ok()) {
+  if (auto st = SetupLogging(level, g.log_format); !st.ok()) {
     std::fprintf(stderr, "timevault: %s\n", st.message().c_str());
     *exit_code = kExitUsage;
     return std::nullopt;

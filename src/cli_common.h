@@ -19,7 +19,8 @@ namespace timevault::cli {
 struct GlobalOptions {
   std::string config_path;
   std::string log_level;
-  std::string metrics_listen;  // host:port for the services' Prometheus metrics (metrics_http.h)
+  std::string log_format = "text";  // text | json (SetupLogging)
+  std::string metrics_listen;       // host:port for the services' Prometheus metrics (metrics_http.h)
 };
 
 // Loads the config named by --config or $TIMEVAULT_CONFIG and sets up

@@ -11,6 +11,7 @@
 
 #include "json_util.h"
 #include "timevault/core/file.h"
+#include "timevault/core/log.h"
 
 namespace timevault::api {
 namespace fs = std::filesystem;
@@ -260,6 +261,7 @@ void JobRunner::Worker() {
 }
 
 void JobRunner::Run(const std::string& id, const JobFn& fn) {
+  const ScopedLogContext log_job("job", id);  // every log line of the job names it (JSON logs)
   {
     std::lock_guard lock(mu_);
     auto& r = jobs_[id];

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "server_impl.h"
+#include "timevault/core/log.h"
 
 namespace timevault::api {
 
@@ -174,6 +175,10 @@ void Server::Impl::Audit(const Call& c, const Route* route, std::string_view out
 }
 
 void Server::Impl::Dispatch(const httplib::Request& req, httplib::Response& res) {
+  // A request id on the response and on every JSON log line written for it.
+  const std::string request_id = RandomHex(8);
+  const ScopedLogContext log_request("request", request_id);
+  res.set_header("X-Request-Id", request_id);
   Call c{req, res, {}, {}, {}, {}, {}};
   const Route* found = nullptr;
   std::string allow;

@@ -122,7 +122,8 @@ role = "operator"
 tenants = ["acme"]
 TOML
 
-"$tv" run --config "$out/timevault.toml" --metrics-listen "127.0.0.1:$metrics_port" >"$out/server.log" 2>&1 &
+"$tv" run --config "$out/timevault.toml" --metrics-listen "127.0.0.1:$metrics_port" --log-format json \
+  >"$out/server.log" 2>&1 &
 server_pid=$!
 # Ready (GET /readyz, no token) once the store has a recoverable point.
 for _ in $(seq 1 600); do
@@ -193,5 +194,18 @@ code=0
 wait "$server_pid" || code=$?
 server_pid=""
 ((code == 0)) || { tail -30 "$out/server.log" >&2; die "the server exited with $code after SIGTERM"; }
+# --log-format json: every line one JSON object with time, level and msg;
+# the lines a job wrote carry its id.
+python3 - "$out/server.log" <<'PY' || die "the JSON log is not one object per line with time, level, msg and job ids"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+jobs = 0
+for n, line in enumerate(lines, 1):
+    rec = json.loads(line)
+    assert all(k in rec for k in ("time", "level", "msg")), f"line {n}: {line}"
+    jobs += "job" in rec
+assert jobs > 0, "no log line names a job"
+print(f"console test: {len(lines)} JSON log lines, {jobs} of them with a job id")
+PY
 ((status == 0)) || die "browser tests failed (exit $status); server log $out/server.log, screenshots $screens"
 echo "console test: passed; screenshots in $screens"

@@ -387,6 +387,8 @@
         const body = {tenant: who, target_lsn: b.point.lsn};
         if (b.tables && b.tables.length) body.tables = b.tables;
         preview = await api('POST', '/v1/pitr/preview', body);
+        // A preview by LSN reports no commit time: the backup's is the same commit.
+        if (!Date.parse(preview.target.time)) preview.target.time = b.point.time;
         review.append(h('h2', {}, t('restore.changes')), opsSummary(preview));
       } catch (e) {
         review.append(h('p', {class: 'note'}, t('restore.no_preview', {message: e.message})));

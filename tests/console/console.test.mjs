@@ -281,10 +281,12 @@ test('Restore: from the full backup, with a review of what changes', async () =>
   await page.locator(`[data-testid=backup-row][data-id="${state.full_id}"]`).getByTestId('restore-from').click();
   await page.getByTestId('screen-restore').waitFor();
   assert.equal(await page.getByTestId('restore-backup').inputValue(), state.full_id);
+  assert.equal(await page.getByTestId('restore-tenant').isVisible(), false, 'a one-tenant backup asks for no tenant');
   await page.getByTestId('restore-review-btn').click();
   await page.getByTestId('ops-summary').waitFor();
   const total = Number((await page.getByTestId('ops-total').locator('.value').innerText()).replace(/[^0-9]/g, ''));
   assert.equal(total, Number(state.full_rows) + 30, 'operations to reach the full backup');
+  assert.doesNotMatch(await page.getByTestId('ops-summary').innerText(), /1970/);
   await shot(page, 'restore-review');
   await page.getByTestId('restore-execute').click();
   await confirmWith(page, ['globex', 'console-full', 'snapshot']);

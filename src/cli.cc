@@ -51,6 +51,7 @@ int Main(int argc, char** argv) {
     exit_code = RunConfigCheck(g);
   });
   RegisterServiceCommands(app, g, &exit_code);
+  RegisterGapsCommands(app, g, &exit_code);
   RegisterApiCommands(app, g, &exit_code);
   RegisterBackupCommands(app, g, &exit_code);
   RegisterReplayCommands(app, g, &exit_code);

@@ -43,6 +43,7 @@ void AddPendingCommand(CLI::App& app, const GlobalOptions& g, int* exit_code, co
 // Command groups (one file each). Each adds its subcommands to `app`; the
 // callbacks store their exit code in *exit_code.
 void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);    // cmd_service.cc
+void RegisterGapsCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);       // cmd_gaps.cc
 void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);     // cmd_replay.cc
 void RegisterBackupCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);     // cmd_backup.cc
 void RegisterApiCommands(CLI::App& app, const GlobalOptions& g, int* exit_code);        // cmd_api.cc

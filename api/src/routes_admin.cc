@@ -57,6 +57,9 @@ void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStat
     w.Null();
     level.Warn("the store has no recoverable point yet");
   }
+  std::vector<std::string> gap_problems;
+  WriteGapsHealth(s, w, &gap_problems);
+  for (auto& p : gap_problems) level.Critical(std::move(p));
   w.EndObject();
   if (st.dead_letters > 0) {
     level.Warn(std::to_string(st.dead_letters) + " dead letters in the store (GET /v1/dead-letters lists them)");

@@ -313,6 +313,7 @@ Result<std::unique_ptr<Server>> Server::Create(const config::Config& cfg, const 
   AddPlanRoutes(s, impl->routes);
   AddDataRoutes(s, impl->routes);
   AddConsoleRoutes(s, impl->routes);
+  AddGapRoutes(s, impl->routes);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 

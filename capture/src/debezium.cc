@@ -583,7 +583,7 @@ Status EventEncoder::EncodeHeartbeatKey(std::string_view server_name, std::strin
 }
 
 Status EventEncoder::EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_time, const AckedOffsets& offsets,
-                                     std::string* out) {
+                                     std::string* out, const HeartbeatSource* source, const SnapshotMarker* marker) {
   impl_->Begin(kHeartbeatValueSchema);
   JsonWriter& w = impl_->w;
   w.StartObject();
@@ -606,6 +606,30 @@ Status EventEncoder::EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_
     w.EndObject();
   }
   w.EndObject();
+  if (source != nullptr) {
+    Key(w, "timevault_source");
+    w.StartObject();
+    Key(w, "slot");
+    w.String(source->slot.data(), static_cast<rapidjson::SizeType>(source->slot.size()));
+    Key(w, "system_id");
+    w.String(source->system_id.data(), static_cast<rapidjson::SizeType>(source->system_id.size()));
+    Key(w, "timeline");
+    w.Int64(source->timeline);
+    w.EndObject();
+  }
+  if (marker != nullptr) {
+    Key(w, "timevault_snapshot");
+    w.StartObject();
+    Key(w, "tables");
+    w.StartArray();
+    for (const auto& t : marker->tables) w.String(t.data(), static_cast<rapidjson::SizeType>(t.size()));
+    w.EndArray();
+    Key(w, "cause");
+    w.String(marker->cause.data(), static_cast<rapidjson::SizeType>(marker->cause.size()));
+    Key(w, "gap");
+    w.Bool(marker->gap);
+    w.EndObject();
+  }
   w.EndObject();
   return impl_->Finish(out);
 }

@@ -147,6 +147,16 @@ const std::vector<Spec>& Specs() {
                                                           : SnapshotMode::kWhenNeeded;
          return Status::Ok();
        })},
+      {"postgres.on_slot_loss", Kind::kString, false, Str([](Config& c, const std::string& v) {
+         TV_RETURN_IF_ERROR(OneOf("postgres.on_slot_loss", v, {"resnapshot", "stop"}));
+         c.postgres.on_slot_loss = v == "stop" ? SlotLossAction::kStop : SlotLossAction::kResnapshot;
+         return Status::Ok();
+       })},
+      {"kafka.topic_retention_ms", Kind::kInt, false, Int([](Config& c, int64_t v) {
+         if (v != -1 && v < 3600000) return KeyError("kafka.topic_retention_ms", "must be -1 (keep) or at least one hour");
+         c.kafka.topic_retention_ms = v;
+         return Status::Ok();
+       })},
       {"postgres.snapshot_chunk_rows", Kind::kInt, false, Int([](Config& c, int64_t v) {
          TV_RETURN_IF_ERROR(AtLeast("postgres.snapshot_chunk_rows", v, 1));
          c.postgres.snapshot_chunk_rows = v;
@@ -385,6 +395,38 @@ struct Collected {
 
 Status CollectTable(const toml::table& table, const std::string& prefix, Collected* out);
 
+// kafka.properties that would let capture skip a message or the store lose
+// one (invariant 1): refused, naming the key. Idempotence, acks=all and an
+// infinite delivery timeout are what makes "never skips" hold.
+Status CheckDeliveryProperties(const std::map<std::string, std::string>& props) {
+  auto refuse = [](const std::string& key, const std::string& v, std::string_view why) {
+    return KeyError("kafka.properties." + key, "'" + v + "' weakens delivery: " + std::string(why));
+  };
+  for (const auto& [key, v] : props) {
+    if (key == "enable.idempotence" && v != "true") {
+      return refuse(key, v, "capture's producer must be idempotent (no duplicates, no reordering)");
+    }
+    if ((key == "acks" || key == "request.required.acks") && v != "all" && v != "-1") {
+      return refuse(key, v, "every message must be acknowledged by all in-sync replicas");
+    }
+    if ((key == "message.timeout.ms" || key == "delivery.timeout.ms") && v != "0") {
+      return refuse(key, v, "a message that times out is skipped; capture retries forever (0)");
+    }
+    if (key == "max.in.flight.requests.per.connection" || key == "max.in.flight") {
+      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 3 || std::stoi(v) > 5) {
+        return refuse(key, v, "the idempotent producer keeps order only with at most 5 requests in flight");
+      }
+    }
+    if (key == "message.send.max.retries" || key == "retries") {
+      return refuse(key, v, "the idempotent producer retries until delivered");
+    }
+    if ((key == "enable.auto.commit" || key == "enable.auto.offset.store") && v != "false") {
+      return refuse(key, v, "the store keeps its offsets with its data, in one write");
+    }
+  }
+  return Status::Ok();
+}
+
 Status CollectEntry(const std::string& key, const toml::node& node, Collected* out) {
   if (key == "kafka.properties") {
     const auto* t = node.as_table();
@@ -454,6 +496,7 @@ Result<Config> Build(Collected collected) {
     }
     TV_RETURN_IF_ERROR(spec.apply(config, it->second));
   }
+  TV_RETURN_IF_ERROR(CheckDeliveryProperties(collected.kafka_properties));
   config.kafka.properties = std::move(collected.kafka_properties);
   config.api.tokens = std::move(collected.tokens);
   if (config.replay.backup_dir.empty()) config.replay.backup_dir = config.store.path + "-backups";

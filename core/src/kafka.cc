@@ -34,10 +34,17 @@ Result<Handle> NewHandle(rd_kafka_type_t type, Conf& conf) {
   return Handle(rk);
 }
 
-Status CreateTopic(rd_kafka_t* rk, const std::string& topic, int partitions, int timeout_ms) {
+Status CreateTopic(rd_kafka_t* rk, const std::string& topic, int partitions, int timeout_ms,
+                   const std::map<std::string, std::string>& configs) {
   char err[512];
   rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, err, sizeof err);
   if (!nt) return InvalidArgument("kafka: topic " + topic + ": " + err);
+  for (const auto& [name, value] : configs) {
+    if (rd_kafka_resp_err_t e = rd_kafka_NewTopic_set_config(nt, name.c_str(), value.c_str())) {
+      rd_kafka_NewTopic_destroy(nt);
+      return FromError(e, "topic " + topic + " setting " + name);
+    }
+  }
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
   rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, err, sizeof err);

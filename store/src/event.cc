@@ -628,6 +628,26 @@ Status ParseOffsets(const JsonValue& offsets, std::vector<HeartbeatOffset>* out)
   return Status::Ok();
 }
 
+// "timevault_snapshot": {"tables": ["schema.table", ...], "cause": "...", "gap": bool}
+Status ParseSnapshotMarker(const JsonValue& marker, StoreEvent* e) {
+  const Fields fields(marker, "timevault_snapshot");
+  const JsonValue* tables = fields.Find("tables");
+  if (tables == nullptr || !tables->IsArray()) return InvalidArgument("timevault_snapshot.tables: expected an array");
+  const JsonValue* t = tables->first();
+  for (uint32_t i = 0; i < tables->size(); ++i, t = t->next()) {
+    if (!t->IsString() || t->text().empty()) return InvalidArgument("timevault_snapshot.tables: expected table names");
+    e->snapshot_tables.emplace_back(t->text());
+  }
+  std::string_view cause;
+  TV_RETURN_IF_ERROR(fields.String("cause", &cause));
+  const JsonValue* gap = fields.Find("gap");
+  if (gap == nullptr || !gap->IsBool()) return InvalidArgument("timevault_snapshot.gap: expected a boolean");
+  e->snapshot_image = true;
+  e->snapshot_gap = gap->GetBool();
+  e->snapshot_cause.assign(cause);
+  return Status::Ok();
+}
+
 Result<StoreEvent> ParseHeartbeat(std::string_view value) {
   JsonParser& parser = internal::ThreadJsonParser();
   TV_ASSIGN_OR_RETURN(const JsonValue* envelope, ParseEnvelope(parser, value));
@@ -646,6 +666,12 @@ Result<StoreEvent> ParseHeartbeat(std::string_view value) {
   const JsonValue* offsets = nullptr;
   TV_RETURN_IF_ERROR(fields.NullableObject("offsets", &offsets));
   if (offsets != nullptr) TV_RETURN_IF_ERROR(ParseOffsets(*offsets, &e.heartbeat_offsets));
+  const JsonValue* marker = nullptr;
+  TV_RETURN_IF_ERROR(fields.NullableObject("timevault_snapshot", &marker));
+  if (marker != nullptr) {
+    if (!lsn) return InvalidArgument("timevault_snapshot: in a heartbeat without an lsn");
+    TV_RETURN_IF_ERROR(ParseSnapshotMarker(*marker, &e));
+  }
   CompactJson(parser, *envelope, &e.envelope);
   return e;
 }

@@ -22,7 +22,8 @@ struct CaptureOptions {
   bool schemas_enable = false;
   int heartbeat_ms = 500;
   int status_ms = 500;
-  std::string extra;  // appended TOML
+  std::string extra;           // appended TOML
+  std::string postgres_extra;  // appended to the [postgres] table
 };
 
 class CaptureHarness {

@@ -13,6 +13,8 @@ Result<std::unique_ptr<KafkaSink>> KafkaSink::Create(const config::KafkaConfig& 
   std::unique_ptr<KafkaSink> sink(new KafkaSink());
   sink->tracker_ = tracker;
   sink->metrics_ = metrics;
+  sink->bootstrap_ = config.bootstrap;
+  sink->topic_retention_ms_ = config.topic_retention_ms;
   kafka::Conf conf;
   TV_RETURN_IF_ERROR(conf.Set("bootstrap.servers", config.bootstrap));
   TV_RETURN_IF_ERROR(conf.Set("enable.idempotence", "true"));
@@ -25,8 +27,11 @@ Result<std::unique_ptr<KafkaSink>> KafkaSink::Create(const config::KafkaConfig& 
   TV_RETURN_IF_ERROR(conf.Set("queue.buffering.max.messages", "200000"));
   TV_RETURN_IF_ERROR(conf.Set("batch.size", "1000000"));
   TV_RETURN_IF_ERROR(conf.Set("message.max.bytes", "16000000"));
-  // Keep retrying while the broker is away; a delivery that still fails ends the session.
-  TV_RETURN_IF_ERROR(conf.Set("message.timeout.ms", "300000"));
+  // Never time a message out (issue 18): after a timeout the idempotent
+  // producer moves on, so a later message could land while an earlier one
+  // (an END) never does. librdkafka retries until the broker is back;
+  // config refuses a finite value in kafka.properties.
+  TV_RETURN_IF_ERROR(conf.Set("message.timeout.ms", "0"));
   TV_RETURN_IF_ERROR(conf.SetAll(config.properties));
   rd_kafka_conf_set_dr_msg_cb(conf.raw(), &KafkaSink::OnDelivery);
   rd_kafka_conf_set_opaque(conf.raw(), sink.get());
@@ -58,7 +63,10 @@ void KafkaSink::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opa
 
 Status KafkaSink::EnsureTopic(const std::string& topic, int partitions) {
   if (partitions_.count(topic)) return Status::Ok();
-  TV_RETURN_IF_ERROR(kafka::CreateTopic(producer_.get(), topic, partitions, 30000));
+  // Kept until the store has read them: a topic's retention deleting unread
+  // messages is a gap (kafka.topic_retention_ms, default -1: forever).
+  TV_RETURN_IF_ERROR(kafka::CreateTopic(producer_.get(), topic, partitions, 30000,
+                                        {{"retention.ms", std::to_string(topic_retention_ms_)}}));
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_.get(), topic.c_str(), nullptr);
   const rd_kafka_metadata_t* md = nullptr;
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -166,6 +174,40 @@ Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::opti
   metrics_->produced_events.fetch_add(1, std::memory_order_relaxed);
   metrics_->produced_bytes.fetch_add(key_len + value_len, std::memory_order_relaxed);
   return Status::Ok();
+}
+
+Result<std::optional<std::string>> KafkaSink::LastMessage(const std::string& topic, int32_t partition) {
+  int64_t lo = 0, hi = 0;
+  rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(producer_.get(), topic.c_str(), partition, &lo, &hi, 10000);
+  if (werr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return std::optional<std::string>();
+  if (werr != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka::FromError(werr, "watermarks of " + topic);
+  if (hi <= lo) return std::optional<std::string>();
+  kafka::Conf conf;
+  TV_RETURN_IF_ERROR(conf.Set("bootstrap.servers", bootstrap_));
+  TV_RETURN_IF_ERROR(conf.Set("group.id", "timevault-capture-last-heartbeat"));  // never joined nor committed
+  TV_RETURN_IF_ERROR(conf.Set("enable.auto.commit", "false"));
+  TV_ASSIGN_OR_RETURN(kafka::Handle consumer, kafka::NewHandle(RD_KAFKA_CONSUMER, conf));
+  rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(parts, topic.c_str(), partition)->offset = hi - 1;
+  rd_kafka_resp_err_t aerr = rd_kafka_assign(consumer.get(), parts);
+  rd_kafka_topic_partition_list_destroy(parts);
+  if (aerr != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka::FromError(aerr, "reading the last message of " + topic);
+  std::optional<std::string> found;
+  Status st;
+  for (int waited = 0; waited < 15000 && !found && st.ok(); waited += 200) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer.get(), 200);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset == hi - 1) {
+      found = m->payload != nullptr ? std::string(static_cast<const char*>(m->payload), m->len) : std::string();
+    } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      st = kafka::FromError(m->err, "reading the last message of " + topic);
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(consumer.get());
+  if (!st.ok()) return st;
+  if (!found) return Unavailable("kafka: the last message of " + topic + " did not arrive within 15 s");
+  return found;
 }
 
 void KafkaSink::Poll(int timeout_ms) { rd_kafka_poll(producer_.get(), timeout_ms); }

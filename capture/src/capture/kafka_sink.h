@@ -59,6 +59,9 @@ class KafkaSink {
   void Poll(int timeout_ms);
   // Waits until every message is acknowledged or failed, up to `timeout_ms`.
   Status Flush(int timeout_ms);
+  // The value of the last message of a partition (nullopt: the topic is
+  // missing or empty); the previous run's last heartbeat, for the slot checks.
+  Result<std::optional<std::string>> LastMessage(const std::string& topic, int32_t partition);
   // The first delivery failure, or OK.
   const Status& error() const { return error_; }
   // The last acknowledged offset of every partition produced to.
@@ -72,6 +75,8 @@ class KafkaSink {
   Status SeedOffsets(const std::string& topic, int count);
 
   kafka::Handle producer_;
+  std::string bootstrap_;
+  int64_t topic_retention_ms_ = -1;
   AckTracker* tracker_ = nullptr;
   CaptureMetrics* metrics_ = nullptr;
   Status error_;

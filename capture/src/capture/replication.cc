@@ -31,7 +31,7 @@ Result<std::unique_ptr<PgReplication>> PgReplication::Connect(const std::string&
 }
 
 Result<SlotState> PgReplication::GetSlot(const std::string& slot) {
-  TV_ASSIGN_OR_RETURN(auto res, conn_.Exec("SELECT plugin, database, confirmed_flush_lsn, restart_lsn, active "
+  TV_ASSIGN_OR_RETURN(auto res, conn_.Exec("SELECT plugin, database, confirmed_flush_lsn, restart_lsn, active, wal_status "
                                            "FROM pg_replication_slots WHERE slot_name = " +
                                            conn_.QuoteLiteral(slot)));
   SlotState s;
@@ -46,7 +46,18 @@ Result<SlotState> PgReplication::GetSlot(const std::string& slot) {
     TV_ASSIGN_OR_RETURN(s.restart_lsn, ParseLsnField(res.Get(0, 3), "restart_lsn"));
   }
   s.active = res.Get(0, 4) == "t";
+  if (!res.IsNull(0, 5)) s.wal_status = std::string(res.Get(0, 5));
   return s;
+}
+
+Result<SystemIdentity> PgReplication::IdentifySystem() {
+  TV_ASSIGN_OR_RETURN(auto res, conn_.Exec("IDENTIFY_SYSTEM"));
+  if (res.rows() != 1 || res.columns() < 3) return Internal("IDENTIFY_SYSTEM returned no row");
+  SystemIdentity id;
+  id.system_id = std::string(res.Get(0, 0));
+  id.timeline = std::stoll(std::string(res.Get(0, 1)));
+  TV_ASSIGN_OR_RETURN(id.xlogpos, ParseLsnField(res.Get(0, 2), "xlogpos"));
+  return id;
 }
 
 Result<CreatedSlot> PgReplication::CreateSlot(const std::string& slot, bool export_snapshot) {

@@ -34,6 +34,14 @@ struct SlotState {
   Lsn confirmed_flush;
   Lsn restart_lsn;
   bool active = false;
+  std::string wal_status;  // "reserved", "extended", "unreserved", "lost" (PG13+)
+};
+
+// IDENTIFY_SYSTEM: which cluster and timeline the connection reached.
+struct SystemIdentity {
+  std::string system_id;
+  int64_t timeline = 0;
+  Lsn xlogpos;
 };
 
 struct CreatedSlot {
@@ -55,6 +63,7 @@ class PgReplication final : public ReplicationStream {
   Status DropSlot(const std::string& slot);
   // Current WAL flush position of the server.
   Result<Lsn> CurrentWalLsn();
+  Result<SystemIdentity> IdentifySystem();
   // START_REPLICATION from `start` (0/0: the slot's confirmed position).
   Status Start(const std::string& slot, Lsn start, const std::string& publication);
 

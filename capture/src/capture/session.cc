@@ -64,6 +64,7 @@ Status Session::Run() {
   TV_RETURN_IF_ERROR(PrepareSlot(&snapshot_needed, &created));
   if (snapshot_needed) {
     TV_RETURN_IF_ERROR(Snapshot(created));
+    TV_RETURN_IF_ERROR(AnnounceSnapshot(created));
     if (config_.postgres.snapshot_mode == config::SnapshotMode::kInitialOnly) {
       spdlog::info("capture: snapshot_mode=initial_only: snapshot complete, not streaming");
       return Shutdown();
@@ -290,6 +291,7 @@ Status Session::PrepareSlot(bool* snapshot_needed, CreatedSlot* created) {
   const auto& slot = config_.postgres.slot;
   const auto mode = config_.postgres.snapshot_mode;
   TV_ASSIGN_OR_RETURN(auto state, replication_->GetSlot(slot));
+  TV_RETURN_IF_ERROR(CheckSlotLoss(&state));
   if (state.exists) {
     if (state.plugin != "pgoutput" || state.database != db_name_) {
       return FailedPrecondition("replication slot '" + slot + "' exists for plugin '" + state.plugin +
@@ -308,6 +310,7 @@ Status Session::PrepareSlot(bool* snapshot_needed, CreatedSlot* created) {
   bool want_snapshot = mode != config::SnapshotMode::kNoData;
   TV_ASSIGN_OR_RETURN(*created, replication_->CreateSlot(slot, want_snapshot));
   spdlog::info("capture: created slot {} at {}", slot, created->consistent_point.ToString());
+  TV_RETURN_IF_ERROR(NoteSnapshotTime());
   *snapshot_needed = want_snapshot;
   return Status::Ok();
 }
@@ -509,8 +512,8 @@ Status Session::MaybeHeartbeat(bool force) {
   if (!pos.lsn.valid()) return Status::Ok();
   TV_RETURN_IF_ERROR(encoder_.EncodeHeartbeatKey(config_.kafka.topic_prefix, &key_buf_));
   sink_->Poll(0);
-  TV_RETURN_IF_ERROR(
-      encoder_.EncodeHeartbeat(SystemClock().Now(), pos.lsn, pos.time, sink_->acked_offsets(), &value_buf_));
+  TV_RETURN_IF_ERROR(encoder_.EncodeHeartbeat(SystemClock().Now(), pos.lsn, pos.time, sink_->acked_offsets(),
+                                              &value_buf_, Source()));
   last_heartbeat_lsn_ = pos.lsn;
   return sink_->Produce(heartbeat_topic_, 0, key_buf_, value_buf_, 0);
 }

@@ -92,6 +92,18 @@ class Session {
                     const SourceInfo& source, const TransactionBlock* block, AckTracker::Ticket ticket,
                     const KafkaSink::Header* key_header = nullptr);
   Status EnsureTableTopic(const TableSchema& table);
+  // Slot loss (session_slot.cc): compares the slot with what the previous
+  // run's last heartbeat says it streamed from; sets slot_loss_ when the
+  // slot is lost or replaced (dropping a lost slot), or stops when
+  // postgres.on_slot_loss = "stop".
+  Status CheckSlotLoss(SlotState* state);
+  // Reads the server's clock right after the slot was created: every
+  // commit below its consistent point happened before it.
+  Status NoteSnapshotTime();
+  // After a full snapshot: the heartbeat carrying the `timevault_snapshot`
+  // marker (the tables read, the cause, whether history was lost).
+  Status AnnounceSnapshot(const CreatedSlot& created);
+  const HeartbeatSource* Source();
   Status SendStatus(bool reply_requested);
   Status MaybeHeartbeat(bool force);
   Status Shutdown();
@@ -130,6 +142,9 @@ class Session {
   std::string key_buf_, value_buf_, old_key_, new_key_;
   std::string nulls_buf_;  // the kNullsHeader value of the event being produced
   std::string text_buf_;   // the kTextHeader value of the event being produced
+  std::optional<std::string> slot_loss_;  // why the slot is new although history came before (a gap)
+  std::optional<HeartbeatSource> source_;
+  CommitTime snapshot_time_;
 };
 
 }  // namespace timevault::capture

@@ -58,6 +58,7 @@ struct ReadView {
   std::optional<engine::PointRec> first_point;
   int64_t max_skew_us = 0;
   Counters counters;
+  std::vector<engine::GapRec> gaps;  // invariant 10: reads inside one are refused (engine/gaps.cc)
 };
 
 // A RocksDB snapshot released on scope exit. Secondaries (read-only stores)
@@ -105,6 +106,7 @@ struct StoreImpl {
   std::map<std::string, engine::PendingHeartbeat> heartbeats;  // by HeartbeatKey (LSN order)
   std::map<std::pair<std::string, int32_t>, int64_t> offsets;  // next offset per partition
   Counters counters;
+  std::vector<engine::GapRec> gaps;  // meta `gaps`, rewritten whole when one is added
   // The latest deletes (table, change LSN, tenant, pk): the old row of a
   // primary-key change when the event does not name it (StoreEvent::old_pk).
   struct RecentDelete {
@@ -387,6 +389,13 @@ struct StoreImpl {
   // Reads (reads.cc).
   Status CheckRecoverable(Lsn point, const ReadView& v, std::string_view what) const;
   Status CheckFloor(Lsn point, const ReadView& v, std::string_view what) const;
+  // Gaps (gaps.cc): OutOfRange naming the gap when `point` lies inside one
+  // (after its `from`, before its `to`); for History, when (from, to]
+  // reaches into one.
+  Status CheckGap(Lsn point, const ReadView& v, std::string_view what) const;
+  Status CheckGapRange(Lsn from, Lsn to, const ReadView& v) const;
+  // The acknowledgements file (gaps.cc).
+  std::string GapAcksPath() const;
   // Retention and shredding (retention.cc).
   Status Retention(CommitTime now);
   Status Shred(const TenantId& tenant);
@@ -397,5 +406,12 @@ struct Store::Impl : StoreImpl {};
 
 // "X/Y (time ISO)".
 std::string DescribePoint(const engine::PointRec& p);
+
+namespace engine {
+// ResolveTime's answer `best` for time `t`, given the gaps: OutOfRange for
+// a time inside one; the end of a gap (its full snapshot) when that is
+// newer than `best` and not after `t` (gaps.cc).
+Status AdjustForGaps(const std::vector<GapRec>& gaps, CommitTime t, std::optional<PointRec>* best);
+}  // namespace engine
 
 }  // namespace timevault::store

@@ -295,7 +295,12 @@ Status Ingest::Message(const StoreEvent& ev) {
 Status Ingest::End(const StoreEvent& ev) {
   const uint64_t commit = ev.tx_lsn.value();
   const auto xid = static_cast<uint64_t>(ev.tx_xid);
-  if (commit <= s_->progress.last_end_lsn) {  // ENDs arrive in commit order: an older one is a re-send
+  // ENDs arrive in commit order, so an older one is mostly a re-send; but
+  // one whose first send never landed (a producer that gave up on it while
+  // later ones landed) is only now complete: it is applied unless its
+  // transaction is known (or folded by retention).
+  const bool older = commit <= s_->progress.last_end_lsn;
+  if (older && s_->progress.floor && commit <= s_->progress.floor->lsn) {
     ++s_->counters.duplicates;
     return Status::Ok();
   }
@@ -307,7 +312,12 @@ Status Ingest::End(const StoreEvent& ev) {
     ++s_->counters.duplicates;
     return Status::Ok();
   }
-  s_->progress.last_end_lsn = commit;
+  if (older) {
+    spdlog::warn("store: END of transaction {} at {} arrived after a later END ({}); applying it now", xid,
+                 Lsn(commit).ToString(), Lsn(s_->progress.last_end_lsn).ToString());
+  } else {
+    s_->progress.last_end_lsn = commit;
+  }
   ended_here_.insert(commit);
 
   // The events stored before their END: move them to the log.
@@ -353,7 +363,7 @@ Status Ingest::End(const StoreEvent& ev) {
   txns_[{xid, commit}] = txn;  // written in Finish, with its `commits` entry
   NoteEndTime(txn.commit_time_us);
   if (complete && s_->inflight.empty()) {
-    s_->progress.complete_through = PointRec{commit, txn.commit_time_us};
+    if (!older) s_->progress.complete_through = PointRec{commit, txn.commit_time_us};
     return Status::Ok();
   }
   const InFlightTxn t{xid, txn.commit_time_us, txn.expected, txn.stored, txn.flags};
@@ -366,10 +376,14 @@ Status Ingest::End(const StoreEvent& ev) {
 Status Ingest::Heartbeat(const IngestItem& item, const StoreEvent& ev) {
   const uint64_t lsn = ev.heartbeat_lsn.value();
   const auto& p = s_->progress;
-  if (p.base && p.recoverable && lsn <= p.recoverable->lsn) return Status::Ok();
+  if (p.base && p.recoverable && lsn <= p.recoverable->lsn && !ev.snapshot_image) return Status::Ok();
   const std::string key = HeartbeatKey(lsn, item.position.offset);
   if (s_->heartbeats.count(key)) return Status::Ok();
   PendingHeartbeat h{lsn, ev.heartbeat_time.micros(), ev.heartbeat_offsets};
+  h.image = ev.snapshot_image;
+  h.gap = ev.snapshot_gap;
+  h.tables = ev.snapshot_tables;
+  h.cause = ev.snapshot_cause;
   TV_RETURN_IF_ERROR(Put(s_->meta, key, EncodeHeartbeat(h)));
   s_->heartbeats.emplace(key, std::move(h));
   return Status::Ok();
@@ -523,7 +537,9 @@ void Ingest::NoteEndTime(int64_t time_us) {
 }
 
 bool Ingest::Satisfied(const PendingHeartbeat& h) const {
-  if (!s_->inflight.empty() && s_->inflight.begin()->first <= h.lsn) return false;
+  // A full snapshot's marker does not wait for transactions below it: the
+  // new slot will never send what they miss (SnapshotImage gives them up).
+  if (!h.image && !s_->inflight.empty() && s_->inflight.begin()->first <= h.lsn) return false;
   for (const auto& o : h.offsets) {
     auto it = s_->offsets.find({o.topic, o.partition});
     if (it == s_->offsets.end() || it->second <= o.offset) return false;
@@ -531,12 +547,16 @@ bool Ingest::Satisfied(const PendingHeartbeat& h) const {
   return true;
 }
 
-Status Ingest::Finish() {
+// Advances complete-through over the complete transactions at the front.
+Status Ingest::PopComplete() {
   auto& p = s_->progress;
   while (!s_->inflight.empty()) {
     auto it = s_->inflight.begin();
     if (it->second.stored < it->second.expected) break;
-    p.complete_through = PointRec{it->first, it->second.commit_time_us};
+    // Only raised: an END applied late (Ingest::End) may complete below it.
+    if (!p.complete_through || it->first > p.complete_through->lsn) {
+      p.complete_through = PointRec{it->first, it->second.commit_time_us};
+    }
     // One that went in flight in this batch has no meta entry to delete.
     if (inflight_new_.erase(it->first) == 0) TV_RETURN_IF_ERROR(Delete(s_->meta, InflightKey(it->first)));
     for (auto [x, end] = s_->inflight_by_xid.equal_range(it->second.xid); x != end; ++x) {
@@ -547,10 +567,20 @@ Status Ingest::Finish() {
     }
     s_->inflight.erase(it);
   }
+  return Status::Ok();
+}
+
+Status Ingest::Finish() {
+  auto& p = s_->progress;
+  TV_RETURN_IF_ERROR(PopComplete());
   // Heartbeats are met in order (later ones list larger offsets and LSNs).
   std::optional<PointRec> met;
   while (!s_->heartbeats.empty() && Satisfied(s_->heartbeats.begin()->second)) {
     const auto& [key, h] = *s_->heartbeats.begin();
+    if (h.image) {
+      TV_RETURN_IF_ERROR(SnapshotImage(h));
+      TV_RETURN_IF_ERROR(PopComplete());
+    }
     if (!met || h.lsn > met->lsn) met = PointRec{h.lsn, h.time_us};
     TV_RETURN_IF_ERROR(Delete(s_->meta, key));
     s_->heartbeats.erase(s_->heartbeats.begin());

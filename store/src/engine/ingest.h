@@ -139,6 +139,10 @@ class Ingest {
                     uint8_t flags, uint64_t xid, std::string_view row);
   Result<std::vector<std::string>> TenantsWithRows(const std::string& table);
   bool Satisfied(const PendingHeartbeat& h) const;
+  Status PopComplete();
+  // Gaps (gaps.cc): a met full-snapshot marker.
+  Status SnapshotImage(const PendingHeartbeat& h);
+  Result<size_t> EndRowsAbsentFrom(const PendingHeartbeat& h);
 
   StoreImpl* s_;
   StoreImpl::Layer* layer_;

@@ -93,6 +93,11 @@ std::string EncodeHeartbeat(const PendingHeartbeat& h) {
     PutU32(&s, static_cast<uint32_t>(o.partition));
     PutU64(&s, static_cast<uint64_t>(o.offset));
   }
+  if (!h.image) return s;  // a plain heartbeat: the format before snapshot markers
+  s.push_back(h.gap ? 1 : 0);
+  PutT(&s, h.cause);
+  PutU32(&s, static_cast<uint32_t>(h.tables.size()));
+  for (const auto& t : h.tables) PutT(&s, t);
   return s;
 }
 
@@ -110,8 +115,57 @@ std::optional<PendingHeartbeat> DecodeHeartbeat(std::string_view v) {
     if (!r.T(&topic) || !r.U32(&partition) || !r.U64(&offset)) return std::nullopt;
     h.offsets.push_back({std::string(topic), static_cast<int32_t>(partition), static_cast<int64_t>(offset)});
   }
+  if (r.empty()) return h;
+  uint8_t gap = 0;
+  std::string_view cause;
+  if (!r.U8(&gap) || !r.T(&cause) || !r.U32(&n)) return std::nullopt;
+  h.image = true;
+  h.gap = gap != 0;
+  h.cause.assign(cause);
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view table;
+    if (!r.T(&table)) return std::nullopt;
+    h.tables.emplace_back(table);
+  }
   if (!r.empty()) return std::nullopt;
   return h;
+}
+
+std::string EncodeGaps(const std::vector<GapRec>& gaps) {
+  std::string s;
+  PutU32(&s, static_cast<uint32_t>(gaps.size()));
+  for (const auto& g : gaps) {
+    PutU64(&s, g.id);
+    PutU64(&s, g.from.lsn);
+    PutU64(&s, static_cast<uint64_t>(g.from.time_us));
+    PutU64(&s, g.to.lsn);
+    PutU64(&s, static_cast<uint64_t>(g.to.time_us));
+    PutU64(&s, static_cast<uint64_t>(g.recorded_us));
+    PutT(&s, g.cause.substr(0, 60000));
+  }
+  return s;
+}
+
+std::optional<std::vector<GapRec>> DecodeGaps(std::string_view v) {
+  Reader r(v);
+  uint32_t n = 0;
+  if (!r.U32(&n)) return std::nullopt;
+  std::vector<GapRec> gaps;
+  for (uint32_t i = 0; i < n; ++i) {
+    GapRec g;
+    uint64_t from_time = 0, to_time = 0, recorded = 0;
+    std::string_view cause;
+    if (!r.U64(&g.id) || !r.U64(&g.from.lsn) || !r.U64(&from_time) || !r.U64(&g.to.lsn) || !r.U64(&to_time) ||
+        !r.U64(&recorded) || !r.T(&cause))
+      return std::nullopt;
+    g.from.time_us = static_cast<int64_t>(from_time);
+    g.to.time_us = static_cast<int64_t>(to_time);
+    g.recorded_us = static_cast<int64_t>(recorded);
+    g.cause.assign(cause);
+    gaps.push_back(std::move(g));
+  }
+  if (!r.empty()) return std::nullopt;
+  return gaps;
 }
 
 }  // namespace timevault::store::engine

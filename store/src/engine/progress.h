@@ -39,6 +39,24 @@ struct PendingHeartbeat {
   uint64_t lsn = 0;
   int64_t time_us = 0;
   std::vector<HeartbeatOffset> offsets;
+  // Set when the heartbeat closes a full snapshot on a new slot
+  // (StoreEvent::snapshot_image): met, it ends every row of `tables` absent
+  // from the snapshot and records the gap before it (docs/store.md, "Gaps").
+  bool image = false;
+  bool gap = false;
+  std::vector<std::string> tables;
+  std::string cause;
+};
+
+// An interval of history the store cannot vouch for (invariant 10): points
+// after `from` and before `to` are refused; `to` (a full snapshot) and every
+// point after it are exact. Kept, all of them, under meta `gaps`.
+struct GapRec {
+  uint64_t id = 0;
+  PointRec from;
+  PointRec to;
+  int64_t recorded_us = 0;
+  std::string cause;
 };
 
 struct Progress {
@@ -61,6 +79,10 @@ struct Progress {
 
 inline constexpr std::string_view kMetaInflightPrefix = "inflight/";
 inline constexpr std::string_view kMetaHeartbeatPrefix = "heartbeat/";
+inline constexpr std::string_view kMetaGaps = "gaps";
+
+std::string EncodeGaps(const std::vector<GapRec>& gaps);
+std::optional<std::vector<GapRec>> DecodeGaps(std::string_view v);
 
 std::string InflightKey(uint64_t commit_lsn);
 std::string EncodeInflight(const InFlightTxn& t);

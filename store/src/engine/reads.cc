@@ -153,6 +153,7 @@ Result<Point> Store::ResolveTime(CommitTime t) {
   if (v.first_point && v.first_point->time_us <= t.micros() && (!best || v.first_point->lsn > best->lsn)) {
     best = v.first_point;
   }
+  TV_RETURN_IF_ERROR(AdjustForGaps(v.gaps, t, &best));
   if (!best) return NotFound("no commit at or before " + t.ToIso());
   return Point{Lsn(best->lsn), CommitTime(best->time_us)};
 }
@@ -163,6 +164,7 @@ Status Store::StateAt(const TenantId& tenant, Lsn point, const std::vector<std::
   // in the snapshot), the retention floor after it (retention publishes its
   // floor before deleting anything).
   TV_RETURN_IF_ERROR(impl_->CheckRecoverable(point, impl_->View(), "point"));
+  TV_RETURN_IF_ERROR(impl_->CheckGap(point, impl_->View(), "point"));
   ReadContext ctx(impl_.get());
   TV_RETURN_IF_ERROR(impl_->CheckFloor(point, impl_->View(), "point"));
   TV_ASSIGN_OR_RETURN(auto key, impl_->keyring->ForRead(tenant.str(), ctx.snapshot()));
@@ -189,6 +191,7 @@ Status Store::StateAt(const TenantId& tenant, Lsn point, const std::vector<std::
 
 Result<std::vector<TenantId>> Store::Tenants(Lsn point) {
   TV_RETURN_IF_ERROR(impl_->CheckRecoverable(point, impl_->View(), "point"));
+  TV_RETURN_IF_ERROR(impl_->CheckGap(point, impl_->View(), "point"));
   ReadContext ctx(impl_.get());
   TV_RETURN_IF_ERROR(impl_->CheckFloor(point, impl_->View(), "point"));
   // Every tenant that has a data key (shredded ones have none), in id order.
@@ -216,6 +219,7 @@ Result<std::vector<TenantId>> Store::Tenants(Lsn point) {
 Status Store::History(const TenantId& tenant, Lsn from, Lsn to, const std::optional<std::string>& table,
                       const std::optional<std::string>& pk, const std::function<bool(const HistoryEvent&)>& emit) {
   TV_RETURN_IF_ERROR(impl_->CheckRecoverable(to, impl_->View(), "history end"));
+  TV_RETURN_IF_ERROR(impl_->CheckGapRange(from, to, impl_->View()));
   ReadContext ctx(impl_.get());
   TV_RETURN_IF_ERROR(impl_->CheckFloor(from, impl_->View(), "history start"));
   if (from >= to) return Status::Ok();

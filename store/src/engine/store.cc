@@ -281,6 +281,20 @@ StoreImpl::~StoreImpl() {
   }
 }
 
+namespace {
+
+Result<std::vector<engine::GapRec>> LoadGaps(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta) {
+  std::string v;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, engine::kMetaGaps, &v);
+  if (s.IsNotFound()) return std::vector<engine::GapRec>();
+  if (!s.ok()) return Internal(RocksError("reading meta gaps", s));
+  auto gaps = engine::DecodeGaps(v);
+  if (!gaps) return Corruption("meta/gaps is damaged");
+  return std::move(*gaps);
+}
+
+}  // namespace
+
 ReadView StoreImpl::WriterView() const {
   ReadView v;
   v.recoverable = progress.recoverable;
@@ -288,6 +302,7 @@ ReadView StoreImpl::WriterView() const {
   v.first_point = progress.first_point;
   v.max_skew_us = progress.max_skew_us;
   v.counters = counters;
+  v.gaps = gaps;
   return v;
 }
 
@@ -312,6 +327,7 @@ Status StoreImpl::LoadView() {
     return Internal(RocksError("reading meta", s));
   }
   if (db->Get(rocksdb::ReadOptions(), meta, engine::kMetaCounters, &v).ok()) fresh.counters = Counters::Decode(v);
+  TV_ASSIGN_OR_RETURN(fresh.gaps, LoadGaps(db.get(), meta));
   std::lock_guard lock(view_mu);
   view = fresh;
   return Status::Ok();
@@ -332,6 +348,7 @@ Status StoreImpl::LoadWriterState() {
     progress = *p;
   }
   if (db->Get(rocksdb::ReadOptions(), meta, engine::kMetaCounters, &v).ok()) counters = Counters::Decode(v);
+  TV_ASSIGN_OR_RETURN(gaps, LoadGaps(db.get(), meta));
   TV_RETURN_IF_ERROR(codec->LoadForWrite());
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), meta));
   for (it->Seek(engine::kMetaInflightPrefix); it->Valid() && it->key().starts_with(engine::kMetaInflightPrefix);

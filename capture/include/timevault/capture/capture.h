@@ -21,6 +21,7 @@ struct CaptureMetrics {
   std::atomic<uint64_t> server_wal_end{0};  // latest WAL end the server reported
   std::atomic<int64_t> last_commit_time_us{0};
   std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> slot_losses{0};  // lost or replaced slots detected (docs/capture.md, "Slot loss")
   std::atomic<bool> streaming{false};
   // Tables whose events capture refuses to produce (their topic name, after
   // Debezium's sanitising, is another table's too); each is logged as an error.

@@ -117,6 +117,22 @@ inline constexpr std::string_view kMessageDataCollection = "LOGICAL_DECODING_MES
 // topic -> partition -> last acknowledged offset.
 using AckedOffsets = std::map<std::string, std::map<int32_t, int64_t>>;
 
+// timevault's extensions of a heartbeat (docs/capture.md, "Slot loss and
+// re-snapshots"): where the position comes from, so the next run can tell
+// a lost or replaced slot, and on the heartbeat that closes a full snapshot
+// on a new slot, the `timevault_snapshot` marker the store ends absent rows
+// and records gaps by.
+struct HeartbeatSource {
+  std::string slot;
+  std::string system_id;
+  int64_t timeline = 0;
+};
+struct SnapshotMarker {
+  std::vector<std::string> tables;  // "schema.table" of every table the snapshot read, empty ones included
+  std::string cause;                // why this snapshot was taken
+  bool gap = false;                 // history before it was lost (a slot lost or replaced)
+};
+
 class EventEncoder {
  public:
   struct Options {
@@ -185,7 +201,8 @@ class EventEncoder {
   // "offsets": topic -> partition -> the last offset Kafka acknowledged: a
   // consumer that has passed them all holds every event up to `lsn`.
   Status EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_time, const AckedOffsets& offsets,
-                         std::string* out);
+                         std::string* out, const HeartbeatSource* source = nullptr,
+                         const SnapshotMarker* marker = nullptr);
 
  private:
   struct Impl;

@@ -18,6 +18,10 @@
 namespace timevault::config {
 
 enum class SnapshotMode { kInitial, kNoData, kInitialOnly, kWhenNeeded };
+// What capture does when the replication slot it streamed from is lost or
+// replaced (docs/capture.md, "Slot loss"): take a new full snapshot (the
+// store records the gap) or stop with an error.
+enum class SlotLossAction { kResnapshot, kStop };
 
 struct PostgresConfig {
   std::string conninfo;            // libpq connection string of the captured database
@@ -27,6 +31,7 @@ struct PostgresConfig {
   SnapshotMode snapshot_mode = SnapshotMode::kInitial;
   int64_t snapshot_chunk_rows = 10000;
   int64_t status_interval_ms = 10000;
+  SlotLossAction on_slot_loss = SlotLossAction::kResnapshot;
 };
 
 struct KafkaConfig {
@@ -38,6 +43,9 @@ struct KafkaConfig {
   int64_t heartbeat_interval_ms = 5000;
   int64_t topic_partitions = 6;
   std::string consumer_group = "timevault-store";
+  // retention.ms of the topics capture creates: -1 keeps every message
+  // until the store has it (a gap otherwise; docs/store.md, "Gaps").
+  int64_t topic_retention_ms = -1;
   std::map<std::string, std::string> properties;  // passed to librdkafka as is
 };
 

@@ -52,7 +52,9 @@ Result<Handle> NewHandle(rd_kafka_type_t type, Conf& conf);
 
 // Creates `topic` with `partitions` partitions (replication factor 1 unless
 // the broker's default applies: -1). An existing topic is OK.
-Status CreateTopic(rd_kafka_t* rk, const std::string& topic, int partitions, int timeout_ms);
+// `configs`: topic settings (e.g. retention.ms) for a topic created here.
+Status CreateTopic(rd_kafka_t* rk, const std::string& topic, int partitions, int timeout_ms,
+                   const std::map<std::string, std::string>& configs = {});
 
 Status FromError(rd_kafka_resp_err_t err, const std::string& context);
 

@@ -80,6 +80,15 @@ struct StoreEvent {
   Lsn heartbeat_lsn;          // everything up to here was acknowledged by Kafka
   CommitTime heartbeat_time;  // server_ts_ms
   std::vector<HeartbeatOffset> heartbeat_offsets;
+  // A heartbeat that closes a full snapshot taken on a new slot (capture's
+  // `timevault_snapshot` member; docs/store.md, "Gaps"): the snapshot at
+  // heartbeat_lsn is a full image of `snapshot_tables` (rows of those tables
+  // absent from it are gone there), and `snapshot_gap` says capture knows
+  // history before it was lost (`snapshot_cause` says why).
+  bool snapshot_image = false;
+  bool snapshot_gap = false;
+  std::vector<std::string> snapshot_tables;
+  std::string snapshot_cause;
 };
 
 // The Kafka header in which capture names the columns of a change event's

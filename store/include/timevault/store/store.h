@@ -29,6 +29,24 @@ struct Point {
   CommitTime time;
 };
 
+// An interval of history the store cannot vouch for (invariant 10; docs/
+// store.md, "Gaps"): a lost or recreated replication slot, a transaction
+// that will never complete. Points after `from` and before `to` are
+// refused by StateAt, ResolveTime, History and Tenants with an error naming
+// the gap; `to` (a full snapshot) and every point after it are exact.
+struct Gap {
+  uint64_t id = 0;
+  Point from;  // the last point vouched for before the gap
+  Point to;    // the first point vouched for after it
+  std::string cause;
+  CommitTime recorded_at;  // the store's clock when it recorded the gap
+  bool acknowledged = false;
+  std::string acknowledged_by;
+  CommitTime acknowledged_at;
+  // "gap #1 (cause) between 0/1A2B (time) and 0/1C00 (time)".
+  std::string Describe() const;
+};
+
 struct Row {
   std::string table;  // "schema.table"
   std::string pk;     // key JSON
@@ -174,6 +192,19 @@ class Store final : public StateReader {
   static Status RewrapMasterKey(const Options& options, const std::string& new_key_file);
   // Folds versions and history older than the retention window before `now`.
   Status RunRetention(CommitTime now);
+  // Every gap recorded, oldest first, with its acknowledgement (read from
+  // the store directory's acknowledgements file at each call).
+  std::vector<Gap> Gaps();
+  // Records that an admin has seen gap `id` (`by` names them): health stops
+  // naming it; reads inside it stay refused. The acknowledgements live in
+  // a file of their own in the store directory (written atomically), so a
+  // read-only store (the CLI, the API) can write them while the store runs.
+  // NotFound for an unknown id.
+  Status AcknowledgeGap(uint64_t id, const std::string& by);
+  // One gap as a compact JSON object (the CLI's and the API's listing):
+  // {"id","cause","from":{"lsn","time"},"to":{...},"recorded_at",
+  //  "acknowledged","acknowledged_by","acknowledged_at","description"}.
+  static std::string GapJson(const Gap& gap);
   // Dead letters: (position, reason), oldest first.
   Status DeadLetters(const std::function<bool(const KafkaPosition&, const std::string& reason)>& emit);
   // One as a compact JSON object {"topic","partition","offset","reason"}

@@ -1,0 +1,283 @@
+// Gaps (invariant 10; docs/store.md, "Gaps"): the intervals of history the
+// store cannot vouch for, the full snapshot that ends each one, the reads
+// they refuse, and their acknowledgements.
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "engine/impl.h"
+#include "engine/ingest.h"
+#include "timevault/core/file.h"
+
+namespace timevault::store {
+namespace {
+
+constexpr std::string_view kAcksFile = "GAPS-ACKNOWLEDGED.json";
+
+struct Ack {
+  std::string by;
+  int64_t at_us = 0;
+};
+
+// The acknowledgements file: {"acknowledged":[{"id":1,"by":"…","at_us":…}]}.
+Result<std::map<uint64_t, Ack>> ReadAcks(const std::string& path) {
+  std::map<uint64_t, Ack> acks;
+  std::ifstream in(path);
+  if (!in) return acks;  // none yet
+  std::stringstream text;
+  text << in.rdbuf();
+  rapidjson::Document doc;
+  doc.Parse(text.str().c_str());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("acknowledged") || !doc["acknowledged"].IsArray()) {
+    return Corruption(path + ": not a gap acknowledgements file");
+  }
+  for (const auto& a : doc["acknowledged"].GetArray()) {
+    if (!a.IsObject() || !a.HasMember("id") || !a["id"].IsUint64() || !a.HasMember("by") || !a["by"].IsString() ||
+        !a.HasMember("at_us") || !a["at_us"].IsInt64()) {
+      return Corruption(path + ": a damaged acknowledgement");
+    }
+    acks[a["id"].GetUint64()] = Ack{a["by"].GetString(), a["at_us"].GetInt64()};
+  }
+  return acks;
+}
+
+std::string AcksJson(const std::map<uint64_t, Ack>& acks) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("acknowledged");
+  w.StartArray();
+  for (const auto& [id, a] : acks) {
+    w.StartObject();
+    w.Key("id");
+    w.Uint64(id);
+    w.Key("by");
+    w.String(a.by.c_str(), static_cast<rapidjson::SizeType>(a.by.size()));
+    w.Key("at_us");
+    w.Int64(a.at_us);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize()) + "\n";
+}
+
+Gap ToGap(const engine::GapRec& g) {
+  Gap out;
+  out.id = g.id;
+  out.from = Point{Lsn(g.from.lsn), CommitTime(g.from.time_us)};
+  out.to = Point{Lsn(g.to.lsn), CommitTime(g.to.time_us)};
+  out.cause = g.cause;
+  out.recorded_at = CommitTime(g.recorded_us);
+  return out;
+}
+
+}  // namespace
+
+std::string Gap::Describe() const {
+  return "gap #" + std::to_string(id) + " (" + cause + ") between " + from.lsn.ToString() + " (" + from.time.ToIso() +
+         ") and " + to.lsn.ToString() + " (" + to.time.ToIso() + ")";
+}
+
+std::string StoreImpl::GapAcksPath() const { return (std::filesystem::path(options.path) / kAcksFile).string(); }
+
+Status StoreImpl::CheckGap(Lsn point, const ReadView& v, std::string_view what) const {
+  for (const auto& g : v.gaps) {
+    if (point.value() > g.from.lsn && point.value() < g.to.lsn) {
+      return OutOfRange(std::string(what) + " " + point.ToString() + " is inside " + ToGap(g).Describe() +
+                        ": the store cannot vouch for history there; choose a point at or before " +
+                        Lsn(g.from.lsn).ToString() + " or at or after " + Lsn(g.to.lsn).ToString());
+    }
+  }
+  return Status::Ok();
+}
+
+Status StoreImpl::CheckGapRange(Lsn from, Lsn to, const ReadView& v) const {
+  for (const auto& g : v.gaps) {
+    if (from.value() < g.to.lsn && to.value() > g.from.lsn) {
+      return OutOfRange("history from " + from.ToString() + " to " + to.ToString() + " reaches into " +
+                        ToGap(g).Describe() + ": the changes there are unknown");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace engine {
+
+// A time inside a gap has no known state; at or after a gap's end, the
+// full snapshot that ended it is the newest point when no later commit is.
+Status AdjustForGaps(const std::vector<GapRec>& gaps, CommitTime t, std::optional<PointRec>* best) {
+  for (const auto& g : gaps) {
+    if (t.micros() > g.from.time_us && t.micros() < g.to.time_us) {
+      return OutOfRange("time " + t.ToIso() + " is inside " + ToGap(g).Describe() +
+                        ": the store cannot vouch for history there; choose a time at or before " +
+                        CommitTime(g.from.time_us).ToIso() + " or at or after " + CommitTime(g.to.time_us).ToIso());
+    }
+    if (t.micros() >= g.to.time_us && (!*best || (*best)->lsn < g.to.lsn)) *best = g.to;
+  }
+  return Status::Ok();
+}
+
+// A heartbeat closing a full snapshot on a new slot was met: every event
+// before it is stored. Transactions still in flight below it will never
+// complete (the new slot starts at the snapshot), so they are given up;
+// rows of the snapshot's tables absent from it end at its LSN; and when the
+// store vouched for history before, the interval in between is a gap.
+Status Ingest::SnapshotImage(const PendingHeartbeat& h) {
+  auto& p = s_->progress;
+  size_t abandoned = 0;
+  while (!s_->inflight.empty() && s_->inflight.begin()->first < h.lsn) {
+    auto it = s_->inflight.begin();
+    if (inflight_new_.erase(it->first) == 0) TV_RETURN_IF_ERROR(Delete(s_->meta, InflightKey(it->first)));
+    for (auto [x, end] = s_->inflight_by_xid.equal_range(it->second.xid); x != end; ++x) {
+      if (x->second == it->first) {
+        s_->inflight_by_xid.erase(x);
+        break;
+      }
+    }
+    s_->inflight.erase(it);
+    ++abandoned;
+  }
+  TV_ASSIGN_OR_RETURN(size_t ended, EndRowsAbsentFrom(h));
+  if (p.recoverable && p.recoverable->lsn < h.lsn) {
+    GapRec g;
+    g.id = s_->gaps.empty() ? 1 : s_->gaps.back().id + 1;
+    g.from = *p.recoverable;
+    g.to = PointRec{h.lsn, h.time_us};
+    g.recorded_us = SystemClock().Now().micros();
+    g.cause = h.gap ? h.cause : "a new full snapshot (" + h.cause + ") after history up to " + Lsn(g.from.lsn).ToString();
+    if (abandoned > 0) g.cause += "; " + std::to_string(abandoned) + " transaction(s) that will never complete";
+    spdlog::error("store: GAP #{}: history between {} ({}) and {} ({}) is unknown: {}. Reads there are refused; "
+                  "acknowledge with `timevault gaps ack {}`",
+                  g.id, Lsn(g.from.lsn).ToString(), CommitTime(g.from.time_us).ToIso(), Lsn(g.to.lsn).ToString(),
+                  CommitTime(g.to.time_us).ToIso(), g.cause, g.id);
+    s_->gaps.push_back(std::move(g));
+    TV_RETURN_IF_ERROR(Put(s_->meta, kMetaGaps, EncodeGaps(s_->gaps)));
+  }
+  spdlog::info("store: full snapshot at {} of {} table(s): {} row(s) absent from it ended there",
+               Lsn(h.lsn).ToString(), h.tables.size(), ended);
+  return Status::Ok();
+}
+
+// Every row of the snapshot's tables whose newest version (in the database
+// or in the two batches not landed yet) is older than the snapshot and not
+// a delete gets a delete marker at the snapshot's LSN, visible from there
+// (a snapshot version: a transaction in flight at the snapshot that wrote
+// the row still wins, as for any snapshot version).
+Result<size_t> Ingest::EndRowsAbsentFrom(const PendingHeartbeat& h) {
+  const std::set<std::string> tables(h.tables.begin(), h.tables.end());
+  struct Newest {
+    uint64_t lsn = 0;
+    bool deleted = false;
+  };
+  std::map<std::string, Newest> rows;  // by RowPrefix
+  auto note = [&](std::string_view row, uint64_t lsn, std::string_view version_value) {
+    auto v = ParseVersionValue(version_value);
+    Newest& n = rows[std::string(row)];
+    if (lsn >= n.lsn) n = Newest{lsn, v && (v->flags & kVersionDelete)};
+  };
+  auto wanted = [&](std::string_view row) {
+    auto k = ParseVersionKey(VersionKey(row, 0));
+    return k && tables.count(std::string(k->table)) > 0;
+  };
+  std::unique_ptr<rocksdb::Iterator> it(s_->db->NewIterator(base_ro_, s_->current));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!wanted(it->key().ToStringView())) continue;
+    auto c = ParseCurrent(it->value().ToStringView());
+    if (!c) return Corruption("current entry is damaged");
+    note(it->key().ToStringView(), c->change_lsn, c->version_value);
+  }
+  if (!it->status().ok()) return Internal(RocksError("reading current", it->status()));
+  for (StoreImpl::Layer* l : {previous_, layer_}) {
+    if (l == nullptr) continue;
+    TV_RETURN_IF_ERROR(l->versions.ForEachNewest(l->Data(), [&](std::string_view row, const StoreImpl::RowEntries::Entry& e) {
+      if (wanted(row)) note(row, e.lsn, l->Value(e));
+      return Status::Ok();
+    }));
+  }
+  size_t ended = 0;
+  for (const auto& [row, n] : rows) {
+    if (n.lsn >= h.lsn || n.deleted) continue;
+    auto k = ParseVersionKey(VersionKey(row, 0));
+    const std::string tenant(k->tenant), table(k->table), pk(k->pk);
+    TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(tenant, false));
+    if (dk == nullptr) continue;  // shredded
+    TV_RETURN_IF_ERROR(MarkDeleted(tenant, table, pk, h.lsn, /*direct=*/true, 0));
+    ++ended;
+  }
+  return ended;
+}
+
+}  // namespace engine
+
+std::string Store::GapJson(const Gap& gap) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  auto str = [&](const char* key, const std::string& v) {
+    w.Key(key);
+    w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+  };
+  auto point = [&](const char* key, const Point& p) {
+    w.Key(key);
+    w.StartObject();
+    str("lsn", p.lsn.ToString());
+    str("time", p.time.ToIso());
+    w.EndObject();
+  };
+  w.StartObject();
+  w.Key("id");
+  w.Uint64(gap.id);
+  str("cause", gap.cause);
+  point("from", gap.from);
+  point("to", gap.to);
+  str("recorded_at", gap.recorded_at.ToIso());
+  w.Key("acknowledged");
+  w.Bool(gap.acknowledged);
+  if (gap.acknowledged) {
+    str("acknowledged_by", gap.acknowledged_by);
+    str("acknowledged_at", gap.acknowledged_at.ToIso());
+  }
+  str("description", gap.Describe());
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::vector<Gap> Store::Gaps() {
+  const ReadView v = impl_->View();
+  auto acks = ReadAcks(impl_->GapAcksPath());
+  if (!acks.ok()) spdlog::warn("store: {}", acks.status().ToString());
+  std::vector<Gap> out;
+  for (const auto& g : v.gaps) {
+    Gap gap = ToGap(g);
+    if (acks.ok()) {
+      if (auto a = acks->find(g.id); a != acks->end()) {
+        gap.acknowledged = true;
+        gap.acknowledged_by = a->second.by;
+        gap.acknowledged_at = CommitTime(a->second.at_us);
+      }
+    }
+    out.push_back(std::move(gap));
+  }
+  return out;
+}
+
+Status Store::AcknowledgeGap(uint64_t id, const std::string& by) {
+  const ReadView v = impl_->View();
+  bool known = false;
+  for (const auto& g : v.gaps) known = known || g.id == id;
+  if (!known) return NotFound("no gap #" + std::to_string(id) + " is recorded");
+  const std::string path = impl_->GapAcksPath();
+  TV_ASSIGN_OR_RETURN(auto acks, ReadAcks(path));
+  if (acks.count(id)) return Status::Ok();
+  acks[id] = Ack{by.empty() ? "unknown" : by, SystemClock().Now().micros()};
+  spdlog::warn("store: gap #{} acknowledged by {}", id, acks[id].by);
+  return WriteFileAtomically(path, AcksJson(acks));
+}
+
+}  // namespace timevault::store

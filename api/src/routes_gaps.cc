@@ -58,8 +58,8 @@ void AckGap(ApiState& s, Call& c) {
 
 void AddGapRoutes(ApiState& s, std::vector<Route>& routes) {
   routes.push_back(MakeRoute("GET", "/v1/gaps", Role::kViewer, false, nullptr, [&s](Call& c) { ListGaps(s, c); }));
-  routes.push_back(MakeRoute("POST", "/v1/gaps/([0-9]{1,19})/ack", Role::kAdmin, true, nullptr,
-                             [&s](Call& c) { AckGap(s, c); }));
+  routes.push_back(
+      MakeRoute("POST", "/v1/gaps/([0-9]{1,19})/ack", Role::kAdmin, true, nullptr, [&s](Call& c) { AckGap(s, c); }));
 }
 
 }  // namespace timevault::api

@@ -153,7 +153,8 @@ const std::vector<Spec>& Specs() {
          return Status::Ok();
        })},
       {"kafka.topic_retention_ms", Kind::kInt, false, Int([](Config& c, int64_t v) {
-         if (v != -1 && v < 3600000) return KeyError("kafka.topic_retention_ms", "must be -1 (keep) or at least one hour");
+         if (v != -1 && v < 3600000)
+           return KeyError("kafka.topic_retention_ms", "must be -1 (keep) or at least one hour");
          c.kafka.topic_retention_ms = v;
          return Status::Ok();
        })},

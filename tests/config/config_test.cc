@@ -145,3 +145,31 @@ TEST(Config, MissingFileIsClear) {
 
 }  // namespace
 }  // namespace timevault::config
+
+namespace timevault::config {
+namespace {
+
+// Issue 18: kafka.properties that would let capture skip a message or the
+// store lose one are refused at load, naming the key.
+TEST(Config, DeliveryWeakeningKafkaPropertiesAreRefused) {
+  const std::vector<std::pair<std::string, std::string>> weak = {
+      {"enable.idempotence", "false"}, {"acks", "1"},          {"message.timeout.ms", "300000"},
+      {"delivery.timeout.ms", "5000"}, {"max.in.flight", "6"}, {"retries", "3"},
+      {"enable.auto.commit", "true"},
+  };
+  for (const auto& [key, value] : weak) {
+    const std::string text = std::string(kMinimal) + "\n[kafka.properties]\n\"" + key + "\" = \"" + value + "\"\n";
+    ExpectKeyError(Parse(text), "kafka.properties." + key, "weakens delivery");
+  }
+  auto ok =
+      Parse(std::string(kMinimal) +
+            "\n[kafka.properties]\n\"acks\" = \"all\"\n\"message.timeout.ms\" = \"0\"\n\"max.in.flight\" = \"5\"\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->postgres.on_slot_loss, SlotLossAction::kResnapshot);
+  EXPECT_EQ(ok->kafka.topic_retention_ms, -1);
+  ExpectKeyError(Parse(std::string("[postgres]\non_slot_loss = \"ignore\"\n") + std::string(kMinimal).substr(12)),
+                 "postgres.on_slot_loss", "not one of");
+}
+
+}  // namespace
+}  // namespace timevault::config

@@ -123,6 +123,10 @@ TEST(GapsFault, SlotDroppedWhileCaptureIsDownIsAGapAndTheStateAfterItIsExact) {
   ASSERT_TRUE(again);
   EXPECT_EQ(again->body.find("critical: history is missing"), std::string::npos) << again->body;
   serve.Stop();
+  {
+    const std::string slog = h.store().ReadLog();
+    EXPECT_NE(slog.find("50 row(s) absent from it ended there"), std::string::npos) << slog;
+  }
 
   auto s = h.StopStoreWhenCaughtUp([&](const store::Point& p) { return p.time >= after; }, after.ToIso());
   ASSERT_NE(s, nullptr);
@@ -139,7 +143,7 @@ TEST(GapsFault, SlotDroppedWhileCaptureIsDownIsAGapAndTheStateAfterItIsExact) {
   Status st;
   auto ids = LiveIds(*s, "acme", point->lsn, &st);
   ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(ids, Range(51, 110)) << "rows: " << ids.size();
+  EXPECT_EQ(ids, Range(51, 110)) << "rows: " << ids.size() << "\n" << h.store().ReadLog();
   // Inside the window: refused, naming the gap.
   auto in = s->ResolveTime(inside);
   ASSERT_FALSE(in.ok());

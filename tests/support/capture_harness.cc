@@ -24,8 +24,8 @@ CaptureHarness::CaptureHarness(CaptureOptions options)
   // that long before it gets any partition.
   std::string toml = "[postgres]\nconninfo = \"" + db_.Conninfo() + "\"\nslot = \"" + slot_ + "\"\npublication = \"" +
                      publication_ + "\"\nsnapshot_mode = \"" + options_.snapshot_mode +
-                     "\"\nstatus_interval_ms = " + std::to_string(options_.status_ms) + "\n" + options_.postgres_extra + "[kafka]\nbootstrap = \"" +
-                     env.kafka_bootstrap + "\"\ntopic_prefix = \"" + prefix_ +
+                     "\"\nstatus_interval_ms = " + std::to_string(options_.status_ms) + "\n" + options_.postgres_extra +
+                     "[kafka]\nbootstrap = \"" + env.kafka_bootstrap + "\"\ntopic_prefix = \"" + prefix_ +
                      "\"\nschemas_enable = " + (options_.schemas_enable ? "true" : "false") +
                      "\nheartbeat_interval_ms = " + std::to_string(options_.heartbeat_ms) +
                      "\ntopic_partitions = 3\nconsumer_group = \"" + UniqueName("grp") + "\"\n[store]\npath = \"" +

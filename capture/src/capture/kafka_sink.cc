@@ -178,7 +178,8 @@ Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::opti
 
 Result<std::optional<std::string>> KafkaSink::LastMessage(const std::string& topic, int32_t partition) {
   int64_t lo = 0, hi = 0;
-  rd_kafka_resp_err_t werr = rd_kafka_query_watermark_offsets(producer_.get(), topic.c_str(), partition, &lo, &hi, 10000);
+  rd_kafka_resp_err_t werr =
+      rd_kafka_query_watermark_offsets(producer_.get(), topic.c_str(), partition, &lo, &hi, 10000);
   if (werr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return std::optional<std::string>();
   if (werr != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka::FromError(werr, "watermarks of " + topic);
   if (hi <= lo) return std::optional<std::string>();

@@ -31,9 +31,10 @@ Result<std::unique_ptr<PgReplication>> PgReplication::Connect(const std::string&
 }
 
 Result<SlotState> PgReplication::GetSlot(const std::string& slot) {
-  TV_ASSIGN_OR_RETURN(auto res, conn_.Exec("SELECT plugin, database, confirmed_flush_lsn, restart_lsn, active, wal_status "
-                                           "FROM pg_replication_slots WHERE slot_name = " +
-                                           conn_.QuoteLiteral(slot)));
+  TV_ASSIGN_OR_RETURN(auto res,
+                      conn_.Exec("SELECT plugin, database, confirmed_flush_lsn, restart_lsn, active, wal_status "
+                                 "FROM pg_replication_slots WHERE slot_name = " +
+                                 conn_.QuoteLiteral(slot)));
   SlotState s;
   if (res.rows() == 0) return s;
   s.exists = true;

@@ -512,8 +512,8 @@ Status Session::MaybeHeartbeat(bool force) {
   if (!pos.lsn.valid()) return Status::Ok();
   TV_RETURN_IF_ERROR(encoder_.EncodeHeartbeatKey(config_.kafka.topic_prefix, &key_buf_));
   sink_->Poll(0);
-  TV_RETURN_IF_ERROR(encoder_.EncodeHeartbeat(SystemClock().Now(), pos.lsn, pos.time, sink_->acked_offsets(),
-                                              &value_buf_, Source()));
+  TV_RETURN_IF_ERROR(
+      encoder_.EncodeHeartbeat(SystemClock().Now(), pos.lsn, pos.time, sink_->acked_offsets(), &value_buf_, Source()));
   last_heartbeat_lsn_ = pos.lsn;
   return sink_->Produce(heartbeat_topic_, 0, key_buf_, value_buf_, 0);
 }

@@ -140,8 +140,8 @@ class Session {
   int64_t last_heartbeat_ms_ = 0;
   Lsn last_heartbeat_lsn_;
   std::string key_buf_, value_buf_, old_key_, new_key_;
-  std::string nulls_buf_;  // the kNullsHeader value of the event being produced
-  std::string text_buf_;   // the kTextHeader value of the event being produced
+  std::string nulls_buf_;                 // the kNullsHeader value of the event being produced
+  std::string text_buf_;                  // the kTextHeader value of the event being produced
   std::optional<std::string> slot_loss_;  // why the slot is new although history came before (a gap)
   std::optional<HeartbeatSource> source_;
   CommitTime snapshot_time_;

@@ -65,8 +65,8 @@ Status Session::CheckSlotLoss(SlotState* state) {
     if (was.system_id != id.system_id) {
       if (id.xlogpos <= previous->lsn) {
         return FailedPrecondition("capture streamed from system " + was.system_id + " up to " +
-                                  previous->lsn.ToString() + "; this server is system " + id.system_id +
-                                  " at WAL " + id.xlogpos.ToString() +
+                                  previous->lsn.ToString() + "; this server is system " + id.system_id + " at WAL " +
+                                  id.xlogpos.ToString() +
                                   ", behind it: the store cannot order its changes after the old ones. Start a new "
                                   "store (and topic prefix) for this server");
       }
@@ -82,25 +82,29 @@ Status Session::CheckSlotLoss(SlotState* state) {
       // Same cluster and timeline: Postgres restored the slot from its last
       // checkpoint after a crash. It re-sends from there (duplicates the
       // store ignores); nothing is lost.
-      spdlog::warn("capture: slot {} confirmed {} although Kafka holds everything up to {}: Postgres restarted and "
-                   "rewound it; the changes in between are sent again",
-                   slot, state->confirmed_flush.ToString(), previous->lsn.ToString());
+      spdlog::warn(
+          "capture: slot {} confirmed {} although Kafka holds everything up to {}: Postgres restarted and "
+          "rewound it; the changes in between are sent again",
+          slot, state->confirmed_flush.ToString(), previous->lsn.ToString());
     }
   }
   if (!cause) return Status::Ok();
   spdlog::critical("capture: SLOT LOST: {}. The changes made since capture last confirmed were never captured.",
                    *cause);
   if (config_.postgres.on_slot_loss == config::SlotLossAction::kStop) {
-    return FailedPrecondition(*cause + "; postgres.on_slot_loss = \"stop\": not re-snapshotting. Drop the slot and "
+    return FailedPrecondition(*cause +
+                              "; postgres.on_slot_loss = \"stop\": not re-snapshotting. Drop the slot and "
                               "set on_slot_loss = \"resnapshot\" to take a new full snapshot (the store records the "
                               "gap)");
   }
   if (config_.postgres.snapshot_mode == config::SnapshotMode::kNoData) {
-    return FailedPrecondition(*cause + "; snapshot_mode = no_data cannot re-snapshot, so history after the loss "
+    return FailedPrecondition(*cause +
+                              "; snapshot_mode = no_data cannot re-snapshot, so history after the loss "
                               "would not be exact. Use snapshot_mode = initial");
   }
-  spdlog::critical("capture: postgres.on_slot_loss = \"resnapshot\": taking a new full snapshot; the store records "
-                   "the gap and refuses points inside it");
+  spdlog::critical(
+      "capture: postgres.on_slot_loss = \"resnapshot\": taking a new full snapshot; the store records "
+      "the gap and refuses points inside it");
   if (state->exists) {
     if (state->active) return Unavailable("replication slot '" + slot + "' is in use by another process");
     TV_RETURN_IF_ERROR(replication_->DropSlot(slot));
@@ -119,10 +123,10 @@ Status Session::NoteSnapshotTime() {
 
 Status Session::AnnounceSnapshot(const CreatedSlot& created) {
   SnapshotMarker marker;
-  TV_ASSIGN_OR_RETURN(auto tables, catalog_.ExecParams(
-                                       "SELECT schemaname || '.' || tablename FROM pg_publication_tables "
-                                       "WHERE pubname = $1 ORDER BY 1",
-                                       {config_.postgres.publication}));
+  TV_ASSIGN_OR_RETURN(auto tables,
+                      catalog_.ExecParams("SELECT schemaname || '.' || tablename FROM pg_publication_tables "
+                                          "WHERE pubname = $1 ORDER BY 1",
+                                          {config_.postgres.publication}));
   for (int i = 0; i < tables.rows(); ++i) marker.tables.emplace_back(tables.GetString(i, 0));
   marker.gap = slot_loss_.has_value();
   marker.cause = slot_loss_.value_or("snapshot on new slot " + config_.postgres.slot);

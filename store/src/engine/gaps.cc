@@ -151,17 +151,19 @@ Status Ingest::SnapshotImage(const PendingHeartbeat& h) {
     g.from = *p.recoverable;
     g.to = PointRec{h.lsn, h.time_us};
     g.recorded_us = SystemClock().Now().micros();
-    g.cause = h.gap ? h.cause : "a new full snapshot (" + h.cause + ") after history up to " + Lsn(g.from.lsn).ToString();
+    g.cause =
+        h.gap ? h.cause : "a new full snapshot (" + h.cause + ") after history up to " + Lsn(g.from.lsn).ToString();
     if (abandoned > 0) g.cause += "; " + std::to_string(abandoned) + " transaction(s) that will never complete";
-    spdlog::error("store: GAP #{}: history between {} ({}) and {} ({}) is unknown: {}. Reads there are refused; "
-                  "acknowledge with `timevault gaps ack {}`",
-                  g.id, Lsn(g.from.lsn).ToString(), CommitTime(g.from.time_us).ToIso(), Lsn(g.to.lsn).ToString(),
-                  CommitTime(g.to.time_us).ToIso(), g.cause, g.id);
+    spdlog::error(
+        "store: GAP #{}: history between {} ({}) and {} ({}) is unknown: {}. Reads there are refused; "
+        "acknowledge with `timevault gaps ack {}`",
+        g.id, Lsn(g.from.lsn).ToString(), CommitTime(g.from.time_us).ToIso(), Lsn(g.to.lsn).ToString(),
+        CommitTime(g.to.time_us).ToIso(), g.cause, g.id);
     s_->gaps.push_back(std::move(g));
     TV_RETURN_IF_ERROR(Put(s_->meta, kMetaGaps, EncodeGaps(s_->gaps)));
   }
-  spdlog::info("store: full snapshot at {} of {} table(s): {} row(s) absent from it ended there",
-               Lsn(h.lsn).ToString(), h.tables.size(), ended);
+  spdlog::info("store: full snapshot at {} of {} table(s): {} row(s) absent from it ended there", Lsn(h.lsn).ToString(),
+               h.tables.size(), ended);
   return Status::Ok();
 }
 
@@ -183,7 +185,8 @@ Result<size_t> Ingest::EndRowsAbsentFrom(const PendingHeartbeat& h) {
     if (lsn >= n.lsn) n = Newest{lsn, v && (v->flags & kVersionDelete)};
   };
   auto wanted = [&](std::string_view row) {
-    auto k = ParseVersionKey(VersionKey(row, 0));
+    const std::string key = VersionKey(row, 0);  // outlives the views ParseVersionKey returns
+    auto k = ParseVersionKey(key);
     return k && tables.count(std::string(k->table)) > 0;
   };
   std::unique_ptr<rocksdb::Iterator> it(s_->db->NewIterator(base_ro_, s_->current));
@@ -196,15 +199,18 @@ Result<size_t> Ingest::EndRowsAbsentFrom(const PendingHeartbeat& h) {
   if (!it->status().ok()) return Internal(RocksError("reading current", it->status()));
   for (StoreImpl::Layer* l : {previous_, layer_}) {
     if (l == nullptr) continue;
-    TV_RETURN_IF_ERROR(l->versions.ForEachNewest(l->Data(), [&](std::string_view row, const StoreImpl::RowEntries::Entry& e) {
-      if (wanted(row)) note(row, e.lsn, l->Value(e));
-      return Status::Ok();
-    }));
+    TV_RETURN_IF_ERROR(
+        l->versions.ForEachNewest(l->Data(), [&](std::string_view row, const StoreImpl::RowEntries::Entry& e) {
+          if (wanted(row)) note(row, e.lsn, l->Value(e));
+          return Status::Ok();
+        }));
   }
   size_t ended = 0;
   for (const auto& [row, n] : rows) {
     if (n.lsn >= h.lsn || n.deleted) continue;
-    auto k = ParseVersionKey(VersionKey(row, 0));
+    const std::string key = VersionKey(row, 0);
+    auto k = ParseVersionKey(key);
+    if (!k) return Corruption("a row key is damaged");
     const std::string tenant(k->tenant), table(k->table), pk(k->pk);
     TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(tenant, false));
     if (dk == nullptr) continue;  // shredded

@@ -200,9 +200,8 @@ class EventEncoder {
   Status EncodeHeartbeatKey(std::string_view server_name, std::string* out);
   // "offsets": topic -> partition -> the last offset Kafka acknowledged: a
   // consumer that has passed them all holds every event up to `lsn`.
-  Status EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_time, const AckedOffsets& offsets,
-                         std::string* out, const HeartbeatSource* source = nullptr,
-                         const SnapshotMarker* marker = nullptr);
+  Status EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_time, const AckedOffsets& offsets, std::string* out,
+                         const HeartbeatSource* source = nullptr, const SnapshotMarker* marker = nullptr);
 
  private:
   struct Impl;

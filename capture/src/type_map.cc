@@ -157,6 +157,7 @@ std::string FallbackJson(const ColumnCodec& c) {
     case Kind::kAlwaysNull:
     case Kind::kBytes:
     case Kind::kBits: return "\"\"";
+    case Kind::kHstore: return "\"{}\"";
     case Kind::kDecimal:
     case Kind::kMoney: return "\"AA==\"";
     case Kind::kVariableDecimal: return "{\"scale\":0,\"value\":\"AA==\"}";
@@ -172,6 +173,7 @@ Fidelity ResolveFidelity(const ColumnSchema& col, const ColumnCodec& c) {
   if (c.scalar.kind == Kind::kSkip) return Fidelity::kLossy;       // left out of the payload
   if (col.is_domain && c.is_array) return Fidelity::kLossy;        // Debezium maps no domain over an array
   if (c.scalar.logical == Logical::kXml) return Fidelity::kLossy;  // the declaration
+  if (c.scalar.kind == Kind::kHstore) return Fidelity::kLossy;     // key order and escaping
   switch (c.scalar.kind) {
     case Kind::kAlwaysNull:       // name: always null
     case Kind::kVariableDecimal:  // display scale (stripTrailingZeros)
@@ -194,12 +196,31 @@ Fidelity ResolveFidelity(const ColumnSchema& col, const ColumnCodec& c) {
   }
 }
 
+// Extension types Debezium's TypeRegistry finds by name (their OIDs differ
+// per database): PostgresValueConverter's hstore / citext / ltree / isbn cases.
+bool ResolveExtension(const ColumnSchema& col, ScalarCodec* s) {
+  if (col.type_category == 'A') return false;  // arrays of them: not mapped here
+  const std::string& t = col.type_name;
+  if (t == "hstore") {
+    s->kind = Kind::kHstore;
+  } else if (t == "citext" || t == "isbn") {
+    s->kind = Kind::kString;
+  } else if (t == "ltree") {
+    s->kind = Kind::kString, s->logical = Logical::kLtree;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 ColumnCodec ResolveCodec(const ColumnSchema& col) {
   ColumnCodec c;
   c.optional = !col.not_null;
-  if (const uint32_t elem = ArrayElementOid(col.type_oid); elem != 0) {
+  if (ResolveExtension(col, &c.scalar)) {
+    // mapped by name
+  } else if (const uint32_t elem = ArrayElementOid(col.type_oid); elem != 0) {
     c.is_array = true;
     c.scalar = ResolveScalar(elem, col.type_modifier);
   } else if (col.type_category == 'E') {
@@ -305,6 +326,7 @@ void ScalarSchemaBody(JsonWriter& w, const ScalarCodec& s, bool optional, const 
     case Kind::kZonedTimestamp: name = "io.debezium.time.ZonedTimestamp"; break;
     case Kind::kZonedTime: name = "io.debezium.time.ZonedTime"; break;
     case Kind::kInterval: t = "int64", name = "io.debezium.time.MicroDuration"; break;
+    case Kind::kHstore: name = "io.debezium.data.Json"; break;
     default: break;
   }
   switch (s.logical) {
@@ -312,6 +334,7 @@ void ScalarSchemaBody(JsonWriter& w, const ScalarCodec& s, bool optional, const 
     case Logical::kJson: name = "io.debezium.data.Json"; break;
     case Logical::kXml: name = "io.debezium.data.Xml"; break;
     case Logical::kEnum: name = "io.debezium.data.Enum"; break;
+    case Logical::kLtree: name = "io.debezium.data.Ltree"; break;
     case Logical::kNone: break;
   }
   type(t);

@@ -45,9 +45,10 @@ enum class Kind : uint8_t {
   kInterval,         // io.debezium.time.MicroDuration (int64 us)
   kBit,              // bit(1) / varbit(1): boolean
   kBits,             // io.debezium.data.Bits (bytes, little-endian)
+  kHstore,           // io.debezium.data.Json string: the hstore as a JSON object (hstore.handling.mode=json)
 };
 
-enum class Logical : uint8_t { kNone, kUuid, kJson, kXml, kEnum };
+enum class Logical : uint8_t { kNone, kUuid, kJson, kXml, kEnum, kLtree };
 
 // What Debezium emits for an unchanged-TOAST ('u') column of this type.
 enum class ToastForm : uint8_t {

@@ -1,10 +1,12 @@
 // Debezium's conversion of Postgres text values (and of column default
 // expressions) to the JSON JsonConverter writes; see type_map.h.
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include "encode_util.h"
@@ -206,6 +208,85 @@ bool BitsToBytes(std::string_view bits, std::string* out) {
   return true;
 }
 
+// Reads one double-quoted hstore string ("a\"b") at *pos into *out.
+bool ReadHstoreString(std::string_view text, size_t* pos, std::string* out) {
+  if (*pos >= text.size() || text[*pos] != '"') return false;
+  out->clear();
+  for (size_t i = *pos + 1; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size()) {
+      *out += text[++i];
+    } else if (text[i] == '"') {
+      *pos = i + 1;
+      return true;
+    } else {
+      *out += text[i];
+    }
+  }
+  return false;
+}
+
+void SkipSpaces(std::string_view text, size_t* pos) {
+  while (*pos < text.size() && text[*pos] == ' ') ++*pos;
+}
+
+// hstore.handling.mode=json: pgjdbc's HStoreConverter.fromString puts the
+// pairs into a java.util.HashMap, which Jackson then writes in the map's
+// iteration order (bucket of String.hashCode, then insertion order; 16
+// buckets, doubled while more than 3/4 full). The JSON object is the value,
+// as a string.
+bool WriteHstore(JsonWriter& w, std::string_view text) {
+  struct Pair {
+    std::string key;
+    std::optional<std::string> value;
+    uint32_t bucket = 0;
+  };
+  std::vector<Pair> pairs;
+  size_t pos = 0;
+  SkipSpaces(text, &pos);
+  while (pos < text.size()) {
+    Pair p;
+    if (!ReadHstoreString(text, &pos, &p.key)) return false;
+    SkipSpaces(text, &pos);
+    if (text.substr(pos, 2) != "=>") return false;
+    pos += 2;
+    SkipSpaces(text, &pos);
+    if (text.substr(pos, 4) == "NULL") {
+      pos += 4;
+    } else {
+      std::string v;
+      if (!ReadHstoreString(text, &pos, &v)) return false;
+      p.value = std::move(v);
+    }
+    pairs.push_back(std::move(p));
+    SkipSpaces(text, &pos);
+    if (pos < text.size()) {
+      if (text[pos] != ',') return false;
+      ++pos;
+      SkipSpaces(text, &pos);
+    }
+  }
+  size_t capacity = 16;
+  while (pairs.size() * 4 > capacity * 3) capacity *= 2;
+  for (auto& p : pairs) {
+    const auto h = static_cast<uint32_t>(JavaStringHash(p.key));
+    p.bucket = (h ^ (h >> 16)) & static_cast<uint32_t>(capacity - 1);
+  }
+  std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.bucket < b.bucket; });
+  rapidjson::StringBuffer buf;
+  JsonWriter jw(buf);
+  jw.StartObject();
+  for (const auto& p : pairs) {
+    jw.Key(p.key.data(), static_cast<rapidjson::SizeType>(p.key.size()));
+    if (p.value)
+      jw.String(p.value->data(), static_cast<rapidjson::SizeType>(p.value->size()));
+    else
+      jw.Null();
+  }
+  jw.EndObject();
+  w.String(buf.GetString(), static_cast<rapidjson::SizeType>(buf.GetSize()));
+  return true;
+}
+
 Outcome WriteScalar(JsonWriter& w, const ScalarCodec& s, std::string_view text) {
   switch (s.kind) {
     case Kind::kBool: w.Bool(text.size() == 1 && (text[0] == 't' || text[0] == 'T')); return Outcome::kOk;
@@ -314,6 +395,7 @@ Outcome WriteScalar(JsonWriter& w, const ScalarCodec& s, std::string_view text) 
       if (!BitsToBytes(text, &tl_bytes)) return Outcome::kBad;
       WriteBase64(w, tl_bytes);
       return Outcome::kOk;
+    case Kind::kHstore: return WriteHstore(w, text) ? Outcome::kOk : Outcome::kBad;
     case Kind::kSkip: break;
   }
   return Outcome::kBad;

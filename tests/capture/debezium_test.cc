@@ -711,6 +711,33 @@ TEST(TypeMapTest, BadValueNamesTableColumnTypeAndValue) {
             StatusCode::kInvalidArgument);
 }
 
+// ------------------------------------------------------- extension types --
+
+ColumnSchema Ext(std::string type_name) { return Col("c", 16500, std::move(type_name)); }
+
+TEST(TypeMapTest, HstoreIsAJsonObjectStringInJavaHashMapOrder) {
+  // String.hashCode: "a" 97 -> bucket 1, "b" 98 -> 2, "key" 106079 -> 106079^1 = 106078 & 15 = 14.
+  EXPECT_EQ(AfterC(Ext("hstore"), R"("b"=>"2", "a"=>"1", "key"=>NULL)"), R"("{\"a\":\"1\",\"b\":\"2\",\"key\":null}")");
+  EXPECT_EQ(AfterC(Ext("hstore"), R"("q\"x"=>"back\\slash")"), R"("{\"q\\\"x\":\"back\\\\slash\"}")");
+  EXPECT_EQ(AfterC(Ext("hstore"), ""), R"("{}")");
+  EXPECT_EQ(TextHeaderOf(Ext("hstore"), R"("a"=>"1")"), R"x({"after":{"c":"\"a\"=>\"1\""}})x");
+  const std::string schema = Insert(Table({Ext("hstore")}), Row({R"("a"=>"1")"}), true);
+  EXPECT_NE(schema.find(R"({"type":"string","optional":true,"name":"io.debezium.data.Json","version":1,"field":"c"})"),
+            std::string::npos)
+      << schema;
+}
+
+TEST(TypeMapTest, CitextLtreeIsbnAreStrings) {
+  EXPECT_EQ(AfterC(Ext("citext"), "MiXeD"), R"("MiXeD")");
+  EXPECT_EQ(AfterC(Ext("isbn"), "978-0-393-04002-9"), R"("978-0-393-04002-9")");
+  EXPECT_EQ(AfterC(Ext("ltree"), "Top.Science"), R"("Top.Science")");
+  const std::string schema = Insert(Table({Ext("ltree")}), Row({"a.b"}), true);
+  EXPECT_NE(schema.find(R"({"type":"string","optional":true,"name":"io.debezium.data.Ltree","version":1,"field":"c"})"),
+            std::string::npos)
+      << schema;
+  EXPECT_EQ(TextHeaderOf(Ext("citext"), "x"), "");
+}
+
 // ---------------------------------------------------------------- topics --
 
 // AbstractTopicNamingStrategy.sanitizedTopicName, worked out by hand: Java

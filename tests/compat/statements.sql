@@ -108,5 +108,14 @@ UPDATE public.defaults SET note = 'set', vb = B'1' WHERE id = 11;
 UPDATE public.defaults SET note = NULL, n = NULL, ts = NULL WHERE id = 12;
 DELETE FROM public.defaults WHERE id = 1;
 
--- 14. The end marker.
+-- 14. Extension types, a generated column (not in streamed rows), a
+-- sanitised topic name.
+INSERT INTO public.ext_types (id, tenant_id, h, ci, lt, isb, price, qty) VALUES
+    (3, 'tenant-a', 'z=>26, "with space"=>"é", n=>NULL', 'ÀbC', 'a.b_c.d', '0-393-04002-X', 1.25, 3);
+UPDATE public.ext_types SET h = h || 'extra=>1'::hstore, qty = 5 WHERE id = 1;
+DELETE FROM public.ext_types WHERE id = 2;
+INSERT INTO "Sales-EU"."Order Lines" VALUES (2, 'tenant-b', 7);
+UPDATE "Sales-EU"."Order Lines" SET "Qty" = 4 WHERE id = 1;
+
+-- 15. The end marker.
 INSERT INTO public.compat_marker VALUES (1, 'tenant-a', 'statements.sql done');

@@ -7,6 +7,36 @@ SET client_min_messages = warning;
 
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE SCHEMA billing;
+CREATE EXTENSION hstore;
+CREATE EXTENSION citext;
+CREATE EXTENSION ltree;
+CREATE EXTENSION isn;
+
+-- Extension types Debezium maps by name, and a stored generated column
+-- (in snapshot rows, read by SELECT *; not in streamed rows on PG15).
+CREATE TABLE public.ext_types (
+    id        integer PRIMARY KEY,
+    tenant_id text NOT NULL,
+    h         hstore,
+    ci        citext,
+    lt        ltree,
+    isb       isbn,
+    price     numeric(10, 2),
+    qty       integer,
+    total     numeric(12, 2) GENERATED ALWAYS AS (price * qty) STORED
+);
+
+-- Names Kafka does not take as they are: the topic is sanitised.
+CREATE SCHEMA "Sales-EU";
+CREATE TABLE "Sales-EU"."Order Lines" (id integer PRIMARY KEY, tenant_id text NOT NULL, "Qty" integer);
+
+-- Snapshot markers at the edges: an empty table first and last in the
+-- snapshot order, a one-row table in the middle.
+CREATE SCHEMA a_first;
+CREATE TABLE a_first.empty_t (id integer PRIMARY KEY, tenant_id text NOT NULL);
+CREATE TABLE public.one_row (id integer PRIMARY KEY, tenant_id text NOT NULL);
+CREATE SCHEMA zz_last;
+CREATE TABLE zz_last.empty_t (id integer PRIMARY KEY, tenant_id text NOT NULL);
 
 -- Every column type the encoder maps. REPLICA IDENTITY DEFAULT: updates and
 -- deletes carry only the key as their old row.
@@ -155,3 +185,10 @@ INSERT INTO public.defaults VALUES
     (1, 'tenant-a', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
     (2, 'tenant-a', 'x', 5, '1970-01-01 00:00:00+00', '2020-01-02 03:04:05', 1.50, true, '2020-01-01',
      '00000000-0000-0000-0000-000000000001', '{"a": 1}', B'1', B'101');
+
+INSERT INTO public.ext_types (id, tenant_id, h, ci, lt, isb, price, qty) VALUES
+    (1, 'tenant-a', 'b=>2, a=>1, key=>NULL, "q\"x"=>"back\\slash"', 'MiXeD Case', 'Top.Science.Astronomy',
+     '978-0-393-04002-9', 2.50, 4),
+    (2, 'tenant-b', '', NULL, NULL, NULL, NULL, NULL);
+INSERT INTO "Sales-EU"."Order Lines" VALUES (1, 'tenant-a', 3);
+INSERT INTO public.one_row VALUES (1, 'tenant-a');

@@ -7,7 +7,9 @@
 namespace timevault::capture {
 namespace {
 
-// One row per live, non-generated column, in attnum order (pgoutput's order).
+// One row per live column, in attnum order (pgoutput's order); stored
+// generated columns only when $2 (Debezium's snapshot reads them with
+// SELECT *; pgoutput on Postgres 15 does not send them).
 // Domains are resolved to their base type, as Debezium maps them.
 constexpr const char* kColumnsSql = R"SQL(
 WITH key_index AS (
@@ -28,14 +30,15 @@ SELECT a.attname,
          WHERE e.enumtypid = CASE WHEN bt.typcategory = 'A' THEN bt.typelem ELSE bt.oid END) AS labels,
        a.atttypid AS declared_typid,
        pg_get_expr(d.adbin, d.adrelid) AS default_expr,
-       t.typtype = 'd' AS is_domain
+       t.typtype = 'd' AS is_domain,
+       a.attgenerated <> '' AS generated
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND (a.attgenerated = '' OR $2::bool)
 ORDER BY a.attnum
 )SQL";
 
@@ -70,8 +73,9 @@ SchemaCache::SchemaCache(pg::PgConn* catalog, std::string tenant_column, std::st
 
 Result<std::vector<ColumnSchema>> SchemaCache::ReadColumns(uint32_t oid, std::string* schema, std::string* table,
                                                            char* replica_identity,
-                                                           std::vector<uint32_t>* declared_types) {
-  TV_ASSIGN_OR_RETURN(auto res, catalog_->ExecParams(kColumnsSql, {std::to_string(oid)}));
+                                                           std::vector<uint32_t>* declared_types, bool with_generated) {
+  TV_ASSIGN_OR_RETURN(auto res,
+                      catalog_->ExecParams(kColumnsSql, {std::to_string(oid), with_generated ? "true" : "false"}));
   std::vector<ColumnSchema> cols;
   cols.reserve(static_cast<size_t>(res.rows()));
   for (int r = 0; r < res.rows(); ++r) {
@@ -87,6 +91,7 @@ Result<std::vector<ColumnSchema>> SchemaCache::ReadColumns(uint32_t oid, std::st
     c.primary_key = c.primary_key_position > 0;
     if (!res.IsNull(r, 13)) c.default_expression = res.GetString(r, 13);
     c.is_domain = res.Get(r, 14) == "t";
+    c.generated = res.Get(r, 15) == "t";
     if (!res.IsNull(r, 11)) c.enum_labels = SplitLabels(res.Get(r, 11));
     if (declared_types) declared_types->push_back(ParseU32(res.Get(r, 12)));
     cols.push_back(std::move(c));
@@ -107,10 +112,10 @@ void SchemaCache::Finish(TableSchema* t) const {
   t->topic = SanitizeTopicName(topic_prefix_ + "." + t->schema + "." + t->table);
 }
 
-Result<TableSchema> SchemaCache::Load(uint32_t oid) {
+Result<TableSchema> SchemaCache::Load(uint32_t oid, bool with_generated) {
   TableSchema t;
   t.relation_oid = oid;
-  TV_ASSIGN_OR_RETURN(t.columns, ReadColumns(oid, &t.schema, &t.table, &t.replica_identity, nullptr));
+  TV_ASSIGN_OR_RETURN(t.columns, ReadColumns(oid, &t.schema, &t.table, &t.replica_identity, nullptr, with_generated));
   if (t.columns.empty()) return NotFound("relation " + std::to_string(oid) + " has no columns or does not exist");
   Finish(&t);
   return t;
@@ -125,7 +130,7 @@ Status SchemaCache::Update(const pgoutput::Relation& rel) {
   std::string cat_schema, cat_table;
   char cat_ident = 'd';
   std::vector<uint32_t> declared;
-  TV_ASSIGN_OR_RETURN(auto catalog, ReadColumns(rel.oid, &cat_schema, &cat_table, &cat_ident, &declared));
+  TV_ASSIGN_OR_RETURN(auto catalog, ReadColumns(rel.oid, &cat_schema, &cat_table, &cat_ident, &declared, false));
   t.columns.reserve(rel.columns.size());
   for (const auto& rc : rel.columns) {
     ColumnSchema c;

@@ -24,14 +24,16 @@ class SchemaCache {
 
   // Replaces the schema of `relation.oid` from a Relation message.
   Status Update(const pgoutput::Relation& relation);
-  // Loads a table straight from the catalog (for the initial snapshot).
-  Result<TableSchema> Load(uint32_t relation_oid);
+  // Loads a table straight from the catalog; `with_generated`: with its
+  // stored generated columns (the initial snapshot, as Debezium's SELECT *).
+  Result<TableSchema> Load(uint32_t relation_oid, bool with_generated = false);
 
   const TableSchema* Find(uint32_t relation_oid) const;
 
  private:
   Result<std::vector<ColumnSchema>> ReadColumns(uint32_t relation_oid, std::string* schema, std::string* table,
-                                                char* replica_identity, std::vector<uint32_t>* declared_types);
+                                                char* replica_identity, std::vector<uint32_t>* declared_types,
+                                                bool with_generated);
   void Finish(TableSchema* t) const;
 
   pg::PgConn* catalog_;

@@ -371,7 +371,8 @@ Status Session::Snapshot(const CreatedSlot& created) {
   std::vector<bool> partitioned;
   int last_with_rows = -1;  // Debezium marks the snapshot's last record "last", whichever table it is in
   for (int i = 0; i < tables.rows(); ++i) {
-    TV_ASSIGN_OR_RETURN(auto schema, schemas_->Load(static_cast<uint32_t>(std::stoul(tables.GetString(i, 0)))));
+    TV_ASSIGN_OR_RETURN(auto schema, schemas_->Load(static_cast<uint32_t>(std::stoul(tables.GetString(i, 0))),
+                                                    /*with_generated=*/true));
     partitioned.push_back(tables.Get(i, 1) == "t");
     if (Refused(schema)) {
       schemas.push_back(std::move(schema));

@@ -53,6 +53,9 @@ struct ColumnSchema {
   std::vector<std::string> enum_labels;  // enums (and arrays of enums): labels in sort order
   // The declared type is a domain (type_oid etc. describe its base type).
   bool is_domain = false;
+  // A stored generated column: only in snapshot rows (pgoutput does not send
+  // it on Postgres 15; Debezium's snapshot SELECT * reads it).
+  bool generated = false;
   // Part of the message key: the primary key, or, for a table without one,
   // the columns of its unique index (Debezium's PgOutputMessageDecoder falls
   // back to readTableUniqueIndices).
@@ -76,7 +79,7 @@ struct TableSchema {
   std::string schema;
   std::string table;
   char replica_identity = 'd';
-  std::vector<ColumnSchema> columns;  // in pgoutput order (attnum order, no dropped/generated)
+  std::vector<ColumnSchema> columns;  // attnum order, no dropped columns; generated ones only in snapshot schemas
   int tenant_column = -1;             // index into columns, -1 if the table has none
   std::string topic;                  // <prefix>.<schema>.<table>
 

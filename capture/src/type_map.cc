@@ -174,6 +174,10 @@ Fidelity ResolveFidelity(const ColumnSchema& col, const ColumnCodec& c) {
   if (col.is_domain && c.is_array) return Fidelity::kLossy;        // Debezium maps no domain over an array
   if (c.scalar.logical == Logical::kXml) return Fidelity::kLossy;  // the declaration
   if (c.scalar.kind == Kind::kHstore) return Fidelity::kLossy;     // key order and escaping
+  // citext, ltree, isbn: Debezium's string is their text, but they are
+  // extension types (found by name, OIDs differ per database) that replay's
+  // type table does not know: their text rides in the header.
+  if (c.from_extension) return Fidelity::kLossy;
   switch (c.scalar.kind) {
     case Kind::kAlwaysNull:       // name: always null
     case Kind::kVariableDecimal:  // display scale (stripTrailingZeros)
@@ -219,7 +223,7 @@ ColumnCodec ResolveCodec(const ColumnSchema& col) {
   ColumnCodec c;
   c.optional = !col.not_null;
   if (ResolveExtension(col, &c.scalar)) {
-    // mapped by name
+    c.from_extension = true;
   } else if (const uint32_t elem = ArrayElementOid(col.type_oid); elem != 0) {
     c.is_array = true;
     c.scalar = ResolveScalar(elem, col.type_modifier);

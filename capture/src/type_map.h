@@ -82,9 +82,10 @@ struct ColumnCodec {
   bool optional = true;
   ToastForm toast = ToastForm::kNull;
   Fidelity fidelity = Fidelity::kExact;
-  std::string enum_allowed;  // comma-joined labels, for Logical::kEnum
-  std::string default_json;  // the Connect schema "default" as JSON text; empty if none
-  std::string null_json;     // what a NULL value becomes (default, fallback or null)
+  bool from_extension = false;  // an extension type mapped by its name (hstore, citext, ltree, isbn)
+  std::string enum_allowed;     // comma-joined labels, for Logical::kEnum
+  std::string default_json;     // the Connect schema "default" as JSON text; empty if none
+  std::string null_json;        // what a NULL value becomes (default, fallback or null)
 };
 
 // Resolves the mapping of one column, including its default value.

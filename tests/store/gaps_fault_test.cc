@@ -195,5 +195,89 @@ TEST(GapsFault, OnSlotLossStopRefusesToResnapshot) {
   EXPECT_EQ(h.Query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + h.slot() + "'"), "0");
 }
 
+// A slot invalidated by max_slot_wal_keep_size while capture is down
+// (wal_status = 'lost'): capture drops it, re-snapshots, the store records
+// the gap and the rows deleted meanwhile stay deleted.
+TEST(GapsFault, SlotInvalidatedByMaxSlotWalKeepSizeIsAGap) {
+  CaptureHarness h;
+  h.Exec("CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL)");
+  h.Exec("CREATE TABLE filler (id bigint, pad text)");
+  h.Exec("INSERT INTO items SELECT g, 'acme' FROM generate_series(1, 40) g");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  ASSERT_NO_FATAL_FAILURE(h.StartStore());
+  ASSERT_TRUE(h.WaitConfirmed(0, 120));
+  Sleep(1200ms);
+  ASSERT_EQ(h.capture().Stop(), 0);
+  h.Exec("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+  h.Exec("SELECT pg_reload_conf()");
+  h.Exec("DELETE FROM items WHERE id <= 10");
+  std::string status;
+  for (int i = 0; i < 20 && status != "lost"; ++i) {
+    h.Exec("INSERT INTO filler SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 20000) g");
+    h.Exec("SELECT pg_switch_wal()");
+    h.Exec("CHECKPOINT");
+    status = h.Query("SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = '" + h.slot() + "'");
+  }
+  h.Exec("ALTER SYSTEM RESET max_slot_wal_keep_size");
+  h.Exec("SELECT pg_reload_conf()");
+  ASSERT_EQ(status, "lost");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  ASSERT_TRUE(h.WaitConfirmed(0, 120)) << h.capture().ReadLog();
+  Sleep(1500ms);
+  const CommitTime after = SystemClock().Now();
+  EXPECT_NE(h.capture().ReadLog().find("wal_status = lost"), std::string::npos) << h.capture().ReadLog();
+  auto s = h.StopStoreWhenCaughtUp([&](const store::Point& p) { return p.time >= after; }, after.ToIso());
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(h.capture().Stop(), 0);
+  auto gaps = s->Gaps();
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_NE(gaps[0].cause.find("max_slot_wal_keep_size"), std::string::npos) << gaps[0].cause;
+  auto point = s->ResolveTime(after);
+  ASSERT_TRUE(point.ok()) << point.status().ToString();
+  Status st;
+  EXPECT_EQ(LiveIds(*s, "acme", point->lsn, &st), Range(11, 40));
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+// Capture killed (kill -9) during its initial snapshot; rows deleted before
+// it starts again. The second snapshot is a full image: the rows the first,
+// interrupted snapshot had delivered and that are gone now stay gone.
+TEST(GapsFault, KilledMidSnapshotWithDeletesBetweenTheSnapshotsKeepsThemDeleted) {
+  CaptureHarness h({.postgres_extra = "snapshot_chunk_rows = 500\n"});
+  h.Exec("CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL, pad text)");
+  h.Exec("INSERT INTO items SELECT g, 'acme', repeat('x', 200) FROM generate_series(1, 200000) g");
+  ASSERT_NO_FATAL_FAILURE(h.StartStore());
+  {
+    TempDir dir;
+    Process first;  // killed as soon as its snapshot is under way
+    ASSERT_TRUE(first.Start({TV_BINARY, "--config", h.config_path(), "capture"}, dir.path() + "/capture.log"));
+    for (int i = 0; i < 600; ++i) {
+      if (h.Query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + h.slot() + "'") == "1") break;
+      Sleep(20ms);
+    }
+    Sleep(400ms);
+    first.Kill();
+  }
+  const std::string marker =
+      h.Query("SELECT coalesce(obj_description(oid, 'pg_publication'), '') FROM pg_publication LIMIT 1");
+  ASSERT_EQ(marker.find("snapshot-completed"), std::string::npos) << "the snapshot finished before the kill";
+  h.Exec("DELETE FROM items WHERE id <= 1000");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  ASSERT_TRUE(h.WaitConfirmed(0, 300)) << h.capture().ReadLog();
+  Sleep(1500ms);
+  const CommitTime after = SystemClock().Now();
+  auto s = h.StopStoreWhenCaughtUp([&](const store::Point& p) { return p.time >= after; }, after.ToIso(), 300);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(h.capture().Stop(), 0);
+  auto point = s->RecoverablePoint();
+  ASSERT_TRUE(point.ok());
+  Status st;
+  auto ids = LiveIds(*s, "acme", point->lsn, &st);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(ids.size(), 199000u);
+  EXPECT_EQ(*ids.begin(), 1001);
+  EXPECT_TRUE(s->Gaps().empty()) << "nothing was vouched for before the first complete snapshot";
+}
+
 }  // namespace
 }  // namespace timevault::testing

@@ -125,7 +125,7 @@ int RunAuditVerify(const GlobalOptions& g) {
   auto cfg = LoadConfig(g, &code);
   if (!cfg) return code;
   std::string dir = cfg->api.state_dir.empty() ? cfg->store.path + "-api" : cfg->api.state_dir;
-  auto v = api::VerifyAuditTrail(dir);
+  auto v = api::VerifyAuditTrail(dir, cfg->store.key_file);
   if (!v.ok()) {
     std::fprintf(stderr, "timevault audit verify: %s\n", v.status().ToString().c_str());
     return kExitFailure;

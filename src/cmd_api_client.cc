@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cli_common.h"
+#include "timevault/core/json.h"
 
 namespace timevault::cli {
 namespace {
@@ -78,8 +79,7 @@ class ApiClient {
 
 std::string Pretty(const std::string& json) {
   rapidjson::Document d;
-  d.Parse(json.c_str());
-  if (d.HasParseError()) return json;
+  if (!timevault::json::Parse(json, &d).ok()) return json;
   rapidjson::StringBuffer sb;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(sb);
   d.Accept(w);
@@ -99,8 +99,7 @@ int Print(const Response& r) {
 
 std::string Field(const std::string& json, const char* key) {
   rapidjson::Document d;
-  d.Parse(json.c_str());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember(key) || !d[key].IsString()) return "";
+  if (!timevault::json::Parse(json, &d).ok() || !d.IsObject() || !d.HasMember(key) || !d[key].IsString()) return "";
   return d[key].GetString();
 }
 

@@ -144,7 +144,7 @@ std::optional<replay::PitrTarget> ParsePoint(const std::string& text) {
     if (auto lsn = Lsn::Parse(text)) return replay::PitrTarget(*lsn);
     return std::nullopt;
   }
-  if (auto t = CommitTime::Parse(text)) return replay::PitrTarget(*t);
+  if (auto t = CommitTime::ParseStrict(text)) return replay::PitrTarget(*t);
   return std::nullopt;
 }
 
@@ -172,8 +172,8 @@ int PitrPreview(const GlobalOptions& g, const Args& a) {
   }
   std::optional<replay::PitrTarget> target;
   if (!a.at.empty()) {
-    auto t = CommitTime::Parse(a.at);
-    if (!t) return Fail(InvalidArgument("--at: '" + a.at + "' is not an ISO 8601 time (2026-11-27T08:00:00Z)"));
+    auto t = CommitTime::ParseStrict(a.at);
+    if (!t) return Fail(InvalidArgument("--at: '" + a.at + "' is not a valid ISO 8601 time with a zone (like 2026-11-27T08:00:00Z; 2026-02-31 or a time without Z or an offset are refused)"));
     target = *t;
   } else {
     auto l = Lsn::Parse(a.lsn);

@@ -50,7 +50,9 @@ Status Authorize(const Principal& who, config::Role required, const std::optiona
                             "; this call needs " + std::string(config::RoleName(required)));
   }
   if (tenant && !who.CanAccess(*tenant)) {
-    return PermissionDenied("token '" + who.name + "' is not allowed tenant '" + *tenant + "'");
+    // The tenant is not named: when it was resolved from an id (a backup, a
+    // plan, a job) its name is exactly what the caller may not learn.
+    return PermissionDenied("token '" + who.name + "' may not act on the tenant this call touches");
   }
   return Status::Ok();
 }

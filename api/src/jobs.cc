@@ -12,6 +12,7 @@
 #include "json_util.h"
 #include "timevault/core/file.h"
 #include "timevault/core/log.h"
+#include "timevault/core/json.h"
 
 namespace timevault::api {
 namespace fs = std::filesystem;
@@ -37,8 +38,7 @@ std::optional<JobState> ParseState(std::string_view s) {
 
 std::optional<JobRecord> ParseJob(const std::string& text) {
   rapidjson::Document d;
-  d.Parse(text.data(), text.size());
-  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  if (!json::Parse(text, &d).ok() || !d.IsObject()) return std::nullopt;
   auto str = [&d](const char* k) { return d.HasMember(k) && d[k].IsString() ? std::string(d[k].GetString()) : ""; };
   JobRecord r;
   r.id = str("id");

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "timevault/core/json.h"
+
 namespace timevault::api {
 
 Result<JsonBody> JsonBody::Parse(std::string_view text, const std::vector<std::string_view>& allowed) {
@@ -14,11 +16,8 @@ Result<JsonBody> JsonBody::Parse(std::string_view text, const std::vector<std::s
     doc->SetObject();
     return JsonBody(doc);
   }
-  doc->Parse(text.data(), text.size());
-  if (doc->HasParseError()) {
-    return InvalidArgument(
-        "request body is not valid JSON: " + std::string(rapidjson::GetParseError_En(doc->GetParseError())) +
-        " at offset " + std::to_string(doc->GetErrorOffset()));
+  if (Status st = json::Parse(text, doc.get()); !st.ok()) {
+    return InvalidArgument("request body is not valid JSON: " + st.message());
   }
   if (!doc->IsObject())
     return InvalidArgument("request body must be a JSON object, got " + std::string(JsonTypeName(*doc)));
@@ -141,11 +140,7 @@ std::string JsonQuote(std::string_view s) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-bool IsValidJson(std::string_view text) {
-  rapidjson::Document d;
-  d.Parse(text.data(), text.size());
-  return !d.HasParseError();
-}
+bool IsValidJson(std::string_view text) { return json::IsValid(text); }
 
 std::string RandomHex(size_t n) {
   std::string bytes(n, '\0');

@@ -9,6 +9,7 @@
 
 #include "json_util.h"
 #include "timevault/core/file.h"
+#include "timevault/core/json.h"
 
 namespace timevault::api {
 namespace {
@@ -113,8 +114,7 @@ Result<std::unique_ptr<PlanStore>> PlanStore::Open(const std::string& state_dir)
   ss << in.rdbuf();
   std::string text = ss.str();
   rapidjson::Document d;
-  d.Parse(text.data(), text.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("plans") || !d["plans"].IsArray()) {
+  if (!json::Parse(text, &d).ok() || !d.IsObject() || !d.HasMember("plans") || !d["plans"].IsArray()) {
     return Corruption("plans: " + s->path_ + " is not a plans file (expected {\"plans\": [...]})");
   }
   for (const auto& p : d["plans"].GetArray()) {

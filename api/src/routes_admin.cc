@@ -41,7 +41,7 @@ struct Level {
   }
 };
 
-void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStats& st) {
+void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStats& st, bool all) {
   w.Key("store");
   w.StartObject();
   w.Key("bytes_on_disk");
@@ -67,8 +67,10 @@ void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStat
   struct statvfs vfs {};
   w.Key("disk");
   w.StartObject();
-  w.Key("path");
-  WriteString(w, s.cfg.store.path);
+  if (all) {  // where the store lives is for all-tenant tokens only
+    w.Key("path");
+    WriteString(w, s.cfg.store.path);
+  }
   if (statvfs(s.cfg.store.path.c_str(), &vfs) == 0 && vfs.f_blocks > 0) {
     double total = static_cast<double>(vfs.f_blocks) * vfs.f_frsize;
     double avail = static_cast<double>(vfs.f_bavail) * vfs.f_frsize;
@@ -92,28 +94,30 @@ void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStat
   w.EndObject();
 }
 
-void WriteCapture(ApiState& s, JsonWriter& w, Level& level, const store::StoreStats& st) {
+void WriteCapture(ApiState& s, JsonWriter& w, Level& level, const store::StoreStats& st, bool all) {
   w.Key("capture");
   w.StartObject();
   w.Key("slot");
   WriteString(w, s.cfg.postgres.slot);
-  auto fail = [&](const std::string& why) {
+  // Postgres's own error text (host names, users, paths) only for
+  // all-tenant tokens; a scoped token learns that capture is failing.
+  auto fail = [&](const std::string& why, const std::string& detail) {
     w.Key("reachable");
     w.Bool(false);
     w.Key("error");
-    WriteString(w, why);
+    WriteString(w, all ? why + ": " + detail : why);
     w.EndObject();
     level.Critical("capture: " + why);
   };
   auto conn = pg::PgConn::Connect(WithTimeout(s.cfg.postgres.conninfo));
-  if (!conn.ok()) return fail("Postgres unreachable: " + conn.status().message());
+  if (!conn.ok()) return fail("Postgres unreachable", conn.status().message());
   auto r = conn->ExecParams(
       "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, "
       "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, active, pg_current_wal_lsn()::text "
       "FROM pg_replication_slots WHERE slot_name = $1",
       {s.cfg.postgres.slot});
-  if (!r.ok()) return fail("cannot read pg_replication_slots: " + r.status().message());
-  if (r->rows() == 0) return fail("replication slot '" + s.cfg.postgres.slot + "' does not exist");
+  if (!r.ok()) return fail("cannot read pg_replication_slots", r.status().message());
+  if (r->rows() == 0) return fail("the replication slot does not exist", "'" + s.cfg.postgres.slot + "'");
   int64_t lag = r->IsNull(0, 0) ? 0 : std::stoll(r->GetString(0, 0));
   int64_t retained = r->IsNull(0, 1) ? 0 : std::stoll(r->GetString(0, 1));
   double lag_seconds = 0;
@@ -136,12 +140,12 @@ void WriteCapture(ApiState& s, JsonWriter& w, Level& level, const store::StoreSt
   if (r->GetString(0, 2) != "t") level.Warn("replication slot '" + s.cfg.postgres.slot + "' is not active");
 }
 
-void WriteBackups(ApiState& s, JsonWriter& w, Level& level) {
+void WriteBackups(ApiState& s, JsonWriter& w, Level& level, const Principal& who) {
   CommitTime now = s.clock->Now();
   uint64_t ok = 0, failed = 0;
   std::optional<JobRecord> last;
   for (const auto& j : s.jobs->List()) {  // newest first
-    if (j.kind != "backup") continue;
+    if (j.kind != "backup" || !who.CanAccess(j.tenant)) continue;
     if (!last && (j.state == JobState::kSucceeded || j.state == JobState::kFailed)) last = j;
     if (now.micros() - j.created.micros() > kThirtyDays) continue;
     if (j.state == JobState::kSucceeded) ++ok;
@@ -170,12 +174,13 @@ void WriteBackups(ApiState& s, JsonWriter& w, Level& level) {
   if (failed > 0) level.Warn(std::to_string(failed) + " backups failed in the last 30 days");
 }
 
-void WritePlans(ApiState& s, JsonWriter& w, Level& level) {
+void WritePlans(ApiState& s, JsonWriter& w, Level& level, const Principal& who) {
   CommitTime now = s.clock->Now();
   replay::BackupCatalog* catalog = s.catalog();
   w.Key("plans");
   w.StartArray();
   for (const auto& p : s.plans->List()) {
+    if (!who.CanAccess(p.tenant)) continue;
     std::optional<replay::BackupInfo> newest;
     if (catalog) {
       auto list = catalog->List(p.tenant == "*" ? std::nullopt : std::optional<std::string>(p.tenant));
@@ -235,7 +240,8 @@ void WritePlans(ApiState& s, JsonWriter& w, Level& level) {
 
 }  // namespace
 
-std::string HealthJson(ApiState& s) {
+std::string HealthJson(ApiState& s, const Principal& who) {
+  const bool all = who.AllTenants();
   Level level;
   store::StoreStats st = s.backends.store->Stats();
   rapidjson::StringBuffer buf;
@@ -243,10 +249,10 @@ std::string HealthJson(ApiState& s) {
   w.StartObject();
   w.Key("time");
   WriteString(w, s.clock->Now().ToIso());
-  WriteStore(s, w, level, st);
-  WriteCapture(s, w, level, st);
-  WriteBackups(s, w, level);
-  WritePlans(s, w, level);
+  WriteStore(s, w, level, st, all);
+  WriteCapture(s, w, level, st, all);
+  WriteBackups(s, w, level, who);
+  WritePlans(s, w, level, who);
   w.Key("problems");
   w.StartArray();
   for (const auto& p : level.problems) WriteString(w, p);
@@ -310,8 +316,8 @@ std::string MetricsText(ApiState& s) {
 Result<std::optional<CommitTime>> QueryTime(const Call& c, const char* name) {
   auto v = Query(c, name);
   if (!v) return std::optional<CommitTime>();
-  auto t = CommitTime::Parse(*v);
-  if (!t) return InvalidArgument("query parameter '" + std::string(name) + "': not an RFC 3339 time: '" + *v + "'");
+  auto t = CommitTime::ParseStrict(*v);
+  if (!t) return InvalidArgument("query parameter '" + std::string(name) + "': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *v + "'");
   return std::optional<CommitTime>(*t);
 }
 
@@ -422,7 +428,7 @@ TenantFn JobTenant(ApiState& s) {
 
 void AddAdminRoutes(ApiState& s, std::vector<Route>& routes) {
   routes.push_back(MakeRoute("GET", "/v1/health", Role::kViewer, false, nullptr,
-                             [&s](Call& c) { SendJson(c, 200, HealthJson(s)); }));
+                             [&s](Call& c) { SendJson(c, 200, HealthJson(s, c.who)); }));
   routes.push_back(MakeRoute("GET", "/metrics", Role::kViewer, false, nullptr, [&s](Call& c) {
     c.res.status = 200;
     c.res.set_content(MetricsText(s), "text/plain; version=0.0.4");

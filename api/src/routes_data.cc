@@ -36,9 +36,9 @@ Result<store::Point> ResolveAt(store::StateReader& reader, const Call& c, const 
     return store::Point{*l, CommitTime()};
   }
   if (!at) return recoverable;
-  auto t = CommitTime::Parse(*at);
+  auto t = CommitTime::ParseStrict(*at);
   if (!t)
-    return InvalidArgument("query parameter '" + std::string(time_key) + "': not an RFC 3339 time: '" + *at + "'");
+    return InvalidArgument("query parameter '" + std::string(time_key) + "': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *at + "'");
   return reader.ResolveTime(*t);
 }
 
@@ -148,8 +148,8 @@ void History(ApiState& s, Call& c) {
   if (!to.ok()) return SendError(c, to.status());
   Lsn from;
   if (auto f = Query(c, "from")) {
-    auto t = CommitTime::Parse(*f);
-    if (!t) return SendError(c, InvalidArgument("query parameter 'from': not an RFC 3339 time: '" + *f + "'"));
+    auto t = CommitTime::ParseStrict(*f);
+    if (!t) return SendError(c, InvalidArgument("query parameter 'from': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *f + "'"));
     auto p = st->ResolveTime(*t);
     if (p.ok()) {
       from = p->lsn;
@@ -186,10 +186,13 @@ void History(ApiState& s, Call& c) {
 
 void AddDataRoutes(ApiState& s, std::vector<Route>& routes) {
   const std::string tenant = "/v1/tenants/([^/]+)";
+  // Full-tenant exports are audited before the first byte (fail closed).
   routes.push_back(
       MakeRoute("GET", tenant + "/state", Role::kViewer, false, PathTenant, [&s](Call& c) { State(s, c); }));
+  routes.back().export_audited = true;
   routes.push_back(
       MakeRoute("GET", tenant + "/history", Role::kViewer, false, PathTenant, [&s](Call& c) { History(s, c); }));
+  routes.back().export_audited = true;
 }
 
 }  // namespace timevault::api

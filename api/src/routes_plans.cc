@@ -200,13 +200,36 @@ void PlanScheduler::Tick() {
     int64_t retention = plan.retention_days;
     std::string tenant = plan.tenant, id = plan.id;
     bool full = full_due;
+    // Audited before the job is queued (fail closed), like an API call.
+    std::string params = "{\"plan\":" + JsonQuote(plan.id) + ",\"incremental\":" + (full ? "false" : "true") + "}";
+    AuditRecord intent;
+    intent.kind = "scheduler";
+    intent.actor = "scheduler";
+    intent.method = "POST";
+    intent.path = "/v1/backups";
+    intent.tenant = plan.tenant;
+    intent.params_json = params;
+    intent.outcome = "started";
+    if (auto seq = s_.audit->Append(intent); !seq.ok()) {
+      spdlog::error("plan {}: backup not started, the audit trail cannot be written: {}", plan.id,
+                    seq.status().ToString());
+      continue;
+    }
+    ApiState* state = &s_;
     auto job =
         SubmitBackup(s_, "scheduler:" + plan.id, plan.tenant, !full, full ? std::nullopt : base, request,
-                     [catalog, plans, clock, retention, tenant, id, full](const replay::BackupInfo&) {
+                     [state, catalog, plans, clock, retention, tenant, id, full](const replay::BackupInfo& b) {
                        CommitTime t = clock->Now();
                        (void)plans->Mutate(id, [&](DrPlan& p) { (full ? p.last_full_at : p.last_incremental_at) = t; });
+                       AuditInternal(*state, "scheduler", "/v1/backups/" + b.id, tenant,
+                                     "{\"plan\":" + JsonQuote(id) + "}", Status::Ok());
                        auto expired = catalog->Expire(0, retention, t, tenant);
                        if (!expired.ok()) spdlog::warn("plan {}: retention: {}", id, expired.status().ToString());
+                       AuditInternal(*state, "retention", "/v1/backups?expire", tenant,
+                                     "{\"plan\":" + JsonQuote(id) + ",\"retention_days\":" +
+                                         std::to_string(retention) + ",\"expired\":" +
+                                         std::to_string(expired.ok() ? expired->size() : 0) + "}",
+                                     expired.ok() ? Status::Ok() : expired.status());
                      });
     if (!job.ok()) {
       spdlog::warn("plan {}: cannot start its backup: {}", plan.id, job.status().ToString());

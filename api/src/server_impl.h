@@ -24,6 +24,8 @@
 
 namespace timevault::api {
 
+struct ApiState;
+
 // One request as it goes through the router.
 struct Call {
   const httplib::Request& req;
@@ -33,6 +35,7 @@ struct Call {
   std::optional<JsonBody> body;  // parsed by the tenant resolver or the handler
   std::string tenant;            // the tenant the call touches, for the audit
   std::string error_message;     // the last error sent, for the audit
+  const ApiState* state = nullptr;  // for error redaction
 };
 
 using TenantFn = std::function<Result<std::optional<std::string>>(Call&)>;
@@ -44,7 +47,8 @@ struct Route {
   std::regex regex;
   bool authenticated = true;
   config::Role role = config::Role::kViewer;
-  bool mutating = false;  // audited whatever the outcome
+  bool mutating = false;  // audited before it runs (fail closed) and after
+  bool export_audited = false;  // a full-tenant export: audited before the first byte (fail closed)
   TenantFn tenant;        // null: the call names no single tenant
   HandlerFn handler;
 };
@@ -66,6 +70,8 @@ struct ApiState {
   const Clock* clock = nullptr;
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<AuditLog> audit;
+  // Text an error body must not show (configured paths), with its replacement.
+  std::vector<std::pair<std::string, std::string>> redactions;
   std::unique_ptr<JobRunner> jobs;
   std::unique_ptr<PlanStore> plans;
   HttpMetrics http;
@@ -142,7 +148,12 @@ class PlanScheduler {
   std::thread thread_;
 };
 
-// GET /v1/health's document.
-std::string HealthJson(ApiState& s);
+// GET /v1/health's document, as `who` may see it: a token scoped to some
+// tenants sees only their plans and backups and no paths or server errors.
+std::string HealthJson(ApiState& s, const Principal& who);
+
+// Appends an audit entry for work no request started (the scheduler).
+void AuditInternal(ApiState& s, const std::string& kind, const std::string& path, const std::string& tenant,
+                   const std::string& params_json, const Status& outcome);
 
 }  // namespace timevault::api

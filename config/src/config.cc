@@ -267,6 +267,10 @@ const std::vector<Spec>& Specs() {
          c.api.tls_key = v;
          return Status::Ok();
        })},
+      {"api.tls_client_ca", Kind::kString, false, Str([](Config& c, const std::string& v) {
+         c.api.tls_client_ca = v;
+         return Status::Ok();
+       })},
   };
   return specs;
 }
@@ -378,6 +382,9 @@ Status LoadToken(const toml::node& node, size_t index, ApiToken* out) {
   if (out->name.empty()) return KeyError(base + ".name", "missing required value");
   if (out->sha256.size() != 64 || out->sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return KeyError(base + ".sha256", "must be 64 lower-case hex digits (sha256sum of the token)");
+  }
+  if (out->sha256 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") {
+    return KeyError(base + ".sha256", "is the SHA-256 of the empty token; choose a random token");
   }
   if (!seen_role) return KeyError(base + ".role", "missing required value");
   if (out->tenants.empty()) return KeyError(base + ".tenants", "missing required value (a list, or [\"*\"])");
@@ -500,9 +507,23 @@ Result<Config> Build(Collected collected) {
   TV_RETURN_IF_ERROR(CheckDeliveryProperties(collected.kafka_properties));
   config.kafka.properties = std::move(collected.kafka_properties);
   config.api.tokens = std::move(collected.tokens);
+  // Two entries with one name would make the audit trail ambiguous; two with
+  // one hash would make the first one win silently.
+  for (size_t i = 0; i < config.api.tokens.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      const auto& a = config.api.tokens[j];
+      const auto& b = config.api.tokens[i];
+      std::string key = "api.tokens[" + std::to_string(i) + "]";
+      if (a.name == b.name) return KeyError(key + ".name", "'" + b.name + "' is also api.tokens[" + std::to_string(j) + "]'s name");
+      if (a.sha256 == b.sha256) return KeyError(key + ".sha256", "the same token as api.tokens[" + std::to_string(j) + "]");
+    }
+  }
   if (config.replay.backup_dir.empty()) config.replay.backup_dir = config.store.path + "-backups";
   if (config.replay.snapshot_dir.empty()) config.replay.snapshot_dir = config.store.path + "-snapshots";
   if (config.api.state_dir.empty()) config.api.state_dir = config.store.path + "-api";
+  if (!config.api.tls_client_ca.empty() && config.api.tls_cert.empty()) {
+    return KeyError("api.tls_client_ca", "client certificates need TLS: set api.tls_cert and api.tls_key too");
+  }
   if (config.api.tls_cert.empty() != config.api.tls_key.empty()) {
     return KeyError(config.api.tls_cert.empty() ? "api.tls_cert" : "api.tls_key",
                     "api.tls_cert and api.tls_key must be set together");

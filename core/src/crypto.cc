@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -383,6 +384,33 @@ std::string Hex(const uint8_t* p, size_t n) {
 }
 
 }  // namespace
+
+std::string MasterKey::DeriveKey(std::string_view label) const {
+  assert(key_ && "use of a moved-from MasterKey");
+  std::string info = "timevault/" + std::string(label);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key_->bytes, static_cast<int>(kKeyBytes), reinterpret_cast<const unsigned char*>(info.data()),
+       info.size(), out, &len);
+  std::string key(reinterpret_cast<const char*>(out), len);
+  OPENSSL_cleanse(out, sizeof out);
+  return key;
+}
+
+std::string HmacSha256Hex(std::string_view key, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), out, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * len);
+  for (unsigned int i = 0; i < len; ++i) {
+    hex.push_back(kHex[out[i] >> 4]);
+    hex.push_back(kHex[out[i] & 15]);
+  }
+  return hex;
+}
 
 std::string Sha256Hex(std::string_view data) {
   Sha256 h;

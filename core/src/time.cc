@@ -37,22 +37,37 @@ bool Expect(std::string_view s, size_t* pos, char c) {
   return true;
 }
 
+bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int DaysInMonth(int y, int m) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
+}
+
+std::optional<CommitTime> ParseTime(std::string_view s, bool strict);
+
 }  // namespace
+
+std::optional<CommitTime> CommitTime::Parse(std::string_view s) { return ParseTime(s, false); }
+std::optional<CommitTime> CommitTime::ParseStrict(std::string_view s) { return ParseTime(s, true); }
 
 const Clock& SystemClock() {
   static const RealClock clock;
   return clock;
 }
 
-std::optional<CommitTime> CommitTime::Parse(std::string_view s) {
+namespace {
+std::optional<CommitTime> ParseTime(std::string_view s, bool strict) {
   if (s.empty()) return std::nullopt;
   size_t pos = 0;
   int y, mo, d, h = 0, mi = 0, sec = 0;
   if (!Digits(s, &pos, 4, &y) || !Expect(s, &pos, '-') || !Digits(s, &pos, 2, &mo) || !Expect(s, &pos, '-') ||
       !Digits(s, &pos, 2, &d))
     return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31) return std::nullopt;
+  // 2026-02-31 is refused, never read as 3 March.
+  if (mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo)) return std::nullopt;
   int64_t frac = 0;
+  if (strict && (pos >= s.size() || (s[pos] != 'T' && s[pos] != ' '))) return std::nullopt;
   if (pos < s.size() && (s[pos] == 'T' || s[pos] == ' ')) {
     ++pos;
     if (!Digits(s, &pos, 2, &h) || !Expect(s, &pos, ':') || !Digits(s, &pos, 2, &mi) || !Expect(s, &pos, ':') ||
@@ -72,6 +87,7 @@ std::optional<CommitTime> CommitTime::Parse(std::string_view s) {
     }
   }
   int64_t offset_s = 0;
+  if (strict && pos >= s.size()) return std::nullopt;  // no zone: refused, never silently UTC
   if (pos < s.size()) {
     char c = s[pos];
     if (c == 'Z' || c == 'z') {
@@ -82,6 +98,7 @@ std::optional<CommitTime> CommitTime::Parse(std::string_view s) {
       if (!Digits(s, &pos, 2, &oh)) return std::nullopt;
       if (pos < s.size() && s[pos] == ':') ++pos;
       if (pos < s.size() && !Digits(s, &pos, 2, &om)) return std::nullopt;
+      if (oh > 23 || om > 59) return std::nullopt;
       offset_s = (oh * 3600 + om * 60) * (c == '+' ? 1 : -1);
     } else {
       return std::nullopt;
@@ -92,6 +109,7 @@ std::optional<CommitTime> CommitTime::Parse(std::string_view s) {
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
   return CommitTime(secs * 1000000 + frac);
 }
+}  // namespace
 
 std::string CommitTime::ToIso() const {
   int64_t secs = micros_ / 1000000;

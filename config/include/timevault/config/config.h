@@ -78,6 +78,8 @@ struct ApiConfig {
   std::string listen = "127.0.0.1:8080";
   std::string tls_cert;
   std::string tls_key;
+  // PEM CA certificates; set: every client must present a certificate they signed.
+  std::string tls_client_ca;
   std::vector<ApiToken> tokens;
   // Jobs, DR plans and the audit trail; empty: "<store.path>-api".
   std::string state_dir;

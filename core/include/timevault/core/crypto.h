@@ -180,6 +180,12 @@ class MasterKey {
   // means the wrong master key or a damaged key record.
   Result<DataKey> Unwrap(std::string_view wrapped) const;
 
+  // A 32-byte key for one purpose, derived from the master key as
+  // HMAC-SHA256(master, "timevault/" + label): the same master key and label
+  // always give the same key; knowing it reveals nothing of the master key or
+  // of another label's key. Used for the API's keyed audit chain ("audit/v1").
+  std::string DeriveKey(std::string_view label) const;
+
   // Version + key id + nonce + encrypted key + tag.
   static constexpr size_t kWrappedKeyBytes = kValueHeaderBytes + kKeyBytes + kTagBytes;
 
@@ -192,6 +198,9 @@ class MasterKey {
 
 // Lower-case hex SHA-256 of `data` (64 characters).
 std::string Sha256Hex(std::string_view data);
+
+// Lower-case hex HMAC-SHA256 of `data` under `key` (64 characters).
+std::string HmacSha256Hex(std::string_view key, std::string_view data);
 
 // Streaming SHA-256, for data that does not fit in memory (backup archives).
 // Thread-safety: one thread at a time. Movable, not copyable.

@@ -24,7 +24,12 @@ class CommitTime {
   // Parses RFC 3339 / ISO 8601 UTC or with offset ("2026-11-27T03:20:57.123456Z",
   // "2026-11-27 03:20:57+01:00", "2026-11-27"). A bare number is rejected: it
   // is too easy to mistake seconds for microseconds.
+  // Impossible dates (2026-02-31) are refused.
   static std::optional<CommitTime> Parse(std::string_view text);
+  // For times a person types (PITR targets, exports, audit filters): a date,
+  // a time and a zone ("Z" or an offset) are all required, so a zone-less
+  // time is refused rather than silently read as UTC.
+  static std::optional<CommitTime> ParseStrict(std::string_view text);
 
   constexpr int64_t micros() const { return micros_; }
   constexpr int64_t millis() const { return micros_ / 1000; }

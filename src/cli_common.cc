@@ -1,5 +1,8 @@
 #include "cli_common.h"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <csignal>
 #include <cstdio>
 
@@ -71,6 +74,30 @@ void AddPendingCommand(CLI::App& app, const GlobalOptions& g, int* exit_code, co
     std::fprintf(stderr, "timevault %s: not built yet (arrives with the %s issue)\n", name, issue);
     *exit_code = kExitFailure;
   });
+}
+
+}  // namespace timevault::cli
+
+namespace timevault::cli {
+
+std::unique_ptr<api::CliAudit> BeginAudit(const config::Config& cfg, const std::string& command,
+                                          const std::string& tenant,
+                                          const std::vector<std::pair<std::string, std::string>>& args) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  for (const auto& [k, v] : args) {
+    w.Key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()));
+    w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+  }
+  w.EndObject();
+  auto audit = api::CliAudit::Begin(cfg, command, tenant, std::string(buf.GetString(), buf.GetSize()));
+  if (!audit.ok()) {
+    std::fprintf(stderr, "timevault %s: refused, nothing was changed: %s\n", command.c_str(),
+                 audit.status().ToString().c_str());
+    return nullptr;
+  }
+  return std::move(audit).value();
 }
 
 }  // namespace timevault::cli

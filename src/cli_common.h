@@ -8,8 +8,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cli.h"
+#include "timevault/api/audit_check.h"
 #include "timevault/config/config.h"
 #include "timevault/core/status.h"
 #include "timevault/store/store.h"
@@ -35,6 +38,13 @@ void InstallStopHandlers();
 // a running `timevault store`).
 store::Store::Options StoreOptions(const config::Config& cfg, bool read_only);
 Result<std::unique_ptr<store::Store>> OpenStore(const config::Config& cfg, bool read_only);
+
+// Records a command-line mutation in the API's audit trail before it runs:
+// null (with the reason on stderr) when the entry cannot be written, and the
+// mutation must then not run (fail closed). `args` are name/value pairs.
+std::unique_ptr<api::CliAudit> BeginAudit(const config::Config& cfg, const std::string& command,
+                                          const std::string& tenant,
+                                          const std::vector<std::pair<std::string, std::string>>& args);
 
 // A subcommand whose issue has not built it yet: says so and exits 1.
 void AddPendingCommand(CLI::App& app, const GlobalOptions& g, int* exit_code, const char* name, const char* description,

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -21,7 +22,7 @@ namespace timevault::cli {
 namespace {
 
 struct ClientArgs {
-  std::string url, token, token_file, id, name, tenant, level = "basic";
+  std::string url, token_file, id, name, tenant, level = "basic";
   int64_t rto = 0, rpo = 0, full_every = 0, incremental_every = 0, retention_days = 0;
   bool confirm = false;
   int wait_s = 3600;
@@ -42,8 +43,10 @@ class ApiClient {
       if (!cfg) return std::nullopt;
       c.url_ = (cfg->api.tls_cert.empty() ? "http://" : "https://") + cfg->api.listen;
     }
-    c.token_ = a.token;
-    if (c.token_.empty() && !a.token_file.empty()) {
+    // Never from the command line (argv is visible to every user in ps):
+    // from --token-file, or from TIMEVAULT_TOKEN.
+    if (const char* env = std::getenv("TIMEVAULT_TOKEN")) c.token_ = env;
+    if (!a.token_file.empty()) {
       std::ifstream in(a.token_file);
       if (!in) {
         std::fprintf(stderr, "timevault: cannot read --token-file %s\n", a.token_file.c_str());
@@ -53,7 +56,9 @@ class ApiClient {
       std::getline(in, c.token_);
     }
     if (c.token_.empty()) {
-      std::fprintf(stderr, "timevault: --token TOKEN or --token-file FILE is required (an API bearer token)\n");
+      std::fprintf(stderr,
+                   "timevault: an API bearer token is required: --token-file FILE or the environment variable "
+                   "TIMEVAULT_TOKEN (never on the command line)\n");
       *exit_code = kExitUsage;
       return std::nullopt;
     }
@@ -162,7 +167,6 @@ int PlanTest(const GlobalOptions& g, const ClientArgs& a) {
 
 void AddClientOptions(CLI::App* sub, ClientArgs& a) {
   sub->add_option("--url", a.url, "API base URL (default: from api.listen in the config)");
-  sub->add_option("--token", a.token, "Bearer token");
   sub->add_option("--token-file", a.token_file, "File whose first line is the bearer token");
 }
 

@@ -40,7 +40,10 @@ Result<std::optional<store::Point>> ParsePoint(store::StateReader& st, const Bac
   if (!o.at.empty() && !o.lsn.empty()) return InvalidArgument("give --at or --lsn, not both");
   if (!o.at.empty()) {
     auto t = CommitTime::ParseStrict(o.at);
-    if (!t) return InvalidArgument("--at '" + o.at + "': expected a valid ISO 8601 time with a zone, such as 2026-11-27T08:15:00Z (no impossible dates, no zone-less times)");
+    if (!t)
+      return InvalidArgument("--at '" + o.at +
+                             "': expected a valid ISO 8601 time with a zone, such as 2026-11-27T08:15:00Z (no "
+                             "impossible dates, no zone-less times)");
     TV_ASSIGN_OR_RETURN(store::Point p, st.ResolveTime(*t));
     return std::optional<store::Point>(p);
   }
@@ -143,6 +146,9 @@ int RunVerify(const GlobalOptions& g, const BackupOptions& o) {
 }
 
 int RunExpire(const GlobalOptions& g, const BackupOptions& o) {
+  int code = kExitOk;
+  auto cfg = LoadConfig(g, &code);
+  if (!cfg) return code;
   return WithCatalog(g, "expire", [&](replay::BackupCatalog& c) {
     if (o.keep == 0 && o.max_age_days == 0) {
       std::fprintf(stderr, "timevault backup expire: give --keep N and/or --max-age-days D\n");
@@ -157,7 +163,11 @@ int RunExpire(const GlobalOptions& g, const BackupOptions& o) {
       std::printf("dry run: %zu backup(s) would be removed; pass --confirm to remove them\n", plan->size());
       return kExitOk;
     }
+    auto audit = BeginAudit(*cfg, "backup expire", o.tenant,
+                            {{"keep", std::to_string(o.keep)}, {"max_age_days", std::to_string(o.max_age_days)}});
+    if (!audit) return kExitFailure;
     auto removed = c.Expire(o.keep, o.max_age_days, now, tenant);
+    audit->Finish(removed.ok() ? Status::Ok() : removed.status());
     if (!removed.ok()) return Fail("expire", removed.status());
     for (const auto& id : *removed) std::printf("removed %s\n", id.c_str());
     std::printf("%zu backup(s) removed\n", removed->size());

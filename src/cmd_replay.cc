@@ -173,7 +173,10 @@ int PitrPreview(const GlobalOptions& g, const Args& a) {
   std::optional<replay::PitrTarget> target;
   if (!a.at.empty()) {
     auto t = CommitTime::ParseStrict(a.at);
-    if (!t) return Fail(InvalidArgument("--at: '" + a.at + "' is not a valid ISO 8601 time with a zone (like 2026-11-27T08:00:00Z; 2026-02-31 or a time without Z or an offset are refused)"));
+    if (!t)
+      return Fail(InvalidArgument("--at: '" + a.at +
+                                  "' is not a valid ISO 8601 time with a zone (like 2026-11-27T08:00:00Z; 2026-02-31 "
+                                  "or a time without Z or an offset are refused)"));
     target = *t;
   } else {
     auto l = Lsn::Parse(a.lsn);
@@ -199,7 +202,10 @@ int PitrExecute(const GlobalOptions& g, const Args& a) {
     return NeedConfirm("This would make tenant " + plan->tenant + " equal its state at " + plan->target.lsn.ToString() +
                        " (" + std::to_string(plan->ops.total()) + " operations), saving a snapshot first.");
   }
+  auto audit = BeginAudit(o->cfg, "pitr execute", plan->tenant, {{"plan", a.plan}});
+  if (!audit) return kExitFailure;
   auto r = o->engine->ExecutePitr(a.plan, CliJobId("pitr"), Progress);
+  audit->Finish(r.ok() ? Status::Ok() : r.status());
   if (!r.ok()) return Fail(r.status());
   PrintApply("pitr", *r);
   return kExitOk;
@@ -216,7 +222,10 @@ int Rollback(const GlobalOptions& g, const Args& a) {
                        std::to_string(snap->absent) + " rows of tenant " + snap->tenant + " saved by snapshot " +
                        snap->id + " (job " + snap->job_id + "), saving a snapshot first.");
   }
+  auto audit = BeginAudit(o->cfg, "snapshots rollback", snap->tenant, {{"snapshot", a.snapshot}});
+  if (!audit) return kExitFailure;
   auto r = o->engine->Rollback(a.snapshot, CliJobId("rollback"), Progress);
+  audit->Finish(r.ok() ? Status::Ok() : r.status());
   if (!r.ok()) return Fail(r.status());
   PrintApply("rollback", *r);
   return kExitOk;
@@ -232,7 +241,10 @@ int Restore(const GlobalOptions& g, const Args& a) {
     return NeedConfirm("This would make tenant " + (a.tenant.empty() ? info->tenant : a.tenant) + " equal backup " +
                        a.backup + " (state at " + info->point.lsn.ToString() + "), saving a snapshot first.");
   }
+  auto audit = BeginAudit(o->cfg, "restore", a.tenant.empty() ? info->tenant : a.tenant, {{"backup", a.backup}});
+  if (!audit) return kExitFailure;
   auto r = o->engine->Restore(a.backup, TenantId(a.tenant), a.tables, CliJobId("restore"), Progress);
+  audit->Finish(r.ok() ? Status::Ok() : r.status());
   if (!r.ok()) return Fail(r.status());
   PrintApply("restore", *r);
   return kExitOk;
@@ -306,7 +318,10 @@ int SnapshotsExpire(const GlobalOptions& g, const Args& a) {
                        " snapshots, those older than replay.snapshot_retention_days (" +
                        std::to_string(o->cfg.replay.snapshot_retention_days) + ").");
   }
+  auto audit = BeginAudit(o->cfg, "snapshots expire", "", {});
+  if (!audit) return kExitFailure;
   auto removed = o->engine->ExpireSnapshots(SystemClock().Now());
+  audit->Finish(removed.ok() ? Status::Ok() : removed.status());
   if (!removed.ok()) return Fail(removed.status());
   for (const auto& id : *removed) std::printf("removed %s\n", id.c_str());
   std::printf("%zu snapshots removed\n", removed->size());

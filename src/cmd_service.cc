@@ -94,7 +94,10 @@ int RunRekey(const GlobalOptions& g, const std::string& new_key_file) {
   int code = kExitOk;
   auto cfg = LoadConfig(g, &code);
   if (!cfg) return code;
+  auto audit = BeginAudit(*cfg, "store rekey", "", {{"new_key_file", new_key_file}});
+  if (!audit) return kExitFailure;
   Status st = store::Store::RewrapMasterKey(StoreOptions(*cfg, false), new_key_file);
+  audit->Finish(st);
   if (!st.ok()) {
     std::fprintf(stderr, "timevault store rekey: %s\n", st.ToString().c_str());
     return kExitFailure;
@@ -124,8 +127,12 @@ int WithStore(const GlobalOptions& g, const char* name, bool read_only,
 }
 
 int RunRotateKey(const GlobalOptions& g, const std::string& tenant) {
-  return WithStore(g, "rotate-key", false, [&](store::Store& s, const config::Config&) -> Status {
-    TV_ASSIGN_OR_RETURN(const uint32_t id, s.RotateDataKey(TenantId(tenant)));
+  return WithStore(g, "rotate-key", false, [&](store::Store& s, const config::Config& cfg) -> Status {
+    auto audit = BeginAudit(cfg, "store rotate-key", tenant, {});
+    if (!audit) return Internal("the audit trail cannot be written, no key was rotated");
+    auto rotated = s.RotateDataKey(TenantId(tenant));
+    audit->Finish(rotated.ok() ? Status::Ok() : rotated.status());
+    TV_ASSIGN_OR_RETURN(const uint32_t id, std::move(rotated));
     std::printf("tenant %s: new data key %u; what was written before stays under its old keys\n", tenant.c_str(), id);
     return Status::Ok();
   });
@@ -140,7 +147,11 @@ int RunShred(const GlobalOptions& g, const std::string& tenant, bool confirmed) 
     return kExitUsage;
   }
   return WithStore(g, "shred", false, [&](store::Store& s, const config::Config& cfg) -> Status {
-    TV_RETURN_IF_ERROR(s.ShredTenant(TenantId(tenant)));
+    auto audit = BeginAudit(cfg, "store shred", tenant, {});
+    if (!audit) return Internal("the audit trail cannot be written, nothing was shredded");
+    Status shredded = s.ShredTenant(TenantId(tenant));
+    audit->Finish(shredded);
+    TV_RETURN_IF_ERROR(shredded);
     std::printf("tenant %s shredded: its data key, rows and history are deleted from %s\n", tenant.c_str(),
                 cfg.store.path.c_str());
     return Status::Ok();

@@ -12,8 +12,7 @@
 namespace timevault::api {
 namespace {
 
-Result<std::unique_ptr<AuditLog>> OpenTrail(const std::string& state_dir, const std::string& key_file,
-                                            bool read_only) {
+Result<std::unique_ptr<AuditLog>> OpenTrail(const std::string& state_dir, const std::string& key_file, bool read_only) {
   auto master = crypto::MasterKey::Load(key_file);
   if (!master.ok()) return master.status();
   return AuditLog::Open(state_dir, master->DeriveKey("audit/v1"), SystemClock(), read_only);

@@ -129,9 +129,7 @@ class ConnStream final : public httplib::Stream {
     return static_cast<ssize_t>(size);
   }
 
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    Address(::getpeername, ip, port);
-  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { Address(::getpeername, ip, port); }
   void get_local_ip_and_port(std::string& ip, int& port) const override { Address(::getsockname, ip, port); }
   // httplib 0.11 uses the descriptor only to guard select()'s FD_SETSIZE
   // (answering 500 above it); all I/O goes through read/write above, which
@@ -488,6 +486,7 @@ Result<int> HttpFront::Start(const std::string& host, int port) {
   int bound = ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&a)->sin6_port
                                             : reinterpret_cast<sockaddr_in*>(&a)->sin_port);
   i.listen_fd = fd;
+  i.engine.SetListening(fd);
   i.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   i.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   for (int watched : {i.listen_fd, i.wake_fd}) {
@@ -505,6 +504,7 @@ void HttpFront::Stop() {
   auto& i = *impl_;
   if (i.listen_fd < 0) return;
   i.stop.store(true);
+  i.engine.SetListening(INVALID_SOCKET);  // ends streamed responses
   uint64_t one = 1;
   (void)::write(i.wake_fd, &one, sizeof one);
   if (i.reactor.joinable()) i.reactor.join();

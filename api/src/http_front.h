@@ -58,6 +58,10 @@ class RequestEngine : public httplib::Server {
     bool closed = true;
     return process_request(stream, true, closed, [](httplib::Request&) {});
   }
+  // httplib's streamed responses (content providers) stop as soon as the
+  // server looks shut down, which it judges by its listening socket: the
+  // front's, while it serves; none once it stops.
+  void SetListening(int fd) { svr_sock_ = fd; }
 };
 
 class HttpFront {

@@ -38,7 +38,8 @@ Result<store::Point> ResolveAt(store::StateReader& reader, const Call& c, const 
   if (!at) return recoverable;
   auto t = CommitTime::ParseStrict(*at);
   if (!t)
-    return InvalidArgument("query parameter '" + std::string(time_key) + "': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *at + "'");
+    return InvalidArgument("query parameter '" + std::string(time_key) +
+                           "': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *at + "'");
   return reader.ResolveTime(*t);
 }
 
@@ -149,7 +150,11 @@ void History(ApiState& s, Call& c) {
   Lsn from;
   if (auto f = Query(c, "from")) {
     auto t = CommitTime::ParseStrict(*f);
-    if (!t) return SendError(c, InvalidArgument("query parameter 'from': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *f + "'"));
+    if (!t)
+      return SendError(
+          c, InvalidArgument(
+                 "query parameter 'from': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *f +
+                 "'"));
     auto p = st->ResolveTime(*t);
     if (p.ok()) {
       from = p->lsn;

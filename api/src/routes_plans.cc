@@ -226,9 +226,8 @@ void PlanScheduler::Tick() {
                        auto expired = catalog->Expire(0, retention, t, tenant);
                        if (!expired.ok()) spdlog::warn("plan {}: retention: {}", id, expired.status().ToString());
                        AuditInternal(*state, "retention", "/v1/backups?expire", tenant,
-                                     "{\"plan\":" + JsonQuote(id) + ",\"retention_days\":" +
-                                         std::to_string(retention) + ",\"expired\":" +
-                                         std::to_string(expired.ok() ? expired->size() : 0) + "}",
+                                     "{\"plan\":" + JsonQuote(id) + ",\"retention_days\":" + std::to_string(retention) +
+                                         ",\"expired\":" + std::to_string(expired.ok() ? expired->size() : 0) + "}",
                                      expired.ok() ? Status::Ok() : expired.status());
                      });
     if (!job.ok()) {

@@ -538,7 +538,8 @@ Result<std::unique_ptr<Server>> Server::Create(const config::Config& cfg, const 
   ::chmod(s.cfg.api.state_dir.c_str(), 0700);
   s.auth = std::make_unique<Authenticator>(cfg.api.tokens);
   auto master = crypto::MasterKey::Load(cfg.store.key_file);
-  if (!master.ok()) return InvalidArgument("api: the audit trail's key comes from store.key_file: " + master.status().message());
+  if (!master.ok())
+    return InvalidArgument("api: the audit trail's key comes from store.key_file: " + master.status().message());
   TV_ASSIGN_OR_RETURN(s.audit, AuditLog::Open(s.cfg.api.state_dir, master->DeriveKey("audit/v1"), *s.clock));
   for (const auto& [path, name] :
        std::vector<std::pair<std::string, std::string>>{{s.cfg.api.state_dir, "<api.state_dir>"},

@@ -32,9 +32,9 @@ struct Call {
   httplib::Response& res;
   std::vector<std::string> params;  // path captures, in order
   Principal who;
-  std::optional<JsonBody> body;  // parsed by the tenant resolver or the handler
-  std::string tenant;            // the tenant the call touches, for the audit
-  std::string error_message;     // the last error sent, for the audit
+  std::optional<JsonBody> body;     // parsed by the tenant resolver or the handler
+  std::string tenant;               // the tenant the call touches, for the audit
+  std::string error_message;        // the last error sent, for the audit
   const ApiState* state = nullptr;  // for error redaction
 };
 
@@ -47,9 +47,9 @@ struct Route {
   std::regex regex;
   bool authenticated = true;
   config::Role role = config::Role::kViewer;
-  bool mutating = false;  // audited before it runs (fail closed) and after
+  bool mutating = false;        // audited before it runs (fail closed) and after
   bool export_audited = false;  // a full-tenant export: audited before the first byte (fail closed)
-  TenantFn tenant;        // null: the call names no single tenant
+  TenantFn tenant;              // null: the call names no single tenant
   HandlerFn handler;
 };
 

@@ -514,8 +514,10 @@ Result<Config> Build(Collected collected) {
       const auto& a = config.api.tokens[j];
       const auto& b = config.api.tokens[i];
       std::string key = "api.tokens[" + std::to_string(i) + "]";
-      if (a.name == b.name) return KeyError(key + ".name", "'" + b.name + "' is also api.tokens[" + std::to_string(j) + "]'s name");
-      if (a.sha256 == b.sha256) return KeyError(key + ".sha256", "the same token as api.tokens[" + std::to_string(j) + "]");
+      if (a.name == b.name)
+        return KeyError(key + ".name", "'" + b.name + "' is also api.tokens[" + std::to_string(j) + "]'s name");
+      if (a.sha256 == b.sha256)
+        return KeyError(key + ".sha256", "the same token as api.tokens[" + std::to_string(j) + "]");
     }
   }
   if (config.replay.backup_dir.empty()) config.replay.backup_dir = config.store.path + "-backups";

@@ -55,6 +55,12 @@ constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseVa
 }  // namespace
 
 Status Parse(std::string_view text, rapidjson::Document* doc, int max_depth) {
+  // RapidJSON reads a NUL byte as the end of the input, which would let
+  // anything after one pass unread; JSON text never holds a raw NUL.
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    doc->SetNull();
+    return InvalidArgument("a NUL byte at offset " + std::to_string(nul));
+  }
   rapidjson::ParseResult result;
   bool too_deep = false;
   // Populate runs the generator against the document's own stack and moves

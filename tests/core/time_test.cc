@@ -33,6 +33,25 @@ TEST(CommitTime, RejectsMalformed) {
   }
 }
 
+TEST(CommitTime, RefusesImpossibleDates) {
+  for (const char* bad : {"2026-02-31T08:00:00Z", "2026-02-29T00:00:00Z", "2026-04-31", "2026-06-31T00:00:00Z",
+                          "1900-02-29", "2026-11-27T03:20:57+24:00", "2026-11-27T03:20:57+01:60"}) {
+    EXPECT_FALSE(CommitTime::Parse(bad).has_value()) << bad;
+    EXPECT_FALSE(CommitTime::ParseStrict(bad).has_value()) << bad;
+  }
+  EXPECT_TRUE(CommitTime::Parse("2024-02-29T00:00:00Z").has_value()) << "a leap day";
+  EXPECT_TRUE(CommitTime::Parse("2000-02-29T00:00:00Z").has_value()) << "2000 is a leap year";
+}
+
+TEST(CommitTime, StrictNeedsATimeAndAZone) {
+  for (const char* bad : {"2026-11-27T08:00:00", "2026-11-27 08:00:00.5", "2026-11-27"}) {
+    EXPECT_FALSE(CommitTime::ParseStrict(bad).has_value()) << bad << " has no zone";
+    EXPECT_TRUE(CommitTime::Parse(bad).has_value()) << bad;
+  }
+  EXPECT_EQ(CommitTime::ParseStrict("2026-11-27T09:00:00+01:00"), CommitTime::ParseStrict("2026-11-27T08:00:00Z"));
+  EXPECT_EQ(CommitTime::ParseStrict("2026-11-27 03:00:00-05"), CommitTime::ParseStrict("2026-11-27T08:00:00z"));
+}
+
 TEST(CommitTime, FromPostgresEpoch) { EXPECT_EQ(CommitTime::FromPostgres(0).ToIso(), "2000-01-01T00:00:00.000000Z"); }
 
 TEST(CommitTime, FormatsBeforeEpoch) { EXPECT_EQ(CommitTime(-1).ToIso(), "1969-12-31T23:59:59.999999Z"); }

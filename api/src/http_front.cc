@@ -398,6 +398,24 @@ struct HttpFront::Impl {
     reading.clear();
   }
 
+  // A refused request's body may still be arriving: closing with unread
+  // bytes would reset the connection, and the client could lose the answer
+  // it was sent. So the write side is shut and what arrives is read and
+  // dropped, for at most kLingerMs and kLingerBytes, before the close.
+  static void LingeringClose(Conn& c) {
+    constexpr int kLingerMs = 200;
+    constexpr size_t kLingerBytes = 4 << 20;
+    ::shutdown(c.fd, SHUT_WR);
+    auto until = SteadyClock::now() + milliseconds(kLingerMs);
+    char buf[kReadChunk];
+    size_t drained = 0;
+    while (drained < kLingerBytes && WaitFor(c.fd, POLLIN, MillisUntil(until))) {
+      ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      drained += static_cast<size_t>(n);
+    }
+  }
+
   void RunWorker() {
     for (;;) {
       std::unique_ptr<Conn> c;
@@ -419,6 +437,7 @@ struct HttpFront::Impl {
         (void)SSL_shutdown(c->ssl);
         ERR_clear_error();
       }
+      LingeringClose(*c);
       {
         std::lock_guard lock(mu);
         serving.erase(c->fd);

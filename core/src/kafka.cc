@@ -10,7 +10,17 @@ Conf::~Conf() {
 Status Conf::Set(const std::string& key, const std::string& value) {
   char err[512];
   if (rd_kafka_conf_set(conf_, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-    return InvalidArgument("kafka setting " + key + "='" + value + "': " + err);
+    // The value is never repeated: a misspelt or misplaced setting may be a
+    // secret (sasl.password), and this message reaches logs. librdkafka's
+    // reason quotes the value for a bad one, so it is cut out of it too.
+    std::string reason = err;
+    if (!value.empty()) {
+      for (size_t p = reason.find(value); p != std::string::npos; p = reason.find(value, p)) {
+        reason.replace(p, value.size(), "<value hidden>");
+        p += 14;
+      }
+    }
+    return InvalidArgument("kafka setting " + key + ": " + reason);
   }
   return Status::Ok();
 }

@@ -99,6 +99,19 @@ TEST(Config, BadValuesNameKey) {
                  "api.tokens[0].role", "viewer, operator, admin");
 }
 
+TEST(Config, DuplicateAndEmptyTokensAreRefused) {
+  auto token = [](const std::string& name, const std::string& sha) {
+    return "[[api.tokens]]\nname = \"" + name + "\"\nsha256 = \"" + sha + "\"\nrole = \"viewer\"\ntenants = [\"a\"]\n";
+  };
+  const std::string a(64, 'a'), b(64, 'b');
+  ExpectKeyError(Parse(std::string(kMinimal) + token("x", a) + token("x", b)), "api.tokens[1].name", "also");
+  ExpectKeyError(Parse(std::string(kMinimal) + token("x", a) + token("y", a)), "api.tokens[1].sha256", "same token");
+  ExpectKeyError(
+      Parse(std::string(kMinimal) + token("x", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")),
+      "api.tokens[0].sha256", "empty token");
+  EXPECT_TRUE(Parse(std::string(kMinimal) + token("x", a) + token("y", b)).ok());
+}
+
 TEST(Config, EnvironmentOverrides) {
   auto c = Parse(kMinimal, {{"TIMEVAULT_KAFKA_LINGER_MS", "25"},
                             {"TIMEVAULT_KAFKA_SCHEMAS_ENABLE", "true"},

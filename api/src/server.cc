@@ -8,9 +8,9 @@
 
 #include "http_front.h"
 #include "server_impl.h"
-#include "timevault/core/log.h"
 #include "timevault/core/crypto.h"
 #include "timevault/core/json.h"
+#include "timevault/core/log.h"
 
 namespace timevault::api {
 

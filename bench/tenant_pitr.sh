@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# One tenant back to T after an accident: timevault's API against what an
+# operator does today with pgBackRest (issue #20).
+#
+# A private Postgres with WAL archiving to a local pgBackRest repository gets
+# one table of ROWS rows over TENANTS tenants (tenant_id = 't0' .. 't<N-1>').
+# `timevault run` (capture + store + API, snapshot_mode initial) captures it:
+# ready_s is the time from its start until the API's recoverable point passes
+# the LSN after the load (the first possible PITR covering the loaded data).
+# Then a full pgBackRest backup, life goes on (small transactions over every
+# tenant), T is noted (the server's now()), the tenant's rows at T are
+# fingerprinted (count + md5 of their COPY text in key order), and the tenant
+# is deleted (the accident). Timed:
+#   (a) timevault: POST /v1/pitr/preview {tenant, target_time T} + POST
+#       /v1/pitr {plan_id, confirm} + polling GET /v1/jobs/{id} (every 50 ms)
+#       until the job succeeded;
+#   (b) pgBackRest 2.45: `restore --type=time --target=T
+#       --target-action=promote` into a scratch data directory, start that
+#       cluster on another port, wait for the promotion, then COPY the
+#       tenant's rows out of it straight into the live table in one
+#       transaction (DELETE the tenant's rows + COPY FROM STDIN).
+# The tenant is deleted again between (a) and (b) (after the store has seen
+# (a)'s rows). Each restore must give the fingerprint taken at T.
+# store_bytes_per_db_byte = du of the store directory at ready time /
+# pg_total_relation_size of the table (table + indexes + TOAST); the database
+# size is printed too. Last line:
+#   timevault_s=<N> pgbackrest_s=<M> ratio=<M/N> store_bytes_per_db_byte=<R> ready_s=<S>
+#
+#   bench/tenant_pitr.sh [ROWS] [TENANTS]     (defaults 1000000, 100)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rows=${1:-1000000}; tenants=${2:-100}
+build="${TVBUILD_DIR:-$root/build}"  # as scripts/build
+bin="$build/timevault"
+[[ -x "$bin" ]] || "$root/scripts/build"
+command -v pgbackrest >/dev/null || { echo "tenant_pitr: pgbackrest is missing (scripts/setup)" >&2; exit 1; }
+source "$root/scripts/lib.sh"
+source "$root/bench/lib.sh"
+die() { echo "tenant_pitr: $*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc -l; }
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+as_pg() { runuser -u postgres -- "$@"; }
+victim="t$((tenants / 2))"
+
+start_bench_servers
+tv_pid=""; scratch=""
+cleanup() {
+  [[ -n "$tv_pid" ]] && { kill -TERM "$tv_pid" 2>/dev/null || true; wait "$tv_pid" 2>/dev/null || true; }
+  [[ -n "$scratch" && -f "$scratch/postmaster.pid" ]] && as_pg "$pgbin/pg_ctl" -D "$scratch" -m immediate -w stop >/dev/null 2>&1
+  [[ -n "$scratch" ]] && rm -rf "$scratch"
+  stop_bench_servers
+}
+trap cleanup EXIT
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- pgBackRest: a repository, WAL archiving, a stanza -----------------------
+pgbr="$work/pgbr"
+mkdir -p "$pgbr/repo" "$pgbr/log" "$pgbr/lock" && chown -R postgres: "$pgbr"
+cat >"$pgbr/pgbackrest.conf" <<CONF
+[global]
+repo1-path=$pgbr/repo
+log-path=$pgbr/log
+lock-path=$pgbr/lock
+log-level-console=warn
+start-fast=y
+process-max=2
+compress-type=lz4
+repo1-retention-full=2
+[bench]
+pg1-path=$PGDATA_DIR
+pg1-port=$PGPORT
+pg1-socket-path=$PGDATA_DIR
+pg1-user=postgres
+CONF
+chmod 644 "$pgbr/pgbackrest.conf"
+pgbr() { as_pg pgbackrest --config="$pgbr/pgbackrest.conf" --stanza=bench "$@"; }
+psql -qX -d postgres -c "ALTER SYSTEM SET archive_mode = on" \
+  -c "ALTER SYSTEM SET archive_command = 'pgbackrest --config=$pgbr/pgbackrest.conf --stanza=bench archive-push %p'"
+as_pg "$pgbin/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -m fast -w -t 60 restart >/dev/null
+pgbr stanza-create
+
+# --- the table ----------------------------------------------------------------
+psql -qX <<SQL
+CREATE TABLE orders (id bigint PRIMARY KEY, tenant_id text NOT NULL, customer text NOT NULL,
+                     amount numeric(12,2) NOT NULL, status text NOT NULL, placed_at timestamptz NOT NULL);
+CREATE INDEX ON orders (tenant_id);
+CREATE PUBLICATION bench_pub FOR TABLE orders;
+INSERT INTO orders
+  SELECT g, 't' || (g % $tenants), 'customer ' || (g % 997), round(((g * 7.31) % 10000)::numeric, 2),
+         (ARRAY['new', 'paid', 'shipped', 'cancelled'])[1 + g % 4],
+         timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second'
+  FROM generate_series(1, $rows) g;
+ANALYZE orders;
+SQL
+load_lsn=$(psql -qXAt -c "SELECT pg_current_wal_insert_lsn()")
+table_bytes=$(psql -qXAt -c "SELECT pg_total_relation_size('orders')")
+db_bytes=$(psql -qXAt -c "SELECT pg_database_size('bench')")
+
+# --- timevault run --------------------------------------------------------------
+token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+api_port=$(free_port); url="http://127.0.0.1:$api_port"
+head -c 32 /dev/urandom >"$work/master.key"; chmod 600 "$work/master.key"
+cat >"$work/tv.toml" <<TOML
+log_level = "warn"
+[tenant]
+column = "tenant_id"
+[postgres]
+conninfo = "host=$PGHOST port=$PGPORT user=$PGUSER dbname=bench"
+slot = "tv"
+publication = "bench_pub"
+snapshot_mode = "initial"
+status_interval_ms = 100
+[kafka]
+bootstrap = "$KAFKA_BOOTSTRAP"
+topic_prefix = "tp"
+heartbeat_interval_ms = 500
+[store]
+path = "$work/store"
+key_file = "$work/master.key"
+[api]
+listen = "127.0.0.1:$api_port"
+[[api.tokens]]
+name = "bench"
+sha256 = "$(printf %s "$token" | sha256sum | cut -d' ' -f1)"
+role = "admin"
+tenants = ["*"]
+TOML
+# api METHOD PATH [BODY] -> the body on stdout; fails on a status >= 300.
+api() {
+  local code args=(-sS -o "$work/api.out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $token")
+  [[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data "$3")
+  code=$(curl "${args[@]}" "$url$2") || return 1
+  [[ "$code" =~ ^2 ]] || { echo "tenant_pitr: $1 $2 -> $code $(cat "$work/api.out")" >&2; return 1; }
+  cat "$work/api.out"
+}
+# jget FIELD.PATH: reads JSON on stdin, prints the field ("" when null/absent).
+jget() { python3 -c 'import json,sys
+v=json.load(sys.stdin)
+for k in sys.argv[1].split("."): v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else v)' "$1"; }
+lsn_ge() { [[ "$(psql -qXAt -c "SELECT pg_lsn '$1' >= pg_lsn '$2'")" == t ]]; }
+# Blocks until the API's recoverable point reaches LSN $1.
+wait_recoverable() {
+  local deadline=$((SECONDS + 1200)) p
+  while :; do
+    kill -0 "$tv_pid" 2>/dev/null || die "timevault run died: $(tail -n5 "$work/tv.log")"
+    p=$(api GET /v1/session 2>/dev/null | jget recoverable_point.lsn 2>/dev/null || true)
+    [[ -n "$p" ]] && lsn_ge "$p" "$1" && return 0
+    ((SECONDS < deadline)) || die "the recoverable point did not reach $1 in 1200 s (at '${p}')"
+    sleep 0.1
+  done
+}
+
+t_run=$(now)
+"$bin" --config "$work/tv.toml" run >"$work/tv.log" 2>&1 &
+tv_pid=$!
+wait_recoverable "$load_lsn"
+ready_s=$(since "$t_run")
+store_bytes=$(du -sb "$work/store" | cut -f1)
+printf 'load: %d rows over %d tenants; table %d bytes (with indexes), database %d bytes; ready in %.1f s; store %d bytes (%.2f x table, %.2f x database)\n' \
+  "$rows" "$tenants" "$table_bytes" "$db_bytes" "$ready_s" "$store_bytes" \
+  "$(echo "$store_bytes / $table_bytes" | bc -l)" "$(echo "$store_bytes / $db_bytes" | bc -l)"
+
+# --- the operator's full backup, life goes on, T, the accident ------------------------
+tb=$(now); pgbr --type=full backup
+printf 'pgbackrest full backup: %.1f s, repository %d bytes\n' "$(since "$tb")" "$(du -sb "$pgbr/repo" | cut -f1)"
+for i in $(seq 1 50); do
+  psql -qX -c "UPDATE orders SET status = 'paid', amount = amount + 1 WHERE id IN (SELECT id FROM orders WHERE id % 997 = $i LIMIT 20)" \
+    -c "INSERT INTO orders SELECT $rows + $i, 't' || ($i % $tenants), 'late customer', 1.00, 'new', now()"
+done
+psql -qX -c "UPDATE orders SET status = 'shipped' WHERE tenant_id = '$victim' AND id % 50 = 0"
+sleep 1
+# T to the millisecond (pgBackRest's backup-set selection takes no finer); the
+# same instant in ISO 8601 for the API and in pgBackRest's format.
+T=$(psql -qXAt -c "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+T_pgbr="${T/T/ }"; T_pgbr="${T_pgbr%Z}+00"
+sleep 1
+fingerprint() { # count:md5 of the victim's rows in the live table
+  echo "$(psql -qXAt -c "SELECT count(*) FROM orders WHERE tenant_id = '$victim'"):$(
+    psql -qXAt -c "COPY (SELECT * FROM orders WHERE tenant_id = '$victim' ORDER BY id) TO STDOUT" | md5sum | cut -c1-32)"
+}
+want=$(fingerprint)
+others=$(psql -qXAt -c "COPY (SELECT * FROM orders WHERE tenant_id <> '$victim' ORDER BY id) TO STDOUT" | md5sum)
+psql -qX -c "DELETE FROM orders WHERE tenant_id = '$victim'"
+wait_recoverable "$(psql -qXAt -c "SELECT pg_current_wal_insert_lsn()")"
+echo "T = $T; tenant $victim at T: ${want%%:*} rows (md5 ${want#*:}); deleted"
+
+# --- (a) timevault through the API ----------------------------------------------
+ta=$(now)
+api POST /v1/pitr/preview "{\"tenant\":\"$victim\",\"target_time\":\"$T\"}" >"$work/plan.json"
+preview_s=$(since "$ta")
+plan=$(jget plan_id <"$work/plan.json")
+job=$(api POST /v1/pitr "{\"plan_id\":\"$plan\",\"confirm\":true}" | jget job_id)
+[[ -n "$job" ]] || die "no job id from POST /v1/pitr"
+while :; do
+  state=$(api GET "/v1/jobs/$job" | tee "$work/job.json" | jget state)
+  [[ "$state" == succeeded ]] && break
+  [[ "$state" == failed ]] && die "the PITR job failed: $(cat "$work/job.json")"
+  sleep 0.05
+done
+timevault_s=$(since "$ta")
+got=$(fingerprint)
+printf '(a) timevault: preview %.2f s, execute job %.2f s, total %.2f s; plan %s\n' "$preview_s" \
+  "$(echo "$timevault_s - $preview_s" | bc -l)" "$timevault_s" "$(jget operations <"$work/plan.json")"
+[[ "$got" == "$want" ]] || die "timevault restored $got, want $want"
+
+# The accident again, for pgBackRest; its WAL reaches the archive before (b).
+psql -qX -c "DELETE FROM orders WHERE tenant_id = '$victim'"
+wait_recoverable "$(psql -qXAt -c "SELECT pg_current_wal_insert_lsn()")"
+kill -TERM "$tv_pid"; wait "$tv_pid" || true; tv_pid=""
+pgbr check  # switches WAL and waits until the segment is archived
+
+# --- (b) pgBackRest -----------------------------------------------------------------
+scratch="$work/scratch"
+mkdir -p "$scratch" && chown postgres: "$scratch" && chmod 700 "$scratch"
+scratch_port=$(free_port)
+tb=$(now)
+pgbr --pg1-path="$scratch" --type=time "--target=$T_pgbr" --target-action=promote restore
+restore_s=$(since "$tb")
+as_pg "$pgbin/pg_ctl" -D "$scratch" -l "$pgbr/scratch.log" -w -t 600 start \
+  -o "-p $scratch_port -c unix_socket_directories=$scratch -c archive_mode=off -c listen_addresses=127.0.0.1" >/dev/null
+until [[ "$(psql -qXAt -p "$scratch_port" -c "SELECT pg_is_in_recovery()")" == f ]]; do sleep 0.05; done
+started_s=$(since "$tb")
+psql -qXAt -p "$scratch_port" -c "COPY (SELECT * FROM orders WHERE tenant_id = '$victim') TO STDOUT" |
+  psql -qX -1 -c "DELETE FROM orders WHERE tenant_id = '$victim'" -c "COPY orders FROM STDIN"
+pgbackrest_s=$(since "$tb")
+got=$(fingerprint)
+printf '(b) pgbackrest: restore %.2f s, start + recovery to T %.2f s, copy + swap %.2f s, total %.2f s\n' "$restore_s" \
+  "$(echo "$started_s - $restore_s" | bc -l)" "$(echo "$pgbackrest_s - $started_s" | bc -l)" "$pgbackrest_s"
+[[ "$got" == "$want" ]] || die "pgBackRest restored $got, want $want"
+[[ "$(psql -qXAt -c "COPY (SELECT * FROM orders WHERE tenant_id <> '$victim' ORDER BY id) TO STDOUT" | md5sum)" == "$others" ]] ||
+  die "the other tenants' rows changed"
+echo "both restored ${want%%:*} rows with md5 ${want#*:}; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'timevault_s=%.2f pgbackrest_s=%.2f ratio=%.2f store_bytes_per_db_byte=%.2f ready_s=%.1f\n' \
+  "$timevault_s" "$pgbackrest_s" "$(echo "$pgbackrest_s / $timevault_s" | bc -l)" \
+  "$(echo "$store_bytes / $table_bytes" | bc -l)" "$ready_s"

@@ -11,8 +11,8 @@
 
 #include "json_util.h"
 #include "timevault/core/file.h"
-#include "timevault/core/log.h"
 #include "timevault/core/json.h"
+#include "timevault/core/log.h"
 
 namespace timevault::api {
 namespace fs = std::filesystem;

@@ -111,7 +111,7 @@ void AddDataRoutes(ApiState& s, std::vector<Route>& routes);  // routes_data.cc 
 // gets the first response (idempotency.cc).
 void ServeIdempotent(ApiState& s, const HandlerFn& handler, Call& c);
 void AddConsoleRoutes(ApiState& s, std::vector<Route>& routes);  // routes_console.cc (/, livez, readyz, session)
-void AddGapRoutes(ApiState& s, std::vector<Route>& routes);   // routes_gaps.cc
+void AddGapRoutes(ApiState& s, std::vector<Route>& routes);      // routes_gaps.cc
 // Health's "gaps" member; each unacknowledged gap is a critical problem.
 void WriteGapsHealth(ApiState& s, JsonWriter& w, std::vector<std::string>* critical);
 

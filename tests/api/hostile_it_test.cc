@@ -33,18 +33,6 @@ constexpr const char* kOperator = "hostile-operator-secret";
 constexpr int64_t kGiB = 1LL << 30;
 constexpr long kMaxGrowthKb = 64 * 1024;
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // A raw loopback connection with send/receive timeouts.
 class RawConn {
  public:

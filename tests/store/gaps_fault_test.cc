@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "support/capture_harness.h"
+#include "support/testenv.h"
 #include "timevault/core/crypto.h"
 
 namespace timevault::testing {
@@ -22,18 +23,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr char kAdminSecret[] = "gaps-admin-secret";
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 std::string ApiToml(int port) {
   return "[api]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n[[api.tokens]]\nname = \"admin\"\nsha256 = \"" +

@@ -1,6 +1,8 @@
 #include "support/testenv.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,6 +103,18 @@ CommandResult RunCommand(const std::string& command) {
 std::string PgTool(const std::string& tool) {
   auto r = RunCommand("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1");
   return r.output.substr(0, r.output.find('\n')) + "/" + tool;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
 }
 
 }  // namespace timevault::testing

@@ -54,4 +54,8 @@ CommandResult RunCommand(const std::string& command);
 // Path of a Postgres server tool ("pgbench", "pg_recvlogical") of the newest installed version.
 std::string PgTool(const std::string& tool);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then
+// released), for servers a test starts.
+int FreePort();
+
 }  // namespace timevault::testing

@@ -436,13 +436,13 @@ void CheckKafka(const config::Config& cfg, Report& r) {
 
 void CheckKeyFile(const config::Config& cfg, Report& r) {
   auto key = crypto::MasterKey::Load(cfg.store.key_file);
+  if (!key.ok() && key.status().code() == StatusCode::kPermissionDenied) {
+    return r.Error("store.key_file", key.status().message(),
+                   "chmod 600 " + cfg.store.key_file + " and chown it to the user running timevault (not a link)");
+  }
   if (!key.ok()) {
     return r.Error("store.key_file", key.status().message(),
                    "umask 077; head -c 32 /dev/urandom > " + cfg.store.key_file + "  (a new store only)");
-  }
-  if (!key->permission_warning().empty()) {
-    return r.Error("store.key_file", "the master key is readable by others: " + key->permission_warning(),
-                   "chmod 600 " + cfg.store.key_file);
   }
   r.Ok("store.key_file", cfg.store.key_file + ": 32 bytes, readable by its owner only");
 }

@@ -261,6 +261,10 @@ std::string CreateHint(const std::string& path) {
 
 Status OpenError(const std::string& path, int err) {
   if (err == ENOENT) return NotFound("master key file " + path + " does not exist; " + CreateHint(path));
+  if (err == ELOOP) {
+    return PermissionDenied("master key file " + path +
+                            " is a symbolic link, which is not followed; point store.key_file at the file itself");
+  }
   if (err == EACCES || err == EPERM) {
     return PermissionDenied("cannot read master key file " + path + ": " + ErrnoText(err));
   }
@@ -284,23 +288,35 @@ bool LooksLikeText(const uint8_t* p, size_t n) {
   return n > 0 && std::all_of(p, p + n, [](uint8_t c) { return (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\r'; });
 }
 
-std::string PermissionWarning(const std::string& path, mode_t mode) {
-  if ((mode & 077) == 0) return {};
-  char octal[8];
-  std::snprintf(octal, sizeof(octal), "%04o", static_cast<unsigned>(mode & 07777));
-  return "master key file " + path + " is accessible by group or others (mode " + octal +
-         "); restrict it with: chmod 600 " + path;
+// The key file must be the running user's and readable by nobody else: mode
+// 0600 or 0400, owned by the effective user. Refused otherwise (a warning
+// would be logged once and forgotten while the key stays exposed).
+Status CheckOwnerAndMode(const std::string& path, const struct stat& st) {
+  if (st.st_uid != ::geteuid()) {
+    return PermissionDenied("master key file " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                            ", not by the user running timevault (uid " + std::to_string(::geteuid()) +
+                            "); give it to that user: chown " + std::to_string(::geteuid()) + " " + path);
+  }
+  const auto mode = static_cast<unsigned>(st.st_mode & 07777);
+  if (mode != 0600 && mode != 0400) {
+    char octal[8];
+    std::snprintf(octal, sizeof(octal), "%04o", mode);
+    return PermissionDenied("master key file " + path + " has mode " + octal +
+                            "; it must be readable by its owner only (0600 or 0400): chmod 600 " + path);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
 
-MasterKey::MasterKey(SecretPtr key, std::string permission_warning)
-    : key_(std::move(key)), permission_warning_(std::move(permission_warning)) {}
+MasterKey::MasterKey(SecretPtr key) : key_(std::move(key)) {}
 
 Result<MasterKey> MasterKey::Load(const std::string& path) {
   if (path.empty()) return InvalidArgument("master key file path is empty");
-  // O_NONBLOCK so a FIFO at the path is rejected below instead of blocking.
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  // O_NONBLOCK so a FIFO at the path is rejected below instead of blocking;
+  // O_NOFOLLOW so a symbolic link is refused (ELOOP) rather than followed to
+  // a file whose owner and mode were never checked.
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW));
   if (fd.get() < 0) return OpenError(path, errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0)
@@ -309,6 +325,7 @@ Result<MasterKey> MasterKey::Load(const std::string& path) {
     return InvalidArgument("master key file " + path + " is a directory; it must be a file of exactly 32 random bytes");
   }
   if (!S_ISREG(st.st_mode)) return InvalidArgument("master key file " + path + " is not a regular file");
+  TV_RETURN_IF_ERROR(CheckOwnerAndMode(path, st));
 
   // One byte more than a key, to tell "exactly 32" from "longer". Wiped on return.
   struct Buffer {
@@ -333,7 +350,7 @@ Result<MasterKey> MasterKey::Load(const std::string& path) {
   }
   SecretPtr key(new Secret);
   std::memcpy(key->bytes, buf.bytes, kKeyBytes);
-  return MasterKey(std::move(key), PermissionWarning(path, st.st_mode));
+  return MasterKey(std::move(key));
 }
 
 std::string MasterKey::Wrap(const DataKey& key) const {

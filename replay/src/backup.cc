@@ -449,7 +449,6 @@ Result<std::unique_ptr<BackupCatalog>> BackupCatalog::Open(const std::string& di
   fs::create_directories(dir, ec);
   if (ec) return Internal("creating the backup directory " + dir + ": " + ec.message());
   TV_ASSIGN_OR_RETURN(crypto::MasterKey master, crypto::MasterKey::Load(key_file));
-  if (!master.permission_warning().empty()) spdlog::warn("{}", master.permission_warning());
   return std::unique_ptr<BackupCatalog>(new Catalog(dir, std::move(master)));
 }
 

@@ -107,7 +107,7 @@ TEST(Cli, StoreRekeyMovesTheStoreToTheNewMasterKey) {
   testing::TempDir dir;
   const std::string store = dir.path() + "/store", a = dir.path() + "/a.key", b = dir.path() + "/b.key",
                     c = dir.path() + "/c.key";
-  for (const auto& k : {a, b, c}) ASSERT_EQ(RunCommand("head -c 32 /dev/urandom > " + k).exit_code, 0);
+  for (const auto& k : {a, b, c}) ASSERT_EQ(RunCommand("umask 077; head -c 32 /dev/urandom > " + k).exit_code, 0);
   auto config = [&](const std::string& key) {
     return WriteConfig("[postgres]\nconninfo = \"dbname=x\"\n[kafka]\nbootstrap = \"127.0.0.1:1\"\n[store]\npath = \"" +
                        store + "\"\nkey_file = \"" + key + "\"\n");

@@ -375,7 +375,6 @@ TEST(MasterKeyFile, LoadsExactly32RawBytes) {
   TempDir dir;
   auto key = MasterKey::Load(dir.Write("key", KeyFileBytes(0), fs::perms::owner_read | fs::perms::owner_write));
   ASSERT_TRUE(key.ok()) << key.status().ToString();
-  EXPECT_EQ(key->permission_warning(), "");
 }
 
 TEST(MasterKeyFile, MissingFileSaysHowToCreateOne) {
@@ -447,14 +446,57 @@ TEST(MasterKeyFile, TextIsNotAKey) {
   EXPECT_NE(phrase.status().message().find("not a passphrase"), std::string::npos) << phrase.status().message();
 }
 
-TEST(MasterKeyFile, WarnsWhenOthersCanReadIt) {
+TEST(MasterKeyFile, RefusesAModeOtherThan0600Or0400) {
   TempDir dir;
-  const std::string path =
-      dir.Write("key", KeyFileBytes(0), fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
-  auto key = MasterKey::Load(path);
-  ASSERT_TRUE(key.ok()) << key.status().ToString();
-  EXPECT_NE(key->permission_warning().find("mode 0444"), std::string::npos) << key->permission_warning();
-  EXPECT_NE(key->permission_warning().find("chmod 600 " + path), std::string::npos) << key->permission_warning();
+  using P = fs::perms;
+  for (P ok : {P::owner_read, P::owner_read | P::owner_write}) {
+    auto key = MasterKey::Load(dir.Write("ok", KeyFileBytes(0), ok));
+    EXPECT_TRUE(key.ok()) << key.status().ToString();
+  }
+  const std::pair<P, const char*> refused[] = {
+      {P::owner_read | P::group_read | P::others_read, "0444"},
+      {P::owner_read | P::owner_write | P::group_read, "0640"},
+      {P::owner_read | P::others_read, "0404"},
+      {P::owner_all, "0700"},
+  };
+  for (const auto& [mode, octal] : refused) {
+    const std::string path = dir.Write("key", KeyFileBytes(0), mode);
+    auto key = MasterKey::Load(path);
+    ASSERT_FALSE(key.ok()) << octal;
+    EXPECT_EQ(key.status().code(), StatusCode::kPermissionDenied) << octal;
+    EXPECT_NE(key.status().message().find(std::string("has mode ") + octal), std::string::npos)
+        << key.status().message();
+    EXPECT_NE(key.status().message().find("chmod 600 " + path), std::string::npos) << key.status().message();
+  }
+}
+
+TEST(MasterKeyFile, RefusesASymbolicLinkInsteadOfFollowingIt) {
+  TempDir dir;
+  const std::string target = dir.Write("real", KeyFileBytes(0), fs::perms::owner_read | fs::perms::owner_write);
+  ASSERT_TRUE(MasterKey::Load(target).ok());
+  fs::create_symlink(target, dir.Path("link"));
+  auto key = MasterKey::Load(dir.Path("link"));
+  ASSERT_FALSE(key.ok());
+  EXPECT_EQ(key.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(key.status().message().find("is a symbolic link"), std::string::npos) << key.status().message();
+}
+
+TEST(MasterKeyFile, RefusesAFileOwnedByAnotherUser) {
+  TempDir dir;
+  const std::string path = dir.Write("key", KeyFileBytes(0), fs::perms::owner_read | fs::perms::owner_write);
+  // Changing a file's owner needs root (the test container runs as root); as
+  // another user the file is someone else's only if root made it so.
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chown(path.c_str(), 4242, 4242), 0);
+    auto key = MasterKey::Load(path);
+    ASSERT_FALSE(key.ok());
+    EXPECT_EQ(key.status().code(), StatusCode::kPermissionDenied);
+    EXPECT_NE(key.status().message().find("owned by uid 4242, not by the user running timevault (uid 0)"),
+              std::string::npos)
+        << key.status().message();
+  } else {
+    EXPECT_TRUE(MasterKey::Load(path).ok());
+  }
 }
 
 // ---- SHA-256 ----

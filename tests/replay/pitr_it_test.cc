@@ -496,7 +496,7 @@ TEST_F(PitrE2E, BackupsRestoreExactlyAndDamageIsRefused) {
   EXPECT_EQ(Tenant(conn, "T1"), before);
   // The wrong master key: a clear error, not garbage.
   TempDir other;
-  RunCommand("head -c 32 /dev/urandom > " + other.path() + "/key");
+  RunCommand("umask 077; head -c 32 /dev/urandom > " + other.path() + "/key");
   auto wrong = replay::BackupCatalog::Open(cfg.replay.backup_dir, other.path() + "/key");
   ASSERT_TRUE(wrong.ok()) << wrong.status().ToString();
   Status w = (*wrong)->Verify(chain[1].id);

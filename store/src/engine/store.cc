@@ -389,7 +389,6 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
   if (options.path.empty()) return InvalidArgument("store.path: empty");
   auto master = crypto::MasterKey::Load(options.key_file);
   if (!master.ok()) return master.status().WithContext("store.key_file");
-  if (!master->permission_warning().empty()) spdlog::warn("store.key_file: {}", master->permission_warning());
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   TV_RETURN_IF_ERROR(OpenDb(impl.get()));
@@ -543,7 +542,6 @@ Status Store::RewrapMasterKey(const Options& options, const std::string& new_key
   if (options.read_only) return InvalidArgument("rewrapping the master key needs the store open for writing");
   auto next = crypto::MasterKey::Load(new_key_file);
   if (!next.ok()) return next.status().WithContext("the new master key " + new_key_file);
-  if (!next->permission_warning().empty()) spdlog::warn("the new master key: {}", next->permission_warning());
   {
     TV_ASSIGN_OR_RETURN(auto store, Open(options));  // the old key must open it (its check value)
     StoreImpl* impl = store->impl_.get();

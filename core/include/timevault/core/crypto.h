@@ -152,9 +152,14 @@ class MasterKey {
  public:
   // Reads a key file holding exactly 32 raw bytes; nothing else is accepted
   // (no hex, base64 or passphrase: a person-chosen secret is not a key).
+  // The file must be owned by the effective user and have mode 0600 or
+  // 0400; a symbolic link is not followed (the last path component; the
+  // directories above are the operator's).
   // Errors:
   //   NotFound          the file does not exist (the message says how to make one)
-  //   PermissionDenied  the file (or a directory on its path) cannot be read
+  //   PermissionDenied  the file (or a directory on its path) cannot be read;
+  //                     it is a symbolic link; it is owned by another user; its
+  //                     mode is not 0600 or 0400 (each message says the fix)
   //   InvalidArgument   a directory or other non-regular file, an OS error
   //                     (with strerror), not exactly 32 bytes long, or 32
   //                     bytes that are all printable text (a passphrase or
@@ -165,11 +170,6 @@ class MasterKey {
   MasterKey& operator=(MasterKey&&) = default;
   MasterKey(const MasterKey&) = delete;
   MasterKey& operator=(const MasterKey&) = delete;
-
-  // Non-empty if the key file was accessible to its group or to others (any
-  // of mode bits 077): a warning to log, with the chmod that fixes it. Loading still
-  // succeeds, since refusing would take the service down over a mode bit.
-  const std::string& permission_warning() const { return permission_warning_; }
 
   // The data key encrypted under this master key (AES-256-GCM, key id bound as
   // authenticated data), kWrappedKeyBytes long; safe to store anywhere.
@@ -190,10 +190,9 @@ class MasterKey {
   static constexpr size_t kWrappedKeyBytes = kValueHeaderBytes + kKeyBytes + kTagBytes;
 
  private:
-  MasterKey(internal::SecretPtr key, std::string permission_warning);
+  explicit MasterKey(internal::SecretPtr key);
 
   internal::SecretPtr key_;
-  std::string permission_warning_;
 };
 
 // Lower-case hex SHA-256 of `data` (64 characters).

@@ -256,6 +256,38 @@ struct Applier::Impl {
     return Status::Ok();
   }
 
+  // Invariant 6 for rows that appeared after LockRows: READ COMMITTED lets
+  // the diff see a row another transaction inserted into the tenant since
+  // the lock, which nothing locked. Every row the apply will update or
+  // delete is locked here, after the diff and before the snapshot reads it,
+  // so the snapshot holds exactly the version the DML replaces and no write
+  // can slip in between (it waits for the apply's commit, then finds the
+  // apply's result). A row the diff saw that is gone by now makes the apply
+  // start over (kConcurrentChange). Rows inserted after the diff are not in
+  // it: the verification finds them and the apply is refused, unchanged.
+  Status LockChangedRows(const TableState& ts) {
+    const uint64_t want = ts.ops.updates + ts.ops.deletes;
+    if (want == 0) return Status::Ok();
+    const auto& t = *ts.table;
+    Result<pg::PgResult> n = conn.Exec("SELECT count(*) FROM (SELECT 1 FROM " + t.qualified + " l JOIN " + ts.O() +
+                                       " o ON " + ts.KeyEq("l", "o") + " WHERE o." + kKind + " IN ('u', 'd') AND l." +
+                                       ts.col(t.tenant).quoted + " = " + tenant_lit + " FOR UPDATE OF l) locked");
+    if (!n.ok()) {
+      if (n.status().code() != StatusCode::kAborted) return n.status();
+      return Aborted("rows of tenant " + opt.tenant + " in " + t.name +
+                     " that the apply changes stayed locked by another transaction for longer than "
+                     "replay.lock_timeout_ms (" +
+                     std::to_string(opt.lock_timeout_ms) + " ms); nothing was changed, retry later (" +
+                     n.status().message() + ")");
+    }
+    if (n->GetString(0, 0) != std::to_string(want)) {
+      return Aborted(std::string(kConcurrentChange) + ": " + t.name + " has " + n->GetString(0, 0) + " of the " +
+                     std::to_string(want) + " rows of tenant " + opt.tenant +
+                     " the diff would update or delete (rows inserted or deleted since the lock); nothing was changed");
+    }
+    return Status::Ok();
+  }
+
   // Every fidelity text loaded must read back as itself: a type whose text
   // output does not round-trip cannot be restored exactly (invariant 9).
   // Compared under the server's default output settings, which are the
@@ -708,6 +740,7 @@ Result<DiffResult> Applier::Diff() {
                                         return Status::Ok();
                                       }));
     TV_RETURN_IF_ERROR(m.CheckIdentityUpdates(ts));
+    if (m.opt.lock) TV_RETURN_IF_ERROR(m.LockChangedRows(ts));
     if (ts.ops.total() > 0) out.by_table.push_back({ts.table->name, ts.ops});
     out.ops.inserts += ts.ops.inserts;
     out.ops.updates += ts.ops.updates;

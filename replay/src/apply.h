@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "catalog.h"
@@ -27,6 +28,11 @@
 #include "timevault/store/store.h"
 
 namespace timevault::replay {
+
+// The start of an Aborted message when rows of the tenant appeared or
+// vanished between the lock and the diff's own row locks: the engine starts
+// the apply over (nothing was changed).
+inline constexpr std::string_view kConcurrentChange = "the tenant's rows changed while the apply was computing";
 
 struct ApplyOptions {
   std::string conninfo;

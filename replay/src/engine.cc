@@ -462,7 +462,23 @@ class EngineImpl final : public Engine {
                               }));
   }
 
+  // Runs the apply; starts it over (at most kApplyAttempts times) when the
+  // tenant's rows changed between its lock and its diff (kConcurrentChange:
+  // nothing was changed). A PITR then meets its plan's digest again.
   Result<ApplyResult> RunApply(const ApplyJob& job, const ProgressFn& progress) {
+    constexpr int kApplyAttempts = 3;
+    for (int attempt = 1;; ++attempt) {
+      auto result = RunApplyOnce(job, progress);
+      if (result.ok() || attempt == kApplyAttempts || result.status().code() != StatusCode::kAborted ||
+          !result.status().message().starts_with(kConcurrentChange)) {
+        return result;
+      }
+      spdlog::warn("{} {}: {}; starting over (attempt {})", SnapshotReasonName(job.reason), job.job_id,
+                   result.status().message(), attempt + 1);
+    }
+  }
+
+  Result<ApplyResult> RunApplyOnce(const ApplyJob& job, const ProgressFn& progress) {
     auto report = [&](std::string_view phase, double fraction) {
       if (progress) progress(phase, fraction);
     };

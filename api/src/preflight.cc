@@ -14,6 +14,7 @@
 #include <set>
 
 #include "json_util.h"
+#include "timevault/capture/refusals.h"
 #include "timevault/core/crypto.h"
 #include "timevault/core/kafka.h"
 #include "timevault/core/pg.h"
@@ -186,6 +187,29 @@ void CheckTables(const config::Config& cfg, pg::PgConn& conn, Report& r) {
   }
 }
 
+// Published tables capture refuses (topic names that collide after
+// Debezium's sanitising): capture streams the others and logs an error;
+// their changes are not captured, so check fails until they are renamed or
+// left out.
+void CheckRefused(const config::Config& cfg, pg::PgConn& conn, Report& r) {
+  auto refused = capture::FindRefusedTables(conn, cfg.postgres.publication, cfg.kafka.topic_prefix);
+  if (!refused.ok()) {
+    return r.Warn("capture.refused_tables", "cannot read the published tables: " + refused.status().message(), "");
+  }
+  if (refused->empty()) {
+    return r.Ok("capture.refused_tables", "every published table has a topic of its own");
+  }
+  std::vector<std::string> reasons;
+  for (const auto& t : *refused) {
+    if (std::find(reasons.begin(), reasons.end(), t.reason) == reasons.end()) reasons.push_back(t.reason);
+  }
+  std::string detail =
+      std::to_string(refused->size()) + " table(s) refused, their changes are NOT captured (the " + "others stream): ";
+  for (size_t i = 0; i < reasons.size(); ++i) detail += (i ? "; " : "") + reasons[i];
+  r.Error("capture.refused_tables", detail,
+          "rename one table of each group, or list the tables to capture in postgres.tables");
+}
+
 void CheckPostgres(const config::Config& cfg, Report& r) {
   auto conn = pg::PgConn::Connect(WithTimeout(cfg.postgres.conninfo));
   if (!conn.ok()) {
@@ -283,6 +307,7 @@ void CheckPostgres(const config::Config& cfg, Report& r) {
            "GRANT SET ON PARAMETER session_replication_role TO " + user + ";  (Postgres 15+)");
   }
   CheckTables(cfg, *conn, r);
+  CheckRefused(cfg, *conn, r);
 }
 
 // ---- Kafka ------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "server_impl.h"
+#include "timevault/capture/refusals.h"
 #include "timevault/core/pg.h"
 
 namespace timevault::api {
@@ -94,6 +95,41 @@ void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStat
   w.EndObject();
 }
 
+// The published tables capture refuses (their topic names collide after
+// Debezium's sanitising): computed from the catalog as capture does, so the
+// two name the same tables. Names (schema information) for all-tenant
+// tokens only; a scoped token sees the count.
+void WriteRefused(ApiState& s, JsonWriter& w, Level& level, pg::PgConn& conn, bool all) {
+  auto refused = capture::FindRefusedTables(conn, s.cfg.postgres.publication, s.cfg.kafka.topic_prefix);
+  w.Key("refused_table_count");
+  if (!refused.ok()) {
+    w.Null();
+    level.Warn("capture: cannot read the published tables" + (all ? ": " + refused.status().message() : ""));
+    return;
+  }
+  w.Uint64(refused->size());
+  if (refused->empty()) return;
+  std::string names;
+  if (all) {
+    w.Key("refused_tables");
+    w.StartArray();
+    for (const auto& t : *refused) {
+      w.StartObject();
+      w.Key("table");
+      WriteString(w, t.schema + "." + t.table);
+      w.Key("topic");
+      WriteString(w, t.topic);
+      w.Key("reason");
+      WriteString(w, t.reason);
+      w.EndObject();
+      names += (names.empty() ? "" : ", ") + capture::DisplayName(conn, t);
+    }
+    w.EndArray();
+  }
+  level.Critical("capture: " + std::to_string(refused->size()) + " published table(s) refused, their changes are NOT " +
+                 "captured" + (all ? " (" + names + "; their topic names collide after sanitising)" : ""));
+}
+
 void WriteCapture(ApiState& s, JsonWriter& w, Level& level, const store::StoreStats& st, bool all) {
   w.Key("capture");
   w.StartObject();
@@ -136,6 +172,7 @@ void WriteCapture(ApiState& s, JsonWriter& w, Level& level, const store::StoreSt
   w.Double(lag_seconds);
   w.Key("wal_retained_bytes");
   w.Int64(retained);
+  WriteRefused(s, w, level, *conn, all);
   w.EndObject();
   if (r->GetString(0, 2) != "t") level.Warn("replication slot '" + s.cfg.postgres.slot + "' is not active");
 }

@@ -6,6 +6,7 @@
 #include <span>
 
 #include "capture/partitions.h"
+#include "timevault/capture/refusals.h"
 
 namespace timevault::capture {
 namespace {
@@ -138,22 +139,16 @@ std::string Session::DisplayName(const TableKey& table) const {
 // topic: all of them are refused (which one came first would depend on event
 // order). The others stream.
 Status Session::FindTopicCollisions() {
+  TV_ASSIGN_OR_RETURN(auto refused,
+                      FindRefusedTables(catalog_, config_.postgres.publication, config_.kafka.topic_prefix));
+  for (const auto& t : refused) Refuse({t.schema, t.table}, t.reason);
   TV_ASSIGN_OR_RETURN(auto res, catalog_.ExecParams("SELECT schemaname, tablename FROM pg_publication_tables "
                                                     "WHERE pubname = $1 ORDER BY 1, 2",
                                                     {config_.postgres.publication}));
-  std::map<std::string, std::vector<TableKey>> by_topic;
   for (int r = 0; r < res.rows(); ++r) {
     TableKey key{res.GetString(r, 0), res.GetString(r, 1)};
-    by_topic[SanitizeTopicName(config_.kafka.topic_prefix + "." + key.first + "." + key.second)].push_back(key);
-  }
-  for (const auto& [topic, tables] : by_topic) {
-    if (tables.size() == 1) {
-      topic_owner_.emplace(topic, tables[0]);
-      continue;
-    }
-    std::string names;
-    for (const auto& t : tables) names += (names.empty() ? "" : " and ") + DisplayName(t);
-    for (const auto& t : tables) Refuse(t, "tables " + names + " all map to topic " + topic);
+    if (refused_.contains(key) || IsDebeziumSystemTable(key.first, key.second)) continue;
+    topic_owner_.emplace(SanitizeTopicName(config_.kafka.topic_prefix + "." + key.first + "." + key.second), key);
   }
   return Status::Ok();
 }
@@ -168,6 +163,7 @@ void Session::Refuse(const TableKey& table, const std::string& why) {
 }
 
 bool Session::Refused(const TableSchema& table) {
+  if (IsDebeziumSystemTable(table.schema, table.table)) return true;  // left out as Debezium does; not an error
   TableKey key{table.schema, table.table};
   if (refused_.contains(key)) return true;
   auto [owner, inserted] = topic_owner_.emplace(table.topic, key);

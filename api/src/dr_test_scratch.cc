@@ -3,9 +3,11 @@
 #include <rapidjson/document.h>
 
 #include <cctype>
+#include <optional>
 
 #include "catalog.h"
 #include "timevault/replay/pg_values.h"
+#include "timevault/store/event.h"
 
 namespace timevault::api {
 namespace {
@@ -13,13 +15,15 @@ namespace {
 constexpr size_t kCopyChunk = 1 << 20;
 constexpr size_t kMaxIdentifier = 63;
 
-// One scope table: its columns in the scratch copies (captured, key and
-// tenant columns, as a restore writes them) and their converters.
+// One scope table: its columns in the scratch copies (every column but the
+// generated ones, as a restore writes them), their converters (none for a
+// type Debezium leaves out) and what Debezium's value loses ("" when exact).
 struct ScratchTable {
   const replay::CatalogTable* table = nullptr;
   size_t index = 0;
   std::vector<size_t> cols;
-  std::vector<replay::ValueConverter> converters;
+  std::vector<std::optional<replay::ValueConverter>> converters;
+  std::vector<std::string> loss;
 
   std::string Name(ScratchSide side) const {
     return (side == ScratchSide::kBackup ? "b_" : "s_") + std::to_string(index);
@@ -98,19 +102,60 @@ struct ScratchRestore::Impl {
     if (doc.HasParseError() || !doc.IsObject()) {
       return Corruption("row image of " + row.table + " key " + row.pk + " is not a JSON object");
     }
+    // The fidelity texts (store::kTextMember): Postgres's own text of the
+    // columns whose Debezium value is lossy or absent, restored as replay does.
+    const rapidjson::Value* texts = nullptr;
+    if (auto m = doc.FindMember(rapidjson::StringRef(store::kTextMember.data(), store::kTextMember.size()));
+        m != doc.MemberEnd()) {
+      if (!m->value.IsObject())
+        return Corruption("row image of " + row.table + " key " + row.pk + ": its texts are not an object");
+      texts = &m->value;
+    }
     for (size_t k = 0; k < t.cols.size(); ++k) {
       if (k) line->push_back('\t');
-      const auto& c = t.table->columns[t.cols[k]];
-      auto m = doc.FindMember(rapidjson::StringRef(c.name.data(), c.name.size()));
-      if (m == doc.MemberEnd()) {  // a column added after the row was written
-        replay::AppendCopyField(line, std::nullopt);
-        continue;
-      }
-      if (Status s = t.converters[k].AppendCopy(m->value, line); !s.ok()) {
-        return InvalidArgument(row.table + " key " + row.pk + ", column " + c.name + ": " + s.message());
-      }
+      TV_RETURN_IF_ERROR(Field(t, k, row, doc, texts, line));
     }
     line->push_back('\n');
+    return Status::Ok();
+  }
+
+  // One column as a COPY field: its fidelity text when it has one, else
+  // Debezium's value when that is exact for the type; refused otherwise,
+  // naming the column (a DR test never passes on a column it ignored).
+  static Status Field(const ScratchTable& t, size_t k, const store::Row& row, const rapidjson::Value& image,
+                      const rapidjson::Value* texts, std::string* line) {
+    const auto& c = t.table->columns[t.cols[k]];
+    const auto name = rapidjson::StringRef(c.name.data(), static_cast<rapidjson::SizeType>(c.name.size()));
+    const std::string what = row.table + "." + c.name + " (" + c.sql_type + ")";
+    if (texts != nullptr) {
+      if (auto m = texts->FindMember(name); m != texts->MemberEnd()) {
+        if (m->value.IsNull()) {
+          replay::AppendCopyField(line, std::nullopt);
+        } else if (m->value.IsString()) {
+          replay::AppendCopyText(line, std::string_view(m->value.GetString(), m->value.GetStringLength()));
+        } else {
+          return Corruption("row image of " + row.table + " key " + row.pk + ": the text of " + c.name +
+                            " is not a string");
+        }
+        return Status::Ok();
+      }
+    }
+    auto m = image.FindMember(name);
+    if (m == image.MemberEnd()) {
+      if (!t.loss[k].empty()) {
+        return FailedPrecondition("cannot restore " + what + ": the row image of key " + row.pk +
+                                  " holds neither a value nor a text for it (" + t.loss[k] + ")");
+      }
+      replay::AppendCopyField(line, std::nullopt);  // a column added after the row was written
+      return Status::Ok();
+    }
+    if (!t.loss[k].empty()) {
+      return FailedPrecondition("cannot restore " + what + " exactly: the row image of key " + row.pk +
+                                " holds only Debezium's value and no text (" + t.loss[k] + ")");
+    }
+    if (Status s = t.converters[k]->AppendCopy(m->value, line); !s.ok()) {
+      return InvalidArgument(row.table + " key " + row.pk + ", column " + c.name + ": " + s.message());
+    }
     return Status::Ok();
   }
 };
@@ -139,12 +184,18 @@ Result<std::unique_ptr<ScratchRestore>> ScratchRestore::Begin(const std::string&
     ScratchTable t;
     t.table = &impl->catalog.tables.at(name);
     t.index = impl->tables.size();
+    // Every column (generated ones are not in the catalog's list), as
+    // replay's apply: one neither the row image nor a fidelity text carries
+    // fails the load, naming it.
     for (size_t i = 0; i < t.table->columns.size(); ++i) {
       const auto& c = t.table->columns[i];
-      if (!c.captured && !c.in_pk && i != t.table->tenant) continue;
-      TV_ASSIGN_OR_RETURN(auto conv, replay::ValueConverter::Resolve(c.type));
+      auto conv = replay::ValueConverter::Resolve(c.type);
+      std::optional<std::string_view> loss = replay::DebeziumLoss(c.type);
+      if (!loss && c.domain_over_array) loss = "a domain over an array is not Debezium's array";
+      if (!loss && !conv.ok()) loss = "Debezium leaves the type out";
       t.cols.push_back(i);
-      t.converters.push_back(std::move(conv));
+      t.converters.push_back(conv.ok() ? std::optional<replay::ValueConverter>(std::move(conv).value()) : std::nullopt);
+      t.loss.emplace_back(loss ? *loss : std::string_view());
     }
     TV_RETURN_IF_ERROR(impl->Create(t));
     impl->by_name[name] = t.index;

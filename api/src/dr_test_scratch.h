@@ -1,8 +1,10 @@
 // The scratch restore of a DR test (docs/api.md "DR tests"): a schema
 // tv_drtest_<job> in the live database holding, per tenant table, one copy of
 // the rows a backup restores ("b_<i>") and one of the store's reconstruction
-// at the backup's point ("s_<i>"), built from the live tables' captured
-// columns. Everything happens in one transaction that is rolled back at the
+// at the backup's point ("s_<i>"), built from the live tables' columns (all
+// but the generated ones), each from its fidelity text when the row image
+// has one, else from Debezium's value when that is exact (replay's rule);
+// a column neither carries fails the load, naming it. Everything happens in one transaction that is rolled back at the
 // end (or when the object dies), so the schema never outlives the test, also
 // when the test fails or the process dies. Private to api/.
 //

@@ -10,9 +10,11 @@
 #include <fstream>
 #include <thread>
 
+#include "dr_test_scratch.h"
 #include "support/capture_harness.h"
 #include "timevault/api/plans.h"
 #include "timevault/config/config.h"
+#include "timevault/core/lsn.h"
 #include "timevault/replay/engine.h"
 #include "timevault/store/store.h"
 
@@ -184,6 +186,113 @@ TEST_F(DrTestE2E, AFlippedByteFailsBasicAndAnOldBackupMissesATinyRpo) {
   auto full = Run(Plan("t2", 60), api::DrTestLevel::kFull, "job-bad-full");
   EXPECT_FALSE((*full)["passed"].GetBool());
   EXPECT_FALSE(full->HasMember("restore_seconds") && (*full)["restore_seconds"].IsNumber());
+}
+
+// Columns whose Debezium value is lossy or absent restore from their
+// fidelity texts in the scratch restore, as replay restores them: the store's
+// reconstruction equals the live rows as text; a row image with neither a
+// text nor an exact value for such a column fails the load, naming it.
+class DrTestFidelity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    h_ = std::make_unique<CaptureHarness>();
+    h_->Exec("CREATE EXTENSION IF NOT EXISTS citext");
+    h_->Exec(
+        "CREATE TABLE shapes (id int PRIMARY KEY, tenant_id text NOT NULL, pt point, span interval, tz timetz, "
+        "n numeric, bits varbit, ci citext, grid int[], name_c name, total int GENERATED ALWAYS AS (id * 2) STORED)");
+    h_->Exec(
+        "INSERT INTO shapes (id, tenant_id, pt, span, tz, n, bits, ci, grid, name_c) SELECT g, 't' || (1 + g % 2), "
+        "point(g, -g / 3.0), make_interval(months => g, hours => 25), '13:45:00+05:30', 1.500 + g, B'0011', "
+        "'MiXeD ' || g, '{{1,2},{3,4}}', 'n' || g FROM generate_series(1, 40) g");
+    ASSERT_NO_FATAL_FAILURE(h_->StartCapture());
+    h_->StartStore();
+    h_->Exec(
+        "UPDATE shapes SET pt = '(0.1,1e-300)', span = '1 year -3 days', bits = B'0001000', ci = 'ÀbC' "
+        "WHERE id % 3 = 0");
+    h_->Exec("UPDATE shapes SET n = 'NaN', grid = '[0:1]={5,6}', pt = NULL WHERE id % 5 = 0");
+    store_ = h_->StopStoreAt(ParseLsnText(h_->Query("SELECT pg_current_wal_insert_lsn()")));
+    ASSERT_NE(store_, nullptr);
+    auto cfg = config::Load(h_->config_path(), config::Environment{});
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    cfg_ = *cfg;
+    auto e = replay::Engine::Open(*cfg, store_.get());
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    engine_ = std::move(e).value();
+  }
+  void TearDown() override {
+    engine_.reset();
+    store_.reset();
+  }
+
+  std::unique_ptr<CaptureHarness> h_;
+  config::Config cfg_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<replay::Engine> engine_;
+};
+
+TEST_F(DrTestFidelity, ScratchRestoreUsesTheTextsAndRefusesAColumnNothingCarries) {
+  replay::BackupRequest req;
+  req.tenant = "t1";
+  auto b = engine_->backups().CreateFull(*store_, req);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+
+  api::DrPlan plan;
+  plan.id = "p-1";
+  plan.tenant = "t1";
+  plan.rto_minutes = 30;
+  plan.rpo_minutes = 60;
+  auto report = api::RunDrTest(*engine_, plan, api::DrTestLevel::kDeep, "job-fidelity", nullptr);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  auto d = ParseJson(*report);
+  ASSERT_TRUE(d && d->HasMember("passed")) << *report;
+  EXPECT_TRUE((*d)["passed"].GetBool()) << *report;
+  EXPECT_TRUE(CheckPassed(*d, "checksums")) << CheckDetail(*d, "checksums");
+  EXPECT_TRUE(CheckPassed(*d, "rows")) << CheckDetail(*d, "rows");
+
+  // The store's side of the scratch restore equals the live rows as text,
+  // every non-generated column included (the JSON alone would give
+  // "30 days 10:30:00" for "1 mon", "08:15:00Z" for the timetz, no point).
+  auto scratch = api::ScratchRestore::Begin(cfg_.postgres.conninfo, cfg_.tenant_column, cfg_.postgres.publication,
+                                            "job-direct", {"public.shapes"});
+  ASSERT_TRUE(scratch.ok()) << scratch.status().ToString();
+  Status inner;
+  Status st = engine_->store().StateAt(TenantId("t1"), b->point.lsn, {"public.shapes"}, [&](const store::Row& row) {
+    inner = (*scratch)->Add(api::ScratchSide::kStore, row);
+    return inner.ok();
+  });
+  ASSERT_TRUE(inner.ok()) << inner.ToString();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_TRUE((*scratch)->Flush().ok());
+  auto digest = (*scratch)->Digest(api::ScratchSide::kStore, "public.shapes");
+  ASSERT_TRUE(digest.ok()) << digest.status().ToString();
+  EXPECT_EQ(digest->rows, 20u);
+  const std::string live = h_->Query(
+      "SELECT count(*) || ' ' || md5(string_agg(x::text, E'\\n' ORDER BY x.id)) FROM (SELECT id, tenant_id, pt, span, "
+      "tz, n, bits, ci, grid, name_c FROM shapes WHERE tenant_id = 't1') x");
+  EXPECT_EQ(std::to_string(digest->rows) + " " + digest->md5, live);
+
+  EXPECT_TRUE((*scratch)->Drop().ok());
+
+  // A row image that holds only Debezium's lossy value of the interval (the
+  // point has its text): refused, naming the column. A failed load ends the
+  // scratch transaction, so each case gets a scratch of its own.
+  auto again = [&](const std::string& job) {
+    auto s = api::ScratchRestore::Begin(cfg_.postgres.conninfo, cfg_.tenant_column, cfg_.postgres.publication, job,
+                                        {"public.shapes"});
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return std::move(s).value();
+  };
+  store::Row lossy{"public.shapes", R"({"id":999})",
+                   R"j({"id":999,"tenant_id":"t1","span":2629800000000,"":{"pt":"(1,2)"}})j"};
+  Status refused = again("job-lossy")->Add(api::ScratchSide::kBackup, lossy);
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused.ToString();
+  EXPECT_THAT(refused.message(), HasSubstr("public.shapes.span (interval)"));
+  // ... and one with neither a value nor a text for the point (Debezium leaves it out).
+  store::Row absent{"public.shapes", R"({"id":998})", R"({"id":998,"tenant_id":"t1"})"};
+  Status refused2 = again("job-absent")->Add(api::ScratchSide::kBackup, absent);
+  EXPECT_EQ(refused2.code(), StatusCode::kFailedPrecondition) << refused2.ToString();
+  EXPECT_THAT(refused2.message(), HasSubstr("public.shapes.pt (point)"));
+  EXPECT_EQ(h_->Query("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tv_drtest_%'"), "0");
 }
 
 }  // namespace

@@ -1,4 +1,8 @@
 // Engine-backed routes: restores, PITR preview/execute, snapshots, rollback.
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+
 #include "server_impl.h"
 
 namespace timevault::api {
@@ -39,7 +43,20 @@ std::string PlanJsonOf(const replay::PitrPlan& p) {
   w.Key("operations");
   WriteOps(w, p.ops);
   w.Key("tables");
-  WriteTables(w, p.by_table);
+  w.StartArray();
+  for (const auto& t : p.by_table) {
+    w.StartObject();
+    w.Key("table");
+    WriteString(w, t.table);
+    w.Key("operations");
+    WriteOps(w, t.ops);
+    // The row sample kept for this table (GET /v1/pitr/plans/{id}/changes).
+    w.Key("sampled");
+    auto n = p.sampled.find(t.table);
+    w.Uint64(n == p.sampled.end() ? 0 : n->second);
+    w.EndObject();
+  }
+  w.EndArray();
   w.Key("estimated_seconds");
   w.Double(p.estimated_seconds);
   w.Key("created_at");
@@ -165,6 +182,62 @@ void Execute(ApiState& s, Call& c) {
               [engine, plan_id](JobContext& ctx) { return engine->ExecutePitr(plan_id, ctx.id(), Reporter(ctx)); });
 }
 
+// A non-negative integer query parameter no greater than `max` (absent:
+// `fallback`).
+Result<uint64_t> QueryCount(const Call& c, const char* name, uint64_t fallback, uint64_t min, uint64_t max) {
+  auto q = Query(c, name);
+  if (!q) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(q->c_str(), &end, 10);
+  if (q->empty() || !std::isdigit(static_cast<unsigned char>((*q)[0])) || *end != '\0' || errno != 0 || v < min ||
+      v > max) {
+    return InvalidArgument(std::string("query parameter '") + name + "': expected an integer from " +
+                           std::to_string(min) + " to " + std::to_string(max) + ", got '" + *q + "'");
+  }
+  return static_cast<uint64_t>(v);
+}
+
+TenantFn PlanTenant(ApiState& s) {
+  return [&s](Call& c) -> Result<std::optional<std::string>> {
+    if (!s.backends.engine) return Unavailable(s.backends.engine_error);
+    TV_ASSIGN_OR_RETURN(auto plan, s.backends.engine->GetPlan(c.params[0]));
+    return std::optional<std::string>(plan.tenant);
+  };
+}
+
+// GET /v1/pitr/plans/{id}/changes?table=T[&cursor=C][&limit=N]: a page of
+// the preview's row sample of table T (docs/api.md "PITR row sample").
+void PlanChanges(ApiState& s, Call& c) {
+  auto table = Query(c, "table");
+  if (!table || table->empty()) return SendError(c, InvalidArgument("query parameter 'table': required"));
+  auto cursor = QueryCount(c, "cursor", 0, 0, replay::kPreviewSampleRows);
+  if (!cursor.ok()) return SendError(c, cursor.status());
+  auto limit = QueryCount(c, "limit", 50, 1, replay::kPreviewSampleRows);
+  if (!limit.ok()) return SendError(c, limit.status());
+  auto page = s.backends.engine->PlanSample(c.params[0], *table, *cursor, *limit);
+  if (!page.ok()) return SendError(c, page.status());
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("plan_id");
+  WriteString(w, page->plan_id);
+  w.Key("table");
+  WriteString(w, page->table);
+  w.Key("operations");
+  w.Uint64(page->operations);
+  w.Key("sampled");
+  w.Uint64(page->sampled);
+  w.Key("changes");
+  w.StartArray();
+  for (const auto& change : page->changes) w.RawValue(change.data(), change.size(), rapidjson::kObjectType);
+  w.EndArray();
+  w.Key("next_cursor");
+  WriteOptString(w, page->next ? std::optional<std::string>(std::to_string(*page->next)) : std::nullopt);
+  w.EndObject();
+  SendJson(c, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
 // ---- snapshots -------------------------------------------------------------
 
 TenantFn SnapshotTenant(ApiState& s) {
@@ -270,6 +343,8 @@ void AddReplayRoutes(ApiState& s, std::vector<Route>& routes) {
   routes.push_back(MakeRoute(
       "POST", "/v1/pitr", Role::kOperator, true, [&s](Call& c) { return ExecuteTenant(s, c); },
       [&s](Call& c) { Execute(s, c); }));
+  routes.push_back(MakeRoute("GET", "/v1/pitr/plans/(p-[A-Za-z0-9-]+)/changes", Role::kOperator, false, PlanTenant(s),
+                             [&s](Call& c) { PlanChanges(s, c); }));
   routes.push_back(
       MakeRoute("GET", "/v1/snapshots", Role::kViewer, false, QueryTenant(), [&s](Call& c) { ListSnapshots(s, c); }));
   routes.push_back(

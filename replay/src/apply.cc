@@ -14,6 +14,8 @@ namespace timevault::replay {
 namespace {
 
 constexpr size_t kCopyChunk = 1 << 20;
+// Characters of a column's text shown in a row sample (SampleChanges).
+constexpr int kSampleChars = 256;
 constexpr const char* kKind = "\"__tv_kind\"";
 // Whole-tenant targets: the row's fidelity texts (json), for the round-trip check.
 constexpr const char* kText = "\"__tv_text\"";
@@ -252,6 +254,94 @@ struct Applier::Impl {
         }
         return s;
       }
+    }
+    return Status::Ok();
+  }
+
+  // Up to `limit` rows of tv_o_<i> that satisfy `where` (SQL over `o`, the
+  // live row `l` and the target row `t`), in key order, as JSON objects for
+  // people (docs/replay.md "Row sample"): {"op", "key", "before" (the live
+  // row), "after" (the target row), "changed", "truncated"}; values are the
+  // columns' texts, cut to kSampleChars characters (those columns are listed
+  // in "truncated"); "changed" lists the columns whose texts differ.
+  Status SampleRows(const TableState& ts, const std::string& where, uint64_t limit,
+                    const std::function<Status(std::string)>& emit) {
+    const auto& t = *ts.table;
+    const std::string n = std::to_string(kSampleChars);
+    std::string cols;
+    for (size_t i : t.pk) cols += ", o." + ts.col(i).quoted + "::text";
+    for (const char* side : {"l", "t"}) {
+      cols += std::string(", ") + side + "." + ts.col(t.pk.front()).quoted + " IS NOT NULL";
+      for (size_t i : ts.target) {
+        const std::string v = std::string(side) + "." + ts.col(i).quoted + "::text";
+        cols += ", left(" + v + ", " + n + "), length(" + v + ") > " + n;
+      }
+    }
+    for (size_t i : ts.target) {
+      cols += ", l." + ts.col(i).quoted + "::text IS DISTINCT FROM t." + ts.col(i).quoted + "::text";
+    }
+    TV_ASSIGN_OR_RETURN(auto r, conn.Exec("SELECT o." + std::string(kKind) + cols + " FROM " + ts.O() + " o LEFT JOIN " +
+                                          t.qualified + " l ON " + ts.KeyEq("l", "o") + " AND l." +
+                                          ts.col(t.tenant).quoted + " = " + tenant_lit + " LEFT JOIN " + ts.T() +
+                                          " t ON " + ts.KeyEq("t", "o") + " WHERE " + where + " ORDER BY " +
+                                          ts.Key("o.") + " LIMIT " + std::to_string(limit)));
+    const int width = static_cast<int>(ts.target.size());
+    for (int row = 0; row < r.rows(); ++row) {
+      std::vector<std::string> truncated;
+      std::string json = JsonString([&](auto& w) {
+        const std::string kind = r.GetString(row, 0);
+        w.StartObject();
+        w.Key("op");
+        w.String(kind == "i" ? "insert" : kind == "u" ? "update" : "delete");
+        w.Key("key");
+        w.StartObject();
+        int c = 1;
+        for (size_t i : t.pk) {
+          w.Key(ts.col(i).name.c_str());
+          w.String(r.GetString(row, c++).c_str());
+        }
+        w.EndObject();
+        for (const char* side : {"before", "after"}) {
+          w.Key(side);
+          const bool present = r.GetString(row, c++) == "t";
+          if (present) w.StartObject();
+          for (size_t i : ts.target) {
+            const bool is_null = r.IsNull(row, c);
+            const std::string text = is_null ? "" : r.GetString(row, c);
+            const bool cut = r.GetString(row, c + 1) == "t";
+            c += 2;
+            if (!present) continue;
+            w.Key(ts.col(i).name.c_str());
+            if (is_null) {
+              w.Null();
+            } else {
+              w.String((cut ? text + "\u2026" : text).c_str());
+            }
+            if (cut && std::find(truncated.begin(), truncated.end(), ts.col(i).name) == truncated.end()) {
+              truncated.push_back(ts.col(i).name);
+            }
+          }
+          if (present) {
+            w.EndObject();
+          } else {
+            w.Null();
+          }
+        }
+        w.Key("changed");
+        w.StartArray();
+        if (kind == "u") {
+          for (int k = 0; k < width; ++k) {
+            if (r.GetString(row, c + k) == "t") w.String(ts.col(ts.target[static_cast<size_t>(k)]).name.c_str());
+          }
+        }
+        w.EndArray();
+        w.Key("truncated");
+        w.StartArray();
+        for (const auto& name : truncated) w.String(name.c_str());
+        w.EndArray();
+        w.EndObject();
+      });
+      TV_RETURN_IF_ERROR(emit(std::move(json)));
     }
     return Status::Ok();
   }
@@ -749,6 +839,18 @@ Result<DiffResult> Applier::Diff() {
   out.digest = digest.FinishHex();
   m.diffed = true;
   return out;
+}
+
+Status Applier::SampleChanges(uint64_t limit,
+                              const std::function<Status(const std::string& table, std::string change)>& emit) {
+  auto& m = *impl_;
+  if (!m.diffed) return Internal("SampleChanges before Diff");
+  for (const auto& ts : m.tables) {
+    if (ts.ops.total() == 0) continue;
+    TV_RETURN_IF_ERROR(
+        m.SampleRows(ts, "true", limit, [&](std::string change) { return emit(ts.table->name, std::move(change)); }));
+  }
+  return Status::Ok();
 }
 
 Result<Applier::SnapshotPart> Applier::SaveSnapshot(ArchiveWriter* archive) {

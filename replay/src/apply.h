@@ -73,6 +73,14 @@ class Applier {
   // Ends loading and computes the differences.
   Result<DiffResult> Diff();
 
+  // After Diff: up to `limit` operations of each table with operations, in
+  // key order, each as a JSON object {"op": "insert"|"update"|"delete",
+  // "key": {column: text}, "before": {column: text|null}|null (the live
+  // row), "after": {...}|null (the target row), "changed": [columns whose
+  // text differs], "truncated": [columns cut to 256 characters]}.
+  Status SampleChanges(uint64_t limit,
+                       const std::function<Status(const std::string& table, std::string change)>& emit);
+
   // Saves the current image of every row the apply will update or delete,
   // and the keys it will insert, into `archive` (files t<i>.rows and
   // t<i>.absent); returns the per-table manifest part (JSON object text) and

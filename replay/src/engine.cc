@@ -142,10 +142,13 @@ class EngineImpl final : public Engine {
     TV_RETURN_IF_ERROR(LoadFromStore(*applier, tenant, point.lsn, scope, [](uint64_t) {}));
     TV_ASSIGN_OR_RETURN(auto diff, applier->Diff());
     double load_seconds = Seconds(started);
+    const std::string plan_id = NewTimeId("p", SystemClock().Now());
+    TV_ASSIGN_OR_RETURN(auto sampled, SaveSample(*applier, plan_id));
 
     PitrPlan plan;
-    plan.plan_id = NewTimeId("p", SystemClock().Now());
+    plan.plan_id = plan_id;
     plan.tenant = tenant.str();
+    plan.sampled = std::move(sampled);
     plan.tables = tables;
     plan.target = point;
     plan.ops = diff.ops;
@@ -170,6 +173,35 @@ class EngineImpl final : public Engine {
                  tenant.str(), point.lsn.ToString(), point.time.ToIso(), plan.ops.inserts, plan.ops.updates,
                  plan.ops.deletes);
     return plan;
+  }
+
+  Result<SamplePage> PlanSample(const std::string& plan_id, const std::string& table, uint64_t offset,
+                                uint64_t limit) override {
+    TV_ASSIGN_OR_RETURN(auto plan, GetPlan(plan_id));
+    SamplePage page;
+    page.plan_id = plan_id;
+    page.table = table;
+    auto ops = std::find_if(plan.by_table.begin(), plan.by_table.end(),
+                            [&](const TableOperations& t) { return t.table == table; });
+    if (ops == plan.by_table.end()) return NotFound("plan " + plan_id + " changes no rows of table " + table);
+    page.operations = ops->ops.total();
+    TV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(SamplePath(plan_id), master_));
+    rapidjson::Document doc;
+    doc.Parse(reader->manifest_json().c_str());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("tables") || !doc["tables"].IsObject()) {
+      return Corruption("the row sample of plan " + plan_id + ": manifest lacks its tables");
+    }
+    auto entry = doc["tables"].FindMember(table.c_str());
+    if (entry == doc["tables"].MemberEnd()) return page;  // nothing sampled (a plan made before samples)
+    page.sampled = U64(entry->value, "rows");
+    uint64_t at = 0;
+    TV_RETURN_IF_ERROR(reader->Read(Str(entry->value, "file"), [&](std::string_view change) {
+      if (at >= offset && page.changes.size() < limit) page.changes.emplace_back(change);
+      ++at;
+      return page.changes.size() < limit || at <= offset;
+    }));
+    if (offset + page.changes.size() < page.sampled && !page.changes.empty()) page.next = offset + page.changes.size();
+    return page;
   }
 
   Result<PitrPlan> GetPlan(const std::string& plan_id) override {
@@ -384,6 +416,43 @@ class EngineImpl final : public Engine {
  private:
   std::string PlansDir() const { return cfg_.replay.snapshot_dir + "/.plans"; }
   std::string PlanPath(const std::string& id) const { return PlansDir() + "/" + id + ".json"; }
+  std::string SamplePath(const std::string& id) const { return PlansDir() + "/" + id + ".sample"; }
+
+  // Saves the preview's row sample (kPreviewSampleRows per table) as an
+  // archive next to the plan: row data, so encrypted like snapshots.
+  // Returns how many changes of each table it holds.
+  Result<std::map<std::string, uint64_t>> SaveSample(Applier& applier, const std::string& plan_id) {
+    TV_ASSIGN_OR_RETURN(auto archive, ArchiveWriter::Create(SamplePath(plan_id), plan_id, master_));
+    std::map<std::string, std::string> files;
+    std::map<std::string, uint64_t> counts;
+    TV_RETURN_IF_ERROR(applier.SampleChanges(kPreviewSampleRows, [&](const std::string& table, std::string change) {
+      auto [it, added] = files.emplace(table, "t" + std::to_string(files.size()));
+      ++counts[table];
+      return archive->Add(it->second, change);
+    }));
+    std::string meta = ToJson([&](Writer& w) {
+      w.StartObject();
+      w.Key("kind");
+      w.String("plan-sample");
+      w.Key("plan_id");
+      w.String(plan_id.c_str());
+      w.Key("tables");
+      w.StartObject();
+      for (const auto& [table, file] : files) {
+        w.Key(table.c_str());
+        w.StartObject();
+        w.Key("file");
+        w.String(file.c_str());
+        w.Key("rows");
+        w.Uint64(counts[table]);
+        w.EndObject();
+      }
+      w.EndObject();
+      w.EndObject();
+    });
+    TV_RETURN_IF_ERROR(archive->Finish(meta).status());
+    return counts;
+  }
   std::string SnapshotPath(const std::string& id) const { return cfg_.replay.snapshot_dir + "/" + id; }
   std::string StatsPath() const { return cfg_.replay.snapshot_dir + "/.apply_rate.json"; }
 
@@ -603,6 +672,13 @@ class EngineImpl final : public Engine {
     w.Double(plan.estimated_seconds);
     w.Key("created_at");
     w.String(plan.created_at.ToIso().c_str());
+    w.Key("sampled");
+    w.StartObject();
+    for (const auto& [table, n] : plan.sampled) {
+      w.Key(table.c_str());
+      w.Uint64(n);
+    }
+    w.EndObject();
   }
 
   static PitrPlan PlanFrom(const rapidjson::Document& d) {
@@ -619,6 +695,11 @@ class EngineImpl final : public Engine {
       plan.estimated_seconds = d["estimated_seconds"].GetDouble();
     }
     plan.created_at = TimeField(d, "created_at");
+    if (auto it = d.FindMember("sampled"); it != d.MemberEnd() && it->value.IsObject()) {
+      for (const auto& m : it->value.GetObject()) {
+        if (m.value.IsUint64()) plan.sampled[m.name.GetString()] = m.value.GetUint64();
+      }
+    }
     return plan;
   }
 

@@ -202,6 +202,7 @@ TEST_F(ApiTest, OpenApiIsPublicAndDescribesEveryRoute) {
                         "/v1/restores:",
                         "/v1/pitr/preview:",
                         "/v1/pitr:",
+                        "/v1/pitr/plans/{id}/changes:",
                         "/v1/jobs:",
                         "/v1/jobs/{id}:",
                         "/v1/snapshots:",
@@ -585,6 +586,29 @@ TEST_F(ApiTest, PitrPreviewExecuteAndRollback) {
   ASSERT_EQ(p.status, 200) << p.body;
   EXPECT_EQ((*p.json)["operations"]["update"].GetUint64(), 2u) << p.body;  // ids 2 and 4
   std::string plan_id = Str(*p.json, "plan_id");
+  ASSERT_EQ((*p.json)["tables"].Size(), 1u) << p.body;
+  EXPECT_EQ((*p.json)["tables"][0]["sampled"].GetUint64(), 2u) << p.body;
+  // The row sample (issue 21), page by page: before -> after per row.
+  const std::string changes = "/v1/pitr/plans/" + plan_id + "/changes?table=public.items";
+  auto page = api_->Do("GET", changes + "&limit=1", "op-secret-2");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_EQ((*page.json)["operations"].GetUint64(), 2u) << page.body;
+  ASSERT_EQ((*page.json)["changes"].Size(), 1u) << page.body;
+  const auto& change = (*page.json)["changes"][0];
+  EXPECT_EQ(Str(change, "op"), "update");
+  EXPECT_EQ(Str(change["before"], "name"), "changed") << page.body;
+  EXPECT_NE(Str(change["after"], "name"), "changed") << page.body;
+  ASSERT_EQ(change["changed"].Size(), 1u) << page.body;
+  EXPECT_EQ(std::string(change["changed"][0].GetString()), "name");
+  ASSERT_EQ(Str(*page.json, "next_cursor"), "1") << page.body;
+  auto last = api_->Do("GET", changes + "&limit=1&cursor=1", "op-secret-2");
+  ASSERT_EQ(last.status, 200) << last.body;
+  EXPECT_EQ((*last.json)["changes"].Size(), 1u);
+  EXPECT_TRUE((*last.json)["next_cursor"].IsNull()) << last.body;
+  EXPECT_EQ(api_->Do("GET", changes + "&limit=0", "op-secret-2").status, 400);
+  EXPECT_EQ(api_->Do("GET", "/v1/pitr/plans/" + plan_id + "/changes", "op-secret-2").status, 400);
+  EXPECT_EQ(api_->Do("GET", "/v1/pitr/plans/" + plan_id + "/changes?table=public.nope", "op-secret-2").status, 404);
+  EXPECT_EQ(api_->Do("GET", changes, "view-secret-3").status, 403) << "a viewer read row data";
   auto no = api_->Do("POST", "/v1/pitr", "op-secret-2", R"({"plan_id":")" + plan_id + "\"}");
   EXPECT_EQ(no.status, 400);
   EXPECT_EQ(h_->Query("SELECT count(*) FROM items WHERE name = 'changed'"), "2") << "refused execute changed nothing";

@@ -48,6 +48,7 @@ UPDATE accounts SET balance = balance + 1 WHERE tenant_id = 'A';
 UPDATE accounts SET name = name || ' (renamed)' WHERE tenant_id <> 'A' AND id % 100000 <= 20;
 DELETE FROM items WHERE tenant_id <> 'A' AND account_id % 100000 BETWEEN 21 AND 30;
 DELETE FROM accounts WHERE tenant_id <> 'A' AND id % 100000 BETWEEN 21 AND 30;
+UPDATE accounts SET name = repeat('é', 300) WHERE id = 100002;
 INSERT INTO accounts SELECT t.n * 100000 + 500 + g, t.name, 'new ' || g, 0
   FROM (VALUES (1, 'B'), (2, 'C'), (3, 'D'), (4, 'E'), (5, 'F')) t(n, name), generate_series(1, 5) g;
 INSERT INTO items SELECT a.id * 10 + 1, a.tenant_id, a.id, 'new item' FROM accounts a WHERE a.id % 100000 > 500;
@@ -284,6 +285,86 @@ TEST_F(ApplyGuards, OtherTenantsWriteWhileALargeApplyRuns) {
   EXPECT_GT(ms.size(), 10u);
   ASSERT_TRUE(engine->Rollback(done->snapshot_id, "job-guard-cost-rb", nullptr).ok());
   EXPECT_EQ(TenantRows(conn, "A"), before);
+}
+
+// Issue 21: a preview keeps a row-level sample per table (before -> after),
+// paged by PlanSample; values are texts, long ones cut and named.
+TEST_F(ApplyGuards, PreviewKeepsAPagedRowSampleOfEveryTable) {
+  auto engine = OpenEngine();
+  ASSERT_NE(engine, nullptr);
+  auto plan = engine->PreviewPitr(TenantId("B"), PitrTarget(w_->m0.lsn), {});
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->by_table.size(), 2u);
+  std::map<std::string, uint64_t> ops;
+  for (const auto& t : plan->by_table) ops[t.table] = t.ops.total();
+  // accounts: 20 renamed (one of them made long) -> updates, 10 deleted ->
+  // inserts, 5 new -> deletes; all fit the sample.
+  EXPECT_EQ(ops["public.accounts"], 35u);
+  EXPECT_EQ(plan->sampled["public.accounts"], 35u);
+  EXPECT_EQ(plan->sampled["public.items"], ops["public.items"]);
+  // Pages of 8 cover the sample once, in key order.
+  std::vector<std::string> all;
+  std::optional<uint64_t> cursor = 0;
+  int pages = 0;
+  while (cursor) {
+    auto page = engine->PlanSample(plan->plan_id, "public.accounts", *cursor, 8);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    EXPECT_EQ(page->operations, 35u);
+    EXPECT_EQ(page->sampled, 35u);
+    EXPECT_LE(page->changes.size(), 8u);
+    all.insert(all.end(), page->changes.begin(), page->changes.end());
+    cursor = page->next;
+    ASSERT_LT(++pages, 10);
+  }
+  EXPECT_EQ(pages, 5);
+  ASSERT_EQ(all.size(), 35u);
+  std::map<std::string, int> by_op;
+  int64_t last_id = 0;
+  for (const auto& text : all) {
+    auto d = ParseJson(text);
+    const std::string op = (*d)["op"].GetString();
+    ++by_op[op];
+    const int64_t id = std::stoll((*d)["key"]["id"].GetString());
+    EXPECT_GT(id, last_id) << "not in key order";
+    last_id = id;
+    if (op == "insert") {
+      EXPECT_TRUE((*d)["before"].IsNull());
+      EXPECT_EQ(std::string((*d)["after"]["tenant_id"].GetString()), "B");
+    } else if (op == "delete") {
+      EXPECT_TRUE((*d)["after"].IsNull());
+      EXPECT_EQ(std::string((*d)["before"]["name"].GetString()).rfind("new ", 0), 0u) << text;
+    } else {
+      ASSERT_EQ(op, "update");
+      ASSERT_EQ((*d)["changed"].Size(), 1u) << text;
+      EXPECT_EQ(std::string((*d)["changed"][0].GetString()), "name");
+      EXPECT_EQ(std::string((*d)["after"]["name"].GetString()), "B" + std::to_string(id - 100000));
+      if (id == 100002) {
+        // 300 characters of two bytes each: cut at 256 characters, named.
+        std::string cut;
+        for (int i = 0; i < 256; ++i) cut += "é";
+        EXPECT_EQ(std::string((*d)["before"]["name"].GetString()), cut + "…");
+        ASSERT_EQ((*d)["truncated"].Size(), 1u);
+        EXPECT_EQ(std::string((*d)["truncated"][0].GetString()), "name");
+      } else {
+        EXPECT_EQ(std::string((*d)["before"]["name"].GetString()), "B" + std::to_string(id - 100000) + " (renamed)");
+        EXPECT_EQ((*d)["truncated"].Size(), 0u);
+      }
+    }
+  }
+  EXPECT_EQ(by_op["update"], 20);
+  EXPECT_EQ(by_op["insert"], 10);
+  EXPECT_EQ(by_op["delete"], 5);
+  // The plan read back carries the counts; unknown tables and plans are 404s.
+  auto again = engine->GetPlan(plan->plan_id);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->sampled, plan->sampled);
+  EXPECT_EQ(engine->PlanSample(plan->plan_id, "public.nope", 0, 8).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine->PlanSample("p-20260101T000000Z-00000000", "public.accounts", 0, 8).status().code(),
+            StatusCode::kNotFound);
+  auto past = engine->PlanSample(plan->plan_id, "public.accounts", 35, 8);
+  ASSERT_TRUE(past.ok());
+  EXPECT_TRUE(past->changes.empty());
+  EXPECT_FALSE(past->next);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,24 @@ struct PitrPlan {
   std::vector<TableOperations> by_table;  // tables with at least one operation
   double estimated_seconds = 0;
   CommitTime created_at;
+  // Per table with operations: how many of them the preview kept as its row
+  // sample (at most kPreviewSampleRows; PlanSample pages through them).
+  std::map<std::string, uint64_t> sampled;
+};
+
+// The row sample a PITR preview keeps per table (docs/replay.md "Row sample").
+inline constexpr uint64_t kPreviewSampleRows = 200;
+
+// One page of a preview's row sample of one table.
+struct SamplePage {
+  std::string plan_id;
+  std::string table;
+  uint64_t operations = 0;  // the table's operations in the plan
+  uint64_t sampled = 0;     // of those, kept in the sample (the first in key order)
+  // JSON objects {"op", "key", "before", "after", "changed", "truncated"},
+  // in key order (docs/replay.md "Row sample").
+  std::vector<std::string> changes;
+  std::optional<uint64_t> next;  // offset of the next page; none after the last
 };
 
 // Called while a job runs: the phase ("resolve", "lock", "diff", "snapshot",
@@ -136,6 +155,11 @@ class Engine {
   virtual Result<PitrPlan> PreviewPitr(const TenantId& tenant, const PitrTarget& target,
                                        const std::vector<std::string>& tables) = 0;
   virtual Result<PitrPlan> GetPlan(const std::string& plan_id) = 0;
+  // A page of the preview's row sample of `table` (changes offset ..
+  // offset+limit-1 of those kept). NotFound for an unknown plan, or a table
+  // the plan does not change.
+  virtual Result<SamplePage> PlanSample(const std::string& plan_id, const std::string& table, uint64_t offset,
+                                        uint64_t limit) = 0;
   // Executes a saved plan: NotFound when the plan is unknown;
   // FailedPrecondition when it expired (an hour after the preview), already
   // ran, or the tenant changed since the preview so the operations differ;

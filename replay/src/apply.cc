@@ -280,11 +280,11 @@ struct Applier::Impl {
     for (size_t i : ts.target) {
       cols += ", l." + ts.col(i).quoted + "::text IS DISTINCT FROM t." + ts.col(i).quoted + "::text";
     }
-    TV_ASSIGN_OR_RETURN(auto r, conn.Exec("SELECT o." + std::string(kKind) + cols + " FROM " + ts.O() + " o LEFT JOIN " +
-                                          t.qualified + " l ON " + ts.KeyEq("l", "o") + " AND l." +
-                                          ts.col(t.tenant).quoted + " = " + tenant_lit + " LEFT JOIN " + ts.T() +
-                                          " t ON " + ts.KeyEq("t", "o") + " WHERE " + where + " ORDER BY " +
-                                          ts.Key("o.") + " LIMIT " + std::to_string(limit)));
+    TV_ASSIGN_OR_RETURN(
+        auto r, conn.Exec("SELECT o." + std::string(kKind) + cols + " FROM " + ts.O() + " o LEFT JOIN " + t.qualified +
+                          " l ON " + ts.KeyEq("l", "o") + " AND l." + ts.col(t.tenant).quoted + " = " + tenant_lit +
+                          " LEFT JOIN " + ts.T() + " t ON " + ts.KeyEq("t", "o") + " WHERE " + where + " ORDER BY " +
+                          ts.Key("o.") + " LIMIT " + std::to_string(limit)));
     const int width = static_cast<int>(ts.target.size());
     for (int row = 0; row < r.rows(); ++row) {
       std::vector<std::string> truncated;

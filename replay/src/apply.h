@@ -78,8 +78,7 @@ class Applier {
   // "key": {column: text}, "before": {column: text|null}|null (the live
   // row), "after": {...}|null (the target row), "changed": [columns whose
   // text differs], "truncated": [columns cut to 256 characters]}.
-  Status SampleChanges(uint64_t limit,
-                       const std::function<Status(const std::string& table, std::string change)>& emit);
+  Status SampleChanges(uint64_t limit, const std::function<Status(const std::string& table, std::string change)>& emit);
 
   // Saves the current image of every row the apply will update or delete,
   // and the keys it will insert, into `archive` (files t<i>.rows and

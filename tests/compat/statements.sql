@@ -117,5 +117,67 @@ DELETE FROM public.ext_types WHERE id = 2;
 INSERT INTO "Sales-EU"."Order Lines" VALUES (2, 'tenant-b', 7);
 UPDATE "Sales-EU"."Order Lines" SET "Qty" = 4 WHERE id = 1;
 
--- 15. The end marker.
+-- 15a. Partitioned tables: rows into each partition (the default ones and
+-- sub-partitions included), updates inside a partition, updates of the
+-- partition key that move rows between partitions (and sub-partitions),
+-- deletes; all under the root's topic.
+INSERT INTO parts.h_accounts VALUES (7, 1, 0, 'new'), (8, 1, 1.5, 'new');
+UPDATE parts.h_accounts SET balance = balance + 1 WHERE tenant_id = 1;
+UPDATE parts.h_accounts SET tenant_id = 9 WHERE tenant_id = 2 AND id = 1;   -- hash moves
+DELETE FROM parts.h_accounts WHERE tenant_id = 3;
+INSERT INTO parts.l_orders VALUES ('eu', 10, 'tenant-a', 1), ('br', 11, 'tenant-b', 2);
+UPDATE parts.l_orders SET amount = amount * 10 WHERE id IN (1, 4);
+UPDATE parts.l_orders SET region = 'us' WHERE region = 'eu' AND id = 1;      -- eu -> us
+UPDATE parts.l_orders SET region = 'xx' WHERE region = 'ca' AND id = 3;      -- us -> default
+UPDATE parts.l_orders SET region = 'eu' WHERE region = 'jp' AND id = 4;      -- default -> eu
+DELETE FROM parts.l_orders WHERE region = 'br';
+BEGIN;
+INSERT INTO parts.r_events VALUES ('tenant-a', 7, '2024-07-01', 'a', '{"in": "2024_a"}'),
+    ('tenant-b', 8, '2025-07-01', 'b', NULL), ('tenant-a', 9, '2040-01-01', 'c', '{}');
+UPDATE parts.r_events SET kind = 'a' WHERE id = 2;                           -- 2024_rest -> 2024_a
+UPDATE parts.r_events SET at = '2025-02-02' WHERE id = 1;                    -- 2024_a -> 2025_x
+UPDATE parts.r_events SET at = '2031-01-01' WHERE id = 3;                    -- 2025_x -> default
+UPDATE parts.r_events SET payload = '{"n": 2}' WHERE id = 4;
+COMMIT;
+DELETE FROM parts.r_events WHERE id = 6;
+INSERT INTO parts.t_notes VALUES ('tenant-a', 2, 'second a note');
+UPDATE parts.t_notes SET body = 'b note, edited' WHERE tenant_id = 'tenant-b';
+UPDATE parts.t_notes SET tenant_id = 'tenant-b', id = 2 WHERE tenant_id = 'tenant-a' AND id = 1;  -- to another tenant's partition
+UPDATE parts.p_one SET id = 50 WHERE id = 150;                               -- high -> low
+INSERT INTO parts.p_empty VALUES (1, 'tenant-a');
+DELETE FROM parts.p_empty;
+
+-- 15b. Names of every kind.
+INSERT INTO "CamelSchema"."CamelTable" VALUES (2, 'tenant-b', 'Two', NULL);
+UPDATE "CamelSchema"."CamelTable" SET "MixedCol" = 'changed', "col with space" = 4 WHERE "Id" = 1;
+UPDATE "with space"."a table" SET v = 'still spaced' WHERE id = 1;
+INSERT INTO "dot.schema"."dot.table" VALUES (2, 'tenant-b', 'b.c');
+DELETE FROM "dot.schema"."dot.table" WHERE id = 1;
+INSERT INTO "Ünïcødé"."表格😀" VALUES (2, 'tenant-b', 'ß', 2);
+UPDATE "Ünïcødé"."表格😀" SET "é" = 10 WHERE id = 1;
+UPDATE s_63_bytes_schema_name_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.t_63_bytes_table_name_yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy
+    SET c_63_bytes_column_name_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz = 64;
+INSERT INTO public."éééééééééééééééééééééééééééééééx" VALUES (1, 'tenant-a');
+
+-- 15c. Ranges, multiranges, composite types, domains, tsquery, geometric
+-- types but point; update with the full old row, delete.
+INSERT INTO public.more_types VALUES
+    (3, 'tenant-c', 'empty', '[-9223372036854775808,9223372036854775807)', '(,)', '(,2024-01-01 00:00)',
+     '[-infinity,2024-01-01 00:00+05:30]', '[2024-02-29,2024-03-01]', '{}', '{}', '{[2024-01-01,2024-01-05),[2024-02-01,)}',
+     ROW(NULL, NULL, NULL), '{}', 2147483647, '{}', '', '!!x',
+     '{0,1,2}', '[(1e10,-1e10),(0.5,0.25)]', '(1,1),(1,1)', '((0,0),(3,4))', '((0,0))',
+     '<(0,0),0>', '{}');
+UPDATE public.more_types SET rn = '[0,1)', comp.zip = 99999, bx = '(0,0),(0,0)', r_arr = r_arr || '[5,6)'::int4range
+ WHERE id = 1;
+UPDATE public.more_types SET dpos = 1, pg = '((0,0),(0,1),(1,1))' WHERE id = 2;
+DELETE FROM public.more_types WHERE id = 3;
+
+-- 15d. Identity and generated columns: an identity value given explicitly,
+-- generated columns recomputed on update (not in streamed rows on PG15).
+INSERT INTO public.identities (tenant_id, v) VALUES ('tenant-c', 21);
+INSERT INTO public.identities (id, tenant_id, seq, v) OVERRIDING SYSTEM VALUE VALUES (1000, 'tenant-c', 5, 3);
+UPDATE public.identities SET v = 5 WHERE tenant_id = 'tenant-a';
+DELETE FROM public.identities WHERE tenant_id = 'tenant-b';
+
+-- 16. The end marker.
 INSERT INTO public.compat_marker VALUES (1, 'tenant-a', 'statements.sql done');

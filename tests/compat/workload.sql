@@ -11,6 +11,10 @@ CREATE EXTENSION hstore;
 CREATE EXTENSION citext;
 CREATE EXTENSION ltree;
 CREATE EXTENSION isn;
+-- PostGIS (Debian's postgresql-15-postgis-3, installed by scripts/setup). Its
+-- spatial_ref_sys table is published too (FOR ALL TABLES): kept to one row.
+CREATE EXTENSION postgis;
+DELETE FROM public.spatial_ref_sys WHERE srid <> 4326;
 
 -- Extension types Debezium maps by name, and a stored generated column
 -- (in snapshot rows, read by SELECT *; not in streamed rows on PG15).
@@ -137,6 +141,151 @@ CREATE TABLE public.defaults (
 );
 ALTER TABLE public.defaults REPLICA IDENTITY FULL;
 
+-- Partitioned tables of every kind (the publication publishes via the root:
+-- events under the root's topic). Hash, with a composite key:
+CREATE SCHEMA parts;
+CREATE TABLE parts.h_accounts (
+    tenant_id integer NOT NULL,
+    id        integer NOT NULL,
+    balance   numeric(12, 2),
+    note      text,
+    PRIMARY KEY (tenant_id, id)
+) PARTITION BY HASH (tenant_id);
+CREATE TABLE parts.h_accounts_0 PARTITION OF parts.h_accounts FOR VALUES WITH (MODULUS 4, REMAINDER 0);
+CREATE TABLE parts.h_accounts_1 PARTITION OF parts.h_accounts FOR VALUES WITH (MODULUS 4, REMAINDER 1);
+CREATE TABLE parts.h_accounts_2 PARTITION OF parts.h_accounts FOR VALUES WITH (MODULUS 4, REMAINDER 2);
+CREATE TABLE parts.h_accounts_3 PARTITION OF parts.h_accounts FOR VALUES WITH (MODULUS 4, REMAINDER 3);
+-- List with a default partition; REPLICA IDENTITY FULL on every leaf (old rows
+-- in full, also for rows that move between partitions).
+CREATE TABLE parts.l_orders (
+    region    text NOT NULL,
+    id        integer NOT NULL,
+    tenant_id text NOT NULL,
+    amount    integer,
+    PRIMARY KEY (region, id)
+) PARTITION BY LIST (region);
+CREATE TABLE parts.l_orders_eu PARTITION OF parts.l_orders FOR VALUES IN ('eu');
+CREATE TABLE parts.l_orders_us PARTITION OF parts.l_orders FOR VALUES IN ('us', 'ca');
+CREATE TABLE parts.l_orders_rest PARTITION OF parts.l_orders DEFAULT;
+ALTER TABLE parts.l_orders_eu REPLICA IDENTITY FULL;
+ALTER TABLE parts.l_orders_us REPLICA IDENTITY FULL;
+ALTER TABLE parts.l_orders_rest REPLICA IDENTITY FULL;
+-- Range with sub-partitions (list inside range, hash inside range) and a
+-- default partition at both levels.
+CREATE TABLE parts.r_events (
+    tenant_id text NOT NULL,
+    id        integer NOT NULL,
+    at        date NOT NULL,
+    kind      text NOT NULL,
+    payload   jsonb,
+    PRIMARY KEY (id, at, kind)
+) PARTITION BY RANGE (at);
+CREATE TABLE parts.r_events_2024 PARTITION OF parts.r_events
+    FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY LIST (kind);
+CREATE TABLE parts.r_events_2024_a PARTITION OF parts.r_events_2024 FOR VALUES IN ('a');
+CREATE TABLE parts.r_events_2024_rest PARTITION OF parts.r_events_2024 DEFAULT;
+CREATE TABLE parts.r_events_2025 PARTITION OF parts.r_events
+    FOR VALUES FROM ('2025-01-01') TO ('2026-01-01') PARTITION BY HASH (id);
+CREATE TABLE parts.r_events_2025_0 PARTITION OF parts.r_events_2025 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE parts.r_events_2025_1 PARTITION OF parts.r_events_2025 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+CREATE TABLE parts.r_events_rest PARTITION OF parts.r_events DEFAULT;
+-- A partition per tenant.
+CREATE TABLE parts.t_notes (
+    tenant_id text NOT NULL,
+    id        integer NOT NULL,
+    body      text,
+    PRIMARY KEY (tenant_id, id)
+) PARTITION BY LIST (tenant_id);
+CREATE TABLE parts."t_notes_tenant-a" PARTITION OF parts.t_notes FOR VALUES IN ('tenant-a');
+CREATE TABLE parts."t_notes_tenant-b" PARTITION OF parts.t_notes FOR VALUES IN ('tenant-b');
+-- An empty partitioned table and a one-row one.
+CREATE TABLE parts.p_empty (id integer NOT NULL, tenant_id text NOT NULL, PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE TABLE parts.p_empty_low PARTITION OF parts.p_empty FOR VALUES FROM (0) TO (100);
+CREATE TABLE parts.p_one (id integer NOT NULL, tenant_id text NOT NULL, PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE TABLE parts.p_one_low PARTITION OF parts.p_one FOR VALUES FROM (0) TO (100);
+CREATE TABLE parts.p_one_high PARTITION OF parts.p_one FOR VALUES FROM (100) TO (MAXVALUE);
+
+-- Names of every kind Postgres allows (their topics are sanitised; none of
+-- them collide): quoted mixed case, spaces, dots, non-ASCII, 63 bytes.
+CREATE SCHEMA "CamelSchema";
+CREATE TABLE "CamelSchema"."CamelTable" (
+    "Id" integer PRIMARY KEY, tenant_id text NOT NULL, "MixedCol" text, "col with space" integer);
+CREATE SCHEMA "with space";
+CREATE TABLE "with space"."a table" (id integer PRIMARY KEY, tenant_id text NOT NULL, v text);
+CREATE SCHEMA "dot.schema";
+CREATE TABLE "dot.schema"."dot.table" (id integer PRIMARY KEY, tenant_id text NOT NULL, "a.b" text);
+CREATE SCHEMA "Ünïcødé";
+CREATE TABLE "Ünïcødé"."表格😀" (id integer PRIMARY KEY, tenant_id text NOT NULL, "ÄÖÜ" text, "é" integer);
+CREATE SCHEMA s_63_bytes_schema_name_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx;
+CREATE TABLE s_63_bytes_schema_name_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.t_63_bytes_table_name_yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy (
+    id integer PRIMARY KEY, tenant_id text NOT NULL,
+    c_63_bytes_column_name_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz integer);
+-- 63 bytes of two-byte characters (31 x é, then x).
+CREATE TABLE public."éééééééééééééééééééééééééééééééx" (id integer PRIMARY KEY, tenant_id text NOT NULL);
+
+-- Types beyond the common set: ranges and multiranges, arrays of ranges,
+-- composite types, domains (over a scalar, an array, an extension type),
+-- tsquery, the geometric types Debezium leaves out. REPLICA IDENTITY FULL:
+-- the old rows carry them too.
+CREATE TYPE public.address AS (street text, zip integer, tags text[]);
+CREATE DOMAIN public.posint AS integer CHECK (VALUE > 0);
+CREATE DOMAIN public.label_list AS text[];
+CREATE DOMAIN public.email AS citext;
+CREATE TABLE public.more_types (
+    id        integer PRIMARY KEY,
+    tenant_id text NOT NULL,
+    r4        int4range,
+    r8        int8range,
+    rn        numrange,
+    rts       tsrange,
+    rtz       tstzrange,
+    rd        daterange,
+    m4        int4multirange,
+    mtz       tstzmultirange,
+    md        datemultirange,
+    comp      public.address,
+    comps     public.address[],
+    dpos      public.posint,
+    dlabels   public.label_list,
+    demail    public.email,
+    tsq       tsquery,
+    ln        line,
+    ls        lseg,
+    bx        box,
+    pa        path,
+    pg        polygon,
+    ci        circle,
+    r_arr     int4range[]
+);
+ALTER TABLE public.more_types REPLICA IDENTITY FULL;
+
+-- Identity and generated columns.
+CREATE TABLE public.identities (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id text NOT NULL,
+    seq       integer GENERATED BY DEFAULT AS IDENTITY (START WITH 100),
+    v         integer,
+    doubled   integer GENERATED ALWAYS AS (v * 2) STORED,
+    label     text GENERATED ALWAYS AS ('v=' || coalesce(v::text, 'null')) STORED
+);
+
+-- Snapshot markers: in the schemas round the first and the last table of the
+-- snapshot order have one row (in the plain round, the empty tables
+-- a_first.empty_t and zz_last.empty_t are first and last).
+\if :{?round}
+\else
+\set round plain
+\endif
+SELECT :'round' = 'schemas' AS one_row_edges \gset
+\if :one_row_edges
+CREATE SCHEMA "0_first";
+CREATE TABLE "0_first".one_row (id integer PRIMARY KEY, tenant_id text NOT NULL);
+INSERT INTO "0_first".one_row VALUES (1, 'tenant-a');
+CREATE SCHEMA zzz_last;
+CREATE TABLE zzz_last.one_row (id integer PRIMARY KEY, tenant_id text NOT NULL, v text);
+INSERT INTO zzz_last.one_row VALUES (1, 'tenant-b', 'the last table of the snapshot');
+\endif
+
 -- statements.sql ends with one row here: the run waits for it on both sides.
 CREATE TABLE public.compat_marker (
     id        integer PRIMARY KEY,
@@ -192,3 +341,29 @@ INSERT INTO public.ext_types (id, tenant_id, h, ci, lt, isb, price, qty) VALUES
     (2, 'tenant-b', '', NULL, NULL, NULL, NULL, NULL);
 INSERT INTO "Sales-EU"."Order Lines" VALUES (1, 'tenant-a', 3);
 INSERT INTO public.one_row VALUES (1, 'tenant-a');
+
+INSERT INTO parts.h_accounts SELECT t, i, t * 100 + i, 'snap' FROM generate_series(1, 6) t, generate_series(1, 2) i;
+INSERT INTO parts.l_orders VALUES ('eu', 1, 'tenant-a', 10), ('us', 2, 'tenant-b', 20), ('ca', 3, 'tenant-a', 30),
+    ('jp', 4, 'tenant-b', 40);
+INSERT INTO parts.r_events VALUES
+    ('tenant-a', 1, '2024-03-01', 'a', '{"n": 1}'), ('tenant-a', 2, '2024-04-01', 'b', NULL),
+    ('tenant-b', 3, '2025-05-01', 'a', '[]'), ('tenant-b', 4, '2025-06-01', 'z', '{}'),
+    ('tenant-a', 5, '2030-01-01', 'a', '"late"'), ('tenant-b', 6, '1999-12-31', 'q', 'null');
+INSERT INTO parts.t_notes VALUES ('tenant-a', 1, 'a note'), ('tenant-b', 1, 'b note');
+INSERT INTO parts.p_one VALUES (150, 'tenant-a');
+INSERT INTO "CamelSchema"."CamelTable" VALUES (1, 'tenant-a', 'Mixed', 3);
+INSERT INTO "with space"."a table" VALUES (1, 'tenant-a', 'spaced');
+INSERT INTO "dot.schema"."dot.table" VALUES (1, 'tenant-a', 'dotted');
+INSERT INTO "Ünïcødé"."表格😀" VALUES (1, 'tenant-a', 'äöü', 1);
+INSERT INTO s_63_bytes_schema_name_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.t_63_bytes_table_name_yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy
+    VALUES (1, 'tenant-a', 63);
+INSERT INTO public.more_types VALUES
+    (1, 'tenant-a', '[1,10)', '(,5]', '[1.5,2.25]', '[2024-01-01 00:00,2024-02-01 12:30)',
+     '[2024-01-01 00:00+00,infinity)', 'empty', '{[1,3),[5,7)}', '{[2024-01-01 00:00+02,2024-01-02 00:00+02)}',
+     '{}', ROW('Main St. 1', 12345, '{a,"b c"}'), ARRAY[ROW('x', 1, NULL)::public.address, NULL],
+     7, '{red,"dark blue"}', 'Someone@Example.COM', 'fat & (rat | cat)',
+     '{1,-1,0}', '[(0,0),(1,1)]', '(2,2),(0,0)', '[(0,0),(1,1),(2,0)]', '((0,0),(1,1),(1,0))',
+     '<(1,1),2.5>', '{"[1,2)",empty}'),
+    (2, 'tenant-b', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO public.identities (tenant_id, v) VALUES ('tenant-a', 1), ('tenant-b', NULL);

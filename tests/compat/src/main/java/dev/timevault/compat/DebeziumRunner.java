@@ -69,6 +69,7 @@ public final class DebeziumRunner {
         DEFAULTS.put("max-runtime-s", "0");
         DEFAULTS.put("offset-file", "");
         DEFAULTS.put("publication-autocreate", "disabled");
+        DEFAULTS.put("table-exclude-list", "");
     }
 
     private static void usage(String error) {
@@ -198,6 +199,9 @@ public final class DebeziumRunner {
         p.setProperty("publication.name", o.get("publication"));
         p.setProperty("publication.autocreate.mode", o.get("publication-autocreate"));
         p.setProperty("snapshot.mode", o.get("snapshot-mode"));
+        if (!o.get("table-exclude-list").isEmpty()) {
+            p.setProperty("table.exclude.list", o.get("table-exclude-list"));
+        }
         p.setProperty("provide.transaction.metadata", "true");
         p.setProperty("heartbeat.interval.ms", o.get("heartbeat-ms"));
         // Debezium skips truncates by default; timevault must see them ('t' events).

@@ -2,14 +2,39 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <span>
+#include <string>
 
 #include "capture/partitions.h"
 #include "timevault/capture/refusals.h"
 
 namespace timevault::capture {
 namespace {
+
+// UTF-8 text as UTF-16 code units (what Java's String holds).
+std::u16string Utf16(std::string_view s) {
+  std::u16string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+    for (size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      out.push_back(static_cast<char16_t>(0xD800 + (cp >> 10)));
+      out.push_back(static_cast<char16_t>(0xDC00 + (cp & 0x3FF)));
+    } else {
+      out.push_back(static_cast<char16_t>(cp));
+    }
+    i += n;
+  }
+  return out;
+}
+
+// Java's String.compareTo: by UTF-16 code unit.
+bool JavaStringLess(std::string_view a, std::string_view b) { return Utf16(a) < Utf16(b); }
 
 constexpr int kReadTimeoutMs = 100;
 constexpr int kFlushTimeoutMs = 60000;
@@ -358,18 +383,25 @@ Status Session::Snapshot(const CreatedSlot& created) {
   // A partitioned table (relkind 'p', published as its root) is read with
   // its partitions: `FROM ONLY root` holds no rows.
   TV_ASSIGN_OR_RETURN(auto tables, catalog_.ExecParams(R"SQL(
-      SELECT c.oid, c.relkind = 'p' FROM pg_publication_tables pt
+      SELECT c.oid, c.relkind = 'p', pt.schemaname || '.' || pt.tablename FROM pg_publication_tables pt
       JOIN pg_namespace n ON n.nspname = pt.schemaname
       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
-      WHERE pt.pubname = $1 ORDER BY pt.schemaname, pt.tablename)SQL",
+      WHERE pt.pubname = $1)SQL",
                                                        {config_.postgres.publication}));
+  // Debezium snapshots its tables in TableId order: Java's String.compareTo
+  // of "schema.table" (UTF-16 code units), whatever the database collation.
+  std::vector<int> order(static_cast<size_t>(tables.rows()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::sort(order.begin(), order.end(),
+            [&](int a, int b) { return JavaStringLess(tables.GetString(a, 2), tables.GetString(b, 2)); });
   std::vector<TableSchema> schemas;
   std::vector<bool> partitioned;
   int last_with_rows = -1;  // Debezium marks the snapshot's last record "last", whichever table it is in
-  for (int i = 0; i < tables.rows(); ++i) {
-    TV_ASSIGN_OR_RETURN(auto schema, schemas_->Load(static_cast<uint32_t>(std::stoul(tables.GetString(i, 0))),
+  for (int row : order) {
+    const int i = static_cast<int>(schemas.size());
+    TV_ASSIGN_OR_RETURN(auto schema, schemas_->Load(static_cast<uint32_t>(std::stoul(tables.GetString(row, 0))),
                                                     /*with_generated=*/true));
-    partitioned.push_back(tables.Get(i, 1) == "t");
+    partitioned.push_back(tables.Get(row, 1) == "t");
     if (Refused(schema)) {
       schemas.push_back(std::move(schema));
       continue;
@@ -380,10 +412,12 @@ Status Session::Snapshot(const CreatedSlot& created) {
     if (any.Get(0, 0) == "t") last_with_rows = i;
     schemas.push_back(std::move(schema));
   }
+  int first = -1;  // the first table snapshotted (tables Debezium leaves out or refused ones are not)
   for (int i = 0; i < tables.rows(); ++i) {
     if (stop_->load()) return Aborted("stopped during the initial snapshot; it restarts with the next run");
     if (Refused(schemas[static_cast<size_t>(i)])) continue;
-    const SnapshotPosition position{i == 0, i == last_with_rows, partitioned[static_cast<size_t>(i)]};
+    if (first < 0) first = i;
+    const SnapshotPosition position{i == first, i == last_with_rows, partitioned[static_cast<size_t>(i)]};
     TV_RETURN_IF_ERROR(SnapshotTable(schemas[static_cast<size_t>(i)], created.consistent_point, xid, position));
   }
   TV_ASSIGN_OR_RETURN(PartitionLeaves leaves, ReadPartitionLeaves(catalog_, config_.postgres.publication));

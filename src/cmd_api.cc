@@ -90,11 +90,13 @@ int RunAll(const GlobalOptions& g) {
   std::atomic<bool> failed{false};
   capture::CaptureMetrics capture_metrics;
   store::IngestMetrics ingest_metrics;
+  pg::ReusedConn slot_conn(cfg->postgres.conninfo, "timevault-metrics");  // one connection for every scrape
   std::unique_ptr<MetricsEndpoint> endpoint;
   if (!g.metrics_listen.empty()) {
     store::Store* st = opened->get();
-    auto started = MetricsEndpoint::Start(g.metrics_listen, [&cfg, &capture_metrics, &ingest_metrics, st] {
-      return BuildInfoText("run") + CaptureMetricsText(*cfg, capture_metrics) + StoreMetricsText(ingest_metrics, st);
+    auto started = MetricsEndpoint::Start(g.metrics_listen, [&cfg, &capture_metrics, &ingest_metrics, &slot_conn, st] {
+      return BuildInfoText("run") + CaptureMetricsText(*cfg, capture_metrics, slot_conn) +
+             StoreMetricsText(ingest_metrics, st);
     });
     if (!started.ok()) {
       spdlog::critical("run: {}", started.status().ToString());

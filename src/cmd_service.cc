@@ -24,10 +24,12 @@ int RunCapture(const GlobalOptions& g) {
   if (!cfg) return code;
   InstallStopHandlers();
   capture::CaptureMetrics metrics;
+  pg::ReusedConn slot_conn(cfg->postgres.conninfo, "timevault-metrics");  // one connection for every scrape
   std::unique_ptr<MetricsEndpoint> endpoint;
   if (!g.metrics_listen.empty()) {
-    auto started = MetricsEndpoint::Start(
-        g.metrics_listen, [&cfg, &metrics] { return BuildInfoText("capture") + CaptureMetricsText(*cfg, metrics); });
+    auto started = MetricsEndpoint::Start(g.metrics_listen, [&cfg, &metrics, &slot_conn] {
+      return BuildInfoText("capture") + CaptureMetricsText(*cfg, metrics, slot_conn);
+    });
     if (!started.ok()) {
       spdlog::critical("capture: {}", started.status().ToString());
       return kExitFailure;

@@ -89,7 +89,7 @@ std::string BuildInfoText(const std::string& command) {
   return out;
 }
 
-std::string CaptureMetricsText(const config::Config& cfg, const capture::CaptureMetrics& m) {
+std::string CaptureMetricsText(const config::Config& cfg, const capture::CaptureMetrics& m, pg::ReusedConn& slot_conn) {
   std::string out;
   One(out, "timevault_capture_events_produced_total", "counter", "Change events handed to the Kafka producer.",
       static_cast<double>(m.produced_events.load()));
@@ -111,14 +111,9 @@ std::string CaptureMetricsText(const config::Config& cfg, const capture::Capture
       static_cast<double>(m.reconnects.load()));
   One(out, "timevault_capture_streaming", "gauge", "1 while the replication stream is up.", m.streaming.load() ? 1 : 0);
   // The slot as Postgres sees it: WAL it retains, whether a walsender holds it.
-  std::string conninfo = cfg.postgres.conninfo;
-  if (conninfo.find("connect_timeout") == std::string::npos && conninfo.find("://") == std::string::npos) {
-    conninfo += " connect_timeout=3";
-  }
-  auto conn = pg::PgConn::Connect(conninfo);
   double up = 0, retained = 0, active = 0;
-  if (conn.ok()) {
-    auto r = conn->ExecParams(
+  {
+    auto r = slot_conn.ExecParams(
         "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, active FROM pg_replication_slots "
         "WHERE slot_name = $1",
         {cfg.postgres.slot});

@@ -10,6 +10,7 @@
 
 #include "timevault/capture/capture.h"
 #include "timevault/config/config.h"
+#include "timevault/core/pg_reused.h"
 #include "timevault/core/status.h"
 #include "timevault/store/ingest.h"
 #include "timevault/store/store.h"
@@ -33,8 +34,9 @@ class MetricsEndpoint {
 
 // Prometheus text of capture: events produced/acknowledged, bytes,
 // transactions, LSNs, lag, reconnects, and the slot's WAL retained (read
-// from Postgres at each scrape, 3 s timeout).
-std::string CaptureMetricsText(const config::Config& cfg, const capture::CaptureMetrics& m);
+// from Postgres at each scrape on `slot_conn`, one connection kept across
+// scrapes, 3 s connect timeout).
+std::string CaptureMetricsText(const config::Config& cfg, const capture::CaptureMetrics& m, pg::ReusedConn& slot_conn);
 // Prometheus text of the store: messages consumed, batches, dead letters,
 // rebalances, consumer lag per partition, and the store's size, events and
 // recoverable point (and its age).

@@ -16,6 +16,7 @@
     timers: [],
     healthSamples: [],
     plans: null,
+    pageSize: 50,  // rows a list screen asks the API for at a time
   };
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 
@@ -136,6 +137,43 @@
   }
   const enc = encodeURIComponent;
 
+  // ---- paged lists -----------------------------------------------------------
+
+  // The API's lists come a page at a time (?limit=, ?cursor= and the
+  // response's next_cursor; docs/api.md "Lists"). A list screen shows the
+  // first page and a "More" button fetching the next one.
+  const PAGE_SIZES = [10, 25, 50, 100];
+  async function fetchPage(path, params, key, cursor, limit) {
+    const q = new URLSearchParams(params || {});
+    q.set('limit', String(limit || S.pageSize));
+    if (cursor) q.set('cursor', cursor);
+    const r = await api('GET', path + '?' + q);
+    return {items: r[key] || [], next: r.next_cursor || null};
+  }
+  // Every item of a list, following the cursors (for pickers that offer them all).
+  async function fetchAll(path, params, key) {
+    const out = [];
+    let cursor = null;
+    do {
+      const page = await fetchPage(path, params, key, cursor, 1000);
+      out.push(...page.items);
+      cursor = page.next;
+    } while (cursor);
+    return out;
+  }
+  function pageSizeSelect(onchange) {
+    return field(t('common.page_size'), select({testid: 'page-size', onchange: (ev) => { S.pageSize = Number(ev.target.value); onchange(); }},
+      PAGE_SIZES.map((n) => [String(n), num(n)]), String(S.pageSize)));
+  }
+  // "N shown" and, when the API said there is more, the button that loads it.
+  function moreControl(shown, next, loadMore) {
+    return h('div', {class: 'row more', testid: 'more-row'}, h('span', {class: 'note', testid: 'shown'}, t('common.shown', {n: num(shown)})),
+      next ? h('button', {class: 'secondary', testid: 'more', onclick: async (ev) => {
+        ev.target.disabled = true;
+        try { await loadMore(); } catch (e) { ev.target.parentNode.append(errorBox(e)); }
+      }}, t('common.more')) : h('span', {class: 'note', testid: 'end-of-list'}, t('common.end')));
+  }
+
   // ---- roles and tenants ---------------------------------------------------
 
   const ROLE_RANK = {viewer: 0, operator: 1, admin: 2};
@@ -172,13 +210,32 @@
 
   // ---- jobs ----------------------------------------------------------------
 
+  // Whether a job can still be cancelled: queued, or a running restore, PITR
+  // or rollback that has not reached its snapshot (from there it writes and
+  // commits whole). The API decides; this only hides a button that would 409.
+  const LATE_PHASES = ['snapshot', 'apply', 'verify', 'commit', 'done'];
+  const cancellable = (j) => j.state === 'queued' ||
+    (j.state === 'running' && ['restore', 'pitr', 'rollback'].includes(j.kind) && !LATE_PHASES.includes(j.phase) && !j.cancel_requested_by);
+  // Asks to cancel `j` after confirming; resolves with the API's record or null.
+  async function cancelJob(j) {
+    const vars = {kind: t('job.kind.' + j.kind), id: j.id, tenant: tenantLabel(j.tenant)};
+    const ok = await confirmAction(t('jobs.cancel_title'), j.state === 'queued' ? t('jobs.cancel_text', vars) : t('jobs.cancel_running_text', vars), t('jobs.cancel'));
+    if (!ok) return null;
+    return api('POST', '/v1/jobs/' + enc(j.id) + '/cancel', {confirm: true});
+  }
+
   function jobView(j) {
     const frac = Math.max(0, Math.min(1, j.progress || 0));
     const bar = h('div', {class: 'progress'}, h('div', {}));
     bar.firstChild.style.width = (j.state === 'succeeded' ? 100 : frac * 100) + '%';
     return h('div', {class: 'job', testid: 'job', 'data-state': j.state, 'data-job-id': j.id},
       h('div', {class: 'row'}, badge(j.state), h('span', {}, t('job.kind.' + j.kind)), h('code', {}, j.id),
-        h('span', {class: 'note'}, j.phase || ''), bar),
+        h('span', {class: 'note'}, j.phase || ''), bar,
+        j.cancel_requested_by && j.state === 'running' ? h('span', {class: 'note', testid: 'cancel-requested'}, t('jobs.cancel_requested', {name: j.cancel_requested_by})) : null,
+        cancellable(j) && j.state === 'running' && can('operator') ? h('button', {class: 'danger', testid: 'job-cancel-live', onclick: async (ev) => {
+          ev.target.disabled = true;
+          try { await cancelJob(j); } catch (e) { ev.target.parentNode.append(errorBox(e)); }
+        }}, t('jobs.cancel')) : null),
       j.error ? errorBox(j.error.message) : null);
   }
   // Polls a job until it finishes, showing it in `box`; resolves with the record.
@@ -244,7 +301,7 @@
   }
 
   async function loadPlans() {
-    try { S.plans = (await api('GET', '/v1/plans')).plans; } catch (e) { S.plans = []; }
+    try { S.plans = await fetchAll('/v1/plans', {}, 'plans'); } catch (e) { S.plans = []; }
     return S.plans;
   }
   // The retention a plan applies to a backup of `tenant` (its own plan, or a "*" plan).
@@ -261,13 +318,22 @@
     const fTenant = select({testid: 'filter-tenant'}, [['', t('common.all_tenants')], ...tenantChoices(true)]);
     const fType = select({testid: 'filter-type'}, [['', t('backups.all_types')], ['full', t('backups.full')], ['incremental', t('backups.incremental')]]);
     let backups = [];
+    let next = null;
+    const filters = () => (fTenant.value ? {tenant: fTenant.value} : {});
     async function refresh() {
       try {
         await loadPlans();
-        const q = fTenant.value ? '?tenant=' + enc(fTenant.value) : '';
-        backups = (await api('GET', '/v1/backups' + q)).backups;
+        const page = await fetchPage('/v1/backups', filters(), 'backups');
+        backups = page.items;
+        next = page.next;
         draw();
       } catch (e) { clear(listBox).append(errorBox(e)); }
+    }
+    async function more() {
+      const page = await fetchPage('/v1/backups', filters(), 'backups', next);
+      backups.push(...page.items);
+      next = page.next;
+      draw();
     }
     function draw() {
       const rows = backups.filter((b) => !fType.value || b.type === fType.value).map((b) => {
@@ -304,7 +370,8 @@
           h('td', {}, ret ? localTime(ret.expires) : '—'), out, actions);
       });
       clear(listBox).append(table([t('backups.name'), 'ID', t('backups.type'), t('common.tenant'), t('backups.point'),
-        {text: t('backups.rows'), cls: 'num'}, {text: t('backups.size'), cls: 'num'}, t('backups.expires'), t('common.result'), ''], rows, 'backups'));
+        {text: t('backups.rows'), cls: 'num'}, {text: t('backups.size'), cls: 'num'}, t('backups.expires'), t('common.result'), ''], rows, 'backups'),
+      moreControl(backups.length, next, more));
     }
     fTenant.onchange = refresh;
     fType.onchange = draw;
@@ -350,14 +417,14 @@
       await refresh();
     }
     main.append(h('section', {class: 'card'}, h('div', {class: 'row'}, h('h2', {}, t('backups.history')),
-      field(t('common.tenant'), fTenant), field(t('backups.type'), fType)), listBox));
+      field(t('common.tenant'), fTenant), field(t('backups.type'), fType), pageSizeSelect(refresh)), listBox));
   }
 
   async function screenRestore(main, params) {
     main.append(h('h1', {}, t('nav.restore')), h('p', {class: 'note'}, t('restore.intro')), readOnlyNote());
     if (!can('operator')) return;
     let backups = [];
-    try { backups = (await api('GET', '/v1/backups')).backups; } catch (e) { main.append(errorBox(e)); return; }
+    try { backups = await fetchAll('/v1/backups', {}, 'backups'); } catch (e) { main.append(errorBox(e)); return; }
     const pick = select({testid: 'restore-backup'}, [['', t('restore.pick')],
       ...backups.map((b) => [b.id, (b.name || b.id) + ' · ' + t('backups.' + b.type) + ' · ' + tenantLabel(b.tenant) + ' · ' + localTime(b.point.time)])],
       params.backup || '');
@@ -458,10 +525,31 @@
     date.oninput = showUtc; time.oninput = showUtc; showUtc();
     const result = h('div', {testid: 'pitr-result'});
     const jobBox = h('div', {testid: 'pitr-job'});
+    // The tenant's recoverable window: the oldest and newest point a PITR can target.
+    const windowBox = h('div', {class: 'note', testid: 'pitr-window'});
+    let win = null;
+    async function loadWindow() {
+      win = null;
+      clear(windowBox);
+      try { win = await api('GET', '/v1/tenants/' + enc(tenant.value) + '/window'); } catch (e) { return windowBox.append(errorBox(e)); }
+      windowBox.dataset.oldest = win.oldest ? win.oldest.time : '';
+      windowBox.dataset.newest = win.newest ? win.newest.time : '';
+      windowBox.append(t('pitr.window', {tenant: tenant.value}), ' ',
+        win.oldest && win.newest ? h('span', {}, timeCell(win.oldest.time), ' → ', timeCell(win.newest.time)) : t('pitr.none_yet'),
+        win.gaps && win.gaps.length ? h('div', {testid: 'pitr-window-gaps'}, t('pitr.window_gaps', {n: num(win.gaps.length)})) : null);
+      const day = (iso) => { const x = new Date(iso); return `${x.getFullYear()}-${pad(x.getMonth() + 1)}-${pad(x.getDate())}`; };
+      if (win.oldest) date.min = day(win.oldest.time);
+      if (win.newest) date.max = day(win.newest.time);
+    }
+    tenant.addEventListener('change', loadWindow);
     const previewBtn = h('button', {testid: 'pitr-preview', onclick: async () => {
       clear(result); clear(jobBox);
       const d = localInputToDate(date.value, time.value);
       if (isNaN(d)) return result.append(errorBox(t('pitr.bad_time')));
+      // Outside the window the API refuses too; say so before asking it.
+      if (win && win.oldest && d.getTime() < Math.floor(Date.parse(win.oldest.time) / 1000) * 1000) {
+        return result.append(errorBox(t('pitr.before_window', {oldest: localTime(win.oldest.time)})));
+      }
       const body = {tenant: tenant.value, target_time: d.toISOString()};
       const list = tables.value.split(',').map((x) => x.trim()).filter(Boolean);
       if (list.length) body.tables = list;
@@ -485,17 +573,34 @@
     }}, t('pitr.preview'));
     main.append(h('section', {class: 'card'},
       h('div', {class: 'row'}, field(t('common.tenant'), tenant), field(t('pitr.date'), date), field(t('pitr.time'), time),
-        field(t('pitr.tables'), tables), previewBtn), utc, result, jobBox));
+        field(t('pitr.tables'), tables), previewBtn), utc, windowBox, result, jobBox));
+    await loadWindow();
   }
 
   async function screenSnapshots(main) {
     main.append(h('h1', {}, t('nav.snapshots')), h('p', {class: 'note'}, t('snapshots.intro')), readOnlyNote());
     const box = h('div', {});
     const detail = h('div', {testid: 'snapshot-detail'});
-    main.append(h('section', {class: 'card'}, box, detail));
-    let snaps;
-    try { snaps = (await api('GET', '/v1/snapshots')).snapshots; } catch (e) { return box.append(errorBox(e)); }
-    box.append(table(['ID', t('common.tenant'), t('snapshots.taken'), t('snapshots.reason'), {text: t('backups.rows'), cls: 'num'}, t('restore.tables'), ''],
+    let snaps = [];
+    let next = null;
+    async function refresh() {
+      try {
+        const page = await fetchPage('/v1/snapshots', {}, 'snapshots');
+        snaps = page.items;
+        next = page.next;
+        draw();
+      } catch (e) { clear(box).append(errorBox(e)); }
+    }
+    async function more() {
+      const page = await fetchPage('/v1/snapshots', {}, 'snapshots', next);
+      snaps.push(...page.items);
+      next = page.next;
+      draw();
+    }
+    main.append(h('section', {class: 'card'}, h('div', {class: 'row'}, pageSizeSelect(refresh)), box, detail));
+    await refresh();
+    function draw() {
+    clear(box).append(table(['ID', t('common.tenant'), t('snapshots.taken'), t('snapshots.reason'), {text: t('backups.rows'), cls: 'num'}, t('restore.tables'), ''],
       snaps.map((s) => h('tr', {testid: 'snapshot-row', 'data-id': s.id},
         h('td', {}, h('code', {}, s.id)), h('td', {}, tenantLabel(s.tenant)), h('td', {}, timeCell(s.created_at)),
         h('td', {}, s.reason, s.source ? h('div', {class: 'note'}, s.source) : null), h('td', {class: 'num'}, num(s.rows)),
@@ -511,7 +616,9 @@
             clear(detail);
             const j = await rollback(s, detail);
             if (j && j.state === 'succeeded') snapshotOffer(j, detail);
-          }}, t('rollback.button')) : null))), 'snapshots'));
+          }}, t('rollback.button')) : null))), 'snapshots'),
+      moreControl(snaps.length, next, more));
+    }
   }
 
   async function screenPlans(main) {
@@ -580,8 +687,8 @@
     async function history(p) {
       clear(report).append(h('h2', {}, t('plans.history_of', {tenant: tenantLabel(p.tenant)})));
       try {
-        const q = p.tenant === '*' ? '' : '&tenant=' + enc(p.tenant);
-        const jobs = (await api('GET', '/v1/jobs?kind=dr_test' + q)).jobs.filter((j) => j.tenant === p.tenant);
+        const q = p.tenant === '*' ? {kind: 'dr_test'} : {kind: 'dr_test', tenant: p.tenant};
+        const jobs = (await fetchAll('/v1/jobs', q, 'jobs')).filter((j) => j.tenant === p.tenant);
         report.append(table([t('jobs.created'), t('plans.level_col'), t('jobs.state'), t('plans.result'), 'RTO', 'RPO', ''], jobs.map((j) => {
           const r = j.result || {};
           return h('tr', {testid: 'history-row'}, h('td', {}, timeCell(j.created_at)), h('td', {}, r.level ? t('plans.level.' + r.level) : '—'), h('td', {}, badge(j.state)),
@@ -660,6 +767,7 @@
       let hv;
       try { hv = await api('GET', '/v1/health'); } catch (e) { return clear(box).append(errorBox(e)); }
       const rpTime = hv.store.recoverable_point ? hv.store.recoverable_point.time : null;
+      const oldestTime = hv.store.oldest_point ? hv.store.oldest_point.time : null;
       S.healthSamples.push({lag: hv.capture.lag_bytes, wal: hv.capture.wal_retained_bytes, store: hv.store.bytes_on_disk,
         age: rpTime ? (Date.parse(hv.time) - Date.parse(rpTime)) / 1000 : null});
       if (S.healthSamples.length > 120) S.healthSamples.shift();
@@ -682,13 +790,16 @@
           h('div', {class: 'metric'}, h('div', {class: 'label'}, t('health.wal')), h('div', {class: 'value'}, bytes(hv.capture.wal_retained_bytes)),
             h('div', {class: 'sub'}, t('health.slot', {slot: hv.capture.slot, state: hv.capture.active ? t('health.active') : t('health.inactive')})), sparkline(series('wal'))),
           h('div', {class: 'metric', testid: 'recoverable-point'}, h('div', {class: 'label'}, t('health.recoverable')), h('div', {class: 'value'}, rpTime ? localTime(rpTime) : '—'),
-            h('div', {class: 'sub'}, rpTime ? utcTime(rpTime) + ' · ' + t('health.behind', {age: seconds(S.healthSamples.at(-1).age)}) : ''), sparkline(series('age'))),
+            h('div', {class: 'sub'}, rpTime ? utcTime(rpTime) + ' · ' + t('health.behind', {age: seconds(S.healthSamples.at(-1).age)}) : ''),
+            oldestTime ? h('div', {class: 'sub', testid: 'recoverable-window', 'data-oldest': oldestTime, 'data-newest': rpTime},
+              t('health.window', {oldest: localTime(oldestTime)}), h('br'), utcTime(oldestTime)) : null,
+            sparkline(series('age'))),
           h('div', {class: 'metric'}, h('div', {class: 'label'}, t('health.store')), h('div', {class: 'value'}, bytes(hv.store.bytes_on_disk)),
             h('div', {class: 'sub'}, t('health.events', {n: num(hv.store.events_stored)})), sparkline(series('store'))),
           metric(t('health.dead_letters'), num(hv.store.dead_letters), hv.store.dead_letters ? t('health.dead_letters_hint') : null, 'dead-letters')),
         h('p', {class: 'note'}, t('health.charts_note')),
         h('h2', {}, t('health.compliance')),
-        table([t('plans.name'), t('common.tenant'), 'RPO', t('health.newest_backup_age'), t('health.rpo_ok'), 'RTO', t('health.measured_restore'), t('health.rto_ok')],
+        table([t('plans.name'), t('common.tenant'), t('health.rpo_target'), t('health.newest_backup_age'), t('health.rpo_ok'), t('health.rto_target'), t('health.measured_restore'), t('health.rto_ok')],
           hv.plans.map((p) => h('tr', {testid: 'compliance-row'}, h('td', {}, p.name), h('td', {}, tenantLabel(p.tenant)),
             h('td', {}, t('unit.minutes', {n: num(p.rpo_minutes)})), h('td', {}, p.newest_backup_age_minutes == null ? '—' : t('unit.minutes', {n: num(p.newest_backup_age_minutes, 1)})),
             h('td', {}, badge(p.rpo_ok ? 'ok' : 'critical', p.rpo_ok ? t('health.met') : t('health.missed'))),
@@ -705,33 +816,55 @@
     const fKind = select({testid: 'jobs-kind'}, [['', t('jobs.all_kinds')], ...['backup', 'restore', 'pitr', 'rollback', 'dr_test'].map((x) => [x, t('job.kind.' + x)])]);
     const box = h('div', {});
     const detail = h('div', {});
-    main.append(h('section', {class: 'card'}, h('div', {class: 'row'}, field(t('jobs.state'), fState), field(t('jobs.kind'), fKind)), box, detail));
+    // The first page is refreshed every 2 s, as many rows as are shown
+    // ("More" adds the next page, which later refreshes keep).
+    let jobs = [];
+    let next = null;
+    let shown = 0;
+    const filters = () => {
+      const q = {};
+      if (fState.value) q.state = fState.value;
+      if (fKind.value) q.kind = fKind.value;
+      return q;
+    };
+    const reset = () => { shown = 0; refresh(); };
+    main.append(h('section', {class: 'card'}, h('div', {class: 'row'}, field(t('jobs.state'), fState), field(t('jobs.kind'), fKind), pageSizeSelect(reset)), box, detail));
+    async function more() {
+      const page = await fetchPage('/v1/jobs', filters(), 'jobs', next);
+      jobs.push(...page.items);
+      next = page.next;
+      shown = jobs.length;
+      draw();
+    }
     async function refresh() {
-      const q = new URLSearchParams();
-      if (fState.value) q.set('state', fState.value);
-      if (fKind.value) q.set('kind', fKind.value);
-      let jobs;
-      try { jobs = (await api('GET', '/v1/jobs?' + q)).jobs; } catch (e) { return clear(box).append(errorBox(e)); }
+      try {
+        const page = await fetchPage('/v1/jobs', filters(), 'jobs', null, Math.min(1000, Math.max(S.pageSize, shown)));
+        jobs = page.items;
+        next = page.next;
+        draw();
+      } catch (e) { clear(box).append(errorBox(e)); }
+    }
+    function draw() {
       clear(box).append(table(['ID', t('jobs.kind'), t('common.tenant'), t('jobs.actor'), t('jobs.state'), t('jobs.phase'), t('jobs.created'), t('jobs.finished'), ''],
-        jobs.slice(0, 200).map((j) => {
+        jobs.map((j) => {
           const bar = h('div', {class: 'progress'}, h('div', {}));
           bar.firstChild.style.width = (j.state === 'succeeded' ? 100 : (j.progress || 0) * 100) + '%';
-          return h('tr', {testid: 'job-row', 'data-kind': j.kind, 'data-state': j.state},
+          return h('tr', {testid: 'job-row', 'data-id': j.id, 'data-kind': j.kind, 'data-state': j.state},
             h('td', {}, h('code', {}, j.id)), h('td', {}, t('job.kind.' + j.kind)), h('td', {}, tenantLabel(j.tenant)), h('td', {}, j.actor),
             h('td', {}, badge(j.state)), h('td', {}, j.phase, bar, j.error ? h('div', {class: 'note'}, j.error.message) : null),
             h('td', {}, timeCell(j.created_at)), h('td', {}, timeCell(j.finished_at)),
             h('td', {class: 'actions-cell'}, h('button', {class: 'secondary', onclick: () => {
               clear(detail).append(h('h2', {}, j.id), h('pre', {class: 'mono'}, JSON.stringify(j, null, 2)));
             }}, t('jobs.details')),
-            // Only a queued job can be cancelled: a running apply is one transaction.
-            j.state === 'queued' && can('operator') ? h('button', {class: 'danger', testid: 'job-cancel', onclick: async () => {
-              const ok = await confirmAction(t('jobs.cancel_title'), t('jobs.cancel_text', {kind: t('job.kind.' + j.kind), id: j.id, tenant: tenantLabel(j.tenant)}), t('jobs.cancel'));
-              if (!ok) return;
-              try { await api('POST', '/v1/jobs/' + enc(j.id) + '/cancel', {confirm: true}); refresh(); } catch (e) { clear(detail).append(errorBox(e)); }
-            }}, t('jobs.cancel')) : null));
-        }), 'jobs'));
+            // Queued jobs, and running applies before they write (see cancellable).
+            cancellable(j) && can('operator') ? h('button', {class: 'danger', testid: 'job-cancel', onclick: async () => {
+              try { if (await cancelJob(j)) refresh(); } catch (e) { clear(detail).append(errorBox(e)); }
+            }}, t('jobs.cancel')) : null,
+            j.cancel_requested_by && j.state === 'running' ? h('div', {class: 'note', testid: 'cancel-requested'}, t('jobs.cancel_requested', {name: j.cancel_requested_by})) : null));
+        }), 'jobs'),
+        moreControl(jobs.length, next, more));
     }
-    fState.onchange = refresh; fKind.onchange = refresh;
+    fState.onchange = reset; fKind.onchange = reset;
     await refresh();
     S.timers.push(setInterval(refresh, 2000));
   }
@@ -744,22 +877,37 @@
     const tenant = h('input', {testid: 'audit-tenant', size: 12});
     const box = h('div', {});
     const verifyBox = h('div', {testid: 'audit-verify-result'});
+    let entries = [];
+    let next = null;
+    let filters = {};
     async function search() {
-      const q = new URLSearchParams();
-      if (from.value) q.set('from', localInputToDate(from.value, '00:00:00').toISOString());
-      if (to.value) q.set('to', new Date(localInputToDate(to.value, '00:00:00').getTime() + 86400e3).toISOString());
-      if (actor.value.trim()) q.set('actor', actor.value.trim());
-      if (tenant.value.trim()) q.set('tenant', tenant.value.trim());
-      let entries;
-      try { entries = (await api('GET', '/v1/audit?' + q)).entries; } catch (e) { return clear(box).append(errorBox(e)); }
-      entries.reverse();  // newest first
+      filters = {order: 'newest'};
+      if (from.value) filters.from = localInputToDate(from.value, '00:00:00').toISOString();
+      if (to.value) filters.to = new Date(localInputToDate(to.value, '00:00:00').getTime() + 86400e3).toISOString();
+      if (actor.value.trim()) filters.actor = actor.value.trim();
+      if (tenant.value.trim()) filters.tenant = tenant.value.trim();
+      try {
+        const page = await fetchPage('/v1/audit', filters, 'entries');
+        entries = page.items;
+        next = page.next;
+      } catch (e) { return clear(box).append(errorBox(e)); }
+      draw();
+    }
+    async function more() {
+      const page = await fetchPage('/v1/audit', filters, 'entries', next);
+      entries.push(...page.items);
+      next = page.next;
+      draw();
+    }
+    function draw() {
       clear(box).append(h('p', {class: 'note'}, t('audit.count', {n: num(entries.length)})),
         table(['#', t('audit.time'), t('jobs.actor'), t('audit.call'), t('common.tenant'), t('audit.status'), t('audit.message')],
-          entries.slice(0, 500).map((e) => h('tr', {testid: 'audit-row', 'data-outcome': e.outcome},
+          entries.map((e) => h('tr', {testid: 'audit-row', 'data-seq': e.seq, 'data-outcome': e.outcome},
             h('td', {class: 'num'}, num(e.seq)), h('td', {}, timeCell(e.time)), h('td', {}, e.actor || '—'),
             h('td', {}, h('code', {}, e.method + ' ' + e.path)), h('td', {}, e.tenant || '—'),
             h('td', {}, badge(e.outcome === 'ok' ? 'ok' : e.outcome === 'denied' ? 'critical' : 'warning', String(e.status) + ' ' + t('audit.outcome.' + e.outcome))),
-            h('td', {}, e.message || ''))), 'audit'));
+            h('td', {}, e.message || ''))), 'audit'),
+        moreControl(entries.length, next, more));
     }
     const verify = h('button', {class: 'secondary', testid: 'audit-verify', onclick: async () => {
       try {
@@ -770,7 +918,7 @@
     }}, t('audit.verify'));
     main.append(h('section', {class: 'card'}, h('form', {class: 'inline', onsubmit: (ev) => { ev.preventDefault(); search(); }},
       field(t('audit.from'), from), field(t('audit.to'), to), field(t('jobs.actor'), actor), field(t('common.tenant'), tenant),
-      h('button', {type: 'submit', testid: 'audit-search'}, t('audit.search')), verify), verifyBox, box));
+      pageSizeSelect(search), h('button', {type: 'submit', testid: 'audit-search'}, t('audit.search')), verify), verifyBox, box));
     await search();
   }
 

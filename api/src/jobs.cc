@@ -64,6 +64,7 @@ std::optional<JobRecord> ParseJob(const std::string& text) {
   r.created = ReadTime(d, "created_at");
   r.started = ReadTime(d, "started_at");
   r.finished = ReadTime(d, "finished_at");
+  r.cancel_requested_by = str("cancel_requested_by");
   return r;
 }
 
@@ -103,6 +104,8 @@ std::string JobJson(const JobRecord& r) {
   WriteTime(w, "created_at", r.created);
   WriteTime(w, "started_at", r.started);
   WriteTime(w, "finished_at", r.finished);
+  w.Key("cancel_requested_by");
+  WriteOptString(w, r.cancel_requested_by.empty() ? std::nullopt : std::optional<std::string>(r.cancel_requested_by));
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -111,6 +114,10 @@ class JobRunner::Context final : public JobContext {
  public:
   Context(JobRunner& runner, std::string id) : runner_(runner), id_(std::move(id)) {}
   const std::string& id() const override { return id_; }
+  bool CancelRequested() override {
+    std::lock_guard lock(runner_.mu_);
+    return !runner_.jobs_[id_].cancel_requested_by.empty();
+  }
   void Progress(std::string_view phase, double fraction) override {
     std::lock_guard lock(runner_.mu_);
     auto& r = runner_.jobs_[id_];
@@ -190,8 +197,10 @@ void JobRunner::PersistLocked(const JobRecord& r) {
   }
 }
 
-Result<JobRecord> JobRunner::Submit(std::string kind, std::string tenant, std::string actor, JobFn fn) {
+Result<JobRecord> JobRunner::Submit(std::string kind, std::string tenant, std::string actor, JobFn fn,
+                                    bool cancellable_running) {
   JobRecord r;
+  r.cancellable_running = cancellable_running;
   r.id = "job-" + RandomHex(8);
   r.kind = std::move(kind);
   r.tenant = std::move(tenant);
@@ -213,10 +222,7 @@ Result<JobRecord> JobRunner::Cancel(const std::string& id, const std::string& by
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return NotFound("no job with id '" + id + "'");
   auto queued = std::find_if(queue_.begin(), queue_.end(), [&id](const auto& q) { return q.first == id; });
-  if (queued == queue_.end()) {
-    return FailedPrecondition("job " + id + " is " + std::string(JobStateName(it->second.state)) +
-                              ": only a queued job can be cancelled");
-  }
+  if (queued == queue_.end()) return CancelRunningLocked(it->second, by);
   queue_.erase(queued);
   JobRecord& r = it->second;
   r.state = JobState::kFailed;
@@ -227,11 +233,47 @@ Result<JobRecord> JobRunner::Cancel(const std::string& id, const std::string& by
   return r;
 }
 
+Result<JobRecord> JobRunner::CancelRunningLocked(JobRecord& r, const std::string& by) {
+  if (r.state != JobState::kRunning) {
+    return FailedPrecondition("job " + r.id + " is " + std::string(JobStateName(r.state)) + ": nothing to cancel");
+  }
+  if (!r.cancellable_running) {
+    return FailedPrecondition("job " + r.id + " (" + r.kind +
+                              ") is running and cannot be stopped; only a queued job of this kind can be cancelled");
+  }
+  // Past the diff an apply saves its snapshot and writes: it runs to its
+  // commit (one transaction, whole or not at all).
+  for (std::string_view late : {"snapshot", "apply", "verify", "commit", "done"}) {
+    if (r.phase == late) {
+      return FailedPrecondition("job " + r.id + " is in phase '" + r.phase +
+                                "': past the last point where it can stop, it commits whole or not at all");
+    }
+  }
+  if (r.cancel_requested_by.empty()) {
+    r.cancel_requested_by = by;
+    PersistLocked(r);
+  }
+  return r;
+}
+
 std::optional<JobRecord> JobRunner::Get(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return std::nullopt;
   return it->second;
+}
+
+void JobDurations::Series::Observe(double seconds) {
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) ++buckets[i];
+  }
+  ++count;
+  sum += seconds;
+}
+
+JobDurations JobRunner::Durations() {
+  std::lock_guard lock(mu_);
+  return durations_;
 }
 
 std::vector<JobRecord> JobRunner::List() {
@@ -282,7 +324,12 @@ void JobRunner::Run(const std::string& id, const JobFn& fn) {
     r.state = JobState::kFailed;
     r.error_code = std::string(StatusCodeName(out.status().code()));
     r.error_message = out.status().message();
+    if (!r.cancel_requested_by.empty() && out.status().code() == StatusCode::kAborted) {
+      r.error_message = "cancelled by " + r.cancel_requested_by + ": " + r.error_message;
+    }
   }
+  durations_.by_kind_outcome[{r.kind, std::string(JobStateName(r.state))}].Observe(
+      static_cast<double>(r.finished.micros() - r.started.micros()) / 1e6);
   PersistLocked(r);
   spdlog::info("job {} ({} {}): {}", id, r.kind, r.tenant, JobStateName(r.state));
 }

@@ -1,10 +1,12 @@
 // Health, metrics, jobs, audit and the OpenAPI document.
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
+#include "pagination.h"
 #include "server_impl.h"
 #include "timevault/capture/refusals.h"
 #include "timevault/core/pg.h"
@@ -19,15 +21,6 @@ constexpr double kDiskWarning = 0.80;
 constexpr double kDiskCritical = 0.95;
 constexpr int64_t kMicrosPerSecond = 1000000;
 constexpr int64_t kThirtyDays = 30LL * 86400 * kMicrosPerSecond;
-
-// A conninfo with a connect timeout, so an unreachable Postgres cannot stall health.
-std::string WithTimeout(const std::string& conninfo) {
-  if (conninfo.find("connect_timeout") != std::string::npos) return conninfo;
-  if (conninfo.rfind("postgres://", 0) == 0 || conninfo.rfind("postgresql://", 0) == 0) {
-    return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=3";
-  }
-  return conninfo + " connect_timeout=3";
-}
 
 struct Level {
   int value = 0;  // 0 ok, 1 warning, 2 critical
@@ -57,6 +50,12 @@ void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStat
   } else {
     w.Null();
     level.Warn("the store has no recoverable point yet");
+  }
+  w.Key("oldest_point");  // with recoverable_point: the window a PITR can target
+  if (auto oldest = WindowOf(*s.backends.store).oldest) {
+    WritePoint(w, *oldest);
+  } else {
+    w.Null();
   }
   std::vector<std::string> gap_problems;
   WriteGapsHealth(s, w, &gap_problems);
@@ -145,14 +144,12 @@ void WriteCapture(ApiState& s, JsonWriter& w, Level& level, const store::StoreSt
     w.EndObject();
     level.Critical("capture: " + why);
   };
-  auto conn = pg::PgConn::Connect(WithTimeout(s.cfg.postgres.conninfo));
-  if (!conn.ok()) return fail("Postgres unreachable", conn.status().message());
-  auto r = conn->ExecParams(
+  auto r = s.health_pg->ExecParams(
       "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, "
       "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, active, pg_current_wal_lsn()::text "
       "FROM pg_replication_slots WHERE slot_name = $1",
       {s.cfg.postgres.slot});
-  if (!r.ok()) return fail("cannot read pg_replication_slots", r.status().message());
+  if (!r.ok()) return fail("Postgres unreachable or pg_replication_slots unreadable", r.status().message());
   if (r->rows() == 0) return fail("the replication slot does not exist", "'" + s.cfg.postgres.slot + "'");
   int64_t lag = r->IsNull(0, 0) ? 0 : std::stoll(r->GetString(0, 0));
   int64_t retained = r->IsNull(0, 1) ? 0 : std::stoll(r->GetString(0, 1));
@@ -211,25 +208,44 @@ void WriteBackups(ApiState& s, JsonWriter& w, Level& level, const Principal& who
   if (failed > 0) level.Warn(std::to_string(failed) + " backups failed in the last 30 days");
 }
 
+// A plan against its objectives: the newest covering backup's data age vs
+// the RPO, the last measured restore vs the RTO (unknown until a full or
+// deep DR test measured one). Health and /metrics both show it.
+struct PlanCompliance {
+  std::optional<double> backup_age_seconds;  // none: no backup covers the plan's tenant
+  bool rpo_met = false;
+  std::optional<double> restore_seconds;
+  std::optional<bool> rto_met;
+};
+
+PlanCompliance Compliance(ApiState& s, const DrPlan& p, CommitTime now) {
+  PlanCompliance out;
+  if (replay::BackupCatalog* catalog = s.catalog()) {
+    auto list = catalog->List(p.tenant == "*" ? std::nullopt : std::optional<std::string>(p.tenant));
+    if (list.ok()) {
+      for (const auto& b : *list) {  // newest first
+        if (b.tenant == p.tenant || b.tenant == "*") {
+          out.backup_age_seconds = static_cast<double>(now.micros() - b.point.time.micros()) / 1e6;
+          break;
+        }
+      }
+    }
+  }
+  out.rpo_met = out.backup_age_seconds && *out.backup_age_seconds <= static_cast<double>(p.rpo_minutes) * 60;
+  if (p.last_test && p.last_test->restore_seconds) {
+    out.restore_seconds = p.last_test->restore_seconds;
+    out.rto_met = *out.restore_seconds <= static_cast<double>(p.rto_minutes) * 60;
+  }
+  return out;
+}
+
 void WritePlans(ApiState& s, JsonWriter& w, Level& level, const Principal& who) {
   CommitTime now = s.clock->Now();
-  replay::BackupCatalog* catalog = s.catalog();
   w.Key("plans");
   w.StartArray();
   for (const auto& p : s.plans->List()) {
     if (!who.CanAccess(p.tenant)) continue;
-    std::optional<replay::BackupInfo> newest;
-    if (catalog) {
-      auto list = catalog->List(p.tenant == "*" ? std::nullopt : std::optional<std::string>(p.tenant));
-      if (list.ok()) {
-        for (const auto& b : *list) {
-          if (b.tenant == p.tenant || b.tenant == "*") {
-            newest = b;
-            break;
-          }
-        }
-      }
-    }
+    const PlanCompliance pc = Compliance(s, p, now);
     w.StartObject();
     w.Key("id");
     WriteString(w, p.id);
@@ -240,33 +256,28 @@ void WritePlans(ApiState& s, JsonWriter& w, Level& level, const Principal& who) 
     w.Key("rpo_minutes");
     w.Int64(p.rpo_minutes);
     w.Key("newest_backup_age_minutes");
-    bool rpo_ok = false;
-    if (newest) {
-      double age = (now.micros() - newest->point.time.micros()) / 60e6;
-      w.Double(age);
-      rpo_ok = age <= static_cast<double>(p.rpo_minutes);
+    if (pc.backup_age_seconds) {
+      w.Double(*pc.backup_age_seconds / 60);
     } else {
       w.Null();
     }
     w.Key("rpo_ok");
-    w.Bool(rpo_ok);
-    if (!rpo_ok)
+    w.Bool(pc.rpo_met);
+    if (!pc.rpo_met)
       level.Critical("plan " + p.name + ": newest backup older than RPO (" + std::to_string(p.rpo_minutes) +
                      " min) or none");
     w.Key("rto_minutes");
     w.Int64(p.rto_minutes);
     w.Key("last_restore_seconds");
-    std::optional<double> measured = p.last_test ? p.last_test->restore_seconds : std::nullopt;
-    if (measured) {
-      w.Double(*measured);
+    if (pc.restore_seconds) {
+      w.Double(*pc.restore_seconds);
     } else {
       w.Null();
     }
     w.Key("rto_ok");
-    if (measured) {
-      bool rto_ok = *measured <= static_cast<double>(p.rto_minutes) * 60;
-      w.Bool(rto_ok);
-      if (!rto_ok) level.Warn("plan " + p.name + ": last measured restore exceeds the RTO");
+    if (pc.rto_met) {
+      w.Bool(*pc.rto_met);
+      if (!*pc.rto_met) level.Warn("plan " + p.name + ": last measured restore exceeds the RTO");
     } else {
       w.Null();  // unknown until a full or deep DR test measured a restore
     }
@@ -306,14 +317,80 @@ void Metric(std::string& out, const char* name, const char* type, const char* he
   out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + samples;
 }
 
+std::string MetricLine(const std::string& name, double v) {
+  char num[64];
+  std::snprintf(num, sizeof num, "%.17g", v);
+  return name + " " + num + "\n";
+}
+
+// A label value, escaped as the text format wants.
+std::string LabelValue(const std::string& v) {
+  std::string out;
+  for (char ch : v) {
+    if (ch == '\\' || ch == '"') out += '\\';
+    if (ch == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
+// timevault_job_duration_seconds: every kind with both outcomes, so the
+// series exist (at zero) before the first job of a kind ends.
+void JobDurationMetrics(ApiState& s, std::string& out) {
+  JobDurations d = s.jobs->Durations();
+  for (const char* kind : {"backup", "restore", "pitr", "rollback", "dr_test"}) {
+    for (const char* outcome : {"succeeded", "failed"}) d.by_kind_outcome.try_emplace(std::make_pair(kind, outcome));
+  }
+  std::string samples;
+  for (const auto& [key, series] : d.by_kind_outcome) {
+    const std::string labels = "kind=\"" + LabelValue(key.first) + "\",outcome=\"" + LabelValue(key.second) + "\"";
+    for (size_t i = 0; i < JobDurations::kBuckets.size(); ++i) {
+      char le[32];
+      std::snprintf(le, sizeof le, "%g", JobDurations::kBuckets[i]);
+      samples += MetricLine("timevault_job_duration_seconds_bucket{" + labels + ",le=\"" + le + "\"}",
+                            static_cast<double>(series.buckets[i]));
+    }
+    samples += MetricLine("timevault_job_duration_seconds_bucket{" + labels + ",le=\"+Inf\"}",
+                          static_cast<double>(series.count));
+    samples += MetricLine("timevault_job_duration_seconds_sum{" + labels + "}", series.sum);
+    samples += MetricLine("timevault_job_duration_seconds_count{" + labels + "}", static_cast<double>(series.count));
+  }
+  Metric(out, "timevault_job_duration_seconds", "histogram",
+         "How long finished jobs ran (started to finished), by kind and outcome.", samples);
+}
+
+// Each plan against its RPO and RTO (what health's compliance table shows).
+void PlanMetrics(ApiState& s, std::string& out) {
+  std::string age, rpo, rpo_met, rto, restore, rto_met;
+  const CommitTime now = s.clock->Now();
+  for (const auto& p : s.plans->List()) {
+    const PlanCompliance pc = Compliance(s, p, now);
+    const std::string l = "{plan=\"" + LabelValue(p.name) + "\",tenant=\"" + LabelValue(p.tenant) + "\"}";
+    if (pc.backup_age_seconds) age += MetricLine("timevault_plan_backup_age_seconds" + l, *pc.backup_age_seconds);
+    rpo += MetricLine("timevault_plan_rpo_seconds" + l, static_cast<double>(p.rpo_minutes) * 60);
+    rpo_met += MetricLine("timevault_plan_rpo_met" + l, pc.rpo_met ? 1 : 0);
+    rto += MetricLine("timevault_plan_rto_seconds" + l, static_cast<double>(p.rto_minutes) * 60);
+    if (pc.restore_seconds) restore += MetricLine("timevault_plan_restore_seconds" + l, *pc.restore_seconds);
+    if (pc.rto_met) rto_met += MetricLine("timevault_plan_rto_met" + l, *pc.rto_met ? 1 : 0);
+  }
+  Metric(out, "timevault_plan_backup_age_seconds", "gauge",
+         "Data age of the newest backup covering the plan's tenant (absent: none).", age);
+  Metric(out, "timevault_plan_rpo_seconds", "gauge", "The plan's recovery point objective.", rpo);
+  Metric(out, "timevault_plan_rpo_met", "gauge", "1 when the newest backup is within the RPO.", rpo_met);
+  Metric(out, "timevault_plan_rto_seconds", "gauge", "The plan's recovery time objective.", rto);
+  Metric(out, "timevault_plan_restore_seconds", "gauge",
+         "The restore time the plan's last full or deep DR test measured (absent: none yet).", restore);
+  Metric(out, "timevault_plan_rto_met", "gauge",
+         "1 when the last measured restore is within the RTO (absent until one is measured).", rto_met);
+}
+
 std::string MetricsText(ApiState& s) {
   store::StoreStats st = s.backends.store->Stats();
   std::string out;
-  auto line = [](const std::string& name, double v) {
-    char num[64];
-    std::snprintf(num, sizeof num, "%.17g", v);
-    return name + " " + num + "\n";
-  };
+  const auto& line = MetricLine;
   Metric(out, "timevault_store_bytes", "gauge", "Bytes the store occupies on disk.",
          line("timevault_store_bytes", st.bytes_on_disk));
   Metric(out, "timevault_store_events_stored", "counter", "Change events stored.",
@@ -325,6 +402,15 @@ std::string MetricsText(ApiState& s) {
            line("timevault_recoverable_point_lsn", static_cast<double>(st.recoverable->lsn.value())));
     Metric(out, "timevault_recoverable_point_timestamp_seconds", "gauge", "Commit time of the recoverable point.",
            line("timevault_recoverable_point_timestamp_seconds", st.recoverable->time.micros() / 1e6));
+    Metric(out, "timevault_recoverable_point_age_seconds", "gauge",
+           "Now minus the recoverable point's commit time (how much a PITR cannot reach yet).",
+           line("timevault_recoverable_point_age_seconds",
+                static_cast<double>(s.clock->Now().micros() - st.recoverable->time.micros()) / 1e6));
+  }
+  if (auto oldest = WindowOf(*s.backends.store).oldest) {
+    Metric(out, "timevault_oldest_point_timestamp_seconds", "gauge",
+           "Commit time of the oldest point a PITR can target (retention floor or first point).",
+           line("timevault_oldest_point_timestamp_seconds", oldest->time.micros() / 1e6));
   }
   std::map<std::string, uint64_t> by_state;
   for (auto state : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed}) {
@@ -347,6 +433,8 @@ std::string MetricsText(ApiState& s) {
          line("timevault_audit_entries", static_cast<double>(s.audit->entries())));
   Metric(out, "timevault_dr_plans", "gauge", "DR plans configured.",
          line("timevault_dr_plans", static_cast<double>(s.plans->List().size())));
+  JobDurationMetrics(s, out);
+  PlanMetrics(s, out);
   return out;
 }
 
@@ -403,14 +491,32 @@ void GetAudit(ApiState& s, Call& c) {
   f.tenant = Query(c, "tenant");
   if (f.tenant && f.tenant->empty())
     return SendError(c, InvalidArgument("query parameter 'tenant': must not be empty"));
-  std::string out = "{\"entries\":[";
-  bool first = true;
+  auto order = Query(c, "order");
+  if (order && *order != "oldest" && *order != "newest") {
+    return SendError(c, InvalidArgument("query parameter 'order': expected oldest or newest, got '" + *order + "'"));
+  }
+  const bool newest_first = order && *order == "newest";
+  auto pager = Pager::FromQuery(c, "audit", {"from", "to", "actor", "tenant", "order"}, newest_first);
+  if (!pager.ok()) return SendError(c, pager.status());
+  // Every matching line with its seq (the sort key), oldest first.
+  std::vector<std::pair<std::string, std::string>> lines;
   Status st = s.audit->Read(f, [&](const std::string& line) {
-    out += (first ? "" : ",") + line;
-    first = false;
+    rapidjson::Document d;
+    d.Parse(line.data(), line.size());
+    uint64_t seq =
+        !d.HasParseError() && d.IsObject() && d.HasMember("seq") && d["seq"].IsUint64() ? d["seq"].GetUint64() : 0;
+    lines.emplace_back(NumberKey(seq), line);
   });
   if (!st.ok()) return SendError(c, st);
-  SendJson(c, 200, out + "]}");
+  if (newest_first) std::reverse(lines.begin(), lines.end());
+  std::string out = "{\"entries\":[";
+  bool first = true;
+  for (const auto& [key, line] : lines) {
+    if (!pager->Take(key)) continue;
+    out += (first ? "" : ",") + line;
+    first = false;
+  }
+  SendJson(c, 200, out + "],\"next_cursor\":" + pager->NextCursorJson() + "}");
 }
 
 void VerifyAudit(ApiState& s, Call& c) {
@@ -443,16 +549,19 @@ void ListJobs(ApiState& s, Call& c) {
         c, InvalidArgument("query parameter 'state': expected queued, running, succeeded or failed, got '" + *state +
                            "'"));
   }
+  auto pager = Pager::FromQuery(c, "jobs", {"tenant", "state", "kind"}, /*descending=*/true);
+  if (!pager.ok()) return SendError(c, pager.status());
   std::string out = "{\"jobs\":[";
   bool first = true;
-  for (const auto& j : s.jobs->List()) {
+  for (const auto& j : s.jobs->List()) {  // newest first: created, then id, descending
     if (!Visible(c, j.tenant) || (!c.tenant.empty() && j.tenant != c.tenant)) continue;
     if (state && JobStateName(j.state) != *state) continue;
     if (kind && j.kind != *kind) continue;
+    if (!pager->Take(TimeKey(j.created, j.id))) continue;
     out += (first ? "" : ",") + JobJson(j);
     first = false;
   }
-  SendJson(c, 200, out + "]}");
+  SendJson(c, 200, out + "],\"next_cursor\":" + pager->NextCursorJson() + "}");
 }
 
 TenantFn JobTenant(ApiState& s) {

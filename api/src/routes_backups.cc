@@ -1,4 +1,7 @@
 // Backups: POST/GET /v1/backups, GET/DELETE /v1/backups/{id}, POST .../verify.
+#include <algorithm>
+
+#include "pagination.h"
 #include "server_impl.h"
 
 namespace timevault::api {
@@ -155,16 +158,22 @@ void ListBackups(ApiState& s, Call& c) {
   if (!catalog) return;
   std::optional<std::string> tenant;
   if (!c.tenant.empty()) tenant = c.tenant;
+  auto pager = Pager::FromQuery(c, "backups", {"tenant"}, /*descending=*/true);
+  if (!pager.ok()) return SendError(c, pager.status());
   auto list = catalog->List(tenant);
   if (!list.ok()) return SendError(c, list.status());
+  // Newest first: the catalog's order (created_at, then id, descending).
+  std::sort(list->begin(), list->end(), [](const replay::BackupInfo& a, const replay::BackupInfo& b) {
+    return TimeKey(a.created_at, a.id) > TimeKey(b.created_at, b.id);
+  });
   std::string out = "{\"backups\":[";
   bool first = true;
   for (const auto& b : *list) {
-    if (!Visible(c, b.tenant)) continue;
+    if (!Visible(c, b.tenant) || !pager->Take(TimeKey(b.created_at, b.id))) continue;
     out += (first ? "" : ",") + BackupJson(b);
     first = false;
   }
-  SendJson(c, 200, out + "]}");
+  SendJson(c, 200, out + "],\"next_cursor\":" + pager->NextCursorJson() + "}");
 }
 
 void GetBackup(ApiState& s, Call& c) {

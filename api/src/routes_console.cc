@@ -2,6 +2,8 @@
 // no token (/livez, /readyz), GET /v1/check (the preflight, admin) and
 // GET /v1/session, which tells the console who the token is (its role and
 // tenants) so it shows only what that token may do.
+#include <algorithm>
+
 #include "console_assets.h"
 #include "server_impl.h"
 #include "timevault/api/preflight.h"
@@ -59,11 +61,70 @@ void Ready(ApiState& s, Call& c) {
   SendJson(c, ready ? 200 : 503, std::string(buf.GetString(), buf.GetSize()));
 }
 
+// The recoverable window {oldest, newest} (null members before there is a
+// recoverable point) as an object's members.
+void WriteWindowMembers(JsonWriter& w, const RecoverableWindow& win) {
+  w.Key("oldest");
+  if (win.oldest) {
+    WritePoint(w, *win.oldest);
+  } else {
+    w.Null();
+  }
+  w.Key("newest");
+  if (win.newest) {
+    WritePoint(w, *win.newest);
+  } else {
+    w.Null();
+  }
+}
+
+// The earliest time in [lo, hi] that resolves, given that `hi` does and
+// times from it back to the answer all do (no gap in between).
+std::optional<store::Point> EarliestResolving(store::Store& store, int64_t lo, int64_t hi) {
+  auto at_hi = store.ResolveTime(CommitTime(hi));
+  if (!at_hi.ok()) return std::nullopt;
+  if (auto at_lo = store.ResolveTime(CommitTime(lo)); at_lo.ok()) return *at_lo;
+  while (hi - lo > 1) {  // lo fails, hi resolves
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (store.ResolveTime(CommitTime(mid)).ok()) {
+      hi = mid;
+    } else {
+      lo = mid;
+    }
+  }
+  auto p = store.ResolveTime(CommitTime(hi));
+  return p.ok() ? std::optional<store::Point>(*p) : std::nullopt;
+}
+
+// GET /v1/tenants/{t}/window: the points a PITR of the tenant can target,
+// from the oldest (the retention floor, or the first recoverable point) to
+// the newest (the recoverable point), and the gaps recorded inside, whose
+// points are refused.
+void Window(ApiState& s, Call& c) {
+  const RecoverableWindow win = WindowOf(*s.backends.store);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("tenant");
+  WriteString(w, c.tenant);
+  WriteWindowMembers(w, win);
+  w.Key("gaps");
+  w.StartArray();
+  for (const auto& g : s.backends.store->Gaps()) {
+    if (win.oldest && g.to.lsn.value() <= win.oldest->lsn.value()) continue;  // before the window
+    WriteRaw(w, store::Store::GapJson(g));
+  }
+  w.EndArray();
+  w.EndObject();
+  SendJson(c, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
 // The caller's name, role and tenant scope, and the tenants it can reach
 // that the store holds rows of at its recoverable point (for pickers), and
 // that point (the newest time a PITR can reach).
 void Session(ApiState& s, Call& c) {
   std::vector<std::string> known;
+  const RecoverableWindow win = WindowOf(*s.backends.store);
   auto point = s.backends.store->RecoverablePoint();
   if (point.ok()) {
     if (auto tenants = s.backends.store->Tenants(point->lsn); tenants.ok()) {
@@ -95,17 +156,25 @@ void Session(ApiState& s, Call& c) {
   } else {
     w.Null();
   }
+  w.Key("recoverable_window");
+  w.StartObject();
+  WriteWindowMembers(w, win);
+  w.EndObject();
   w.EndObject();
   SendJson(c, 200, std::string(buf.GetString(), buf.GetSize()));
 }
 
-// POST /v1/jobs/{id}/cancel {"confirm": true}: a queued job never runs.
+// POST /v1/jobs/{id}/cancel {"confirm": true}: a queued job never runs; a
+// running apply stops before it writes.
 void CancelJob(ApiState& s, Call& c) {
   if (Status st = ParseBody(c, {"confirm"}); !st.ok()) return SendError(c, st);
   if (Status st = RequireConfirm(c); !st.ok()) return SendError(c, st);
   auto cancelled = s.jobs->Cancel(c.params[0], c.who.name);
   if (!cancelled.ok()) return SendError(c, cancelled.status());
-  SendJson(c, 200, JobJson(*cancelled));
+  // 200: a queued job, now failed; 202: a running one asked to stop (its
+  // outcome is the job's: failed "cancelled by ..." or, past its last safe
+  // point, succeeded).
+  SendJson(c, cancelled->state == JobState::kRunning ? 202 : 200, JobJson(*cancelled));
 }
 
 Route Public(std::string pattern, HandlerFn handler) {
@@ -116,12 +185,33 @@ Route Public(std::string pattern, HandlerFn handler) {
 
 }  // namespace
 
+RecoverableWindow WindowOf(store::Store& store) {
+  RecoverableWindow win;
+  auto newest = store.RecoverablePoint();
+  if (!newest.ok()) return win;
+  win.newest = *newest;
+  // The stretch back from the recoverable point, then past each gap (newest
+  // first) whose start still resolves: the oldest point is in the last one.
+  win.oldest = EarliestResolving(store, 0, newest->time.micros());
+  auto gaps = store.Gaps();
+  std::sort(gaps.begin(), gaps.end(), [](const store::Gap& a, const store::Gap& b) { return a.from.lsn > b.from.lsn; });
+  for (const auto& g : gaps) {
+    if (!win.oldest || g.from.time.micros() >= win.oldest->time.micros()) continue;
+    if (auto earlier = EarliestResolving(store, 0, g.from.time.micros())) win.oldest = earlier;
+  }
+  return win;
+}
+
 void AddConsoleRoutes(ApiState& s, std::vector<Route>& routes) {
   routes.push_back(Public("/", [](Call& c) { SendAsset(c, "index.html"); }));
   routes.push_back(Public("/console/([A-Za-z0-9_-]+\\.[a-z]+)", [](Call& c) { SendAsset(c, c.params[0]); }));
   routes.push_back(Public("/livez", [](Call& c) { SendJson(c, 200, R"({"status":"alive"})"); }));
   routes.push_back(Public("/readyz", [&s](Call& c) { Ready(s, c); }));
   routes.push_back(MakeRoute("GET", "/v1/session", Role::kViewer, false, nullptr, [&s](Call& c) { Session(s, c); }));
+  routes.push_back(MakeRoute(
+      "GET", "/v1/tenants/([^/]+)/window", Role::kViewer, false,
+      [](Call& c) -> Result<std::optional<std::string>> { return std::optional<std::string>(c.params[0]); },
+      [&s](Call& c) { Window(s, c); }));
   routes.push_back(MakeRoute(
       "POST", "/v1/jobs/([A-Za-z0-9._-]+)/cancel", Role::kOperator, true,
       [&s](Call& c) -> Result<std::optional<std::string>> {

@@ -1,6 +1,9 @@
 // DR plans: POST/GET /v1/plans, GET/PUT/DELETE /v1/plans/{id}, POST /v1/plans/{id}/tests.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "pagination.h"
 #include "server_impl.h"
 
 namespace timevault::api {
@@ -50,15 +53,22 @@ void Create(ApiState& s, Call& c) {
   SendJson(c, 201, PlanJson(*made));
 }
 
+// Oldest first (by creation, then id).
 void List(ApiState& s, Call& c) {
+  auto pager = Pager::FromQuery(c, "plans", {"tenant"}, /*descending=*/false);
+  if (!pager.ok()) return SendError(c, pager.status());
+  auto plans = s.plans->List();
+  std::sort(plans.begin(), plans.end(),
+            [](const DrPlan& a, const DrPlan& b) { return TimeKey(a.created_at, a.id) < TimeKey(b.created_at, b.id); });
   std::string out = "{\"plans\":[";
   bool first = true;
-  for (const auto& p : s.plans->List()) {
+  for (const auto& p : plans) {
     if (!Visible(c, p.tenant) || (!c.tenant.empty() && p.tenant != c.tenant)) continue;
+    if (!pager->Take(TimeKey(p.created_at, p.id))) continue;
     out += (first ? "" : ",") + PlanJson(p);
     first = false;
   }
-  SendJson(c, 200, out + "]}");
+  SendJson(c, 200, out + "],\"next_cursor\":" + pager->NextCursorJson() + "}");
 }
 
 void Get(ApiState& s, Call& c) {

@@ -1,8 +1,10 @@
 // Engine-backed routes: restores, PITR preview/execute, snapshots, rollback.
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
 
+#include "pagination.h"
 #include "server_impl.h"
 
 namespace timevault::api {
@@ -74,14 +76,22 @@ replay::ProgressFn Reporter(JobContext& ctx) {
   return [&ctx](std::string_view phase, double fraction) { ctx.Progress(phase, fraction); };
 }
 
+// POST /v1/jobs/{id}/cancel on the running apply: it stops at its next safe point.
+replay::CancelFn Canceller(JobContext& ctx) {
+  return [&ctx] { return ctx.CancelRequested(); };
+}
+
 // Submits an apply job and answers 202 {job_id, snapshot_id}: the snapshot the
 // job will save before it changes anything is named after the job
 // (replay::SnapshotIdForJob); GET /v1/snapshots/{id} finds it once saved.
 void SubmitApply(ApiState& s, Call& c, const char* kind, std::function<Result<replay::ApplyResult>(JobContext&)> fn) {
-  auto job = s.jobs->Submit(kind, c.tenant, c.who.name, [fn](JobContext& ctx) -> Result<std::string> {
-    TV_ASSIGN_OR_RETURN(auto result, fn(ctx));
-    return ApplyResultJson(result);
-  });
+  auto job = s.jobs->Submit(
+      kind, c.tenant, c.who.name,
+      [fn](JobContext& ctx) -> Result<std::string> {
+        TV_ASSIGN_OR_RETURN(auto result, fn(ctx));
+        return ApplyResultJson(result);
+      },
+      /*cancellable_running=*/true);
   if (!job.ok()) return SendError(c, job.status());
   SendJson(
       c, 202,
@@ -121,7 +131,7 @@ void Restore(ApiState& s, Call& c) {
   std::string backup_id = *c.body->RequiredString("backup_id");
   TenantId tenant(c.tenant);
   SubmitApply(s, c, "restore", [engine, backup_id, tenant, tables = *tables](JobContext& ctx) {
-    return engine->Restore(backup_id, tenant, tables, ctx.id(), Reporter(ctx));
+    return engine->Restore(backup_id, tenant, tables, ctx.id(), Reporter(ctx), Canceller(ctx));
   });
 }
 
@@ -178,8 +188,9 @@ void Execute(ApiState& s, Call& c) {
   if (Status st = RequireConfirm(c); !st.ok()) return SendError(c, st);
   replay::Engine* engine = s.backends.engine;
   std::string plan_id = *c.body->RequiredString("plan_id");
-  SubmitApply(s, c, "pitr",
-              [engine, plan_id](JobContext& ctx) { return engine->ExecutePitr(plan_id, ctx.id(), Reporter(ctx)); });
+  SubmitApply(s, c, "pitr", [engine, plan_id](JobContext& ctx) {
+    return engine->ExecutePitr(plan_id, ctx.id(), Reporter(ctx), Canceller(ctx));
+  });
 }
 
 // A non-negative integer query parameter no greater than `max` (absent:
@@ -253,16 +264,21 @@ void ListSnapshots(ApiState& s, Call& c) {
   if (!engine) return;
   std::optional<std::string> tenant;
   if (!c.tenant.empty()) tenant = c.tenant;
+  auto pager = Pager::FromQuery(c, "snapshots", {"tenant"}, /*descending=*/true);
+  if (!pager.ok()) return SendError(c, pager.status());
   auto list = engine->ListSnapshots(tenant);
   if (!list.ok()) return SendError(c, list.status());
+  std::sort(list->begin(), list->end(), [](const replay::SnapshotInfo& a, const replay::SnapshotInfo& b) {
+    return TimeKey(a.created_at, a.id) > TimeKey(b.created_at, b.id);
+  });
   std::string out = "{\"snapshots\":[";
   bool first = true;
   for (const auto& snap : *list) {
-    if (!Visible(c, snap.tenant)) continue;
+    if (!Visible(c, snap.tenant) || !pager->Take(TimeKey(snap.created_at, snap.id))) continue;
     out += (first ? "" : ",") + SnapshotJson(snap);
     first = false;
   }
-  SendJson(c, 200, out + "]}");
+  SendJson(c, 200, out + "],\"next_cursor\":" + pager->NextCursorJson() + "}");
 }
 
 void GetSnapshot(ApiState& s, Call& c) {
@@ -277,7 +293,7 @@ void Rollback(ApiState& s, Call& c) {
   replay::Engine* engine = s.backends.engine;
   std::string id = c.params[0];
   SubmitApply(s, c, "rollback",
-              [engine, id](JobContext& ctx) { return engine->Rollback(id, ctx.id(), Reporter(ctx)); });
+              [engine, id](JobContext& ctx) { return engine->Rollback(id, ctx.id(), Reporter(ctx), Canceller(ctx)); });
 }
 
 }  // namespace

@@ -531,6 +531,7 @@ Result<std::unique_ptr<Server>> Server::Create(const config::Config& cfg, const 
   s.cfg = cfg;
   s.backends = backends;
   s.clock = backends.clock ? backends.clock : &SystemClock();
+  s.health_pg = std::make_unique<pg::ReusedConn>(cfg.postgres.conninfo, "timevault-health");
   if (s.cfg.api.state_dir.empty()) s.cfg.api.state_dir = cfg.store.path + "-api";
   std::error_code ec;
   std::filesystem::create_directories(s.cfg.api.state_dir, ec);

@@ -21,6 +21,7 @@
 #include "timevault/api/jobs.h"
 #include "timevault/api/plans.h"
 #include "timevault/api/server.h"
+#include "timevault/core/pg_reused.h"
 
 namespace timevault::api {
 
@@ -76,6 +77,9 @@ struct ApiState {
   std::unique_ptr<PlanStore> plans;
   HttpMetrics http;
   IdempotencyCache idempotency;  // POSTs with an Idempotency-Key (idempotency.h)
+  // Health's reads of pg_replication_slots: one connection kept across calls
+  // (the console polls health every 5 s).
+  std::unique_ptr<pg::ReusedConn> health_pg;
 
   replay::BackupCatalog* catalog() const {
     if (backends.backups) return backends.backups;
@@ -147,6 +151,19 @@ class PlanScheduler {
   std::map<std::string, CommitTime> last_attempt_;
   std::thread thread_;
 };
+
+// The points a PITR can target: from the oldest (the retention floor, or the
+// first recoverable point before retention ran) to the newest (the
+// recoverable point); both unset before there is a recoverable point.
+struct RecoverableWindow {
+  std::optional<store::Point> oldest;
+  std::optional<store::Point> newest;
+};
+// The store tells only whether a time resolves (StateReader::ResolveTime:
+// NotFound before the first point, OutOfRange before the floor or inside a
+// gap), so the oldest point is found by bisection over time, about 50
+// lookups of the commits index per stretch between gaps (routes_console.cc).
+RecoverableWindow WindowOf(store::Store& store);
 
 // GET /v1/health's document, as `who` may see it: a token scoped to some
 // tenants sees only their plans and backups and no paths or server errors.

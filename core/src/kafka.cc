@@ -1,8 +1,32 @@
 #include "timevault/core/kafka.h"
 
+#include <spdlog/spdlog.h>
+
 namespace timevault::kafka {
 
-Conf::Conf() : conf_(rd_kafka_conf_new()) {}
+namespace {
+
+// librdkafka's own log lines (broker state, retries) go through spdlog like
+// every other line, so --log-format json keeps one JSON object per line
+// (librdkafka's default logger writes to stderr directly). Called from
+// librdkafka's threads; spdlog is thread-safe.
+void LogThroughSpdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  spdlog::level::level_enum lvl = spdlog::level::debug;  // syslog levels: 7 debug
+  if (level <= 2) {
+    lvl = spdlog::level::critical;
+  } else if (level == 3) {
+    lvl = spdlog::level::err;
+  } else if (level == 4) {
+    lvl = spdlog::level::warn;
+  } else if (level <= 6) {
+    lvl = spdlog::level::info;
+  }
+  spdlog::log(lvl, "kafka {} {}: {}", rk ? rd_kafka_name(rk) : "client", facility, message);
+}
+
+}  // namespace
+
+Conf::Conf() : conf_(rd_kafka_conf_new()) { rd_kafka_conf_set_log_cb(conf_, LogThroughSpdlog); }
 Conf::~Conf() {
   if (conf_) rd_kafka_conf_destroy(conf_);
 }

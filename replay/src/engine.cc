@@ -209,8 +209,8 @@ class EngineImpl final : public Engine {
     return PlanFrom(*doc);
   }
 
-  Result<ApplyResult> ExecutePitr(const std::string& plan_id, const std::string& job_id,
-                                  const ProgressFn& progress) override {
+  Result<ApplyResult> ExecutePitr(const std::string& plan_id, const std::string& job_id, const ProgressFn& progress,
+                                  const CancelFn& cancelled) override {
     TV_ASSIGN_OR_RETURN(auto doc, LoadPlanDoc(plan_id));
     const auto& d = *doc;
     PitrPlan plan = PlanFrom(d);
@@ -240,7 +240,7 @@ class EngineImpl final : public Engine {
     job.load = [this, &job, lsn](Applier& a, const std::function<void(uint64_t)>& loaded) {
       return LoadFromStore(a, job.tenant, lsn, job.scope, loaded);
     };
-    auto result = RunApply(job, progress);
+    auto result = RunApply(job, progress, cancelled);
     if (result.ok()) {
       // A plan runs once: mark it with the job that ran it.
       rapidjson::Document updated;
@@ -259,7 +259,7 @@ class EngineImpl final : public Engine {
 
   Result<ApplyResult> Restore(const std::string& backup_id, const TenantId& tenant,
                               const std::vector<std::string>& tables, const std::string& job_id,
-                              const ProgressFn& progress) override {
+                              const ProgressFn& progress, const CancelFn& cancelled) override {
     TV_ASSIGN_OR_RETURN(auto info, backups_->Get(backup_id));
     const std::string who = tenant.empty() ? info.tenant : tenant.str();
     if (who == "*" || who.empty()) {
@@ -296,11 +296,11 @@ class EngineImpl final : public Engine {
       });
       return inner.ok() ? s : inner;
     };
-    return RunApply(job, progress);
+    return RunApply(job, progress, cancelled);
   }
 
-  Result<ApplyResult> Rollback(const std::string& snapshot_id, const std::string& job_id,
-                               const ProgressFn& progress) override {
+  Result<ApplyResult> Rollback(const std::string& snapshot_id, const std::string& job_id, const ProgressFn& progress,
+                               const CancelFn& cancelled) override {
     if (!ValidId(snapshot_id, 's')) return NotFound("no snapshot " + snapshot_id);
     TV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(SnapshotPath(snapshot_id), master_));
     rapidjson::Document doc;
@@ -345,7 +345,7 @@ class EngineImpl final : public Engine {
       }
       return Status::Ok();
     };
-    return RunApply(job, progress);
+    return RunApply(job, progress, cancelled);
   }
 
   Result<std::vector<SnapshotInfo>> ListSnapshots(const std::optional<std::string>& tenant) override {
@@ -534,10 +534,10 @@ class EngineImpl final : public Engine {
   // Runs the apply; starts it over (at most kApplyAttempts times) when the
   // tenant's rows changed between its lock and its diff (kConcurrentChange:
   // nothing was changed). A PITR then meets its plan's digest again.
-  Result<ApplyResult> RunApply(const ApplyJob& job, const ProgressFn& progress) {
+  Result<ApplyResult> RunApply(const ApplyJob& job, const ProgressFn& progress, const CancelFn& cancelled) {
     constexpr int kApplyAttempts = 3;
     for (int attempt = 1;; ++attempt) {
-      auto result = RunApplyOnce(job, progress);
+      auto result = RunApplyOnce(job, progress, cancelled);
       if (result.ok() || attempt == kApplyAttempts || result.status().code() != StatusCode::kAborted ||
           !result.status().message().starts_with(kConcurrentChange)) {
         return result;
@@ -547,9 +547,17 @@ class EngineImpl final : public Engine {
     }
   }
 
-  Result<ApplyResult> RunApplyOnce(const ApplyJob& job, const ProgressFn& progress) {
+  Result<ApplyResult> RunApplyOnce(const ApplyJob& job, const ProgressFn& progress, const CancelFn& cancelled) {
     auto report = [&](std::string_view phase, double fraction) {
       if (progress) progress(phase, fraction);
+    };
+    // Before the snapshot nothing is written: a cancel stops the apply there
+    // (the transaction rolls back when `applier` goes).
+    auto check_cancel = [&](std::string_view phase) -> Status {
+      if (cancelled && cancelled()) {
+        return Aborted("cancelled while " + std::string(phase) + ", before anything was written; nothing changed");
+      }
+      return Status::Ok();
     };
     if (job.job_id.empty()) return InvalidArgument("job id: required (it names the apply's snapshot)");
     if (fs::exists(SnapshotPath(SnapshotIdForJob(job.job_id)))) {
@@ -568,10 +576,13 @@ class EngineImpl final : public Engine {
     TV_ASSIGN_OR_RETURN(auto applier, Applier::Begin(catalog, Options(job.tenant, job.scope, job.keyed)));
     report("load", 0.05);
     const double expected = static_cast<double>(std::max<uint64_t>(job.expected_rows, 1));
+    TV_RETURN_IF_ERROR(check_cancel("locking"));
     TV_RETURN_IF_ERROR(job.load(
         *applier, [&](uint64_t n) { report("load", 0.05 + 0.45 * std::min(1.0, static_cast<double>(n) / expected)); }));
+    TV_RETURN_IF_ERROR(check_cancel("loading the target"));
     report("diff", 0.5);
     TV_ASSIGN_OR_RETURN(auto diff, applier->Diff());
+    TV_RETURN_IF_ERROR(check_cancel("diffing"));
     if (job.expected_digest && *job.expected_digest != diff.digest) {
       return FailedPrecondition("tenant " + job.tenant.str() + " changed since the preview of plan " + job.source +
                                 ": its operations are now " + std::to_string(diff.ops.inserts) + " inserts, " +

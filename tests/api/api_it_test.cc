@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -21,6 +22,8 @@
 #include "support/kafka_reader.h"
 #include "support/testenv.h"
 #include "timevault/core/crypto.h"
+#include "timevault/core/lsn.h"
+#include "timevault/core/time.h"
 
 namespace timevault::testing {
 namespace {
@@ -428,6 +431,193 @@ TEST_F(ApiTest, PlansCrudAndConfirm) {
   // The plans file survives in state_dir.
   std::ifstream f(StateDir() + "/plans.json");
   EXPECT_TRUE(f.good());
+}
+
+// Walks a list with ?limit=N, following next_cursor; returns the items' values
+// of `field` in order (fails the test on a non-200).
+std::vector<std::string> WalkList(Api& api, const std::string& path, const char* key, const char* field, int limit,
+                                  const std::string& token, int* pages = nullptr,
+                                  const std::function<void(int page)>& between = nullptr) {
+  std::vector<std::string> out;
+  std::string cursor;
+  for (int page = 0; page < 1000; ++page) {
+    std::string url = path + (path.find('?') == std::string::npos ? "?" : "&") + "limit=" + std::to_string(limit);
+    if (!cursor.empty()) url += "&cursor=" + cursor;
+    auto r = api.Do("GET", url, token);
+    EXPECT_EQ(r.status, 200) << url << ": " << r.body;
+    if (r.status != 200) break;
+    const auto& items = (*r.json)[key];
+    EXPECT_LE(items.Size(), static_cast<unsigned>(limit)) << url;
+    for (const auto& it : items.GetArray()) {
+      out.push_back(it[field].IsString() ? it[field].GetString() : std::to_string(it[field].GetUint64()));
+    }
+    if (pages) *pages = page + 1;
+    EXPECT_TRUE(r.json->HasMember("next_cursor")) << r.body;
+    if (!(*r.json)["next_cursor"].IsString()) break;
+    cursor = (*r.json)["next_cursor"].GetString();
+    EXPECT_EQ(items.Size(), static_cast<unsigned>(limit)) << "only the last page may be short";
+    if (between) between(page);
+  }
+  return out;
+}
+
+TEST_F(ApiTest, ListsComeAPageAtATimeWithCursors) {
+  // Plans: oldest first, five of them in pages of two (3 pages, the last
+  // short). Of globex: the scheduler's backups for them stay out of acme's.
+  std::vector<std::string> made;
+  for (int i = 0; i < 5; ++i) made.push_back(CreatePlan(UniqueName("page" + std::to_string(i)), "globex"));
+  int pages = 0;
+  auto plans = WalkList(*api_, "/v1/plans?tenant=globex", "plans", "id", 2, "admin-secret-1", &pages);
+  EXPECT_EQ(plans, made);
+  EXPECT_EQ(pages, 3);
+  // The default page is 100; without more items next_cursor is null.
+  auto all = api_->Do("GET", "/v1/plans", "admin-secret-1");
+  ASSERT_EQ(all.status, 200);
+  EXPECT_TRUE((*all.json)["next_cursor"].IsNull());
+  EXPECT_EQ((*all.json)["plans"].Size(), 5u);
+
+  // Jobs: newest first. A job started between two pages sorts before the
+  // first page, so the walk neither repeats nor skips anything.
+  std::vector<std::string> jobs;
+  for (const auto& id : made) {
+    auto r = api_->Do("POST", "/v1/plans/" + id + "/tests", "op-all-secret-4", R"({"level":"basic"})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    jobs.insert(jobs.begin(), Str(*r.json, "job_id"));
+    std::this_thread::sleep_for(5ms);  // distinct creation times (ties are ordered by id anyway)
+  }
+  std::string late;
+  auto walked = WalkList(*api_, "/v1/jobs?kind=dr_test", "jobs", "id", 2, "admin-secret-1", nullptr, [&](int page) {
+    if (page != 0) return;
+    auto r = api_->Do("POST", "/v1/plans/" + made[0] + "/tests", "op-all-secret-4", R"({"level":"basic"})");
+    ASSERT_EQ(r.status, 202);
+    late = Str(*r.json, "job_id");
+  });
+  EXPECT_EQ(walked, jobs) << "the job started mid-walk is not in it; nothing repeated or skipped";
+  auto fresh = api_->Do("GET", "/v1/jobs?kind=dr_test&limit=1", "admin-secret-1");
+  ASSERT_EQ(fresh.status, 200);
+  EXPECT_EQ(Str((*fresh.json)["jobs"][0], "id"), late);
+  for (const auto& j : jobs) WaitJob(j);
+  WaitJob(late);
+
+  // Audit: newest first in pages of 3; seqs strictly decreasing and every
+  // one down to 1 (the scheduler may append meanwhile: newer entries sort
+  // before the first page). Oldest first, the same entries reversed.
+  auto seqs = WalkList(*api_, "/v1/audit?order=newest", "entries", "seq", 3, "admin-secret-1");
+  ASSERT_GE(seqs.size(), 20u);  // 5 plans + 6 tests, intent and result each
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    EXPECT_EQ(std::stoull(seqs[i]), seqs.size() - i) << "seq " << seqs[i] << " at " << i;
+  }
+  auto oldest = WalkList(*api_, "/v1/audit", "entries", "seq", 7, "admin-secret-1");
+  ASSERT_GE(oldest.size(), seqs.size());
+  oldest.resize(seqs.size());
+  EXPECT_EQ(std::vector<std::string>(oldest.rbegin(), oldest.rend()), seqs);
+
+  // Bad input: a clear 400, naming the parameter.
+  auto first = api_->Do("GET", "/v1/jobs?limit=1", "admin-secret-1");
+  ASSERT_TRUE((*first.json)["next_cursor"].IsString());
+  const std::string cursor = (*first.json)["next_cursor"].GetString();
+  for (const std::string& url :
+       std::vector<std::string>{"/v1/jobs?limit=0", "/v1/jobs?limit=1001", "/v1/jobs?limit=x", "/v1/jobs?cursor=%21%21",
+                                "/v1/jobs?cursor=bm90IGEgY3Vyc29y", "/v1/jobs?state=failed&cursor=" + cursor,
+                                "/v1/backups?cursor=" + cursor, "/v1/audit?order=sideways"}) {
+    auto r = api_->Do("GET", url, "admin-secret-1");
+    EXPECT_EQ(r.status, 400) << url << ": " << r.body;
+    EXPECT_EQ(Str((*r.json)["error"], "code"), "invalid_argument") << url;
+  }
+  EXPECT_EQ(api_->Do("GET", "/v1/jobs?cursor=" + cursor, "admin-secret-1").status, 200);
+
+  // Backups and snapshots carry next_cursor too (same pager).
+  for (int i = 0; i < 2; ++i) {
+    auto b = api_->Do("POST", "/v1/backups", "op-secret-2", R"({"tenant":"acme","type":"full"})");
+    ASSERT_EQ(b.status, 202) << b.body;
+    ASSERT_EQ(Str(*WaitJob(Str(*b.json, "job_id")), "state"), "succeeded");
+  }
+  auto backups = WalkList(*api_, "/v1/backups?tenant=acme", "backups", "id", 1, "view-secret-3", &pages);
+  EXPECT_EQ(backups.size(), 2u);
+  EXPECT_EQ(pages, 2);
+  auto snaps = api_->Do("GET", "/v1/snapshots?limit=5", "admin-secret-1");
+  ASSERT_EQ(snaps.status, 200) << snaps.body;
+  EXPECT_TRUE((*snaps.json)["next_cursor"].IsNull());
+}
+
+TEST_F(ApiTest, RecoverableWindowBoundsWhatAPitrCanTarget) {
+  auto w = api_->Do("GET", "/v1/tenants/acme/window", "view-secret-3");
+  ASSERT_EQ(w.status, 200) << w.body;
+  const auto& oldest = (*w.json)["oldest"];
+  const auto& newest = (*w.json)["newest"];
+  ASSERT_TRUE(oldest.IsObject() && newest.IsObject()) << w.body;
+  EXPECT_EQ(Str(*w.json, "tenant"), "acme");
+  EXPECT_TRUE((*w.json)["gaps"].IsArray());
+  auto t_old = CommitTime::ParseStrict(Str(oldest, "time"));
+  auto t_new = CommitTime::ParseStrict(Str(newest, "time"));
+  ASSERT_TRUE(t_old && t_new) << w.body;
+  EXPECT_LE(t_old->micros(), t_new->micros());
+  EXPECT_LE(Lsn::Parse(Str(oldest, "lsn"))->value(), Lsn::Parse(Str(newest, "lsn"))->value());
+  // The session and health carry the same window.
+  auto session = api_->Do("GET", "/v1/session", "view-secret-3");
+  ASSERT_EQ(session.status, 200);
+  EXPECT_EQ(Str((*session.json)["recoverable_window"]["oldest"], "lsn"), Str(oldest, "lsn"));
+  auto health = api_->Do("GET", "/v1/health", "view-secret-3");
+  EXPECT_EQ(Str((*health.json)["store"]["oldest_point"], "lsn"), Str(oldest, "lsn"));
+  // The oldest point is a target a preview takes; a second before it is not.
+  auto at = api_->Do("POST", "/v1/pitr/preview", "op-secret-2",
+                     R"({"tenant":"acme","target_time":")" + Str(oldest, "time") + R"("})");
+  EXPECT_EQ(at.status, 200) << at.body;
+  EXPECT_GE(Lsn::Parse(Str((*at.json)["target"], "lsn"))->value(), Lsn::Parse(Str(oldest, "lsn"))->value()) << at.body;
+  auto before =
+      api_->Do("POST", "/v1/pitr/preview", "op-secret-2",
+               R"({"tenant":"acme","target_time":")" + CommitTime(t_old->micros() - 1000000).ToIso() + R"("})");
+  EXPECT_TRUE(before.status == 404 || before.status == 422) << before.status << " " << before.body;
+  // Tenant scope: acme's viewer cannot ask about globex.
+  EXPECT_EQ(api_->Do("GET", "/v1/tenants/globex/window", "view-secret-3").status, 403);
+  EXPECT_EQ(api_->Do("GET", "/v1/tenants/globex/window", "admin-secret-1").status, 200);
+}
+
+TEST_F(ApiTest, CancelStopsARunningApplyBeforeItWrites) {
+  auto b = api_->Do("POST", "/v1/backups", "op-secret-2", R"({"tenant":"acme","type":"full"})");
+  ASSERT_EQ(b.status, 202) << b.body;
+  auto bjob = WaitJob(Str(*b.json, "job_id"));
+  ASSERT_EQ(Str(*bjob, "state"), "succeeded");
+  const std::string backup = Str((*bjob)["result"], "id");
+  // What the restore would undo.
+  h_->Exec("UPDATE items SET name = 'after-backup' WHERE tenant_id = 'acme'");
+  // Hold acme's apply lock (replay's advisory lock): the restore waits in
+  // its "lock" phase, running, where a cancel is still safe.
+  const std::string lock_key = "hashtextextended('timevault.tenant:acme', 0)";
+  h_->Query("SELECT pg_advisory_lock(" + lock_key + ")");
+  auto r = api_->Do("POST", "/v1/restores", "op-secret-2", R"({"backup_id":")" + backup + R"(","confirm":true})");
+  ASSERT_EQ(r.status, 202) << r.body;
+  const std::string job = Str(*r.json, "job_id");
+  const std::string snapshot = Str(*r.json, "snapshot_id");
+  std::string state;
+  for (int i = 0; i < 100 && state != "running"; ++i) {
+    std::this_thread::sleep_for(100ms);
+    state = Str(*api_->Do("GET", "/v1/jobs/" + job, "op-secret-2").json, "state");
+  }
+  ASSERT_EQ(state, "running");
+  EXPECT_EQ(api_->Do("POST", "/v1/jobs/" + job + "/cancel", "view-secret-3", R"({"confirm":true})").status, 403);
+  EXPECT_EQ(api_->Do("POST", "/v1/jobs/" + job + "/cancel", "op-secret-2", "{}").status, 400) << "confirm needed";
+  auto c = api_->Do("POST", "/v1/jobs/" + job + "/cancel", "op-secret-2", R"({"confirm":true})");
+  EXPECT_EQ(c.status, 202) << c.body;
+  EXPECT_EQ(Str(*c.json, "state"), "running");
+  EXPECT_EQ(Str(*c.json, "cancel_requested_by"), "op_acme");
+  h_->Query("SELECT pg_advisory_unlock(" + lock_key + ")");
+  auto done = WaitJob(job);
+  EXPECT_EQ(Str(*done, "state"), "failed");
+  EXPECT_EQ(Str((*done)["error"], "code"), "Aborted");
+  const std::string message = Str((*done)["error"], "message");
+  EXPECT_NE(message.find("cancelled by op_acme"), std::string::npos) << message;
+  EXPECT_NE(message.find("nothing changed"), std::string::npos) << message;
+  // Nothing was written: the rows are as the test left them, no snapshot.
+  EXPECT_EQ(h_->Query("SELECT count(*) FROM items WHERE tenant_id = 'acme' AND name = 'after-backup'"), "10");
+  EXPECT_EQ(api_->Do("GET", "/v1/snapshots/" + snapshot, "op-secret-2").status, 404);
+  EXPECT_EQ(api_->Do("POST", "/v1/jobs/" + job + "/cancel", "op-secret-2", R"({"confirm":true})").status, 409)
+      << "a finished job has nothing to cancel";
+  // Not cancelled, the same restore runs through and puts the rows back.
+  auto again = api_->Do("POST", "/v1/restores", "op-secret-2", R"({"backup_id":")" + backup + R"(","confirm":true})");
+  ASSERT_EQ(again.status, 202) << again.body;
+  EXPECT_EQ(Str(*WaitJob(Str(*again.json, "job_id")), "state"), "succeeded");
+  EXPECT_EQ(h_->Query("SELECT count(*) FROM items WHERE tenant_id = 'acme' AND name = 'after-backup'"), "0");
 }
 
 TEST_F(ApiTest, StateAndHistoryStream) {

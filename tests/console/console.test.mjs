@@ -6,7 +6,7 @@
 // "succeeded" is not taken as proof.
 import {after, before, test} from 'node:test';
 import assert from 'node:assert/strict';
-import {execFileSync} from 'node:child_process';
+import {execFileSync, spawn} from 'node:child_process';
 import {readFileSync} from 'node:fs';
 import {createRequire} from 'node:module';
 import path from 'node:path';
@@ -245,6 +245,19 @@ test('PITR: preview in the operator\'s zone, execute, roll back in one click', a
 
   await nav(page, 'pitr');
   await page.getByTestId('pitr-tenant').selectOption('globex');
+  // The tenant's recoverable window, as the API gives it; a moment before
+  // its oldest point is refused before any preview.
+  const win = (await apiGet('/v1/tenants/globex/window')).body;
+  assert.ok(win.oldest && win.newest && Date.parse(win.oldest.time) <= Date.parse(win.newest.time), JSON.stringify(win));
+  const winBox = page.getByTestId('pitr-window');
+  await page.waitForFunction((o) => document.querySelector('[data-testid=pitr-window]').dataset.oldest === o, win.oldest.time);
+  assert.ok(Date.parse(await winBox.getAttribute('data-newest')) >= Date.parse(win.oldest.time));
+  assert.match(await winBox.innerText(), /globex/);
+  const early = zoned(new Date(Date.parse(win.oldest.time) - 3600e3));
+  await page.getByTestId('pitr-date').fill(early.date);
+  await page.getByTestId('pitr-time').fill(early.time);
+  await page.getByTestId('pitr-preview').click();
+  await page.getByTestId('pitr-result').getByText(/before the oldest recoverable point/).waitFor();
   const {date, time} = zoned(T);
   await page.getByTestId('pitr-date').fill(date);
   await page.getByTestId('pitr-time').fill(time);
@@ -365,7 +378,15 @@ test('Health: success rate, storage with the 80% line, compliance', async () => 
   const compliance = page.locator('[data-testid=compliance-row]');
   await compliance.first().waitFor();
   assert.match(await compliance.first().innerText(), /globex-console/);
+  // Each column header says what it is: no header twice (RPO and RTO were).
+  const headers = await page.locator('[data-testid=compliance] th').allInnerTexts();
+  assert.equal(new Set(headers).size, headers.length, 'duplicate headers: ' + headers);
   assert.match(await page.getByTestId('last-backup').innerText(), /succeeded/);
+  // The recoverable window: from the store's oldest point to the recoverable point.
+  const win = page.getByTestId('recoverable-window');
+  await win.waitFor();
+  const h = (await apiGet('/v1/health')).body;
+  assert.equal(await win.getAttribute('data-oldest'), h.store.oldest_point.time);
   await page.waitForTimeout(5500);  // a second sample for the small charts
   await shot(page, 'health');
 });
@@ -386,6 +407,141 @@ test('Jobs and Audit: every flow is there; the trail verifies', async () => {
   await page.getByTestId('audit-verify').click();
   await page.getByTestId('audit-verify-result').getByText(/intact/).waitFor();
   await shot(page, 'audit');
+});
+
+test('Lists come a page at a time: More loads the next page, nothing twice', async () => {
+  const page = pages.admin;
+  // Jobs in pages of 10: the first page, then More until the end; the rows
+  // are the API's whole list, in its order (newest first).
+  const all = (await apiGet('/v1/jobs?limit=1000')).body.jobs.map((j) => j.id);
+  assert.ok(all.length > 10, 'the earlier steps started more than 10 jobs: ' + all.length);
+  await nav(page, 'jobs');
+  await page.getByTestId('job-row').first().waitFor();
+  await page.getByTestId('page-size').selectOption('10');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=job-row]').length === 10);
+  for (let n = 10; n < all.length; n += 10) {
+    await page.getByTestId('more').click();
+    await page.waitForFunction((want) => document.querySelectorAll('[data-testid=job-row]').length === want, Math.min(all.length, n + 10));
+  }
+  await page.getByTestId('end-of-list').waitFor();
+  const ids = await page.getByTestId('job-row').evaluateAll((els) => els.map((e) => e.dataset.id));
+  assert.deepEqual(ids, all);
+  await page.waitForTimeout(2500);  // a refresh keeps every row shown
+  assert.equal(await page.getByTestId('job-row').count(), all.length);
+  // Audit, newest first, pages of 10: seqs strictly decreasing across pages.
+  await nav(page, 'audit');
+  await page.getByTestId('audit-row').first().waitFor();
+  await page.getByTestId('page-size').selectOption('10');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=audit-row]').length === 10);
+  await page.getByTestId('more').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=audit-row]').length === 20);
+  const seqs = await page.getByTestId('audit-row').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+  for (let i = 1; i < seqs.length; ++i) assert.ok(seqs[i] < seqs[i - 1], 'newest first, no repeat: ' + seqs);
+  // The API's order (entries the scheduler appended since sort before seqs[0]).
+  const api = (await apiGet('/v1/audit?order=newest&limit=100')).body.entries.map((e) => e.seq);
+  const at = api.indexOf(seqs[0]);
+  assert.ok(at >= 0);
+  assert.deepEqual(seqs, api.slice(at, at + 20));
+  await page.getByTestId('page-size').selectOption('50');
+});
+
+// Sample names of a Prometheus text exposition ("name{labels} value" lines).
+const sampleNames = (text) => new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]));
+async function scrapeAll() {
+  const run = await (await fetch(env('TV_METRICS') + '/metrics')).text();
+  const res = await fetch(BASE + '/metrics', {headers: {Authorization: 'Bearer ' + TOKENS.viewer}});
+  assert.equal(res.status, 200);
+  return {run, api: await res.text()};
+}
+
+test('metrics: job durations as histograms, plans against RPO/RTO, recoverable point age', async () => {
+  // Every backup the steps ran is in the histogram: its +Inf bucket is the
+  // count (the plan's scheduler may finish one more meanwhile).
+  const succeeded = async () => (await apiGet('/v1/jobs?kind=backup&state=succeeded&limit=1000')).body.jobs.length;
+  const low = await succeeded();
+  const {api} = await scrapeAll();
+  const high = await succeeded();
+  assert.match(api, /^# TYPE timevault_job_duration_seconds histogram$/m);
+  const inf = api.match(/^timevault_job_duration_seconds_bucket\{kind="backup",outcome="succeeded",le="\+Inf"\} (\d+)$/m);
+  assert.ok(inf, 'the backup series exists');
+  assert.ok(Number(inf[1]) >= low && Number(inf[1]) <= high && low > 0, `${inf[1]} backups in the histogram, ${low}..${high} succeeded`);
+  const count = api.match(/^timevault_job_duration_seconds_count\{kind="backup",outcome="succeeded"\} (\d+)$/m);
+  assert.equal(count[1], inf[1]);
+  // Buckets are cumulative.
+  const buckets = [...api.matchAll(/^timevault_job_duration_seconds_bucket\{kind="dr_test",outcome="succeeded",le="([^"]+)"\} (\d+)$/mg)].map((m) => Number(m[2]));
+  assert.ok(buckets.length === 13 && buckets.every((v, i) => i === 0 || v >= buckets[i - 1]), buckets.join(','));
+  // The plan of the Plans step: its RPO, backup age and a measured RTO.
+  assert.match(api, /^timevault_plan_rpo_seconds\{plan="globex-console",tenant="globex"\} \d+/m);
+  assert.match(api, /^timevault_plan_backup_age_seconds\{plan="globex-console",tenant="globex"\} [\d.e+-]+$/m);
+  assert.match(api, /^timevault_plan_rpo_met\{plan="globex-console",tenant="globex"\} [01]$/m);
+  assert.match(api, /^timevault_plan_rto_met\{plan="globex-console",tenant="globex"\} 1$/m);
+  const age = Number(api.match(/^timevault_recoverable_point_age_seconds (\S+)$/m)[1]);
+  assert.ok(age >= 0 && age < 600, 'recoverable point age ' + age);
+});
+
+test('the metrics scrape reuses one Postgres connection', async () => {
+  const backend = () => sql("SELECT string_agg(pid || '@' || backend_start, ',') FROM pg_stat_activity WHERE application_name = 'timevault-metrics'");
+  await scrapeAll();
+  const first = backend();
+  assert.ok(first && !first.includes(','), 'one metrics connection: ' + first);
+  for (let i = 0; i < 5; ++i) await scrapeAll();
+  assert.equal(backend(), first, 'the same backend served every scrape');
+});
+
+test('the Grafana dashboard and the alert rules use only metrics that exist', async () => {
+  const dashboard = JSON.parse(readFileSync(path.join(here, '../../compose/grafana/dashboards/timevault.json'), 'utf8'));
+  const exprs = [];
+  const walk = (panels) => { for (const p of panels || []) { for (const t of p.targets || []) exprs.push(t.expr); walk(p.panels); } };
+  walk(dashboard.panels);
+  assert.ok(exprs.length >= 10);
+  const rules = readFileSync(path.join(here, '../../compose/prometheus/alerts.yml'), 'utf8');
+  const used = new Set([...exprs.join('\n').matchAll(/\btimevault_[a-zA-Z0-9_]+/g), ...rules.matchAll(/\btimevault_[a-zA-Z0-9_]+/g)].map((m) => m[0]));
+  const {run, api} = await scrapeAll();
+  const have = new Set([...sampleNames(run), ...sampleNames(api)]);
+  const missing = [...used].filter((n) => !have.has(n));
+  assert.deepEqual(missing, [], 'used by compose/ but not exported: ' + missing.join(', '));
+  assert.ok(used.has('timevault_job_duration_seconds_bucket') && used.has('timevault_plan_rpo_met'), [...used].join(','));
+});
+
+test('Jobs: a running PITR is cancelled before it writes', async () => {
+  const page = pages.admin;
+  const post = async (p, body) => {
+    const res = await fetch(BASE + p, {method: 'POST', body: JSON.stringify(body),
+      headers: {Authorization: 'Bearer ' + TOKENS.admin, 'Content-Type': 'application/json'}});
+    return {status: res.status, body: await res.json()};
+  };
+  // A PITR with work to do: globex's first user renamed after T.
+  await sleep(1100);
+  const T = new Date(Math.floor(Date.now() / 1000) * 1000);
+  await sleep(1100);
+  sql("UPDATE users SET department = 'cancel-test' WHERE tenant_id = 'globex' AND user_id = (SELECT min(user_id) FROM users WHERE tenant_id = 'globex')");
+  await waitRecoverable(new Date().toISOString());
+  const preview = await post('/v1/pitr/preview', {tenant: 'globex', target_time: T.toISOString()});
+  assert.equal(preview.status, 200, JSON.stringify(preview.body));
+  assert.ok(preview.body.operations.total >= 1);
+  const before = globex() + '/' + sql("SELECT count(*) FROM users WHERE department = 'cancel-test'");
+  // Another session holds globex's apply lock: the PITR waits, running, in its lock phase.
+  // (psql reads from a pipe: closing it ends the session and frees the lock.)
+  const holder = spawn('psql', ['-X', '-q', '-d', DB], {stdio: ['pipe', 'ignore', 'ignore']});
+  holder.stdin.write("SELECT pg_advisory_lock(hashtextextended('timevault.tenant:globex', 0));\n");
+  try {
+    for (let i = 0; i < 100 && sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") === '0'; ++i) await sleep(100);
+    const run = await post('/v1/pitr', {plan_id: preview.body.plan_id, confirm: true});
+    assert.equal(run.status, 202, JSON.stringify(run.body));
+    await nav(page, 'jobs');
+    const row = page.locator(`[data-testid=job-row][data-id="${run.body.job_id}"][data-state=running]`);
+    await row.waitFor();
+    await row.getByTestId('job-cancel').click();
+    await confirmWith(page, ['running', run.body.job_id, 'before it writes']);
+    await page.locator(`[data-testid=job-row][data-id="${run.body.job_id}"]`).getByTestId('cancel-requested').waitFor();
+    await shot(page, 'jobs-cancel-running');
+  } finally {
+    holder.stdin.end();
+  }
+  const failed = page.locator(`[data-testid=job-row][data-state=failed]`).filter({hasText: 'cancelled by console-admin'});
+  await failed.first().waitFor({timeout: 30000});
+  assert.match(await failed.first().innerText(), /nothing changed/);
+  assert.equal(globex() + '/' + sql("SELECT count(*) FROM users WHERE department = 'cancel-test'"), before, 'the cancelled PITR changed nothing');
 });
 
 test('a viewer sees no control that changes data', async () => {

@@ -94,6 +94,13 @@ struct SamplePage {
 // "apply", "verify", "commit") and the fraction done overall (0..1).
 using ProgressFn = std::function<void(std::string_view phase, double fraction)>;
 
+// Asked by a running apply at its safe points (while it loads and diffs the
+// target, and last right before its snapshot is saved): true stops the
+// apply there with Aborted, its transaction rolled back, nothing changed in
+// Postgres and no snapshot written. Past that point (snapshot, apply,
+// verify, commit) the apply is not stopped. Null: never cancelled.
+using CancelFn = std::function<bool()>;
+
 struct ApplyResult {
   std::string snapshot_id;  // the snapshot saved before the apply
   OperationCounts ops;
@@ -166,15 +173,15 @@ class Engine {
   // OutOfRange when the target is past the recoverable point. Nothing is
   // changed in any of these cases.
   virtual Result<ApplyResult> ExecutePitr(const std::string& plan_id, const std::string& job_id,
-                                          const ProgressFn& progress) = 0;
+                                          const ProgressFn& progress, const CancelFn& cancelled = nullptr) = 0;
   // Makes the tenant's live rows (in `tables`, empty: the backup's) equal the
   // backup's state.
   virtual Result<ApplyResult> Restore(const std::string& backup_id, const TenantId& tenant,
                                       const std::vector<std::string>& tables, const std::string& job_id,
-                                      const ProgressFn& progress) = 0;
+                                      const ProgressFn& progress, const CancelFn& cancelled = nullptr) = 0;
   // Puts the rows of a snapshot back (saving a snapshot of its own first).
   virtual Result<ApplyResult> Rollback(const std::string& snapshot_id, const std::string& job_id,
-                                       const ProgressFn& progress) = 0;
+                                       const ProgressFn& progress, const CancelFn& cancelled = nullptr) = 0;
 
   // Newest first.
   virtual Result<std::vector<SnapshotInfo>> ListSnapshots(const std::optional<std::string>& tenant) = 0;

@@ -491,7 +491,52 @@
       h('h2', {}, t('ops.by_table')),
       table([t('ops.table'), {text: t('ops.insert'), cls: 'num'}, {text: t('ops.update'), cls: 'num'}, {text: t('ops.delete'), cls: 'num'}, {text: t('ops.total'), cls: 'num'}],
         p.tables.map((x) => h('tr', {testid: 'ops-table-row'}, h('td', {}, h('code', {}, x.table)), h('td', {class: 'num'}, num(x.operations.insert)),
-          h('td', {class: 'num'}, num(x.operations.update)), h('td', {class: 'num'}, num(x.operations.delete)), h('td', {class: 'num'}, num(x.operations.total)))), 'ops-tables'));
+          h('td', {class: 'num'}, num(x.operations.update)), h('td', {class: 'num'}, num(x.operations.delete)), h('td', {class: 'num'}, num(x.operations.total)))), 'ops-tables'),
+      p.plan_id && p.tables.some((x) => x.sampled) ? rowSample(p) : null);
+  }
+
+  // The preview's row-level sample (GET /v1/pitr/plans/{id}/changes): per
+  // table, what each row is now and what it becomes, a page at a time.
+  function rowSample(p) {
+    const box = h('div', {testid: 'row-sample'}, h('h2', {}, t('sample.title')), h('p', {class: 'note'}, t('sample.intro')));
+    for (const x of p.tables.filter((y) => y.sampled)) box.append(sampleTable(p.plan_id, x));
+    return box;
+  }
+  const cellText = (v) => (v === null || v === undefined ? 'NULL' : String(v));
+  // One change: its key, and the columns as before → after (an update shows
+  // the columns it changes; an insert the row it brings back; a delete the
+  // row it removes).
+  function changeRow(c) {
+    const cols = c.op === 'update' ? c.changed : Object.keys((c.op === 'insert' ? c.after : c.before) || {});
+    const cut = new Set(c.truncated || []);
+    return h('tr', {testid: 'sample-row', 'data-op': c.op},
+      h('td', {}, badge(c.op === 'delete' ? 'failed' : c.op === 'insert' ? 'ok' : 'warning', t('ops.' + c.op))),
+      h('td', {}, h('code', {}, Object.entries(c.key || {}).map(([k, v]) => k + '=' + cellText(v)).join(', '))),
+      h('td', {class: 'sample-cols'}, cols.map((col) => h('div', {'data-col': col},
+        h('code', {}, col), ': ',
+        c.op !== 'insert' ? h('span', {class: 'before'}, cellText(c.before[col])) : null,
+        c.op === 'update' ? (S.lang === 'ar' ? ' ← ' : ' → ') : null,
+        c.op !== 'delete' ? h('span', {class: 'after'}, cellText(c.after[col])) : null,
+        cut.has(col) ? h('span', {class: 'note'}, ' ' + t('sample.truncated')) : null))));
+  }
+  function sampleTable(planId, x) {
+    const body = h('tbody', {});
+    const foot = h('div', {class: 'row more'});
+    const out = h('div', {class: 'sample', testid: 'sample-table', 'data-table': x.table},
+      h('h3', {}, h('code', {}, x.table), ' ', h('span', {class: 'note'}, t('sample.count', {sampled: num(x.sampled), total: num(x.operations.total)}))),
+      h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, t('sample.op')), h('th', {}, t('sample.key')), h('th', {}, t('sample.change')))), body), foot);
+    async function load(cursor) {
+      const q = new URLSearchParams({table: x.table, limit: '10'});
+      if (cursor) q.set('cursor', cursor);
+      clear(foot);
+      try {
+        const page = await api('GET', '/v1/pitr/plans/' + enc(planId) + '/changes?' + q);
+        for (const c of page.changes) body.append(changeRow(c));
+        if (page.next_cursor) foot.append(h('button', {class: 'secondary', testid: 'sample-more', onclick: () => load(page.next_cursor)}, t('common.more')));
+      } catch (e) { foot.append(errorBox(e)); }
+    }
+    load(null);
+    return out;
   }
   function metric(label, value, sub, testid) {
     return h('div', {class: 'metric', testid}, h('div', {class: 'label'}, label), h('div', {class: 'value'}, value), sub ? h('div', {class: 'sub'}, sub) : null);

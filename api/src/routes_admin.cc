@@ -169,7 +169,15 @@ void WriteCapture(ApiState& s, JsonWriter& w, Level& level, const store::StoreSt
   w.Double(lag_seconds);
   w.Key("wal_retained_bytes");
   w.Int64(retained);
-  WriteRefused(s, w, level, *conn, all);
+  Status used = s.health_pg->Use([&](pg::PgConn& conn) {
+    WriteRefused(s, w, level, conn, all);
+    return Status::Ok();
+  });
+  if (!used.ok()) {
+    w.Key("refused_table_count");
+    w.Null();
+    level.Warn("capture: cannot read the published tables" + (all ? ": " + used.message() : ""));
+  }
   w.EndObject();
   if (r->GetString(0, 2) != "t") level.Warn("replication slot '" + s.cfg.postgres.slot + "' is not active");
 }

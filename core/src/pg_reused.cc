@@ -37,6 +37,12 @@ Result<PgResult> ReusedConn::ExecParams(std::string_view sql, const std::vector<
   return conn_->ExecParams(sql, params);
 }
 
+Status ReusedConn::Use(const std::function<Status(PgConn&)>& fn) {
+  std::lock_guard lock(mu_);
+  TV_RETURN_IF_ERROR(EnsureConnectedLocked());
+  return fn(*conn_);
+}
+
 uint64_t ReusedConn::connects() const {
   std::lock_guard lock(mu_);
   return connects_;

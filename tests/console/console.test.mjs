@@ -271,6 +271,20 @@ test('PITR: preview in the operator\'s zone, execute, roll back in one click', a
   assert.equal(total, expected, 'operations in the preview');
   const tables = await page.getByTestId('ops-table-row').allInnerTexts();
   assert.ok(tables.some((x) => x.includes('public.quiz_results')) && tables.some((x) => x.includes('public.users')), tables.join('|'));
+  // The row-level sample: users' 30 updates, 10 a page, each showing the
+  // damaged value → the value at T; quiz_results' deleted rows come back.
+  const users = page.locator('[data-testid=sample-table][data-table="public.users"]');
+  await users.locator('[data-testid=sample-row]').nth(9).waitFor();
+  assert.equal(await users.locator('[data-testid=sample-row]').count(), 10);
+  assert.equal(await users.locator('[data-testid=sample-row][data-op=update]').count(), 10);
+  const dept = users.locator('[data-testid=sample-row]').first().locator('[data-col=department]');
+  assert.equal(await dept.locator('.before').innerText(), 'compromised');
+  assert.match(await dept.locator('.after').innerText(), /^(finance|sales|support)$/);
+  await users.getByTestId('sample-more').click();
+  await users.locator('[data-testid=sample-row]').nth(19).waitFor();
+  const quiz = page.locator('[data-testid=sample-table][data-table="public.quiz_results"] [data-testid=sample-row]');
+  await quiz.first().waitFor();
+  assert.equal(await quiz.first().getAttribute('data-op'), 'insert');
   await shot(page, 'pitr-preview');
 
   await page.getByTestId('pitr-execute').click();

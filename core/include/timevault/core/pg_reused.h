@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -29,6 +30,9 @@ class ReusedConn {
   // Runs one statement with text parameters on the kept connection
   // (connecting first if there is none or it broke).
   Result<PgResult> ExecParams(std::string_view sql, const std::vector<std::optional<std::string>>& params);
+  // Runs `fn` on the kept connection (connecting first if needed), under
+  // the lock; its Status, or the connect's error.
+  Status Use(const std::function<Status(PgConn&)>& fn);
   // Connections opened so far.
   uint64_t connects() const;
 

@@ -254,19 +254,62 @@
     }
   }
   // Rolls a snapshot back after confirming; shows the job in `box`.
+  // Its own preview first (POST …/rollback/preview): what it would write now,
+  // and which of those writes undo changes made since the snapshot's apply;
+  // those need a second, explicit confirmation (sent as confirm_reverts).
   async function rollback(snap, box) {
+    let pv = null;
+    try {
+      pv = await api('POST', '/v1/snapshots/' + enc(snap.id) + '/rollback/preview', {});
+    } catch (e) {
+      // A server without the rollback preview (404/405): confirm as before.
+      if (e.status !== 404 && e.status !== 405) { box.append(errorBox(e)); return null; }
+    }
+    if (pv) {
+      const stop = showRollbackPreview(snap, pv, box);
+      if (stop) return null;
+    }
+    const o = pv ? pv.operations : null;
     const ok = await confirmAction(t('rollback.title'), [
       t('rollback.text', {id: snap.id, tenant: tenantLabel(snap.tenant), rows: num(snap.rows ?? 0), time: localTime(snap.created_at)}),
+      o ? t('ops.line', {total: num(o.total), insert: num(o.insert), update: num(o.update), delete: num(o.delete)}) : '',
       snap.tables && snap.tables.length ? t('rollback.tables', {tables: snap.tables.join(', ')}) : '',
       t('rollback.safety')], t('rollback.button'));
     if (!ok) return null;
+    const body = {confirm: true};
+    if (pv && pv.confirm_required) {
+      const again = await confirmAction(t('rollback.reverts_title'), [t('rollback.reverts_text', {n: num(pv.reverts)}),
+        pv.reverts_by_table.map((x) => x.table + ': ' + num(x.count)).join(', ')], t('rollback.reverts_button'));
+      if (!again) return null;
+      body.confirm_reverts = pv.reverts_digest;
+    }
     try {
-      const r = await api('POST', '/v1/snapshots/' + enc(snap.id) + '/rollback', {confirm: true});
+      const r = await api('POST', '/v1/snapshots/' + enc(snap.id) + '/rollback', body);
       return await trackJob(r.job_id, box);
     } catch (e) {
       box.append(errorBox(e));
       return null;
     }
+  }
+  // The rollback's preview in `box`; true when there is nothing to do.
+  function showRollbackPreview(snap, pv, box) {
+    const o = pv.operations;
+    const view = h('div', {testid: 'rollback-preview', 'data-reverts': String(pv.reverts), 'data-total': String(o.total)},
+      h('h2', {}, t('rollback.preview_title', {id: snap.id})),
+      h('div', {class: 'grid'}, metric(t('ops.total'), num(o.total), null, 'rollback-ops-total'), metric(t('ops.insert'), num(o.insert)),
+        metric(t('ops.update'), num(o.update)), metric(t('ops.delete'), num(o.delete)),
+        metric(t('rollback.reverts'), pv.reverts_known ? num(pv.reverts) : '—', pv.reverts_known ? t('rollback.reverts_detail') : t('rollback.reverts_unknown'), 'rollback-reverts')),
+      table([t('ops.table'), {text: t('ops.insert'), cls: 'num'}, {text: t('ops.update'), cls: 'num'}, {text: t('ops.delete'), cls: 'num'}, {text: t('rollback.reverts'), cls: 'num'}],
+        pv.tables.map((x) => h('tr', {testid: 'rollback-table-row'}, h('td', {}, h('code', {}, x.table)), h('td', {class: 'num'}, num(x.operations.insert)),
+          h('td', {class: 'num'}, num(x.operations.update)), h('td', {class: 'num'}, num(x.operations.delete)),
+          h('td', {class: 'num'}, num((pv.reverts_by_table.find((y) => y.table === x.table) || {count: 0}).count)))), 'rollback-tables'),
+      pv.revert_sample.length ? h('div', {testid: 'revert-sample'}, h('h3', {}, t('rollback.sample')),
+        h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, t('sample.op')), h('th', {}, t('sample.key')), h('th', {}, t('sample.change')))),
+          h('tbody', {}, pv.revert_sample.map((x) => changeRow(x.change))))) : null);
+    box.append(view);
+    if (o.total !== 0) return false;
+    box.append(h('p', {class: 'note', testid: 'rollback-nothing'}, t('rollback.nothing')));
+    return true;
   }
   // After an apply job: its snapshot, one click from a rollback.
   function snapshotOffer(job, box) {

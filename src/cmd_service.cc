@@ -13,6 +13,7 @@
 #include "metrics_http.h"
 #include "timevault/capture/capture.h"
 #include "timevault/core/time.h"
+#include "timevault/replay/archive_keys.h"
 #include "timevault/store/ingest.h"
 
 namespace timevault::cli {
@@ -98,16 +99,22 @@ int RunRekey(const GlobalOptions& g, const std::string& new_key_file) {
   if (!cfg) return code;
   auto audit = BeginAudit(*cfg, "store rekey", "", {{"new_key_file", new_key_file}});
   if (!audit) return kExitFailure;
-  Status st = store::Store::RewrapMasterKey(StoreOptions(*cfg, false), new_key_file);
+  // The archives first: that step is idempotent, so after a failure of the
+  // store's (which checks the old key) running the rekey again finishes both.
+  auto archives = replay::RewrapArchives(*cfg, new_key_file);
+  Status st = archives.ok() ? store::Store::RewrapMasterKey(StoreOptions(*cfg, false), new_key_file)
+                            : archives.status().WithContext("the archives' keys");
   audit->Finish(st);
   if (!st.ok()) {
     std::fprintf(stderr, "timevault store rekey: %s\n", st.ToString().c_str());
     return kExitFailure;
   }
   std::printf(
-      "the data keys of %s are wrapped under %s now: set store.key_file to it (the old key no longer "
-      "opens the store)\n",
-      cfg->store.path.c_str(), new_key_file.c_str());
+      "the data keys of %s are wrapped under %s now, and so are the archive keys (%zu of backups in %s, %zu of "
+      "snapshots in %s; %zu older backups and %zu older snapshots with their own key): set store.key_file to it "
+      "(the old key no longer opens the store or the archives)\n",
+      cfg->store.path.c_str(), new_key_file.c_str(), archives->backup_keys, cfg->replay.backup_dir.c_str(),
+      archives->snapshot_keys, cfg->replay.snapshot_dir.c_str(), archives->legacy_backups, archives->legacy_snapshots);
   return kExitOk;
 }
 
@@ -140,6 +147,26 @@ int RunRotateKey(const GlobalOptions& g, const std::string& tenant) {
   });
 }
 
+void PrintList(const char* what, const std::vector<std::string>& ids) {
+  std::printf("  %s:", what);
+  if (ids.empty()) std::printf(" none");
+  for (const auto& id : ids) std::printf(" %s", id.c_str());
+  std::printf("\n");
+}
+
+void PrintArchiveShred(const std::string& tenant, const config::Config& cfg, const replay::ArchiveShredReport& r) {
+  std::printf(
+      "tenant %s's archive keys destroyed: %zu backup key(s) in %s, %zu snapshot key(s) in %s; its backups and "
+      "snapshots, and any copy of them, can no longer be decrypted\n",
+      tenant.c_str(), r.backup_keys, cfg.replay.backup_dir.c_str(), r.snapshot_keys, cfg.replay.snapshot_dir.c_str());
+  PrintList("backups deleted", r.backups);
+  PrintList("snapshots deleted", r.snapshots);
+  if (!r.shared_backups.empty()) {
+    PrintList("all-tenant backups NOT changed (they may hold the tenant's rows; delete them to shred those)",
+              r.shared_backups);
+  }
+}
+
 int RunShred(const GlobalOptions& g, const std::string& tenant, bool confirmed) {
   if (!confirmed) {
     std::fprintf(stderr,
@@ -152,10 +179,25 @@ int RunShred(const GlobalOptions& g, const std::string& tenant, bool confirmed) 
     auto audit = BeginAudit(cfg, "store shred", tenant, {});
     if (!audit) return Internal("the audit trail cannot be written, nothing was shredded");
     Status shredded = s.ShredTenant(TenantId(tenant));
-    audit->Finish(shredded);
-    TV_RETURN_IF_ERROR(shredded);
-    std::printf("tenant %s shredded: its data key, rows and history are deleted from %s\n", tenant.c_str(),
-                cfg.store.path.c_str());
+    // A store without the tenant (shredded before) may still have archives of it.
+    auto archives = shredded.ok() || shredded.code() == StatusCode::kNotFound
+                        ? replay::ShredArchives(cfg, tenant)
+                        : Result<replay::ArchiveShredReport>(shredded);
+    const bool archives_touched =
+        archives.ok() &&
+        (archives->backup_keys + archives->snapshot_keys + archives->backups.size() + archives->snapshots.size() > 0);
+    Status st = !archives.ok() ? archives.status().WithContext("the tenant's backups and snapshots")
+                : shredded.ok() || archives_touched ? Status::Ok()
+                                                    : shredded;
+    audit->Finish(st);
+    TV_RETURN_IF_ERROR(st);
+    if (shredded.ok()) {
+      std::printf("tenant %s shredded: its data key, rows and history are deleted from %s\n", tenant.c_str(),
+                  cfg.store.path.c_str());
+    } else {
+      std::printf("tenant %s had no data key in %s (shredded before)\n", tenant.c_str(), cfg.store.path.c_str());
+    }
+    PrintArchiveShred(tenant, cfg, *archives);
     return Status::Ok();
   });
 }

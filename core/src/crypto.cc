@@ -61,7 +61,10 @@ using internal::Secret;
 using internal::SecretPtr;
 
 // Wrapped data keys have their own format version, independent of values'.
-constexpr uint8_t kWrappedKeyFormatVersion = 1;
+// Version 1 (before bindings): no aad. Version 2: the caller's binding is the
+// aad, so a wrapped key moved to another owner (tenant) fails to unwrap.
+constexpr uint8_t kUnboundWrapVersion = 1;
+constexpr uint8_t kBoundWrapVersion = 2;
 // Version byte + key id: authenticated as aad in front of the caller's aad.
 constexpr size_t kBoundHeaderBytes = 5;
 // EVP_CipherUpdate takes an int length; larger inputs go in chunks.
@@ -353,34 +356,42 @@ Result<MasterKey> MasterKey::Load(const std::string& path) {
   return MasterKey(std::move(key));
 }
 
-std::string MasterKey::Wrap(const DataKey& key) const {
+std::string MasterKey::Wrap(const DataKey& key, std::string_view binding) const {
   assert(key_ && "use of a moved-from MasterKey");
   std::string out(kWrappedKeyBytes, '\0');
-  WriteHeader(kWrappedKeyFormatVersion, key.id(), out.data());
+  WriteHeader(kBoundWrapVersion, key.id(), out.data());
   const CipherCtxPtr ctx = NewGcmCtx(key_->bytes, /*encrypt=*/true);
-  Seal(ctx.get(), {}, std::string_view(reinterpret_cast<const char*>(key.bytes()), kKeyBytes), out.data());
+  Seal(ctx.get(), binding, std::string_view(reinterpret_cast<const char*>(key.bytes()), kKeyBytes), out.data());
   return out;
 }
 
-Result<DataKey> MasterKey::Unwrap(std::string_view wrapped) const {
+bool MasterKey::IsBound(std::string_view wrapped) {
+  return !wrapped.empty() && static_cast<uint8_t>(wrapped[0]) == kBoundWrapVersion;
+}
+
+Result<DataKey> MasterKey::Unwrap(std::string_view wrapped, std::string_view binding) const {
   assert(key_ && "use of a moved-from MasterKey");
   if (wrapped.size() != kWrappedKeyBytes) {
     return Corruption("wrapped data key is " + std::to_string(wrapped.size()) + " bytes, expected " +
                       std::to_string(kWrappedKeyBytes) + ": not a key record, or truncated");
   }
-  if (const auto version = static_cast<uint8_t>(wrapped[0]); version != kWrappedKeyFormatVersion) {
-    return Corruption("wrapped data key has format version " + std::to_string(version) + "; this build reads version " +
-                      std::to_string(kWrappedKeyFormatVersion));
+  const auto version = static_cast<uint8_t>(wrapped[0]);
+  if (version != kBoundWrapVersion && version != kUnboundWrapVersion) {
+    return Corruption("wrapped data key has format version " + std::to_string(version) +
+                      "; this build reads versions " + std::to_string(kUnboundWrapVersion) + " and " +
+                      std::to_string(kBoundWrapVersion));
   }
   const uint32_t id = ReadKeyId(wrapped.data());
   SecretPtr key(new Secret);
   const CipherCtxPtr ctx = NewGcmCtx(key_->bytes, /*encrypt=*/false);
-  switch (Open(ctx.get(), wrapped, {}, reinterpret_cast<char*>(key->bytes))) {
+  const std::string_view aad = version == kBoundWrapVersion ? binding : std::string_view();
+  switch (Open(ctx.get(), wrapped, aad, reinterpret_cast<char*>(key->bytes))) {
     case OpenResult::kOk: return DataKey(id, std::move(key));
     case OpenResult::kAuthFailed:
       ERR_clear_error();
       return PermissionDenied("data key " + std::to_string(id) +
-                              " cannot be unwrapped: wrong master key or damaged key record");
+                              " cannot be unwrapped: wrong master key, damaged key record, or a key record bound to "
+                              "another owner (moved from another tenant)");
     case OpenResult::kLibraryError: break;
   }
   return Internal("AES-256-GCM unwrap failed in OpenSSL: " + OpenSslError());

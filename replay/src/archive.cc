@@ -8,8 +8,11 @@
 //   payload = (u32 BE len | len bytes)*   the records, in order
 //   aad = "tv-archive\0" id "\0" file "\0" u64 BE block index
 //
-// manifest.json: the caller's fields, then id, format, created_at,
-// wrapped_key (hex), files, manifest_mac and manifest_sha256. The canonical
+// manifest.json: the caller's fields, then id, format, created_at, the key
+// (format 2: key_tenant and key_id, the archive key ring's key it is
+// encrypted under, archive_keys.h; format 1, written before rings:
+// wrapped_key, the archive's own key wrapped by the master key, in hex),
+// files, manifest_mac and manifest_sha256. The canonical
 // form is the compact RapidJSON serialization of the manifest object, members
 // in file order, without manifest_sha256 and manifest_mac.
 // manifest_sha256 = hex SHA-256 of it (detects damage); manifest_mac = hex of
@@ -33,6 +36,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -47,7 +51,8 @@ using crypto::DataKey;
 using crypto::MasterKey;
 
 constexpr std::string_view kMagic = "TVARCH01";
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;                       // what is written: the key in the ring
+constexpr int kLegacyFormatVersion = 1;                 // read too: its own wrapped key
 constexpr size_t kBlockTarget = size_t{1} << 20;        // close a block once its payload reaches 1 MiB
 constexpr size_t kMaxBufferedBytes = size_t{64} << 20;  // all files' open blocks together
 constexpr size_t kMaxBlockBytes = size_t{256} << 20;    // larger stored/decompressed blocks are refused
@@ -55,8 +60,8 @@ constexpr size_t kMaxManifestBytes = size_t{64} << 20;
 constexpr int kZstdLevel = 3;
 constexpr const char* kManifest = "manifest.json";
 constexpr std::string_view kManifestMacContext{"tv-archive-manifest\0", 20};
-const std::set<std::string, std::less<>> kReservedFields = {"id",    "format",       "created_at",     "wrapped_key",
-                                                            "files", "manifest_mac", "manifest_sha256"};
+const std::set<std::string, std::less<>> kReservedFields = {
+    "id", "format", "created_at", "key_tenant", "key_id", "wrapped_key", "files", "manifest_mac", "manifest_sha256"};
 
 // ---- small helpers ---------------------------------------------------------
 
@@ -103,6 +108,13 @@ std::string BlockAad(const std::string& id, const std::string& file, uint64_t in
   aad += '\0';
   for (int shift = 56; shift >= 0; shift -= 8) aad += static_cast<char>((index >> shift) & 0xFF);
   return aad;
+}
+
+// What a format-1 archive's own key is bound to when a rekey wraps it again.
+std::string LegacyKeyBinding(const std::string& id) {
+  std::string b("timevault/archive\0", 18);
+  b += id;
+  return b;
 }
 
 std::string RandomHex(size_t bytes) {
@@ -188,8 +200,8 @@ struct ArchiveWriter::Impl {
   };
 
   std::string dir, tmp, id;
-  DataKey key = DataKey::Generate(1);
-  std::string wrapped_key;
+  DataKey key;
+  std::string key_tenant;
   std::map<std::string, File> files;
   size_t buffered = 0;
   bool finished = false;
@@ -232,6 +244,8 @@ struct ArchiveWriter::Impl {
   }
 
   Result<std::string> BuildManifest(const std::string& meta_json, const std::vector<ArchiveFileInfo>& infos);
+
+  explicit Impl(DataKey k) : key(std::move(k)) {}
 };
 
 ArchiveWriter::ArchiveWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -244,7 +258,7 @@ ArchiveWriter::~ArchiveWriter() {
 }
 
 Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& dir, const std::string& id,
-                                                             const MasterKey& master) {
+                                                             ArchiveKeyRing& ring, const std::string& key_tenant) {
   if (!ValidName(id)) return InvalidArgument("archive id '" + id + "': use letters, digits, '.', '_' and '-'");
   std::error_code ec;
   if (fs::exists(dir, ec)) return AlreadyExists("archive " + dir + " exists already");
@@ -252,11 +266,13 @@ Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& 
   if (!parent.empty() && !fs::is_directory(parent, ec)) {
     return NotFound("archive " + dir + ": the directory " + parent.string() + " does not exist");
   }
-  auto impl = std::make_unique<Impl>();
+  if (key_tenant.empty()) return InvalidArgument("archive " + id + ": no tenant to take the key of");
+  TV_ASSIGN_OR_RETURN(DataKey key, ring.KeyForWrite(key_tenant));
+  auto impl = std::make_unique<Impl>(std::move(key));
   impl->dir = dir;
   impl->id = id;
   impl->tmp = dir + ".tmp-" + RandomHex(4);
-  impl->wrapped_key = Hex(master.Wrap(impl->key));
+  impl->key_tenant = key_tenant;
   if (::mkdir(impl->tmp.c_str(), 0700) != 0) return Internal(Errno("creating", impl->tmp));
   return std::unique_ptr<ArchiveWriter>(new ArchiveWriter(std::move(impl)));
 }
@@ -305,7 +321,8 @@ Result<std::string> ArchiveWriter::Impl::BuildManifest(const std::string& meta_j
     }
     doc.AddMember(rapidjson::Value(m.name, a), rapidjson::Value(m.value, a), a);
   }
-  doc.AddMember("wrapped_key", str(wrapped_key), a);
+  doc.AddMember("key_tenant", str(key_tenant), a);
+  doc.AddMember("key_id", key.id(), a);
   rapidjson::Value list(rapidjson::kArrayType);
   for (const auto& info : infos) {
     rapidjson::Value f(rapidjson::kObjectType);
@@ -358,10 +375,11 @@ Result<std::vector<ArchiveFileInfo>> ArchiveWriter::Finish(const std::string& me
 struct ArchiveReader::Impl {
   std::string dir, id, manifest;
   std::vector<ArchiveFileInfo> files;
-  DataKey key = DataKey::Generate(0);  // replaced by the unwrapped key in Open
+  std::optional<DataKey> key;  // set by ParseManifest
 
   std::string Where(const std::string& file) const { return "archive " + id + " (" + dir + "): file " + file; }
-  Status ParseManifest(const MasterKey& master);
+  Status ParseManifest(ArchiveKeyRing& ring);
+  Status LegacyKey(const rapidjson::Value& doc, const MasterKey& master);
   Status ParseFiles(const rapidjson::Value& list);
 };
 
@@ -401,10 +419,27 @@ Status ArchiveReader::Impl::ParseFiles(const rapidjson::Value& list) {
   return Status::Ok();
 }
 
-Status ArchiveReader::Impl::ParseManifest(const MasterKey& master) {
+// A format-1 archive's own key, wrapped by the master key in the manifest.
+Status ArchiveReader::Impl::LegacyKey(const rapidjson::Value& doc, const MasterKey& master) {
+  const std::string where = "archive " + dir + ": manifest.json: ";
+  auto wrapped = Unhex(StringMember(doc, "wrapped_key"));
+  if (!wrapped) return Corruption(where + "\"wrapped_key\" is not hex");
+  auto unwrapped = master.Unwrap(*wrapped, LegacyKeyBinding(id));
+  if (!unwrapped.ok()) {
+    if (unwrapped.status().code() == StatusCode::kPermissionDenied) {
+      return FailedPrecondition("archive " + dir +
+                                ": the master key is not the one it was written with (its data key does not unwrap)");
+    }
+    return Corruption(where + "\"wrapped_key\": " + unwrapped.status().message());
+  }
+  key = std::move(unwrapped).value();
+  return Status::Ok();
+}
+
+Status ArchiveReader::Impl::ParseManifest(ArchiveKeyRing& ring) {
   const std::string where = "archive " + dir + ": manifest.json: ";
   rapidjson::Document doc;
-  doc.Parse(manifest.c_str(), manifest.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(manifest.c_str(), manifest.size());
   if (doc.HasParseError()) {
     return Corruption(where + "not valid JSON at offset " + std::to_string(doc.GetErrorOffset()) + " (" +
                       rapidjson::GetParseError_En(doc.GetParseError()) + ")");
@@ -418,26 +453,28 @@ Status ArchiveReader::Impl::ParseManifest(const MasterKey& master) {
                       crypto::Sha256Hex(canonical) + "): the manifest was changed or damaged");
   }
   const rapidjson::Value* format = Member(doc, "format");
-  if (format == nullptr || !format->IsInt() || format->GetInt() != kFormatVersion) {
-    return FailedPrecondition(where + "unsupported archive format (this timevault reads format " +
-                              std::to_string(kFormatVersion) + ")");
+  if (format == nullptr || !format->IsInt() ||
+      (format->GetInt() != kFormatVersion && format->GetInt() != kLegacyFormatVersion)) {
+    return FailedPrecondition(where + "unsupported archive format (this timevault reads formats " +
+                              std::to_string(kLegacyFormatVersion) + " and " + std::to_string(kFormatVersion) + ")");
   }
   id = StringMember(doc, "id");
   if (!ValidName(id)) return Corruption(where + "missing or invalid \"id\"");
-  auto wrapped = Unhex(StringMember(doc, "wrapped_key"));
-  if (!wrapped) return Corruption(where + "\"wrapped_key\" is not hex");
-  auto unwrapped = master.Unwrap(*wrapped);
-  if (!unwrapped.ok()) {
-    if (unwrapped.status().code() == StatusCode::kPermissionDenied) {
-      return FailedPrecondition("archive " + dir +
-                                ": the master key is not the one it was written with (its data key does not unwrap)");
+  if (format->GetInt() == kLegacyFormatVersion) {
+    TV_RETURN_IF_ERROR(LegacyKey(doc, ring.master()));
+  } else {
+    const std::string key_tenant = StringMember(doc, "key_tenant");
+    const rapidjson::Value* key_id = Member(doc, "key_id");
+    if (key_tenant.empty() || key_id == nullptr || !key_id->IsUint()) {
+      return Corruption(where + "missing or invalid \"key_tenant\" or \"key_id\"");
     }
-    return Corruption(where + "\"wrapped_key\": " + unwrapped.status().message());
+    auto ring_key = ring.KeyForRead(key_tenant, key_id->GetUint());
+    if (!ring_key.ok()) return ring_key.status().WithContext("archive " + dir);
+    key = std::move(ring_key).value();
   }
-  key = std::move(unwrapped).value();
   auto mac = Unhex(StringMember(doc, "manifest_mac"));
   std::string ignored;
-  if (!mac || !key.Decrypt(*mac, ManifestMacAad(canonical), &ignored).ok()) {
+  if (!mac || !key->Decrypt(*mac, ManifestMacAad(canonical), &ignored).ok()) {
     return Corruption(where +
                       "manifest_mac does not authenticate: the manifest was not written with this archive's key");
   }
@@ -446,10 +483,55 @@ Status ArchiveReader::Impl::ParseManifest(const MasterKey& master) {
   return ParseFiles(*list);
 }
 
+Status RewrapLegacyArchive(const std::string& dir, const MasterKey& current, const MasterKey& next, bool* rewrapped) {
+  *rewrapped = false;
+  const std::string path = dir + "/" + kManifest;
+  const std::string where = "archive " + dir + ": manifest.json: ";
+  std::string manifest;
+  {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return Internal(Errno("opening", path));
+    TV_ASSIGN_OR_RETURN(manifest, ReadUpTo(fd.get(), kMaxManifestBytes, path));
+  }
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag>(manifest.c_str(), manifest.size());
+  if (doc.HasParseError() || !doc.IsObject()) return Corruption(where + "not a JSON object");
+  const rapidjson::Value* format = Member(doc, "format");
+  if (format == nullptr || !format->IsInt() || format->GetInt() != kLegacyFormatVersion) return Status::Ok();
+  const std::string canonical = Canonical(doc);
+  if (crypto::Sha256Hex(canonical) != StringMember(doc, "manifest_sha256")) {
+    return Corruption(where + "hash mismatch: the manifest was changed or damaged; not rewrapped");
+  }
+  const std::string id = StringMember(doc, "id");
+  auto wrapped = Unhex(StringMember(doc, "wrapped_key"));
+  if (!wrapped) return Corruption(where + "\"wrapped_key\" is not hex");
+  auto key = current.Unwrap(*wrapped, LegacyKeyBinding(id));
+  if (!key.ok()) {
+    if (next.Unwrap(*wrapped, LegacyKeyBinding(id)).ok()) return Status::Ok();  // an earlier run did it
+    return FailedPrecondition("archive " + dir + ": its key unwraps under neither the current nor the new master key");
+  }
+  auto& a = doc.GetAllocator();
+  const std::string rewrapped_key = Hex(next.Wrap(*key, LegacyKeyBinding(id)));
+  doc["wrapped_key"].SetString(rewrapped_key.c_str(), static_cast<rapidjson::SizeType>(rewrapped_key.size()), a);
+  const std::string new_canonical = Canonical(doc);
+  std::string mac;
+  key->Encrypt("", ManifestMacAad(new_canonical), &mac);
+  const std::string mac_hex = Hex(mac), sha = crypto::Sha256Hex(new_canonical);
+  doc["manifest_mac"].SetString(mac_hex.c_str(), static_cast<rapidjson::SizeType>(mac_hex.size()), a);
+  doc["manifest_sha256"].SetString(sha.c_str(), static_cast<rapidjson::SizeType>(sha.size()), a);
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+  w.SetIndent(' ', 2);
+  doc.Accept(w);
+  TV_RETURN_IF_ERROR(WriteFileAtomically(path, std::string(buf.GetString(), buf.GetSize()) + "\n"));
+  *rewrapped = true;
+  return Status::Ok();
+}
+
 ArchiveReader::ArchiveReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ArchiveReader::~ArchiveReader() = default;
 
-Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::string& dir, const MasterKey& master) {
+Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::string& dir, ArchiveKeyRing& ring) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return NotFound("archive " + dir + " does not exist");
   auto impl = std::make_unique<Impl>();
@@ -466,7 +548,7 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::string& di
     return Corruption("archive " + dir + ": manifest.json is too large (" + std::to_string(st.st_size) + " bytes)");
   }
   TV_ASSIGN_OR_RETURN(impl->manifest, ReadUpTo(fd.get(), static_cast<size_t>(st.st_size), path));
-  TV_RETURN_IF_ERROR(impl->ParseManifest(master));
+  TV_RETURN_IF_ERROR(impl->ParseManifest(ring));
   return std::unique_ptr<ArchiveReader>(new ArchiveReader(std::move(impl)));
 }
 
@@ -520,7 +602,7 @@ Status ArchiveReader::Read(const std::string& file, const std::function<bool(std
   TV_ASSIGN_OR_RETURN(std::string magic, ReadUpTo(fd.get(), kMagic.size(), path));
   sha.Update(magic);
   if (magic != kMagic) return Corruption(where + ": bad file header (not an archive data file, or damaged)");
-  DataKey key = s.key.Clone();
+  DataKey key = s.key->Clone();
   std::unique_ptr<ZSTD_DCtx, ZstdDCtxFree> dctx(ZSTD_createDCtx());
   std::string plain, payload;
   uint64_t records = 0;

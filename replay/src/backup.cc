@@ -79,7 +79,7 @@ struct TableFiles {
 
 class Catalog final : public BackupCatalog {
  public:
-  Catalog(std::string dir, crypto::MasterKey master) : dir_(std::move(dir)), master_(std::move(master)) {}
+  Catalog(std::string dir, crypto::MasterKey master) : dir_(dir), ring_(std::move(dir), std::move(master)) {}
 
   Result<BackupInfo> CreateFull(store::StateReader& store, const BackupRequest& request) override;
   Result<BackupInfo> CreateIncremental(store::StateReader& store, const std::string& base_id,
@@ -105,7 +105,7 @@ class Catalog final : public BackupCatalog {
   Status DeleteLocked(const std::string& id, const std::vector<BackupInfo>& all);
 
   const std::string dir_;
-  const crypto::MasterKey master_;
+  ArchiveKeyRing ring_;  // the keys of this directory's archives
   // Creates hold it shared; Delete and Expire exclusively, so a base cannot
   // vanish under an incremental being written.
   std::shared_mutex lifecycle_;
@@ -115,7 +115,7 @@ class Catalog final : public BackupCatalog {
 
 Result<ChainLink> Catalog::OpenBackup(const std::string& id) {
   if (!IsValidId(id)) return InvalidArgument("'" + id + "' is not a backup id (b-<time>-<hex>)");
-  auto reader = ArchiveReader::Open(PathOf(id), master_);
+  auto reader = ArchiveReader::Open(PathOf(id), ring_);
   if (!reader.ok()) {
     if (reader.status().code() == StatusCode::kNotFound) return NotFound("no backup " + id + " in " + dir_);
     return reader.status().WithContext("backup " + id);
@@ -208,7 +208,7 @@ Result<BackupInfo> Catalog::CreateFull(store::StateReader& store, const BackupRe
   info.point = point;
   info.name = request.name;
   info.description = request.description;
-  TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, master_));
+  TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, ring_, info.tenant));
   TableFiles files;
   for (const auto& tenant : tenants) {
     Status inner;
@@ -256,7 +256,7 @@ Result<BackupInfo> Catalog::CreateIncremental(store::StateReader& store, const s
   info.name = request.name;
   info.description = request.description;
   const std::set<std::string> wanted(base.tables.begin(), base.tables.end());
-  TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, master_));
+  TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, ring_, info.tenant));
   TableFiles files;
   for (const auto& tenant : tenants) {
     Status inner;

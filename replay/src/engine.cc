@@ -118,7 +118,10 @@ class EngineImpl final : public Engine {
  public:
   EngineImpl(const config::Config& cfg, store::StateReader* store, crypto::MasterKey master,
              std::unique_ptr<BackupCatalog> backups)
-      : cfg_(cfg), store_(store), master_(std::move(master)), backups_(std::move(backups)) {}
+      : cfg_(cfg),
+        store_(store),
+        snapshot_keys_(std::make_unique<ArchiveKeyRing>(cfg.replay.snapshot_dir, std::move(master))),
+        backups_(std::move(backups)) {}
 
   Status Init() {
     std::error_code ec;
@@ -302,7 +305,7 @@ class EngineImpl final : public Engine {
   Result<ApplyResult> Rollback(const std::string& snapshot_id, const std::string& job_id, const ProgressFn& progress,
                                const CancelFn& cancelled) override {
     if (!ValidId(snapshot_id, 's')) return NotFound("no snapshot " + snapshot_id);
-    TV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(SnapshotPath(snapshot_id), master_));
+    TV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(SnapshotPath(snapshot_id), *snapshot_keys_));
     rapidjson::Document doc;
     doc.Parse(reader->manifest_json().c_str());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("tables") || !doc["tables"].IsObject()) {
@@ -374,7 +377,7 @@ class EngineImpl final : public Engine {
 
   Result<SnapshotInfo> GetSnapshot(const std::string& snapshot_id) override {
     if (!ValidId(snapshot_id, 's')) return NotFound("no snapshot " + snapshot_id);
-    TV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(SnapshotPath(snapshot_id), master_));
+    TV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(SnapshotPath(snapshot_id), *snapshot_keys_));
     rapidjson::Document doc;
     doc.Parse(reader->manifest_json().c_str());
     if (doc.HasParseError() || !doc.IsObject()) return Corruption("snapshot " + snapshot_id + ": bad manifest");
@@ -591,7 +594,8 @@ class EngineImpl final : public Engine {
     }
     report("snapshot", 0.6);
     const std::string snapshot_id = SnapshotIdForJob(job.job_id);
-    TV_ASSIGN_OR_RETURN(auto archive, ArchiveWriter::Create(SnapshotPath(snapshot_id), snapshot_id, master_));
+    TV_ASSIGN_OR_RETURN(
+        auto archive, ArchiveWriter::Create(SnapshotPath(snapshot_id), snapshot_id, *snapshot_keys_, job.tenant.str()));
     TV_ASSIGN_OR_RETURN(auto part, applier->SaveSnapshot(archive.get()));
     const std::string created = SystemClock().Now().ToIso();
     std::string meta = ToJson([&](Writer& w) {
@@ -726,7 +730,7 @@ class EngineImpl final : public Engine {
 
   config::Config cfg_;
   store::StateReader* store_;
-  crypto::MasterKey master_;
+  std::unique_ptr<ArchiveKeyRing> snapshot_keys_;  // the snapshots' per-tenant keys
   std::unique_ptr<BackupCatalog> backups_;
   std::mutex rate_mu_;
 };

@@ -312,9 +312,11 @@ TEST(Format, MatchesTheDocumentedLayoutForAnyAes256GcmImplementation) {
   auto master = MasterKey::Load(dir.Write("key", master_bytes));
   ASSERT_TRUE(master.ok()) << master.status().ToString();
   DataKey key = DataKey::Generate(77);
-  const std::string wrapped = master->Wrap(key);
+  const std::string wrapped = master->Wrap(key, "the binding");
   ASSERT_EQ(wrapped.size(), MasterKey::kWrappedKeyBytes);
-  const std::string data_key_bytes = IndependentOpen(master_bytes, wrapped, "");
+  EXPECT_EQ(wrapped[0], 2) << "wrapped-key format version 2: bound";
+  EXPECT_EQ(IndependentOpen(master_bytes, wrapped, ""), "<failed>");
+  const std::string data_key_bytes = IndependentOpen(master_bytes, wrapped, "the binding");
   ASSERT_EQ(data_key_bytes.size(), kKeyBytes);
   std::string ct;
   key.Encrypt("hello", "row", &ct);
@@ -328,10 +330,11 @@ TEST(MasterKey, WrapUnwrapRoundTrips) {
   TempDir dir;
   MasterKey master = LoadKey(dir, "key", 0);
   DataKey key = DataKey::Generate(1234);
-  const std::string wrapped = master.Wrap(key);
+  const std::string wrapped = master.Wrap(key, "owner");
   EXPECT_EQ(wrapped.size(), MasterKey::kWrappedKeyBytes);
-  EXPECT_NE(master.Wrap(key), wrapped) << "each wrap draws a fresh nonce";
-  auto back = master.Unwrap(wrapped);
+  EXPECT_TRUE(MasterKey::IsBound(wrapped));
+  EXPECT_NE(master.Wrap(key, "owner"), wrapped) << "each wrap draws a fresh nonce";
+  auto back = master.Unwrap(wrapped, "owner");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->id(), 1234u);
   std::string ct, out;
@@ -344,29 +347,43 @@ TEST(MasterKey, WrongMasterKeyCannotUnwrap) {
   TempDir dir;
   MasterKey a = LoadKey(dir, "a", 0);
   MasterKey b = LoadKey(dir, "b", 100);
-  auto r = b.Unwrap(a.Wrap(DataKey::Generate(1)));
+  auto r = b.Unwrap(a.Wrap(DataKey::Generate(1), "t"), "t");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_NE(r.status().message().find("wrong master key or damaged key record"), std::string::npos)
+  EXPECT_NE(r.status().message().find("wrong master key, damaged key record"), std::string::npos)
       << r.status().message();
+}
+
+TEST(MasterKey, AKeyWrappedForOneOwnerDoesNotUnwrapForAnother) {
+  TempDir dir;
+  MasterKey master = LoadKey(dir, "key", 0);
+  const std::string tenant_a("timevault/tenant-key\0a", 22), tenant_b("timevault/tenant-key\0b", 22);
+  const std::string wrapped = master.Wrap(DataKey::Generate(5), tenant_a);
+  EXPECT_TRUE(master.Unwrap(wrapped, tenant_a).ok());
+  for (const std::string& other : {tenant_b, std::string(), std::string("timevault/tenant-key")}) {
+    auto r = master.Unwrap(wrapped, other);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+    EXPECT_NE(r.status().message().find("bound to another owner"), std::string::npos) << r.status().message();
+  }
 }
 
 TEST(MasterKey, TamperedWrappedKeyIsRejected) {
   TempDir dir;
   MasterKey master = LoadKey(dir, "key", 0);
-  const std::string wrapped = master.Wrap(DataKey::Generate(8));
+  const std::string wrapped = master.Wrap(DataKey::Generate(8), "b");
   for (size_t i = 0; i < wrapped.size() * 8; ++i) {
     std::string bad = wrapped;
     bad[i / 8] = static_cast<char>(bad[i / 8] ^ (1 << (i % 8)));
-    auto r = master.Unwrap(bad);
+    auto r = master.Unwrap(bad, "b");
     ASSERT_FALSE(r.ok()) << "bit " << i;
     // The version byte is checked first; every other bit, the key id included, fails authentication.
     ASSERT_EQ(r.status().code(), i < 8 ? StatusCode::kCorruption : StatusCode::kPermissionDenied) << "bit " << i;
   }
   for (size_t len = 0; len < wrapped.size(); ++len) {
-    EXPECT_EQ(master.Unwrap(wrapped.substr(0, len)).status().code(), StatusCode::kCorruption) << len;
+    EXPECT_EQ(master.Unwrap(wrapped.substr(0, len), "b").status().code(), StatusCode::kCorruption) << len;
   }
-  EXPECT_EQ(master.Unwrap(wrapped + "x").status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(master.Unwrap(wrapped + "x", "b").status().code(), StatusCode::kCorruption);
 }
 
 // ---- key file ----

@@ -5,12 +5,17 @@
 #include "timevault/replay/archive.h"
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 
+#include "support/legacy_format.h"
 #include "support/process.h"
 
 namespace timevault::replay {
@@ -18,9 +23,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void WriteKey(const std::string& path, uint8_t seed) {
+std::string KeyBytes(uint8_t seed) {
   std::string bytes(32, '\0');
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(seed * 7 + i * 13 + 1);
+  return bytes;
+}
+
+void WriteKey(const std::string& path, uint8_t seed) {
+  const std::string bytes = KeyBytes(seed);
   std::ofstream(path, std::ios::binary) << bytes;
   fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
 }
@@ -41,9 +51,7 @@ class ArchiveTest : public ::testing::Test {
   void SetUp() override {
     WriteKey(dir_.path() + "/master.key", 1);
     WriteKey(dir_.path() + "/other.key", 2);
-    auto m = crypto::MasterKey::Load(dir_.path() + "/master.key");
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    master_.emplace(std::move(m).value());
+    ring_ = Ring("master.key");
   }
 
   // Two multi-block files of incompressible records, one file of a few
@@ -65,9 +73,17 @@ class ArchiveTest : public ::testing::Test {
     return r;
   }
 
-  std::string Write(const std::string& id, const Records& records, const std::string& meta = R"({"kind":"test"})") {
+  // The key ring of the test's directory, opened with `key_file`.
+  std::unique_ptr<ArchiveKeyRing> Ring(const std::string& key_file) {
+    auto m = crypto::MasterKey::Load(dir_.path() + "/" + key_file);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    return std::make_unique<ArchiveKeyRing>(dir_.path(), std::move(m).value());
+  }
+
+  std::string Write(const std::string& id, const Records& records, const std::string& meta = R"({"kind":"test"})",
+                    const std::string& tenant = "t") {
     const std::string dir = dir_.path() + "/" + id;
-    auto w = ArchiveWriter::Create(dir, id, *master_);
+    auto w = ArchiveWriter::Create(dir, id, *ring_, tenant);
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     // Interleaved, as a "*" backup writes several files at once.
     size_t longest = 0;
@@ -85,7 +101,7 @@ class ArchiveTest : public ::testing::Test {
   }
 
   std::unique_ptr<ArchiveReader> OpenOk(const std::string& dir) {
-    auto r = ArchiveReader::Open(dir, *master_);
+    auto r = ArchiveReader::Open(dir, *ring_);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? std::move(r).value() : nullptr;
   }
@@ -105,7 +121,7 @@ class ArchiveTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::optional<crypto::MasterKey> master_;
+  std::unique_ptr<ArchiveKeyRing> ring_;
 };
 
 TEST_F(ArchiveTest, RoundTripAcrossBlocksAndFiles) {
@@ -156,7 +172,7 @@ TEST_F(ArchiveTest, EmptyArchive) {
 TEST_F(ArchiveTest, WriterErrorsAndAbandonedWriterLeavesNothing) {
   const std::string dir = dir_.path() + "/w";
   {
-    auto w = ArchiveWriter::Create(dir, "w", *master_);
+    auto w = ArchiveWriter::Create(dir, "w", *ring_, "t");
     ASSERT_TRUE(w.ok());
     EXPECT_EQ((*w)->Add("manifest.json", "x").code(), StatusCode::kInvalidArgument);
     EXPECT_EQ((*w)->Add("a/b", "x").code(), StatusCode::kInvalidArgument);
@@ -167,7 +183,7 @@ TEST_F(ArchiveTest, WriterErrorsAndAbandonedWriterLeavesNothing) {
   for (const auto& e : fs::directory_iterator(dir_.path())) {
     EXPECT_EQ(e.path().filename().string().find("w.tmp-"), std::string::npos) << e.path();
   }
-  auto reserved = ArchiveWriter::Create(dir, "w", *master_);
+  auto reserved = ArchiveWriter::Create(dir, "w", *ring_, "t");
   ASSERT_TRUE(reserved.ok());
   ASSERT_TRUE((*reserved)->Add("f", "x").ok());
   EXPECT_EQ((*reserved)->Finish(R"({"files":[]})").status().code(), StatusCode::kInvalidArgument);
@@ -175,10 +191,10 @@ TEST_F(ArchiveTest, WriterErrorsAndAbandonedWriterLeavesNothing) {
   reserved->reset();
 
   Write("exists", {{"f", {"x"}}});
-  EXPECT_EQ(ArchiveWriter::Create(dir_.path() + "/exists", "exists", *master_).status().code(),
+  EXPECT_EQ(ArchiveWriter::Create(dir_.path() + "/exists", "exists", *ring_, "t").status().code(),
             StatusCode::kAlreadyExists);
-  EXPECT_EQ(ArchiveWriter::Create(dir_.path() + "/no/such/a", "a", *master_).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(ArchiveWriter::Create(dir_.path() + "/x", "bad id", *master_).status().code(),
+  EXPECT_EQ(ArchiveWriter::Create(dir_.path() + "/no/such/a", "a", *ring_, "t").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ArchiveWriter::Create(dir_.path() + "/x", "bad id", *ring_, "t").status().code(),
             StatusCode::kInvalidArgument);
 }
 
@@ -230,7 +246,7 @@ TEST_F(ArchiveTest, FlippedByteInManifestIsRefusedAtOpen) {
       std::string damaged = original;
       damaged[pos] = static_cast<char>(damaged[pos] ^ mask);
       WriteAll(path, damaged);
-      auto r = ArchiveReader::Open(dir, *master_);
+      auto r = ArchiveReader::Open(dir, *ring_);
       ASSERT_FALSE(r.ok()) << "byte " << pos << " mask " << int(mask) << " accepted";
       EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << r.status().ToString();
       EXPECT_NE(r.status().message().find("manifest.json"), std::string::npos) << r.status().message();
@@ -268,7 +284,7 @@ TEST_F(ArchiveTest, ReHashedManifestFailsAuthentication) {
   ASSERT_NE(sha, std::string::npos);
   tail.replace(sha + 20, 64, crypto::Sha256Hex(compact));
   WriteAll(path, text.substr(0, mac) + tail);
-  auto r = ArchiveReader::Open(dir, *master_);
+  auto r = ArchiveReader::Open(dir, *ring_);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
   EXPECT_NE(r.status().message().find("manifest_mac"), std::string::npos) << r.status().message();
@@ -340,20 +356,203 @@ TEST_F(ArchiveTest, FilesMovedBetweenArchivesOrNamesFail) {
 
 TEST_F(ArchiveTest, WrongMasterKeyAndMissingArchive) {
   const std::string dir = Write("keyed", {{"f", {"a"}}});
-  auto other = crypto::MasterKey::Load(dir_.path() + "/other.key");
-  ASSERT_TRUE(other.ok());
+  auto other = Ring("other.key");
   auto r = ArchiveReader::Open(dir, *other);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("master key"), std::string::npos) << r.status().message();
 
-  EXPECT_EQ(ArchiveReader::Open(dir_.path() + "/nothing", *master_).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ArchiveReader::Open(dir_.path() + "/nothing", *ring_).status().code(), StatusCode::kNotFound);
   fs::remove(dir + "/manifest.json");
-  auto no_manifest = ArchiveReader::Open(dir, *master_);
+  auto no_manifest = ArchiveReader::Open(dir, *ring_);
   EXPECT_EQ(no_manifest.status().code(), StatusCode::kCorruption);
   EXPECT_NE(no_manifest.status().message().find("manifest.json is missing"), std::string::npos);
   WriteAll(dir + "/manifest.json", "");
-  EXPECT_EQ(ArchiveReader::Open(dir, *master_).status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(ArchiveReader::Open(dir, *ring_).status().code(), StatusCode::kCorruption);
+}
+
+// Rotating the master key rewrites the ring, not the archives: every archive
+// opens and verifies under the new key, none under the old one.
+TEST_F(ArchiveTest, RewrappedRingOpensEveryArchiveUnderTheNewMasterKeyOnly) {
+  const std::string a = Write("a1", {{"f", {"x", "y"}}}, R"({"kind":"test"})", "a");
+  const std::string b = Write("b1", {{"f", {"z"}}}, R"({"kind":"test"})", "b");
+  const std::string a2 = Write("a2", {{"f", {"w"}}}, R"({"kind":"test"})", "a");
+  const std::string manifest_before = ReadAll(a + "/manifest.json");
+  auto other = crypto::MasterKey::Load(dir_.path() + "/other.key");
+  ASSERT_TRUE(other.ok());
+  auto rewrapped = ring_->Rewrap(*other);
+  ASSERT_TRUE(rewrapped.ok()) << rewrapped.status().ToString();
+  EXPECT_EQ(*rewrapped, 2u) << "one key per tenant";
+  EXPECT_EQ(ReadAll(a + "/manifest.json"), manifest_before) << "archives are not rewritten";
+  auto again = ring_->Rewrap(*other);  // a rekey run again after a crash
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, 0u);
+
+  ring_ = Ring("other.key");
+  for (const auto& dir : {a, b, a2}) {
+    auto r = OpenOk(dir);
+    ASSERT_NE(r, nullptr);
+    EXPECT_TRUE(r->Verify().ok()) << dir;
+  }
+  auto old = Ring("master.key");
+  auto stale = ArchiveReader::Open(a, *old);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(stale.status().message().find("wrapped under another master key"), std::string::npos)
+      << stale.status().message();
+  EXPECT_EQ(old->KeyForWrite("c").status().code(), StatusCode::kFailedPrecondition)
+      << "a process still on the old key adds no key nobody can read";
+}
+
+// Shredding a tenant deletes its keys from the ring: its archives, and copies
+// of them, no longer open; the other tenants' do.
+TEST_F(ArchiveTest, ShreddedTenantsArchivesAndTheirCopiesNoLongerOpen) {
+  const std::string a = Write("a1", {{"f", {"x"}}}, R"({"kind":"test"})", "a");
+  const std::string b = Write("b1", {{"f", {"z"}}}, R"({"kind":"test"})", "b");
+  fs::copy(a, dir_.path() + "/copy-of-a1", fs::copy_options::recursive);
+  auto shredded = ring_->Shred("a");
+  ASSERT_TRUE(shredded.ok()) << shredded.status().ToString();
+  EXPECT_EQ(*shredded, 1u);
+  EXPECT_EQ(*ring_->Shred("a"), 0u);
+  for (const auto& dir : {a, dir_.path() + "/copy-of-a1"}) {
+    auto r = ArchiveReader::Open(dir, *ring_);
+    ASSERT_FALSE(r.ok()) << dir;
+    EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(r.status().message().find("of tenant a is not in the key ring"), std::string::npos)
+        << r.status().message();
+    EXPECT_NE(r.status().message().find("the tenant was shredded"), std::string::npos) << r.status().message();
+  }
+  auto rb = OpenOk(b);
+  ASSERT_NE(rb, nullptr);
+  EXPECT_TRUE(rb->Verify().ok());
+  // A tenant that comes back gets a new key; the old archives stay unreadable.
+  const std::string a_new = Write("a2", {{"f", {"y"}}}, R"({"kind":"test"})", "a");
+  EXPECT_NE(OpenOk(a_new), nullptr);
+  EXPECT_FALSE(ArchiveReader::Open(dir_.path() + "/copy-of-a1", *ring_).ok());
+}
+
+// Ring entries are bound to their tenant: an entry moved to another tenant's
+// name does not unwrap.
+TEST_F(ArchiveTest, RingEntriesSwappedBetweenTenantsDoNotUnwrap) {
+  const std::string a = Write("a1", {{"f", {"x"}}}, R"({"kind":"test"})", "a");
+  Write("b1", {{"f", {"z"}}}, R"({"kind":"test"})", "b");
+  const std::string path = dir_.path() + "/keyring.json";
+  std::string ring = ReadAll(path);
+  const size_t ka = ring.find("\"a\": ["), kb = ring.find("\"b\": [");
+  ASSERT_NE(ka, std::string::npos) << ring;
+  ASSERT_NE(kb, std::string::npos) << ring;
+  ring[ka + 1] = 'b';
+  ring[kb + 1] = 'a';
+  WriteAll(path, ring);
+  auto r = ArchiveReader::Open(a, *ring_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(r.status().message().find("does not unwrap for that tenant"), std::string::npos) << r.status().message();
+}
+
+std::string HexOf(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+std::string BytesOf(std::string_view hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+  return out;
+}
+
+// Turns the format-2 archive in `dir` (of `tenant`, its key in the ring of
+// `ring_dir`) into the format-1 archive today's main wrote for the same data
+// (docs/replay.md): the manifest carries the archive's key wrapped by the
+// master key (unbound) instead of naming a ring key; "format" is 1; a new
+// MAC and hash over the canonical form. The data files are the same bytes.
+void ToFormat1(const std::string& dir, const std::string& ring_dir, const std::string& master,
+               const std::string& tenant) {
+  rapidjson::Document ring;
+  const std::string ring_text = ReadAll(ring_dir + "/keyring.json");
+  ring.Parse(ring_text.c_str());
+  ASSERT_TRUE(ring.IsObject()) << ring_text;
+  const std::string wrapped = BytesOf(ring["keys"][tenant.c_str()][0].GetString());
+  const std::string legacy =
+      testing::UnboundWrappedKey(master, wrapped, std::string("timevault/archive-key\0", 22) + tenant);
+  ASSERT_FALSE(legacy.empty());
+  rapidjson::Document doc;
+  const std::string text = ReadAll(dir + "/manifest.json");
+  doc.Parse(text.c_str());
+  ASSERT_TRUE(doc.IsObject());
+  rapidjson::Document out(rapidjson::kObjectType);
+  auto& a = out.GetAllocator();
+  for (auto& m : doc.GetObject()) {
+    const std::string name = m.name.GetString();
+    if (name == "key_id" || name == "manifest_mac" || name == "manifest_sha256") continue;
+    if (name == "key_tenant") {
+      out.AddMember("wrapped_key", rapidjson::Value(HexOf(legacy).c_str(), a), a);
+    } else if (name == "format") {
+      out.AddMember("format", 1, a);
+    } else {
+      out.AddMember(rapidjson::Value(m.name, a), rapidjson::Value(m.value, a), a);
+    }
+  }
+  rapidjson::StringBuffer compact;
+  rapidjson::Writer<rapidjson::StringBuffer> cw(compact);
+  out.Accept(cw);
+  const std::string canonical(compact.GetString(), compact.GetSize());
+  auto m = crypto::MasterKey::Load(ring_dir + "/master.key");
+  ASSERT_TRUE(m.ok());
+  auto key = m->Unwrap(legacy, "");
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  std::string mac;
+  key->Encrypt("", std::string("tv-archive-manifest\0", 20) + canonical, &mac);
+  out.AddMember("manifest_mac", rapidjson::Value(HexOf(mac).c_str(), a), a);
+  out.AddMember("manifest_sha256", rapidjson::Value(crypto::Sha256Hex(canonical).c_str(), a), a);
+  rapidjson::StringBuffer pretty;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> pw(pretty);
+  out.Accept(pw);
+  WriteAll(dir + "/manifest.json", std::string(pretty.GetString(), pretty.GetSize()) + "\n");
+}
+
+// An archive written before key rings (format 1, its own key in the
+// manifest) opens and verifies; a rekey wraps its key again under the new
+// master key (manifest rewritten, data untouched), after which only the new
+// key opens it.
+TEST_F(ArchiveTest, Format1ArchivesOpenAndARekeyRewrapsTheirOwnKey) {
+  const Records records = {{"f", {"one", "two"}}, {"g", {"three"}}};
+  const std::string dir = Write("old", records, R"({"kind":"test"})", "legacy");
+  ASSERT_NO_FATAL_FAILURE(ToFormat1(dir, dir_.path(), KeyBytes(1), "legacy"));
+  fs::remove(dir_.path() + "/keyring.json");  // archives of that time had no ring
+  ASSERT_NE(ReadAll(dir + "/manifest.json").find("\"format\": 1"), std::string::npos);
+  ring_ = Ring("master.key");
+  {
+    auto r = OpenOk(dir);
+    ASSERT_NE(r, nullptr);
+    EXPECT_TRUE(r->Verify().ok());
+    size_t emitted = 0;
+    EXPECT_TRUE(ReadChecked(*r, "f", records.at("f"), &emitted).ok());
+    EXPECT_EQ(emitted, 2u);
+  }
+  const std::string data_before = ReadAll(dir + "/f");
+  auto current = crypto::MasterKey::Load(dir_.path() + "/master.key");
+  auto next = crypto::MasterKey::Load(dir_.path() + "/other.key");
+  ASSERT_TRUE(current.ok() && next.ok());
+  bool rewrapped = false;
+  ASSERT_TRUE(RewrapLegacyArchive(dir, *current, *next, &rewrapped).ok());
+  EXPECT_TRUE(rewrapped);
+  EXPECT_EQ(ReadAll(dir + "/f"), data_before);
+  ASSERT_TRUE(RewrapLegacyArchive(dir, *current, *next, &rewrapped).ok());
+  EXPECT_FALSE(rewrapped) << "already under the new key";
+  ring_ = Ring("other.key");
+  auto r = OpenOk(dir);
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->Verify().ok());
+  auto old = Ring("master.key");
+  auto stale = ArchiveReader::Open(dir, *old);
+  EXPECT_EQ(stale.status().code(), StatusCode::kFailedPrecondition) << stale.status().ToString();
 }
 
 }  // namespace

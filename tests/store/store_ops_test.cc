@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "store/store_test_util.h"
+#include "support/legacy_format.h"
 #include "timevault/core/crypto.h"
 
 namespace timevault::store::test {
@@ -199,6 +200,101 @@ TEST_F(StoreTest, RotatedDataKeyEncryptsNewWritesAndOldOnesStayReadable) {
   EXPECT_NE(*ids_before.begin(), *id);
   Open();
   EXPECT_EQ(State("a", 130), at130);
+}
+
+// Each key record is wrapped bound to its tenant (the binding is the AAD of
+// the wrap): whoever writes the store's files and swaps two tenants' records
+// gets a clear error on both, not one tenant's data under the other's name.
+TEST_F(StoreTest, KeyRecordsSwappedBetweenTenantsDoNotUnwrap) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), Change('c', "b", 1, "y", 101, 7), End(7, 110, 2)});
+  Close();
+  const std::string key_a("\0\1a", 3), key_b("\0\1b", 3);  // T(tenant)
+  for (const auto& [k, v] : RawDump(true)) {
+    if (!k.starts_with("keys|")) continue;
+    ASSERT_EQ(v.size() % timevault::crypto::MasterKey::kWrappedKeyBytes, 0u) << k;
+    EXPECT_TRUE(timevault::crypto::MasterKey::IsBound(v)) << "every record bound (format 2): " << k;
+  }
+  EditRaw([&](const std::string& cf, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* h) {
+    if (cf != "keys") return;
+    std::string a, b;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), h, key_a, &a).ok());
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), h, key_b, &b).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), h, key_a, b).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), h, key_b, a).ok());
+  });
+  Open();  // the store's own key is intact: it opens
+  for (const std::string tenant : {"a", "b"}) {
+    Status st = store_->StateAt(TenantId(tenant), Lsn(110), {}, [](const Row&) { return true; });
+    ASSERT_FALSE(st.ok()) << tenant;
+    EXPECT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
+    EXPECT_THAT(st.message(), HasSubstr("the key record of tenant " + tenant +
+                                        " does not unwrap for that tenant under this store's master key"));
+    EXPECT_THAT(st.message(), HasSubstr("moved or copied from another tenant's record"));
+  }
+}
+
+// A store written by the code before bindings (its key records unbound)
+// still opens; the first writable open binds every record, in one batch, and
+// from then on an unbound record (copied in from an older copy) is refused.
+TEST_F(StoreTest, AStoreWithUnboundKeyRecordsOpensAndIsBoundOnce) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), Change('c', "b", 1, "y", 101, 7), End(7, 110, 2)});
+  const auto a110 = State("a", 110), b110 = State("b", 110);
+  Close();
+  std::string master(32, '\0');
+  for (size_t i = 0; i < master.size(); ++i) master[i] = static_cast<char>(1 * 7 + i * 13 + 1);  // WriteKeyFile(.., 1)
+  constexpr size_t n = timevault::crypto::MasterKey::kWrappedKeyBytes;
+  std::string unbound_a;
+  EditRaw([&](const std::string& cf, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* h) {
+    if (cf != "keys") return;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), h));
+    std::vector<std::pair<std::string, std::string>> edits;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string key = it->key().ToString(), record = it->value().ToString();
+      std::string binding = "timevault/store-key";
+      if (!key.empty()) binding = std::string("timevault/tenant-key\0", 21) + key.substr(2);  // T(tenant): u16 length
+      std::string old;
+      for (size_t at = 0; at < record.size(); at += n) {
+        old += timevault::testing::UnboundWrappedKey(master, record.substr(at, n), binding);
+      }
+      ASSERT_EQ(old.size(), record.size()) << "every key opens with its binding";
+      edits.emplace_back(key, old);
+    }
+    for (const auto& [k, v] : edits) ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), h, k, v).ok());
+    ASSERT_EQ(edits.size(), 3u);  // the store's, a's and b's
+    unbound_a = edits[1].second;
+  });
+  auto versions = [&] {
+    std::string out;
+    for (const auto& [k, v] : RawDump(true)) {
+      if (k.starts_with("keys|")) out += std::to_string(static_cast<int>(v[0]));
+    }
+    return out;
+  };
+  ASSERT_EQ(versions(), "111");
+  {
+    auto ro = Store::Open(Opts(/*read_only=*/true));
+    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    EXPECT_EQ(StateOf(**ro, "a", 110), a110) << "a reader reads unbound records";
+  }
+  EXPECT_EQ(versions(), "111") << "a reader changes nothing";
+  Open();
+  EXPECT_EQ(State("a", 110), a110);
+  EXPECT_EQ(State("b", 110), b110);
+  Close();
+  EXPECT_EQ(versions(), "222") << "the writer bound every record";
+  EditRaw([&](const std::string& cf, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* h) {
+    if (cf == "keys") {
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), h, std::string("\0\1a", 3), unbound_a).ok());
+    }
+  });
+  Open();
+  Status st = store_->StateAt(TenantId("a"), Lsn(110), {}, [](const Row&) { return true; });
+  EXPECT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
+  EXPECT_THAT(st.message(), HasSubstr("is not bound to its owner (wrapped-key format 1) in a store whose key records "
+                                      "are all bound"));
+  EXPECT_EQ(State("b", 110), b110);
 }
 
 // 61 days of daily transactions updating 10 rows, with deletes, re-creates and

@@ -1,5 +1,6 @@
 #include "engine/keyring.h"
 
+#include <optional>
 #include <random>
 
 #include "engine/encoding.h"
@@ -25,31 +26,66 @@ Status CheckRecord(std::string_view record, std::string_view what) {
   return Status::Ok();
 }
 
-Result<crypto::DataKey> Unwrap(const crypto::MasterKey& master, std::string_view wrapped, std::string_view what) {
-  auto key = master.Unwrap(wrapped);
+// What a wrapped key is bound to (MasterKey::Wrap's binding): the store's
+// own key, or one tenant's, so a key record copied under another tenant's
+// key (or the store's) does not unwrap.
+std::string BindingOf(const std::optional<std::string_view>& tenant) {
+  if (!tenant) return "timevault/store-key";
+  std::string binding("timevault/tenant-key\0", 21);
+  binding += *tenant;
+  return binding;
+}
+
+std::string What(const std::optional<std::string_view>& tenant) {
+  return tenant ? "data key of tenant " + std::string(*tenant) : std::string("store key");
+}
+
+// `require_bound`: the store's records were all bound when it was opened, so
+// an unbound one (format 1) was put there since, e.g. copied in from an older
+// copy of the store.
+Result<crypto::DataKey> Unwrap(const crypto::MasterKey& master, std::string_view wrapped,
+                               const std::optional<std::string_view>& tenant, bool require_bound) {
+  const std::string what = What(tenant);
+  if (require_bound && !crypto::MasterKey::IsBound(wrapped)) {
+    return Corruption("the " + what +
+                      " is not bound to its owner (wrapped-key format 1) in a store whose key records are all bound: "
+                      "it was copied in from an older copy of the store; restore the store from a backup");
+  }
+  auto key = master.Unwrap(wrapped, BindingOf(tenant));
   if (!key.ok()) {
-    if (key.status().code() == StatusCode::kPermissionDenied) {
-      return PermissionDenied("the master key does not open the " + std::string(what) +
-                              ": this store was created with another master key (store.key_file)");
+    if (key.status().code() != StatusCode::kPermissionDenied) return key.status().WithContext(what);
+    if (!tenant) {
+      return PermissionDenied(
+          "the master key does not open the store key: this store was created with another "
+          "master key (store.key_file)");
     }
-    return key.status().WithContext(what);
+    // The store key opened with this master key (and its check value
+    // decrypted), so the master key is right: the record is the problem.
+    return Corruption("the key record of tenant " + std::string(*tenant) +
+                      " does not unwrap for that tenant under this store's master key: it is damaged, or it was "
+                      "moved or copied from another tenant's record");
   }
   return std::move(key).value();
 }
 
-Result<crypto::DataKey> UnwrapCurrent(const crypto::MasterKey& master, std::string_view record, std::string_view what) {
-  TV_RETURN_IF_ERROR(CheckRecord(record, what));
-  return Unwrap(master, record.substr(record.size() - crypto::MasterKey::kWrappedKeyBytes), what);
-}
-
-Result<DataKeys> UnwrapAll(const crypto::MasterKey& master, std::string_view record, std::string_view what) {
-  TV_RETURN_IF_ERROR(CheckRecord(record, what));
+Result<DataKeys> UnwrapAll(const crypto::MasterKey& master, std::string_view record,
+                           const std::optional<std::string_view>& tenant, bool require_bound) {
+  TV_RETURN_IF_ERROR(CheckRecord(record, What(tenant)));
   std::vector<crypto::DataKey> keys;
   for (size_t at = 0; at < record.size(); at += crypto::MasterKey::kWrappedKeyBytes) {
-    TV_ASSIGN_OR_RETURN(auto key, Unwrap(master, record.substr(at, crypto::MasterKey::kWrappedKeyBytes), what));
+    TV_ASSIGN_OR_RETURN(auto key,
+                        Unwrap(master, record.substr(at, crypto::MasterKey::kWrappedKeyBytes), tenant, require_bound));
     keys.push_back(std::move(key));
   }
   return DataKeys(std::move(keys));
+}
+
+bool AllBound(std::string_view record) {
+  for (size_t at = 0; at + crypto::MasterKey::kWrappedKeyBytes <= record.size();
+       at += crypto::MasterKey::kWrappedKeyBytes) {
+    if (!crypto::MasterKey::IsBound(record.substr(at, crypto::MasterKey::kWrappedKeyBytes))) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -82,14 +118,19 @@ Status Keyring::LoadStoreKey(rocksdb::WriteBatchBase* create_batch) {
   if (s.IsNotFound()) {
     if (create_batch == nullptr) return FailedPrecondition("the store has no key record (not a timevault store?)");
     crypto::DataKey key = crypto::DataKey::Generate(NewKeyId());
-    auto ws = create_batch->Put(keys_cf_, rocksdb::Slice(kStoreKeyKey.data(), 0), master_.Wrap(key));
+    auto ws = create_batch->Put(keys_cf_, rocksdb::Slice(kStoreKeyKey.data(), 0), master_.Wrap(key, BindingOf({})));
     if (!ws.ok()) return Internal("rocksdb: " + ws.ToString());
+    bound_ = true;
     writer_store_key_ = key.Clone();
     reader_store_key_ = std::move(key);
     return Status::Ok();
   }
   if (!s.ok()) return Internal("rocksdb: reading the store key: " + s.ToString());
-  TV_ASSIGN_OR_RETURN(crypto::DataKey key, UnwrapCurrent(master_, record, "store key"));
+  TV_RETURN_IF_ERROR(CheckRecord(record, "store key"));
+  TV_ASSIGN_OR_RETURN(crypto::DataKey key,
+                      Unwrap(master_, record.substr(record.size() - crypto::MasterKey::kWrappedKeyBytes), std::nullopt,
+                             /*require_bound=*/false));
+  bound_ = AllBound(record);
   writer_store_key_ = key.Clone();
   reader_store_key_ = std::move(key);
   return Status::Ok();
@@ -113,7 +154,7 @@ Result<std::optional<std::string>> Keyring::Record(std::string_view tenant, cons
 Result<std::optional<DataKeys>> Keyring::Load(std::string_view tenant, const rocksdb::Snapshot* snapshot) {
   TV_ASSIGN_OR_RETURN(auto record, Record(tenant, snapshot));
   if (!record) return std::optional<DataKeys>();
-  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, *record, "data key of tenant " + std::string(tenant)));
+  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, *record, tenant, bound_));
   return std::optional<DataKeys>(std::move(keys));
 }
 
@@ -138,7 +179,7 @@ Result<DataKeys*> Keyring::ForWrite(std::string_view tenant, bool create, rocksd
   if (!keys) {
     if (!create) return static_cast<DataKeys*>(nullptr);
     crypto::DataKey key = crypto::DataKey::Generate(NewKeyId());
-    auto ws = batch->Put(keys_cf_, TenantKeyKey(tenant), master_.Wrap(key));
+    auto ws = batch->Put(keys_cf_, TenantKeyKey(tenant), master_.Wrap(key, BindingOf(tenant)));
     if (!ws.ok()) return Internal("rocksdb: " + ws.ToString());
     created_.emplace_back(tenant);
     std::vector<crypto::DataKey> one;
@@ -152,38 +193,50 @@ Result<DataKeys*> Keyring::ForWrite(std::string_view tenant, bool create, rocksd
 Result<uint32_t> Keyring::Rotate(std::string_view tenant, rocksdb::WriteBatch* batch) {
   TV_ASSIGN_OR_RETURN(auto record, Record(tenant, nullptr));
   if (!record) return NotFound("tenant " + std::string(tenant) + " has no data key (never seen, or shredded)");
-  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, *record, "data key of tenant " + std::string(tenant)));
+  TV_ASSIGN_OR_RETURN(DataKeys keys, UnwrapAll(master_, *record, tenant, bound_));
   uint32_t id = NewKeyId();
   while (keys.Has(id)) id = NewKeyId();  // values name their key by id: ids are unique per tenant
-  *record += master_.Wrap(crypto::DataKey::Generate(id));
+  *record += master_.Wrap(crypto::DataKey::Generate(id), BindingOf(tenant));
   auto ws = batch->Put(keys_cf_, TenantKeyKey(tenant), *record);
   if (!ws.ok()) return Internal("rocksdb: " + ws.ToString());
   return id;
 }
 
-Status Keyring::Rewrap(const crypto::MasterKey& next, rocksdb::WriteBatch* batch) {
+Result<size_t> Keyring::RewrapRecords(const crypto::MasterKey& next, bool only_unbound, rocksdb::WriteBatch* batch) {
   constexpr size_t n = crypto::MasterKey::kWrappedKeyBytes;
+  size_t rewrapped_records = 0;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), keys_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string_view record = it->value().ToStringView();
-    std::string what = "store key";
+    std::optional<std::string_view> tenant;
     if (!it->key().empty()) {
       Reader r(it->key().ToStringView());
-      std::string_view tenant;
-      if (!r.T(&tenant) || !r.empty()) return Corruption("a key record's key is damaged");
-      what = "data key of tenant " + std::string(tenant);
+      std::string_view t;
+      if (!r.T(&t) || !r.empty()) return Corruption("a key record's key is damaged");
+      tenant = t;
     }
-    TV_RETURN_IF_ERROR(CheckRecord(record, what));
+    TV_RETURN_IF_ERROR(CheckRecord(record, What(tenant)));
+    if (only_unbound && AllBound(record)) continue;
     std::string rewrapped;
     for (size_t at = 0; at < record.size(); at += n) {
-      TV_ASSIGN_OR_RETURN(auto key, Unwrap(master_, record.substr(at, n), what));
-      rewrapped += next.Wrap(key);
+      TV_ASSIGN_OR_RETURN(auto key, Unwrap(master_, record.substr(at, n), tenant, bound_));
+      rewrapped += next.Wrap(key, BindingOf(tenant));
     }
     auto ws = batch->Put(keys_cf_, it->key(), rewrapped);
     if (!ws.ok()) return Internal("rocksdb: " + ws.ToString());
+    ++rewrapped_records;
   }
   if (!it->status().ok()) return Internal("rocksdb: reading the key records: " + it->status().ToString());
-  return Status::Ok();
+  return rewrapped_records;
+}
+
+Status Keyring::Rewrap(const crypto::MasterKey& next, rocksdb::WriteBatch* batch) {
+  return RewrapRecords(next, /*only_unbound=*/false, batch).status();
+}
+
+Result<size_t> Keyring::BindRecords(rocksdb::WriteBatch* batch) {
+  if (bound_) return size_t{0};
+  return RewrapRecords(master_, /*only_unbound=*/true, batch);
 }
 
 void Keyring::CommitCreated() { created_.clear(); }

@@ -105,14 +105,28 @@ class Keyring {
   // keyring meanwhile; it keeps the old master key.
   Status Rewrap(const crypto::MasterKey& next, rocksdb::WriteBatch* batch);
 
+  // Key records are bound to their owner (MasterKey::Wrap's binding: the
+  // store, or "timevault/tenant-key" NUL tenant), so a record moved to
+  // another tenant does not unwrap. A store written before bindings holds
+  // unbound records (wrapped-key format 1): `bound()` is false after
+  // LoadStoreKey, every record is read either way, and BindRecords adds to
+  // `batch` each record with an unbound key wrapped again, bound (the
+  // writer, once at open; returns how many). Once the store key is bound
+  // (a new store, or after that batch), an unbound tenant record is refused.
+  bool bound() const { return bound_; }
+  Result<size_t> BindRecords(rocksdb::WriteBatch* batch);
+  void MarkBound() { bound_ = true; }
+
  private:
   // The tenant's key record as stored (nullopt: none). `snapshot` may be null.
   Result<std::optional<std::string>> Record(std::string_view tenant, const rocksdb::Snapshot* snapshot);
   Result<std::optional<DataKeys>> Load(std::string_view tenant, const rocksdb::Snapshot* snapshot);
+  Result<size_t> RewrapRecords(const crypto::MasterKey& next, bool only_unbound, rocksdb::WriteBatch* batch);
 
   crypto::MasterKey master_;
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* keys_cf_;
+  bool bound_ = false;  // set by LoadStoreKey; see bound()
 
   std::mutex mu_;                                         // guards readers_
   std::map<std::string, DataKeys, std::less<>> readers_;  // master copies, only cloned

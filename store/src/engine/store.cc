@@ -179,6 +179,19 @@ Status OpenDb(StoreImpl* impl) {
   return Status::Ok();
 }
 
+// A store written before key records were bound to their tenant: the writer
+// wraps every unbound record again, bound, in one synced batch (a crash
+// before it leaves the store as it was; readers read both formats meanwhile).
+Status BindKeyRecords(StoreImpl* impl) {
+  if (impl->options.read_only || impl->keyring->bound()) return Status::Ok();
+  rocksdb::WriteBatch batch;
+  TV_ASSIGN_OR_RETURN(const size_t records, impl->keyring->BindRecords(&batch));
+  TV_RETURN_IF_ERROR(WriteSynced(impl->db.get(), &batch, "binding the key records to their tenants"));
+  impl->keyring->MarkBound();
+  spdlog::info("store: {} key records wrapped again, bound to their tenant (a store from before bindings)", records);
+  return Status::Ok();
+}
+
 // A new store gets its own key and a check value encrypted under it; an
 // existing one must decrypt its check value with the key the master key
 // unwraps, so a wrong master key fails here and never yields garbage.
@@ -203,7 +216,7 @@ Status InitKeys(StoreImpl* impl) {
     return PermissionDenied("store.key_file " + impl->options.key_file + " is not the master key of the store at " +
                             impl->options.path);
   }
-  return Status::Ok();
+  return BindKeyRecords(impl);
 }
 
 // Fills `current` from `versions` in a store written before `current`

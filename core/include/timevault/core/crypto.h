@@ -171,14 +171,24 @@ class MasterKey {
   MasterKey(const MasterKey&) = delete;
   MasterKey& operator=(const MasterKey&) = delete;
 
-  // The data key encrypted under this master key (AES-256-GCM, key id bound as
-  // authenticated data), kWrappedKeyBytes long; safe to store anywhere.
-  std::string Wrap(const DataKey& key) const;
+  // The data key encrypted under this master key (AES-256-GCM; the format
+  // version, the key id and `binding` authenticated), kWrappedKeyBytes long;
+  // safe to store anywhere. `binding` names the key's owner and purpose
+  // (e.g. "timevault/tenant-key" + NUL + tenant): it is not stored, and the
+  // same bytes must be given to Unwrap, so a wrapped key copied under another
+  // owner does not unwrap.
+  std::string Wrap(const DataKey& key, std::string_view binding) const;
 
-  // The data key inside `wrapped`. Corruption if it is not a wrapped key
-  // (length or version); PermissionDenied if it does not authenticate, which
-  // means the wrong master key or a damaged key record.
-  Result<DataKey> Unwrap(std::string_view wrapped) const;
+  // The data key inside `wrapped`, checked against `binding`. A key wrapped
+  // before bindings existed (format version 1) carries none and unwraps
+  // whatever `binding` is: callers that have migrated their records refuse
+  // those with IsBound. Corruption if it is not a wrapped key (length or
+  // version); PermissionDenied if it does not authenticate, which means the
+  // wrong master key, a damaged record, or another binding.
+  Result<DataKey> Unwrap(std::string_view wrapped, std::string_view binding) const;
+
+  // Whether `wrapped` was made by Wrap with a binding (format version 2).
+  static bool IsBound(std::string_view wrapped);
 
   // A 32-byte key for one purpose, derived from the master key as
   // HMAC-SHA256(master, "timevault/" + label): the same master key and label

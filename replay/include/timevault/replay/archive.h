@@ -3,8 +3,10 @@
 //
 // An archive is a directory holding manifest.json and data files. A data file
 // is a sequence of blocks; a block holds up to about 1 MiB of records,
-// zstd-compressed, then AES-256-GCM-encrypted under the archive's own data
-// key (wrapped by the master key and kept in the manifest). Each block's AAD
+// zstd-compressed, then AES-256-GCM-encrypted under the current archive key
+// of the archive's tenant, kept in the directory's key ring
+// (archive_keys.h) and named in the manifest (format 2; format-1 archives,
+// written before rings, carry their own key wrapped by the master key). Each block's AAD
 // binds it to the archive id, the file name and its index, so blocks cannot
 // be swapped, reordered or moved between files or archives unnoticed. The
 // manifest lists every file with its record count, size and SHA-256, and
@@ -23,6 +25,7 @@
 
 #include "timevault/core/crypto.h"
 #include "timevault/core/status.h"
+#include "timevault/replay/archive_keys.h"
 
 namespace timevault::replay {
 
@@ -39,8 +42,11 @@ class ArchiveWriter {
   // must not exist; its parent must). Data goes to a temporary sibling that
   // Finish renames into place, so a crash never leaves a half archive under
   // the final name.
+  // It is encrypted under the current key of `key_tenant` in `ring` (the
+  // archive's tenant, or "*" for an all-tenant backup), created if the
+  // tenant has none.
   static Result<std::unique_ptr<ArchiveWriter>> Create(const std::string& dir, const std::string& id,
-                                                       const crypto::MasterKey& master);
+                                                       ArchiveKeyRing& ring, const std::string& key_tenant);
   ~ArchiveWriter();  // without Finish: removes the temporary directory
 
   // Appends one record to data file `file` ([A-Za-z0-9._-]+, not
@@ -49,7 +55,7 @@ class ArchiveWriter {
 
   // Seals the archive: flushes every file, writes manifest.json — the fields
   // of `meta_json` (a JSON object the caller fills: kind, tenant, lsn, ...)
-  // plus "id", "format", "created_at", "wrapped_key", "files" and
+  // plus "id", "format", "created_at", "key_tenant", "key_id", "files" and
   // "manifest_sha256" — fsyncs, and renames the directory into place.
   Result<std::vector<ArchiveFileInfo>> Finish(const std::string& meta_json);
 
@@ -62,10 +68,12 @@ class ArchiveWriter {
 class ArchiveReader {
  public:
   // Opens the archive in `dir`: parses manifest.json, checks its hash, and
-  // unwraps the data key. Errors name the archive and the problem: NotFound
-  // (no such archive), Corruption (manifest unreadable, its hash or MAC wrong),
-  // FailedPrecondition (the master key is not the one it was written with).
-  static Result<std::unique_ptr<ArchiveReader>> Open(const std::string& dir, const crypto::MasterKey& master);
+  // takes its key from `ring` (format 1: unwraps its own with the ring's
+  // master key). Errors name the archive and the problem: NotFound (no such
+  // archive), Corruption (manifest unreadable, its hash or MAC wrong),
+  // FailedPrecondition (its key is not in the ring — the tenant was
+  // shredded — or the master key is not the one it was written with).
+  static Result<std::unique_ptr<ArchiveReader>> Open(const std::string& dir, ArchiveKeyRing& ring);
   ~ArchiveReader();
 
   // The manifest (JSON text, as on disk) and its files.
@@ -89,5 +97,13 @@ class ArchiveReader {
   explicit ArchiveReader(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// A format-1 archive in `dir`: its own key, wrapped under `current`, is
+// wrapped again under `next` (bound to the archive id) and its manifest
+// rewritten atomically with a new MAC and hash; the data files are not
+// touched. Sets *rewrapped; a format-2 archive, or one already under `next`,
+// is left alone.
+Status RewrapLegacyArchive(const std::string& dir, const crypto::MasterKey& current, const crypto::MasterKey& next,
+                           bool* rewrapped);
 
 }  // namespace timevault::replay

@@ -64,12 +64,12 @@ void Change(CaptureHarness& h, int round) {
          " + g, 't' || (1 + g % 2), g, 'new' FROM generate_series(1, 50) g");
 }
 
-struct Run {
+struct CliRun {
   int code;
   std::string out;
 };
 
-Run Cli(CaptureHarness& h, const std::string& args) {
+CliRun Cli(CaptureHarness& h, const std::string& args) {
   auto r = RunCommand(std::string(TV_BINARY) + " --config " + h.config_path() + " --log-level warn " + args + " 2>&1");
   return {r.exit_code, r.output};
 }
@@ -83,10 +83,10 @@ std::string ReadText(const std::string& path) {
   return s.str();
 }
 
-std::string SnapshotOf(const Run& r) {
-  const size_t at = r.out.find("\"snapshot_id\":\"");
+std::string SnapshotOf(const CliRun& r) {
+  const size_t at = r.out.find("\"snapshot_id\": \"");  // the CLI pretty-prints its JSON
   if (at == std::string::npos) return "";
-  const size_t from = at + 15;
+  const size_t from = at + 16;
   return r.out.substr(from, r.out.find('"', from) - from);
 }
 
@@ -109,7 +109,7 @@ TEST(KeysE2E, RekeyThenEveryBackupRestoresAndEverySnapshotRollsBackAndShredReach
   for (int round = 1; round <= 2; ++round) {
     for (const std::string t : {"t1", "t2"}) {
       const std::string args = round == 1 ? "backup full --tenant " + t : "backup incremental --base " + last_full[t];
-      Run r = Cli(h, args);
+      CliRun r = Cli(h, args);
       ASSERT_EQ(r.code, 0) << r.out;
       backups.push_back({FirstLine(r.out), t, Truth(h, t)});
       if (round == 1) last_full[t] = backups.back().id;
@@ -117,7 +117,7 @@ TEST(KeysE2E, RekeyThenEveryBackupRestoresAndEverySnapshotRollsBackAndShredReach
     Change(h, round);
     ASSERT_NO_FATAL_FAILURE(CatchUp(h, 120));
   }
-  Run all = Cli(h, "backup full --tenant '*'");
+  CliRun all = Cli(h, "backup full --tenant '*'");
   ASSERT_EQ(all.code, 0) << all.out;
   const std::string all_id = FirstLine(all.out);
 
@@ -125,7 +125,7 @@ TEST(KeysE2E, RekeyThenEveryBackupRestoresAndEverySnapshotRollsBackAndShredReach
   const Rows t1_before = Truth(h, "t1"), t2_before = Truth(h, "t2");
   std::vector<std::string> snapshots;  // in the order they were taken
   for (const auto& b : {backups[0], backups[1]}) {
-    Run r = Cli(h, "restore --backup " + b.id + " --confirm");
+    CliRun r = Cli(h, "restore --backup " + b.id + " --confirm");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_EQ(Truth(h, b.tenant), b.rows);
     snapshots.push_back(SnapshotOf(r));
@@ -138,7 +138,7 @@ TEST(KeysE2E, RekeyThenEveryBackupRestoresAndEverySnapshotRollsBackAndShredReach
   ASSERT_EQ(RunCommand("umask 077; cp " + h.key_path() + " " + old_key + " && head -c 32 /dev/urandom > " + new_key)
                 .exit_code,
             0);
-  Run rekey = Cli(h, "store rekey --new-key-file " + new_key);
+  CliRun rekey = Cli(h, "store rekey --new-key-file " + new_key);
   ASSERT_EQ(rekey.code, 0) << rekey.out;
   EXPECT_THAT(rekey.out, HasSubstr("3 of backups"));                         // t1, t2 and "*"
   EXPECT_THAT(rekey.out, HasSubstr("2 of snapshots"));                       // t1, t2
@@ -148,20 +148,20 @@ TEST(KeysE2E, RekeyThenEveryBackupRestoresAndEverySnapshotRollsBackAndShredReach
   // Every backup restores exactly and every snapshot rolls back, under the new key.
   for (const auto& b : backups) {
     SCOPED_TRACE(b.id);
-    Run v = Cli(h, "backup verify " + b.id);
+    CliRun v = Cli(h, "backup verify " + b.id);
     EXPECT_EQ(v.code, 0) << v.out;
-    Run r = Cli(h, "restore --backup " + b.id + " --confirm");
+    CliRun r = Cli(h, "restore --backup " + b.id + " --confirm");
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_EQ(Truth(h, b.tenant), b.rows);
     snapshots.push_back(SnapshotOf(r));
   }
-  Run v_all = Cli(h, "backup verify " + all_id);
+  CliRun v_all = Cli(h, "backup verify " + all_id);
   EXPECT_EQ(v_all.code, 0) << v_all.out;
   // Every snapshot, newest first (those from before the rekey among them):
   // the tenants end as they were before the first restore.
   for (auto it = snapshots.rbegin(); it != snapshots.rend(); ++it) {
     SCOPED_TRACE(*it);
-    Run r = Cli(h, "rollback --snapshot " + *it + " --confirm");
+    CliRun r = Cli(h, "rollback --snapshot " + *it + " --confirm");
     ASSERT_EQ(r.code, 0) << r.out;
   }
   EXPECT_EQ(Truth(h, "t1"), t1_before);
@@ -182,7 +182,7 @@ TEST(KeysE2E, RekeyThenEveryBackupRestoresAndEverySnapshotRollsBackAndShredReach
   fs::create_directories(aside);
   fs::copy(backup_dir + "/" + backups[0].id, aside + "/" + backups[0].id, fs::copy_options::recursive);
   h.store().Stop();
-  Run shred = Cli(h, "store shred --tenant t1 --confirm");
+  CliRun shred = Cli(h, "store shred --tenant t1 --confirm");
   ASSERT_EQ(shred.code, 0) << shred.out;
   EXPECT_THAT(shred.out, HasSubstr("tenant t1 shredded"));
   EXPECT_THAT(shred.out, HasSubstr("1 backup key(s)"));
@@ -193,27 +193,27 @@ TEST(KeysE2E, RekeyThenEveryBackupRestoresAndEverySnapshotRollsBackAndShredReach
   EXPECT_THAT(shred.out, HasSubstr(all_id));
   h.StartStore();
 
-  Run list = Cli(h, "backup list --tenant t1");
+  CliRun list = Cli(h, "backup list --tenant t1");
   EXPECT_THAT(list.out, ::testing::Not(HasSubstr(backups[0].id)));
-  Run snaps = Cli(h, "snapshots list --tenant t1");
+  CliRun snaps = Cli(h, "snapshots list --tenant t1");
   EXPECT_THAT(snaps.out, ::testing::Not(HasSubstr(snapshots[0])));
   // The copy, put back where backups live, does not decrypt: a clear error.
   fs::copy(aside + "/" + backups[0].id, backup_dir + "/" + backups[0].id, fs::copy_options::recursive);
-  Run copy = Cli(h, "backup verify " + backups[0].id);
+  CliRun copy = Cli(h, "backup verify " + backups[0].id);
   EXPECT_EQ(copy.code, 1) << copy.out;
   EXPECT_THAT(copy.out, HasSubstr("of tenant t1 is not in the key ring"));
   EXPECT_THAT(copy.out, HasSubstr("the tenant was shredded"));
   const Rows t1_now = Truth(h, "t1");
-  Run refused = Cli(h, "restore --backup " + backups[0].id + " --confirm");
+  CliRun refused = Cli(h, "restore --backup " + backups[0].id + " --confirm");
   EXPECT_NE(refused.code, 0) << refused.out;
   EXPECT_THAT(refused.out, HasSubstr("the tenant was shredded"));
   EXPECT_EQ(Truth(h, "t1"), t1_now) << "nothing changed";
 
   // t2's backups and snapshot still work.
-  Run r2 = Cli(h, "restore --backup " + backups[3].id + " --confirm");
+  CliRun r2 = Cli(h, "restore --backup " + backups[3].id + " --confirm");
   ASSERT_EQ(r2.code, 0) << r2.out;
   EXPECT_EQ(Truth(h, "t2"), backups[3].rows);
-  Run rb2 = Cli(h, "rollback --snapshot " + SnapshotOf(r2) + " --confirm");
+  CliRun rb2 = Cli(h, "rollback --snapshot " + SnapshotOf(r2) + " --confirm");
   EXPECT_EQ(rb2.code, 0) << rb2.out;
 }
 

@@ -134,6 +134,7 @@ TEST_F(StoreTest, RewrappedMasterKeyOpensTheStoreAndTheOldOneNoLonger) {
   Close();
   const std::string junk = dir_.path() + "/junk.key";
   std::ofstream(junk) << "short";
+  std::filesystem::permissions(junk, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   EXPECT_EQ(Store::RewrapMasterKey(Opts(), junk).code(), StatusCode::kInvalidArgument);
   key_file_ = new_key;  // the new key is not the store's yet
   EXPECT_EQ(Store::RewrapMasterKey(Opts(), old_key).code(), StatusCode::kPermissionDenied);

@@ -161,6 +161,7 @@ void PrintArchiveShred(const std::string& tenant, const config::Config& cfg, con
       tenant.c_str(), r.backup_keys, cfg.replay.backup_dir.c_str(), r.snapshot_keys, cfg.replay.snapshot_dir.c_str());
   PrintList("backups deleted", r.backups);
   PrintList("snapshots deleted", r.snapshots);
+  if (!r.samples.empty()) PrintList("PITR preview samples deleted", r.samples);
   if (!r.shared_backups.empty()) {
     PrintList("all-tenant backups NOT changed (they may hold the tenant's rows; delete them to shred those)",
               r.shared_backups);

@@ -354,6 +354,14 @@ Result<ArchiveShredReport> ShredArchives(const config::Config& cfg, const std::s
   ArchiveShredReport r;
   TV_ASSIGN_OR_RETURN(r.backup_keys,
                       ShredDir(cfg.replay.backup_dir, tenant, cfg.store.key_file, &r.backups, &r.shared_backups));
+  // PITR previews keep a row sample next to their plan, under the snapshots' ring.
+  const std::string plans = cfg.replay.snapshot_dir + "/.plans";
+  TV_ASSIGN_OR_RETURN(auto samples, ListArchives(plans));
+  for (const auto& a : samples) {
+    if (a.key_tenant != tenant) continue;
+    TV_RETURN_IF_ERROR(RemoveArchive(plans, a.name));
+    r.samples.push_back(a.name);
+  }
   TV_ASSIGN_OR_RETURN(r.snapshot_keys,
                       ShredDir(cfg.replay.snapshot_dir, tenant, cfg.store.key_file, &r.snapshots, nullptr));
   return r;

@@ -146,7 +146,7 @@ class EngineImpl final : public Engine {
     TV_ASSIGN_OR_RETURN(auto diff, applier->Diff());
     double load_seconds = Seconds(started);
     const std::string plan_id = NewTimeId("p", SystemClock().Now());
-    TV_ASSIGN_OR_RETURN(auto sampled, SaveSample(*applier, plan_id));
+    TV_ASSIGN_OR_RETURN(auto sampled, SaveSample(*applier, plan_id, tenant));
 
     PitrPlan plan;
     plan.plan_id = plan_id;
@@ -188,7 +188,7 @@ class EngineImpl final : public Engine {
                             [&](const TableOperations& t) { return t.table == table; });
     if (ops == plan.by_table.end()) return NotFound("plan " + plan_id + " changes no rows of table " + table);
     page.operations = ops->ops.total();
-    TV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(SamplePath(plan_id), master_));
+    TV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(SamplePath(plan_id), *snapshot_keys_));
     rapidjson::Document doc;
     doc.Parse(reader->manifest_json().c_str());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("tables") || !doc["tables"].IsObject()) {
@@ -424,8 +424,10 @@ class EngineImpl final : public Engine {
   // Saves the preview's row sample (kPreviewSampleRows per table) as an
   // archive next to the plan: row data, so encrypted like snapshots.
   // Returns how many changes of each table it holds.
-  Result<std::map<std::string, uint64_t>> SaveSample(Applier& applier, const std::string& plan_id) {
-    TV_ASSIGN_OR_RETURN(auto archive, ArchiveWriter::Create(SamplePath(plan_id), plan_id, master_));
+  Result<std::map<std::string, uint64_t>> SaveSample(Applier& applier, const std::string& plan_id,
+                                                     const TenantId& tenant) {
+    TV_ASSIGN_OR_RETURN(auto archive,
+                        ArchiveWriter::Create(SamplePath(plan_id), plan_id, *snapshot_keys_, tenant.str()));
     std::map<std::string, std::string> files;
     std::map<std::string, uint64_t> counts;
     TV_RETURN_IF_ERROR(applier.SampleChanges(kPreviewSampleRows, [&](const std::string& table, std::string change) {

@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <set>
 #include <random>
+#include <set>
 
 #include "store/store_test_util.h"
 

@@ -79,6 +79,7 @@ class ArchiveKeyRing {
 struct ArchiveShredReport {
   size_t backup_keys = 0, snapshot_keys = 0;    // ring keys destroyed
   std::vector<std::string> backups, snapshots;  // the tenant's archives deleted
+  std::vector<std::string> samples;             // PITR preview row samples deleted
   std::vector<std::string> shared_backups;      // all-tenant ("*") backups, unchanged (docs: known limit)
 };
 

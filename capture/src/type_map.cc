@@ -9,19 +9,6 @@
 namespace timevault::capture::internal {
 namespace {
 
-// Type OIDs beyond those in table_schema.h (pg_type.dat).
-namespace xoid {
-constexpr uint32_t kXml = 142, kCidr = 650, kMacaddr8 = 774, kMoney = 790, kMacaddr = 829, kInet = 869;
-constexpr uint32_t kBit = 1560, kVarbit = 1562;
-constexpr uint32_t kInt4Range = 3904, kNumRange = 3906, kTsRange = 3908, kTsTzRange = 3910, kDateRange = 3912,
-                   kInt8Range = 3926;
-constexpr uint32_t kJsonArray = 199, kBoolArray = 1000, kCharArray = 1002, kBpcharArray = 1014, kOidArray = 1028,
-                   kFloat4Array = 1021, kFloat8Array = 1022, kTimestampArray = 1115, kDateArray = 1182,
-                   kTimeArray = 1183, kTimestamptzArray = 1185, kNumericArray = 1231, kUuidArray = 2951,
-                   kJsonbArray = 3807, kInetArray = 1041, kCidrArray = 651, kMacaddrArray = 1040, kMacaddr8Array = 775,
-                   kInt4RangeArray = 3905, kNumRangeArray = 3907, kTsRangeArray = 3909, kTsTzRangeArray = 3911,
-                   kDateRangeArray = 3913, kInt8RangeArray = 3927;
-}  // namespace xoid
 
 // pgjdbc TypeInfoCache.getScale for the datetime types: typmod, or 6 when unset.
 int32_t DatetimeScale(int32_t typmod) { return typmod < 0 ? 6 : typmod; }
@@ -37,16 +24,16 @@ ScalarCodec ResolveScalar(uint32_t type_oid, int32_t typmod) {
     case oid::kText:
     case oid::kBpchar:
     case oid::kVarchar:
-    case xoid::kInet:
-    case xoid::kCidr:
-    case xoid::kMacaddr:
-    case xoid::kMacaddr8:
-    case xoid::kInt4Range:
-    case xoid::kNumRange:
-    case xoid::kTsRange:
-    case xoid::kTsTzRange:
-    case xoid::kDateRange:
-    case xoid::kInt8Range: s.kind = Kind::kString; break;
+    case oid::kInet:
+    case oid::kCidr:
+    case oid::kMacaddr:
+    case oid::kMacaddr8:
+    case oid::kInt4Range:
+    case oid::kNumRange:
+    case oid::kTsRange:
+    case oid::kTsTzRange:
+    case oid::kDateRange:
+    case oid::kInt8Range: s.kind = Kind::kString; break;
     case oid::kName: s.kind = Kind::kAlwaysNull; break;
     case oid::kInt2: s.kind = Kind::kInt16; break;
     case oid::kInt4: s.kind = Kind::kInt32; break;
@@ -56,17 +43,17 @@ ScalarCodec ResolveScalar(uint32_t type_oid, int32_t typmod) {
     case oid::kFloat8: s.kind = Kind::kFloat64; break;
     case oid::kJson:
     case oid::kJsonb: s.kind = Kind::kString, s.logical = Logical::kJson; break;
-    case xoid::kXml: s.kind = Kind::kString, s.logical = Logical::kXml; break;
+    case oid::kXml: s.kind = Kind::kString, s.logical = Logical::kXml; break;
     case oid::kUuid: s.kind = Kind::kString, s.logical = Logical::kUuid; break;
-    case xoid::kMoney: s.kind = Kind::kMoney, s.scale = 2; break;
+    case oid::kMoney: s.kind = Kind::kMoney, s.scale = 2; break;
     case oid::kDate: s.kind = Kind::kDate; break;
     case oid::kTime: s.kind = DatetimeScale(typmod) <= 3 ? Kind::kTimeMillis : Kind::kTimeMicros; break;
     case oid::kTimestamp: s.kind = DatetimeScale(typmod) <= 3 ? Kind::kTimestampMillis : Kind::kTimestampMicros; break;
     case oid::kTimestamptz: s.kind = Kind::kZonedTimestamp, s.scale = DatetimeScale(typmod); break;
     case oid::kTimetz: s.kind = Kind::kZonedTime; break;
     case oid::kInterval: s.kind = Kind::kInterval; break;
-    case xoid::kBit:
-    case xoid::kVarbit: {
+    case oid::kBit:
+    case oid::kVarbit: {
       const int32_t length = typmod < 0 ? INT32_MAX : typmod;  // pgjdbc unknownLength
       s.kind = length > 1 ? Kind::kBits : Kind::kBit;
       s.precision = length;
@@ -89,35 +76,35 @@ ScalarCodec ResolveScalar(uint32_t type_oid, int32_t typmod) {
 // Element type of the array types Debezium maps (PostgresValueConverter).
 uint32_t ArrayElementOid(uint32_t array_oid) {
   switch (array_oid) {
-    case xoid::kBoolArray: return oid::kBool;
+    case oid::kBoolArray: return oid::kBool;
     case oid::kInt2Array: return oid::kInt2;
     case oid::kInt4Array: return oid::kInt4;
     case oid::kInt8Array: return oid::kInt8;
-    case xoid::kOidArray: return oid::kOid;
-    case xoid::kFloat4Array: return oid::kFloat4;
-    case xoid::kFloat8Array: return oid::kFloat8;
+    case oid::kOidArray: return oid::kOid;
+    case oid::kFloat4Array: return oid::kFloat4;
+    case oid::kFloat8Array: return oid::kFloat8;
     case oid::kTextArray: return oid::kText;
     case oid::kVarcharArray: return oid::kVarchar;
-    case xoid::kBpcharArray: return oid::kBpchar;
-    case xoid::kCharArray: return oid::kChar;
-    case xoid::kNumericArray: return oid::kNumeric;
-    case xoid::kDateArray: return oid::kDate;
-    case xoid::kTimeArray: return oid::kTime;
-    case xoid::kTimestampArray: return oid::kTimestamp;
-    case xoid::kTimestamptzArray: return oid::kTimestamptz;
-    case xoid::kUuidArray: return oid::kUuid;
-    case xoid::kJsonArray: return oid::kJson;
-    case xoid::kJsonbArray: return oid::kJsonb;
-    case xoid::kInetArray: return xoid::kInet;
-    case xoid::kCidrArray: return xoid::kCidr;
-    case xoid::kMacaddrArray: return xoid::kMacaddr;
-    case xoid::kMacaddr8Array: return xoid::kMacaddr8;
-    case xoid::kInt4RangeArray: return xoid::kInt4Range;
-    case xoid::kNumRangeArray: return xoid::kNumRange;
-    case xoid::kTsRangeArray: return xoid::kTsRange;
-    case xoid::kTsTzRangeArray: return xoid::kTsTzRange;
-    case xoid::kDateRangeArray: return xoid::kDateRange;
-    case xoid::kInt8RangeArray: return xoid::kInt8Range;
+    case oid::kBpcharArray: return oid::kBpchar;
+    case oid::kCharArray: return oid::kChar;
+    case oid::kNumericArray: return oid::kNumeric;
+    case oid::kDateArray: return oid::kDate;
+    case oid::kTimeArray: return oid::kTime;
+    case oid::kTimestampArray: return oid::kTimestamp;
+    case oid::kTimestamptzArray: return oid::kTimestamptz;
+    case oid::kUuidArray: return oid::kUuid;
+    case oid::kJsonArray: return oid::kJson;
+    case oid::kJsonbArray: return oid::kJsonb;
+    case oid::kInetArray: return oid::kInet;
+    case oid::kCidrArray: return oid::kCidr;
+    case oid::kMacaddrArray: return oid::kMacaddr;
+    case oid::kMacaddr8Array: return oid::kMacaddr8;
+    case oid::kInt4RangeArray: return oid::kInt4Range;
+    case oid::kNumRangeArray: return oid::kNumRange;
+    case oid::kTsRangeArray: return oid::kTsRange;
+    case oid::kTsTzRangeArray: return oid::kTsTzRange;
+    case oid::kDateRangeArray: return oid::kDateRange;
+    case oid::kInt8RangeArray: return oid::kInt8Range;
     default: return 0;
   }
 }
@@ -186,7 +173,7 @@ Fidelity ResolveFidelity(const ColumnSchema& col, const ColumnCodec& c) {
     case Kind::kInterval:         // months as 30.4375 days, normalised fields
       return Fidelity::kLossy;
     case Kind::kBits:  // varbit (and bit without length): leading zeros
-      if (col.type_oid == xoid::kVarbit || col.type_modifier < 0) return Fidelity::kLossy;
+      if (col.type_oid == oid::kVarbit || col.type_modifier < 0) return Fidelity::kLossy;
       break;
     default: break;
   }

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "timevault/core/civil.h"
+#include "timevault/wire/contract.h"
+#include "timevault/wire/oid.h"
 
 namespace timevault::replay {
 
@@ -49,15 +51,7 @@ namespace {
 
 using Kind = ValueConverter::Kind;
 
-// Type OIDs (pg_type.dat).
-namespace oid {
-constexpr uint32_t kBool = 16, kBytea = 17, kChar = 18, kName = 19, kInt8 = 20, kInt2 = 21, kInt4 = 23, kText = 25,
-                   kOid = 26, kJson = 114, kXml = 142, kCidr = 650, kFloat4 = 700, kFloat8 = 701, kMacaddr8 = 774,
-                   kMoney = 790, kMacaddr = 829, kInet = 869, kBpchar = 1042, kVarchar = 1043, kDate = 1082,
-                   kTime = 1083, kTimestamp = 1114, kTimestamptz = 1184, kInterval = 1186, kTimetz = 1266, kBit = 1560,
-                   kVarbit = 1562, kNumeric = 1700, kUuid = 2950, kJsonb = 3802, kInt4Range = 3904, kNumRange = 3906,
-                   kTsRange = 3908, kTsTzRange = 3910, kDateRange = 3912, kInt8Range = 3926;
-}  // namespace oid
+namespace oid = wire::oid;
 
 // The element types of the array types capture maps (type_map.cc
 // ArrayElementOid), by array type OID.
@@ -194,8 +188,8 @@ constexpr int64_t kNegInfinityDays = DaysFromCivil(-5877611, 6, 22);
 static_assert(kPosInfinityDays == -2147472692 && kNegInfinityDays == -2147472691);
 static_assert(kPosInfinityDays < kMinPgDay && kNegInfinityDays < kMinPgDay);
 
-constexpr std::string_view kUnavailable = "__debezium_unavailable_value";
-constexpr std::string_view kUnavailableBase64 = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==";
+using wire::kUnavailableBase64;
+constexpr std::string_view kUnavailable = wire::kUnavailableValue;
 
 std::string_view StringOf(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
 

@@ -71,8 +71,8 @@ void CompactJson(const JsonParser& parser, const JsonValue& v, std::string* out)
 }
 
 constexpr std::string_view kHeartbeatTopicPrefix = "__debezium-heartbeat.";
-constexpr std::string_view kUnavailable = "__debezium_unavailable_value";
-constexpr std::string_view kUnavailableBase64 = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==";
+using wire::kUnavailableBase64;
+constexpr std::string_view kUnavailable = wire::kUnavailableValue;
 constexpr std::string_view kDefaultTenantColumn = "tenant_id";
 
 enum class TopicKind { kTable, kTransaction, kMessage, kHeartbeat };

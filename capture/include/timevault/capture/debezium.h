@@ -26,40 +26,16 @@
 #include "timevault/core/lsn.h"
 #include "timevault/core/status.h"
 #include "timevault/core/time.h"
+#include "timevault/wire/contract.h"
 
 namespace timevault::capture {
 
-// The Debezium version timevault claims in source.version.
-inline constexpr std::string_view kConnectorVersion = "3.6.1.Final";
-inline constexpr std::string_view kUnavailableValue = "__debezium_unavailable_value";
-
-// The Kafka header timevault adds to a change event when a column of its
-// `before` or `after` image was NULL but the JSON holds something else:
-// JsonConverter writes a column's schema default in place of null
-// (replace.null.with.default), and a NOT NULL column's NULL (a column outside
-// the replica identity in a before image) becomes the default or Debezium's
-// fallback (0, "", epoch...). The value bytes stay exactly Debezium's; the
-// header says which fields are really null, as compact JSON naming the
-// columns per image, images without such a column left out:
-//   {"before":["note"],"after":["note","created_at"]}
-// Absent when no column qualifies. docs/compat.md §7.4 and docs/capture.md.
-inline constexpr std::string_view kNullsHeader = "__timevault.nulls";
-
-// The Kafka header timevault adds to a change event when a column of its
-// `before` or `after` image has a Debezium value that loses information or
-// is absent (the fidelity header): Postgres's own text of those columns,
-// exactly as pgoutput (or the snapshot's SELECT) gave it, null for a NULL,
-// as compact JSON per image, images without such a column left out:
-//   {"before":{"span":"1 mon"},"after":{"span":"1 year","tags":null}}
-// Listed: columns Debezium leaves out of the payload (unknown, composite,
-// extension types it cannot map), types whose mapping is lossy (interval,
-// timetz, varbit, name, xml, unconstrained numeric, money, hstore, domains
-// over arrays, ...), and values it cannot hold (numeric NaN/Infinity, arrays
-// with bounds or several dimensions, timestamps past the last int64
-// microsecond, an empty varbit(1)). Unchanged-TOAST columns are never listed.
-// Never on tombstones; the value bytes stay exactly Debezium's.
-// docs/compat.md §7.8.
-inline constexpr std::string_view kTextHeader = "__timevault.text";
+// The contract's names and constants (source.version, the unchanged-TOAST
+// placeholder, timevault's headers) live in wire/contract.h.
+using wire::kConnectorVersion;
+using wire::kNullsHeader;
+using wire::kTextHeader;
+using wire::kUnavailableValue;
 
 enum class Op : char {
   kCreate = 'c',

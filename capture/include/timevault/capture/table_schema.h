@@ -9,50 +9,19 @@
 #include <string>
 #include <vector>
 
+#include "timevault/wire/column_type.h"
+#include "timevault/wire/oid.h"
+
 namespace timevault::capture {
 
-// Well-known Postgres type OIDs (pg_type.dat).
-namespace oid {
-inline constexpr uint32_t kBool = 16;
-inline constexpr uint32_t kBytea = 17;
-inline constexpr uint32_t kChar = 18;
-inline constexpr uint32_t kName = 19;
-inline constexpr uint32_t kInt8 = 20;
-inline constexpr uint32_t kInt2 = 21;
-inline constexpr uint32_t kInt4 = 23;
-inline constexpr uint32_t kText = 25;
-inline constexpr uint32_t kOid = 26;
-inline constexpr uint32_t kJson = 114;
-inline constexpr uint32_t kFloat4 = 700;
-inline constexpr uint32_t kFloat8 = 701;
-inline constexpr uint32_t kBpchar = 1042;
-inline constexpr uint32_t kVarchar = 1043;
-inline constexpr uint32_t kDate = 1082;
-inline constexpr uint32_t kTime = 1083;
-inline constexpr uint32_t kTimestamp = 1114;
-inline constexpr uint32_t kTimestamptz = 1184;
-inline constexpr uint32_t kInterval = 1186;
-inline constexpr uint32_t kTimetz = 1266;
-inline constexpr uint32_t kNumeric = 1700;
-inline constexpr uint32_t kUuid = 2950;
-inline constexpr uint32_t kJsonb = 3802;
-inline constexpr uint32_t kInt2Array = 1005;
-inline constexpr uint32_t kInt4Array = 1007;
-inline constexpr uint32_t kInt8Array = 1016;
-inline constexpr uint32_t kTextArray = 1009;
-inline constexpr uint32_t kVarcharArray = 1015;
-}  // namespace oid
+// Type OIDs: wire/oid.h.
+namespace oid = ::timevault::wire::oid;
 
-struct ColumnSchema {
+// One column: its type (the wire descriptor: type_oid, type_modifier,
+// type_name, type_category, element_type_oid, enum_labels, is_domain; domains
+// resolved to their base type) and what capture needs beyond it.
+struct ColumnSchema : wire::ColumnType {
   std::string name;
-  uint32_t type_oid = 0;
-  int32_t type_modifier = -1;            // atttypmod: -1 when the type has none
-  std::string type_name;                 // pg_type.typname ("int4", "_text", "mood")
-  char type_category = 'U';              // pg_type.typcategory: 'E' enum, 'A' array, 'N' numeric ...
-  uint32_t element_type_oid = 0;         // arrays: pg_type.typelem
-  std::vector<std::string> enum_labels;  // enums (and arrays of enums): labels in sort order
-  // The declared type is a domain (type_oid etc. describe its base type).
-  bool is_domain = false;
   // A stored generated column: only in snapshot rows (pgoutput does not send
   // it on Postgres 15; Debezium's snapshot SELECT * reads it).
   bool generated = false;

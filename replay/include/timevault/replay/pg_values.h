@@ -29,24 +29,18 @@
 #include <string_view>
 
 #include "timevault/core/status.h"
+#include "timevault/wire/column_type.h"
 
 namespace timevault::replay {
 
 // The rapidjson parse flags for stored row images (see above).
 inline constexpr unsigned kRowImageParseFlags = rapidjson::kParseNumbersAsStringsFlag;
 
-// A column's type from the live catalog of the target table. Domains are
-// resolved to their base type (and the domain's typmod), exactly as capture's
-// schema cache does; kColumnTypesSql reads all of it.
-struct PgColumnType {
-  uint32_t type_oid = 0;           // pg_type.oid of the (base) type
-  int32_t type_modifier = -1;      // atttypmod; -1 when the type has none. Arrays: the element typmod
-  std::string type_name;           // pg_type.typname ("int4", "_text", "mood"), for messages
-  char type_category = 'U';        // pg_type.typcategory: 'A' array, 'E' enum, ...
-  uint32_t element_type_oid = 0;   // arrays: pg_type.typelem
-  std::string element_type_name;   // arrays: the element type's typname
-  char element_type_category = 0;  // arrays: the element type's typcategory ('E': an array of an enum)
-};
+// A column's type from the live catalog of the target table: the wire
+// descriptor (wire/column_type.h). Domains are resolved to their base type
+// (and the domain's typmod), exactly as capture's schema cache does;
+// kColumnTypesSql reads all of it.
+using PgColumnType = wire::ColumnType;
 
 // The catalog query for the columns of one table; $1 is read as a regclass:
 // the table's oid or its (quoted, qualified) name, '"s"."t"'. One row per

@@ -15,6 +15,7 @@
 #include "timevault/core/lsn.h"
 #include "timevault/core/status.h"
 #include "timevault/core/time.h"
+#include "timevault/wire/contract.h"
 
 namespace timevault::store {
 
@@ -91,20 +92,13 @@ struct StoreEvent {
   std::string snapshot_cause;
 };
 
-// The Kafka header in which capture names the columns of a change event's
-// before/after images that were NULL although the JSON holds a value:
-// Debezium's JsonConverter writes a column's default (or a NOT NULL
-// fallback) in place of null. Compact JSON, images without such a column
-// left out: {"before":["note"],"after":["note","created_at"]}. Same name as
-// capture's kNullsHeader (timevault/capture/debezium.h); docs/compat.md §7.4.
-inline constexpr std::string_view kNullsHeader = "__timevault.nulls";
-
-// The Kafka header in which capture carries Postgres's own text of the
-// columns whose Debezium value is lossy or absent (docs/store.md, "Fidelity texts"):
-// compact JSON, images without such columns left out,
-// {"before":{"col":"<text>"|null,...},"after":{...}}. Same name as capture's
-// kTextHeader (timevault/capture/debezium.h).
-inline constexpr std::string_view kTextHeader = "__timevault.text";
+// capture's headers on a change event: kNullsHeader names the fields of the
+// before/after images that were NULL although the JSON holds a value;
+// kTextHeader carries Postgres's own text of the columns whose Debezium
+// value is lossy or absent (docs/store.md, "Fidelity texts"). Both are
+// defined, with their shapes, in wire/contract.h; docs/compat.md §7.4, §7.8.
+using wire::kNullsHeader;
+using wire::kTextHeader;
 
 // The member of a stored row image (and of an envelope's before/after) that
 // holds the fidelity texts of kTextHeader for that image: an object

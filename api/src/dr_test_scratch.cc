@@ -6,8 +6,8 @@
 #include <optional>
 
 #include "catalog.h"
-#include "timevault/replay/pg_values.h"
 #include "timevault/store/event.h"
+#include "timevault/wire/to_text.h"
 
 namespace timevault::api {
 namespace {

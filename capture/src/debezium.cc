@@ -7,15 +7,16 @@
 #include <algorithm>
 #include <unordered_map>
 
-#include "encode_util.h"
-#include "type_map.h"
+#include "timevault/wire/java_format.h"
+#include "timevault/wire/to_json.h"
+#include "timevault/wire/type_table.h"
 
 namespace timevault::capture {
 namespace {
 
-using internal::ColumnCodec;
-using internal::JsonWriter;
-using internal::Kind;
+using wire::ColumnCodec;
+using wire::JsonWriter;
+using wire::Kind;
 
 // --- Constant Connect schemas (JsonConverter.asJsonSchema key order). ---
 
@@ -129,7 +130,7 @@ std::string ValueStructSchema(const TableSchema& t, const std::vector<ColumnCode
   Key(w, "fields");
   w.StartArray();
   for (size_t i = 0; i < codecs.size(); ++i)
-    if (codecs[i].scalar.kind != Kind::kSkip) internal::WriteFieldSchema(w, codecs[i], t.columns[i].name);
+    if (codecs[i].scalar.kind != Kind::kSkip) wire::WriteFieldSchema(w, codecs[i], t.columns[i].name);
   w.EndArray();
   Key(w, "optional");
   w.Bool(true);
@@ -146,7 +147,7 @@ std::unique_ptr<TableCache> BuildCache(const TableSchema& t) {
   c->topic = t.topic;
   for (const auto& col : t.columns) {
     c->signature.push_back({col.type_oid, col.type_modifier, col.not_null, col.primary_key});
-    c->codecs.push_back(internal::ResolveCodec(col));
+    c->codecs.push_back(wire::ResolveCodec(col, col.not_null, col.default_expression));
     if (col.primary_key && c->codecs.back().scalar.kind != Kind::kSkip) c->key_columns.push_back(c->codecs.size() - 1);
   }
   // JdbcConnection.readPrimaryKeyNames places columns by KEY_SEQ.
@@ -160,7 +161,7 @@ std::unique_ptr<TableCache> BuildCache(const TableSchema& t) {
   Str(w, "struct");
   Key(w, "fields");
   w.StartArray();
-  for (size_t i : c->key_columns) internal::WriteFieldSchema(w, c->codecs[i], t.columns[i].name);
+  for (size_t i : c->key_columns) wire::WriteFieldSchema(w, c->codecs[i], t.columns[i].name);
   w.EndArray();
   Key(w, "optional");
   w.Bool(false);
@@ -188,7 +189,7 @@ std::vector<const CollectionCount*> JavaHashMapOrder(const std::vector<Collectio
   std::vector<std::pair<uint32_t, const CollectionCount*>> keyed;
   keyed.reserve(in.size());
   for (const auto& c : in) {
-    const auto h = static_cast<uint32_t>(internal::JavaStringHash(c.name));
+    const auto h = static_cast<uint32_t>(wire::JavaStringHash(c.name));
     keyed.emplace_back((h ^ (h >> 16)) & static_cast<uint32_t>(capacity - 1), &c);
   }
   std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -271,13 +272,13 @@ struct EventEncoder::Impl {
   // Appends the column to *texts if Debezium's value of it loses information.
   static void CollectText(const ColumnSchema& col, const ColumnCodec& codec, const pgoutput::TupleColumn& value,
                           std::vector<TextColumn>* texts) {
-    if (codec.fidelity == internal::Fidelity::kExact) return;
+    if (codec.fidelity == wire::Fidelity::kExact) return;
     switch (value.kind) {
       case pgoutput::ColumnKind::kNull:
-        if (codec.fidelity == internal::Fidelity::kLossy) texts->emplace_back(col.name, std::nullopt);
+        if (codec.fidelity == wire::Fidelity::kLossy) texts->emplace_back(col.name, std::nullopt);
         return;
       case pgoutput::ColumnKind::kText:
-        if (codec.fidelity == internal::Fidelity::kLossy || internal::LossyValue(codec, value.value))
+        if (codec.fidelity == wire::Fidelity::kLossy || wire::LossyValue(codec, value.value))
           texts->emplace_back(col.name, value.value);
         return;
       case pgoutput::ColumnKind::kUnchangedToast:  // the store resolves it from the previous version
@@ -330,22 +331,21 @@ struct EventEncoder::Impl {
   Status WriteColumn(const TableSchema& t, size_t i, const ColumnCodec& codec, const pgoutput::TupleColumn& col,
                      const pgoutput::Tuple* old) {
     switch (col.kind) {
-      case pgoutput::ColumnKind::kNull: internal::WriteNull(w, codec); return Status::Ok();
+      case pgoutput::ColumnKind::kNull: wire::WriteNull(w, codec); return Status::Ok();
       case pgoutput::ColumnKind::kUnchangedToast:
         // PostgresChangeRecordEmitter reuses the old tuple's value if it has one.
         if (old != nullptr && i < old->size() && (*old)[i].kind == pgoutput::ColumnKind::kText)
           return WriteColumn(t, i, codec, (*old)[i], nullptr);
-        internal::WriteToastPlaceholder(w, codec);
+        wire::WriteToastPlaceholder(w, codec);
         return Status::Ok();
       case pgoutput::ColumnKind::kText:
-        if (internal::WriteValue(w, codec, col.value)) return Status::Ok();
+        if (wire::WriteValue(w, codec, col.value)) return Status::Ok();
         break;
       case pgoutput::ColumnKind::kBinary: break;
     }
     const ColumnSchema& cs = t.columns[i];
-    return InvalidArgument(t.schema + "." + t.table + "." + cs.name + " (" +
-                           std::string(internal::TypeNameForErrors(cs)) + "): cannot convert value '" +
-                           Truncated(col.value) + "'" +
+    return InvalidArgument(t.schema + "." + t.table + "." + cs.name + " (" + std::string(wire::TypeNameForErrors(cs)) +
+                           "): cannot convert value '" + Truncated(col.value) + "'" +
                            (col.kind == pgoutput::ColumnKind::kBinary ? " (binary format not supported)" : ""));
   }
 
@@ -359,7 +359,7 @@ struct EventEncoder::Impl {
     Key(w, "name");
     Str(w, s.name);
     Key(w, "ts_ms");
-    w.Int64(internal::FloorDiv(us, 1000));
+    w.Int64(wire::FloorDiv(us, 1000));
     Key(w, "snapshot");
     Str(w, s.snapshot.empty() ? std::string_view("false") : s.snapshot);
     Key(w, "db");
@@ -416,7 +416,7 @@ struct EventEncoder::Impl {
 
   void WriteTimestamps(CommitTime now) {
     Key(w, "ts_ms");
-    w.Int64(internal::FloorDiv(now.micros(), 1000));
+    w.Int64(wire::FloorDiv(now.micros(), 1000));
     Key(w, "ts_us");
     w.Int64(now.micros());
     Key(w, "ts_ns");
@@ -508,7 +508,7 @@ Status EventEncoder::EncodeMessage(const pgoutput::LogicalMessage& message, cons
   Key(w, "op");
   Str(w, "m");
   Key(w, "ts_ms");
-  w.Int64(internal::FloorDiv(now.micros(), 1000));
+  w.Int64(wire::FloorDiv(now.micros(), 1000));
   Key(w, "source");
   impl_->WriteSource(source);
   Key(w, "transaction");
@@ -519,7 +519,7 @@ Status EventEncoder::EncodeMessage(const pgoutput::LogicalMessage& message, cons
   Str(w, message.prefix);
   Key(w, "content");
   impl_->scratch.clear();
-  internal::AppendBase64(message.content, &impl_->scratch);
+  wire::AppendBase64(message.content, &impl_->scratch);
   Str(w, impl_->scratch);
   w.EndObject();
   w.EndObject();
@@ -543,7 +543,7 @@ Status EventEncoder::EncodeTransactionBegin(std::string_view id, CommitTime ts, 
   Key(w, "data_collections");
   w.Null();
   Key(w, "ts_ms");
-  w.Int64(internal::FloorDiv(ts.micros(), 1000));
+  w.Int64(wire::FloorDiv(ts.micros(), 1000));
   w.EndObject();
   return impl_->Finish(out);
 }
@@ -573,7 +573,7 @@ Status EventEncoder::EncodeTransactionEnd(std::string_view id, CommitTime ts, in
   }
   w.EndArray();
   Key(w, "ts_ms");
-  w.Int64(internal::FloorDiv(ts.micros(), 1000));
+  w.Int64(wire::FloorDiv(ts.micros(), 1000));
   w.EndObject();
   return impl_->Finish(out);
 }
@@ -588,11 +588,11 @@ Status EventEncoder::EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_
   JsonWriter& w = impl_->w;
   w.StartObject();
   Key(w, "ts_ms");
-  w.Int64(internal::FloorDiv(now.micros(), 1000));
+  w.Int64(wire::FloorDiv(now.micros(), 1000));
   Key(w, "lsn");
   w.Int64(static_cast<int64_t>(lsn.value()));
   Key(w, "server_ts_ms");
-  w.Int64(internal::FloorDiv(server_time.micros(), 1000));
+  w.Int64(wire::FloorDiv(server_time.micros(), 1000));
   Key(w, "offsets");
   w.StartObject();
   for (const auto& [topic, partitions] : offsets) {

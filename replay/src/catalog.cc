@@ -74,15 +74,15 @@ std::vector<std::string> SplitNames(std::string_view s) {
 }
 
 Status LoadColumns(pg::PgConn& conn, CatalogTable* table, const std::string& tenant_column) {
-  TV_ASSIGN_OR_RETURN(auto cols, conn.ExecParams(kColumnTypesSql, {std::to_string(table->oid)}));
+  TV_ASSIGN_OR_RETURN(auto cols, conn.ExecParams(wire::kColumnTypesSql, {std::to_string(table->oid)}));
   for (int r = 0; r < cols.rows(); ++r) {
-    std::array<std::string_view, 7> fields;
-    for (int f = 0; f < 7; ++f) fields[f] = cols.Get(r, f + 1);
-    TV_ASSIGN_OR_RETURN(auto type, ParseColumnTypeRow(fields));
+    std::array<std::string_view, 8> fields;
+    for (int f = 0; f < 8; ++f) fields[f] = cols.Get(r, f + 1);
+    TV_ASSIGN_OR_RETURN(auto type, wire::ParseColumnTypeRow(fields));
     CatalogColumn c;
     c.name = cols.GetString(r, 0);
     c.quoted = conn.QuoteIdent(c.name);
-    c.captured = IsCaptured(type);
+    c.captured = wire::HasJsonInverse(type);
     c.type = std::move(type);
     if (c.name == tenant_column) table->tenant = table->columns.size();
     table->columns.push_back(std::move(c));

@@ -10,15 +10,24 @@
 
 #include "timevault/core/pg.h"
 #include "timevault/core/status.h"
-#include "timevault/replay/pg_values.h"
+#include "timevault/wire/column_type.h"
+#include "timevault/wire/to_text.h"
 
 namespace timevault::replay {
+
+// The type table's replay direction (wire/to_text.h), as replay names it.
+using PgColumnType = wire::ColumnType;
+using wire::AppendCopyField;
+using wire::AppendCopyText;
+using wire::DebeziumLoss;
+using wire::kRowImageParseFlags;
+using wire::ValueConverter;
 
 struct CatalogColumn {
   std::string name;
   std::string quoted;  // the quoted identifier
   PgColumnType type;
-  bool captured = false;  // capture emits it (IsCaptured): row images carry it
+  bool captured = false;  // row images carry Debezium's value and it converts back (wire::HasJsonInverse)
   bool in_pk = false;
   std::string sql_type;            // format_type of the declared type ("interval", "my_domain"), for messages
   char identity = 0;               // pg_attribute.attidentity: 'a' ALWAYS, 'd' BY DEFAULT, 0 none

@@ -22,9 +22,9 @@
 
 #include "support/testenv.h"
 #include "timevault/capture/debezium.h"
-#include "timevault/replay/pg_values.h"
+#include "timevault/wire/to_text.h"
 
-namespace timevault::replay {
+namespace timevault::wire {
 namespace {
 
 using TestDatabase = ::timevault::testing::TestDatabase;
@@ -147,7 +147,7 @@ void RestoreRows(pg::PgConn& c, const std::string& table, const std::vector<std:
   std::vector<ValueConverter> converters;
   for (int i = 0; i < cols.rows(); ++i) {
     auto type = ParseColumnTypeRow({cols.Get(i, 1), cols.Get(i, 2), cols.Get(i, 3), cols.Get(i, 4), cols.Get(i, 5),
-                                    cols.Get(i, 6), cols.Get(i, 7)});
+                                    cols.Get(i, 6), cols.Get(i, 7), cols.Get(i, 8)});
     ASSERT_TRUE(type.ok()) << type.status().ToString();
     auto conv = ValueConverter::Resolve(*type);
     ASSERT_TRUE(conv.ok()) << cols.GetString(i, 0) << ": " << conv.status().ToString();
@@ -572,7 +572,7 @@ TEST_F(RoundTripTest, RestoredTextIsIndependentOfDateStyleIntervalStyleAndTimeZo
 
 // replay can restore a column exactly when capture writes it: for every type
 // in the catalog (base types, arrays, enums, ranges, multiranges, composite
-// types), IsCaptured agrees with whether capture's encoder puts the column
+// types), HasJsonInverse agrees with whether capture's encoder puts the column
 // into the row image.
 TEST_F(RoundTripTest, CapturedTypesAreExactlyTheConvertibleOnes) {
   ASSERT_NO_FATAL_FAILURE(CreateTypes(conn_));
@@ -589,7 +589,7 @@ TEST_F(RoundTripTest, CapturedTypesAreExactlyTheConvertibleOnes) {
   table.schema = "public";
   table.table = "t";
   table.topic = "tv.public.t";
-  std::vector<PgColumnType> types;
+  std::vector<ColumnType> types;
   for (int i = 0; i < r.rows(); ++i) {
     capture::ColumnSchema col;
     col.name = "c" + r.GetString(i, 0);
@@ -621,7 +621,7 @@ TEST_F(RoundTripTest, CapturedTypesAreExactlyTheConvertibleOnes) {
   for (size_t i = 0; i < types.size(); ++i) {
     const bool in_json = doc["after"].HasMember(table.columns[i].name.c_str());
     captured += in_json;
-    EXPECT_EQ(IsCaptured(types[i]), in_json) << types[i].type_name;
+    EXPECT_EQ(HasJsonInverse(types[i]), in_json) << types[i].type_name;
     EXPECT_EQ(ValueConverter::Resolve(types[i]).ok(), in_json) << types[i].type_name;
   }
   EXPECT_GT(captured, 50);
@@ -760,4 +760,4 @@ TEST_F(RoundTripTest, MicrosecondIntervalsComeBackWithinOneMicrosecond) {
 }
 
 }  // namespace
-}  // namespace timevault::replay
+}  // namespace timevault::wire

@@ -1,11 +1,11 @@
-// Debezium JSON values -> Postgres text input: the inverse of capture's type
-// mapping (docs/compat.md §7), so that replay can write the row images the
-// store keeps back into Postgres.
+// Debezium JSON -> Postgres text (replay's direction of the type table,
+// type_table.h): the inverse of to_json.h, so that replay can write the row
+// images the store keeps back into Postgres.
 //
 // The mapping is exact wherever Debezium's is; where Debezium loses
 // information (interval months, timetz offsets, varbit length, NULLs replaced
-// by column defaults, ...) the result is the closest value Postgres can be
-// given, and docs/compat.md §10 "Restore fidelity" lists every such case.
+// by column defaults, ...) DebeziumLoss names it, and the column comes back
+// from capture's fidelity text instead (docs/compat.md §10, docs/replay.md).
 //
 // Values are RapidJSON values (rapidjson::Value, i.e. UTF-8 with the default
 // MemoryPoolAllocator) taken from a parsed row image. Parse row images with
@@ -22,7 +22,6 @@
 
 #include <rapidjson/document.h>
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,48 +29,35 @@
 
 #include "timevault/core/status.h"
 #include "timevault/wire/column_type.h"
+#include "timevault/wire/type_table.h"
 
-namespace timevault::replay {
+namespace timevault::wire {
 
 // The rapidjson parse flags for stored row images (see above).
 inline constexpr unsigned kRowImageParseFlags = rapidjson::kParseNumbersAsStringsFlag;
 
-// A column's type from the live catalog of the target table: the wire
-// descriptor (wire/column_type.h). Domains are resolved to their base type
-// (and the domain's typmod), exactly as capture's schema cache does;
-// kColumnTypesSql reads all of it.
-using PgColumnType = wire::ColumnType;
-
-// The catalog query for the columns of one table; $1 is read as a regclass:
-// the table's oid or its (quoted, qualified) name, '"s"."t"'. One row per
-// column pgoutput sends, in attnum order (no dropped, no generated columns):
-// attname, then the seven fields ParseColumnTypeRow takes.
-extern const std::string_view kColumnTypesSql;
-
-// Builds a PgColumnType from fields 1..7 of a kColumnTypesSql row (text
-// format): typid, typmod, typname, typcategory, typelem, element typname,
-// element typcategory. InvalidArgument if a number does not parse.
-Result<PgColumnType> ParseColumnTypeRow(const std::array<std::string_view, 7>& fields);
-
-// Whether capture emits values of this type at all. Columns of other types
-// (point, hstore, tsvector, bytea[], interval[], ...) are left out of row
-// images: replay cannot restore them and must not overwrite them.
-bool IsCaptured(const PgColumnType& type);
+// Whether Debezium's JSON of this type can be turned back into Postgres text
+// at all (the type table knows it by OID and capture writes it). Columns of
+// other types (point, tsvector, bytea[], interval[], composite types, ...)
+// are left out of row images, and extension types (hstore, citext, ...) come
+// back only from capture's fidelity text: replay must not convert them.
+bool HasJsonInverse(const ColumnType& type);
 
 // Why Debezium's value of a column of this type cannot be restored exactly
-// in general (docs/compat.md §10.2), or nullopt when it can: interval,
-// timetz, varbit, name, xml, unconstrained numeric, money, and every type
-// capture leaves out. Such a column comes back only from capture's fidelity
+// in general (docs/compat.md §10.2; the type table's loss, ColumnCodec::loss),
+// or nullopt when it can: interval, timetz, varbit, name, xml, unconstrained
+// numeric, money, hstore and extension types, domains over arrays, and every
+// type capture leaves out. Such a column comes back only from capture's fidelity
 // text (docs/replay.md "Fidelity"); without one, an apply refuses. Losses that
 // depend on the value (numeric NaN, multi-dimensional arrays) are not types:
 // capture sends a text for those values.
-std::optional<std::string_view> DebeziumLoss(const PgColumnType& type);
+std::optional<std::string_view> DebeziumLoss(const ColumnType& type);
 
 // The conversion of one column, resolved once and used for every row.
 class ValueConverter {
  public:
-  // InvalidArgument for a type capture does not emit (!IsCaptured).
-  static Result<ValueConverter> Resolve(const PgColumnType& type);
+  // InvalidArgument for a type without a JSON inverse (!HasJsonInverse).
+  static Result<ValueConverter> Resolve(const ColumnType& type);
 
   // The Postgres text input for one JSON value; nullopt = SQL NULL (JSON
   // null). InvalidArgument naming the column type and the value when it is
@@ -83,23 +69,18 @@ class ValueConverter {
   // without the delimiter. On error nothing is appended.
   Status AppendCopy(const rapidjson::Value& value, std::string* out) const;
 
-  const PgColumnType& type() const { return type_; }
-
-  // Implementation detail: the Debezium representation of the (element) type.
-  enum class Kind : uint8_t;
+  const ColumnType& type() const { return type_; }
 
  private:
   ValueConverter() = default;
   Status Convert(const rapidjson::Value& value, std::string* out, bool* is_null) const;
 
-  PgColumnType type_;
-  Kind kind_{};
-  bool is_array_ = false;
-  int32_t typmod_ = -1;
+  ColumnType type_;
+  ColumnCodec codec_;
 };
 
 // ValueConverter::Resolve(type) and ToText(value) in one call.
-Result<std::optional<std::string>> ToPostgresText(const PgColumnType& type, const rapidjson::Value& value);
+Result<std::optional<std::string>> ToPostgresText(const ColumnType& type, const rapidjson::Value& value);
 
 // Appends `text` as one field of COPY's text format (without the delimiter):
 // backslash, newline, carriage return, tab, backspace, form feed and
@@ -109,4 +90,4 @@ void AppendCopyField(std::string* out, const std::optional<std::string>& text);
 // The same for a non-NULL value.
 void AppendCopyText(std::string* out, std::string_view text);
 
-}  // namespace timevault::replay
+}  // namespace timevault::wire

@@ -1,8 +1,8 @@
-// The inverse of capture's Debezium type mapping (capture/src/type_map.cc,
-// type_values.cc, pg_text.cc; docs/compat.md §7): JSON values back to the
-// text Postgres's input functions read. Each case names the encoder rule it
-// inverts; docs/compat.md §10 "Restore fidelity" lists what cannot come back.
-#include "timevault/replay/pg_values.h"
+// Debezium JSON -> Postgres text (to_text.h): the inverse of to_json.cc,
+// driven by the same type table (type_table.cc). Each case names the encoder
+// rule it inverts; docs/compat.md §10 "Restore fidelity" lists what cannot
+// come back.
+#include "timevault/wire/to_text.h"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -13,162 +13,21 @@
 #include <cstring>
 #include <vector>
 
+#include "pg_text.h"
 #include "timevault/core/civil.h"
 #include "timevault/wire/contract.h"
+#include "timevault/wire/java_format.h"
 #include "timevault/wire/oid.h"
 
-namespace timevault::replay {
-
-// The Debezium representation of a column (of an array: of its elements).
-enum class ValueConverter::Kind : uint8_t {
-  kBool,             // boolean
-  kInt16,            // int2
-  kInt32,            // int4
-  kInt64,            // int8
-  kOid,              // oid (int64 in JSON)
-  kFloat32,          // float4: number or "NaN" / "Infinity" / "-Infinity"
-  kFloat64,          // float8: same
-  kString,           // the text itself (text, varchar, bpchar, "char", json, uuid, enum, inet, ranges, ...)
-  kName,             // name: Debezium writes null (or "" for NOT NULL columns)
-  kBytes,            // bytea: base64
-  kDecimal,          // numeric(p,s): base64 two's complement of the unscaled value, scale from the typmod
-  kVariableDecimal,  // numeric: {"scale": s, "value": base64}
-  kMoney,            // money: base64 two's complement, scale 2
-  kDate,             // days since 1970-01-01
-  kTimeMillis,       // time(0..3): ms after midnight
-  kTimeMicros,       // time, time(4..6): us after midnight
-  kTimestampMillis,  // timestamp(0..3): ms since epoch (wall clock read as UTC)
-  kTimestampMicros,  // timestamp, timestamp(4..6): us since epoch
-  kTimestamptz,      // ISO-8601 string in UTC
-  kTimetz,           // "HH:mm:ss[.f]Z"
-  kInterval,         // io.debezium.time.MicroDuration: us, months as 30.4375 days
-  kBit,              // bit(1) / varbit(1): boolean
-  kBitsFixed,        // bit(n), n > 1: little-endian BitSet bytes, base64; length from the typmod
-  kBitsVarying,      // varbit(n), varbit: the same; the length is not transmitted
-};
+namespace timevault::wire {
 
 namespace {
-
-using Kind = ValueConverter::Kind;
-
-namespace oid = wire::oid;
-
-// The element types of the array types capture maps (type_map.cc
-// ArrayElementOid), by array type OID.
-uint32_t ArrayElementOid(uint32_t array_oid) {
-  switch (array_oid) {
-    case 1000: return oid::kBool;
-    case 1005: return oid::kInt2;
-    case 1007: return oid::kInt4;
-    case 1016: return oid::kInt8;
-    case 1028: return oid::kOid;
-    case 1021: return oid::kFloat4;
-    case 1022: return oid::kFloat8;
-    case 1009: return oid::kText;
-    case 1015: return oid::kVarchar;
-    case 1014: return oid::kBpchar;
-    case 1002: return oid::kChar;
-    case 1231: return oid::kNumeric;
-    case 1182: return oid::kDate;
-    case 1183: return oid::kTime;
-    case 1115: return oid::kTimestamp;
-    case 1185: return oid::kTimestamptz;
-    case 2951: return oid::kUuid;
-    case 199: return oid::kJson;
-    case 3807: return oid::kJsonb;
-    case 1041: return oid::kInet;
-    case 651: return oid::kCidr;
-    case 1040: return oid::kMacaddr;
-    case 775: return oid::kMacaddr8;
-    case 3905: return oid::kInt4Range;
-    case 3907: return oid::kNumRange;
-    case 3909: return oid::kTsRange;
-    case 3911: return oid::kTsTzRange;
-    case 3913: return oid::kDateRange;
-    case 3927: return oid::kInt8Range;
-    default: return 0;
-  }
-}
-
-// pgjdbc's TypeInfoCache.getScale for the datetime types: typmod, or 6 when unset.
-int32_t DatetimeScale(int32_t typmod) { return typmod < 0 ? 6 : typmod; }
-
-// type_map.cc ResolveScalar; false for the types capture leaves out.
-bool ScalarKind(uint32_t type_oid, int32_t typmod, Kind* kind) {
-  switch (type_oid) {
-    case oid::kBool: *kind = Kind::kBool; return true;
-    case oid::kBytea: *kind = Kind::kBytes; return true;
-    case oid::kChar:
-    case oid::kText:
-    case oid::kBpchar:
-    case oid::kVarchar:
-    case oid::kInet:
-    case oid::kCidr:
-    case oid::kMacaddr:
-    case oid::kMacaddr8:
-    case oid::kInt4Range:
-    case oid::kNumRange:
-    case oid::kTsRange:
-    case oid::kTsTzRange:
-    case oid::kDateRange:
-    case oid::kInt8Range:
-    case oid::kJson:
-    case oid::kJsonb:
-    case oid::kXml:
-    case oid::kUuid: *kind = Kind::kString; return true;
-    case oid::kName: *kind = Kind::kName; return true;
-    case oid::kInt2: *kind = Kind::kInt16; return true;
-    case oid::kInt4: *kind = Kind::kInt32; return true;
-    case oid::kInt8: *kind = Kind::kInt64; return true;
-    case oid::kOid: *kind = Kind::kOid; return true;
-    case oid::kFloat4: *kind = Kind::kFloat32; return true;
-    case oid::kFloat8: *kind = Kind::kFloat64; return true;
-    case oid::kMoney: *kind = Kind::kMoney; return true;
-    case oid::kDate: *kind = Kind::kDate; return true;
-    case oid::kTime: *kind = DatetimeScale(typmod) <= 3 ? Kind::kTimeMillis : Kind::kTimeMicros; return true;
-    case oid::kTimestamp:
-      *kind = DatetimeScale(typmod) <= 3 ? Kind::kTimestampMillis : Kind::kTimestampMicros;
-      return true;
-    case oid::kTimestamptz: *kind = Kind::kTimestamptz; return true;
-    case oid::kTimetz: *kind = Kind::kTimetz; return true;
-    case oid::kInterval: *kind = Kind::kInterval; return true;
-    case oid::kBit:
-    case oid::kVarbit: {
-      const int32_t length = typmod < 0 ? INT32_MAX : typmod;  // pgjdbc's unknown length
-      if (length <= 1)
-        *kind = Kind::kBit;
-      else
-        *kind = type_oid == oid::kBit && typmod >= 0 ? Kind::kBitsFixed : Kind::kBitsVarying;
-      return true;
-    }
-    case oid::kNumeric: *kind = typmod < 0 ? Kind::kVariableDecimal : Kind::kDecimal; return true;
-    default: return false;
-  }
-}
-
-// type_map.cc ResolveCodec: known array types, enums, arrays of enums, scalars.
-bool Classify(const PgColumnType& t, Kind* kind, bool* is_array) {
-  *is_array = false;
-  if (const uint32_t elem = ArrayElementOid(t.type_oid); elem != 0) {
-    *is_array = true;
-    return ScalarKind(elem, t.type_modifier, kind);
-  }
-  if (t.type_category == 'E') return *kind = Kind::kString, true;
-  if (t.type_category == 'A' && t.element_type_category == 'E') {
-    *is_array = true;
-    return *kind = Kind::kString, true;
-  }
-  return ScalarKind(t.type_oid, t.type_modifier, kind);
-}
 
 // ------------------------------------------------------------- helpers --
 
 constexpr int64_t kMicrosPerSecond = 1000000;
 constexpr int64_t kMicrosPerDay = 86400 * kMicrosPerSecond;
 constexpr int64_t kMillisPerDay = 86400 * 1000;
-
-constexpr int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && (a < 0)); }
-constexpr int64_t FloorMod(int64_t a, int64_t b) { return a - FloorDiv(a, b) * b; }
 
 // Postgres's ranges: date 4714-11-24 BC .. 5874897-12-31, timestamp[tz]
 // 4714-11-24 00:00:00 BC .. 294276-12-31 23:59:59.999999 (UTC for timestamptz).
@@ -177,10 +36,9 @@ constexpr int64_t kMaxPgDateDay = DaysFromCivil(5874897, 12, 31);
 constexpr int64_t kMaxPgTimestampDay = DaysFromCivil(294276, 12, 31);
 
 // The values capture writes for Postgres 'infinity' / '-infinity'
-// (pg_text.h: pgjdbc's DATE_POSITIVE_INFINITY read as microseconds, and
-// Debezium's LocalDate stand-ins).
-constexpr int64_t kPosInfinityMicros = 9223372036825200000LL;
-constexpr int64_t kNegInfinityMicros = -9223372036832400000LL;
+// (pg_text.h kPosInfinityMicros / kNegInfinityMicros: pgjdbc's
+// DATE_POSITIVE_INFINITY read as microseconds, and Debezium's LocalDate
+// stand-ins).
 constexpr int64_t kPosInfinityMillis = 9223372036825200LL;   // FloorDiv(kPosInfinityMicros, 1000)
 constexpr int64_t kNegInfinityMillis = -9223372036832400LL;  // FloorDiv(kNegInfinityMicros, 1000)
 constexpr int64_t kPosInfinityDays = DaysFromCivil(-5877611, 6, 21);
@@ -188,8 +46,7 @@ constexpr int64_t kNegInfinityDays = DaysFromCivil(-5877611, 6, 22);
 static_assert(kPosInfinityDays == -2147472692 && kNegInfinityDays == -2147472691);
 static_assert(kPosInfinityDays < kMinPgDay && kNegInfinityDays < kMinPgDay);
 
-using wire::kUnavailableBase64;
-constexpr std::string_view kUnavailable = wire::kUnavailableValue;
+constexpr std::string_view kUnavailable = kUnavailableValue;
 
 std::string_view StringOf(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
@@ -642,8 +499,10 @@ const char* ConvertBits(std::string_view base64, int64_t fixed_length, int64_t m
 
 // -------------------------------------------------------------- scalars --
 
-// Converts one non-null value of `kind`; returns the reason when it cannot.
-const char* ConvertScalar(Kind kind, int32_t typmod, const rapidjson::Value& v, std::string* out) {
+// Converts one non-null value of the (element) type `s`; returns the reason
+// when it cannot.
+const char* ConvertScalar(const ScalarCodec& s, const rapidjson::Value& v, std::string* out) {
+  const Kind kind = s.kind;
   int64_t n = 0;
   switch (kind) {
     case Kind::kBool:
@@ -653,12 +512,11 @@ const char* ConvertScalar(Kind kind, int32_t typmod, const rapidjson::Value& v, 
       return nullptr;
     case Kind::kInt16:
     case Kind::kInt32:
-    case Kind::kInt64:
-    case Kind::kOid: {
+    case Kind::kInt64: {
       if (!GetInteger(v, &n)) return "not an integer";
       const bool fits = kind == Kind::kInt16   ? n >= INT16_MIN && n <= INT16_MAX
                         : kind == Kind::kInt32 ? n >= INT32_MIN && n <= INT32_MAX
-                        : kind == Kind::kOid   ? n >= 0 && n <= UINT32_MAX
+                        : s.oid == oid::kOid   ? n >= 0 && n <= UINT32_MAX
                                                : true;
       if (!fits) return "out of range for the type";
       AppendInt(out, n);
@@ -667,7 +525,7 @@ const char* ConvertScalar(Kind kind, int32_t typmod, const rapidjson::Value& v, 
     case Kind::kFloat32: return ConvertFloat<float>(v, out);
     case Kind::kFloat64: return ConvertFloat<double>(v, out);
     case Kind::kString:
-    case Kind::kName:
+    case Kind::kAlwaysNull:
       if (!v.IsString()) return "not a string";
       out->append(StringOf(v));
       return nullptr;
@@ -685,12 +543,12 @@ const char* ConvertScalar(Kind kind, int32_t typmod, const rapidjson::Value& v, 
       return nullptr;
     }
     case Kind::kDecimal:
-      // pgjdbc's scale: (typmod - 4) & 0xFFFF, as capture used it. A Postgres
+      // pgjdbc's scale: (typmod - 4) & 0xFFFF, as capture uses it. A Postgres
       // 15 negative scale shows up as 2048 - |scale| (the value is then
       // exact, with that many zero fraction digits): trim them.
       if (!v.IsString()) return "not a base64 string";
       {
-        const int64_t scale = (typmod - 4) & 0xFFFF;
+        const int64_t scale = s.scale;
         if (const char* e = ConvertDecimal(StringOf(v), scale, out)) return e;
         if (scale > 1000) {  // Postgres scales are in [-1000, 1000]
           while (out->back() == '0') out->pop_back();
@@ -742,44 +600,43 @@ const char* ConvertScalar(Kind kind, int32_t typmod, const rapidjson::Value& v, 
       if (n == kPosInfinityMicros) return out->append("infinity"), nullptr;
       if (n == kNegInfinityMicros) return out->append("-infinity"), nullptr;
       return AppendTimestamp(FloorDiv(n, kMicrosPerDay), FloorMod(n, kMicrosPerDay), "", out);
-    case Kind::kTimestamptz:
+    case Kind::kZonedTimestamp:
       if (!v.IsString()) return "not an ISO-8601 string";
       return ConvertTimestamptz(StringOf(v), out);
-    case Kind::kTimetz:
+    case Kind::kZonedTime:
       if (!v.IsString()) return "not an ISO-8601 string";
       return ConvertTimetz(StringOf(v), out);
     case Kind::kInterval:
       if (!GetInteger(v, &n)) return "not an integer (microseconds)";
       AppendInterval(RecoverIntervalMicros(n), out);
       return nullptr;
-    case Kind::kBitsFixed:
-    case Kind::kBitsVarying:
+    case Kind::kBits:
+      // bit(n) has a fixed length (the typmod); varbit and bit without one do not.
       if (!v.IsString()) return "not a base64 string";
-      return ConvertBits(StringOf(v), kind == Kind::kBitsFixed ? typmod : -1, typmod < 0 ? INT32_MAX : typmod, out);
+      return ConvertBits(StringOf(v), s.oid == oid::kBit && s.precision != INT32_MAX ? s.precision : -1, s.precision,
+                         out);
+    case Kind::kSkip:
+    case Kind::kHstore: break;
   }
   return "unsupported type";
 }
 
 // Debezium's unchanged-TOAST placeholder in the shape capture writes it for
-// the column (type_map.cc ResolveToast; docs/compat.md §7.5).
-bool IsToastPlaceholder(const PgColumnType& t, Kind kind, bool is_array, const rapidjson::Value& v) {
-  if (!is_array) {
-    if (!v.IsString()) return false;
-    if (kind == Kind::kString) return StringOf(v) == kUnavailable;
-    if (kind == Kind::kBytes) return StringOf(v) == kUnavailableBase64;
-    return false;
-  }
-  if (!v.IsArray()) return false;
-  const uint32_t elem = ArrayElementOid(t.type_oid);
-  if (elem == oid::kText || elem == oid::kVarchar || elem == oid::kJson || elem == oid::kJsonb)
-    return v.Size() == 1 && v[0].IsString() && StringOf(v[0]) == kUnavailable;
-  if (elem == oid::kInt4 || elem == oid::kDate || elem == oid::kInt8) {
-    if (v.Size() != kUnavailable.size()) return false;
-    for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
-      int64_t b;
-      if (!GetInteger(v[i], &b) || b != static_cast<unsigned char>(kUnavailable[i])) return false;
-    }
-    return true;
+// the column (the codec's ToastForm; docs/compat.md §7.5).
+bool IsToastPlaceholder(ToastForm form, const rapidjson::Value& v) {
+  switch (form) {
+    case ToastForm::kString: return v.IsString() && StringOf(v) == kUnavailable;
+    case ToastForm::kBytes: return v.IsString() && StringOf(v) == kUnavailableBase64;
+    case ToastForm::kStringList:
+      return v.IsArray() && v.Size() == 1 && v[0].IsString() && StringOf(v[0]) == kUnavailable;
+    case ToastForm::kByteList:
+      if (!v.IsArray() || v.Size() != kUnavailable.size()) return false;
+      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+        int64_t b;
+        if (!GetInteger(v[i], &b) || b != static_cast<unsigned char>(kUnavailable[i])) return false;
+      }
+      return true;
+    case ToastForm::kNull: return false;
   }
   return false;
 }
@@ -797,72 +654,34 @@ std::string JsonForMessage(const rapidjson::Value& v) {
   return s;
 }
 
+// The codec has an inverse: a type the table knows by OID (or an enum),
+// which capture writes as Debezium's JSON. Extension types are mapped by
+// name for capture but restored from their fidelity text only.
+bool HasJsonInverse(const ColumnCodec& c) {
+  return c.scalar.kind != Kind::kSkip && c.scalar.kind != Kind::kHstore && !c.from_extension;
+}
+
 }  // namespace
 
 // --------------------------------------------------------------- public --
 
-const std::string_view kColumnTypesSql = R"SQL(
-SELECT a.attname,
-       CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END AS typid,
-       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
-       bt.typname, bt.typcategory, bt.typelem,
-       coalesce(et.typname, '') AS elem_typname, coalesce(et.typcategory::text, '') AS elem_typcategory
-FROM pg_attribute a
-JOIN pg_type t ON t.oid = a.atttypid
-JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END
-LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
-WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-ORDER BY a.attnum
-)SQL";
+bool HasJsonInverse(const ColumnType& type) { return HasJsonInverse(ResolveCodec(type)); }
 
-Result<PgColumnType> ParseColumnTypeRow(const std::array<std::string_view, 7>& f) {
-  PgColumnType t;
-  auto number = [](std::string_view s, auto* v) {
-    auto r = std::from_chars(s.data(), s.data() + s.size(), *v);
-    return r.ec == std::errc() && r.ptr == s.data() + s.size();
-  };
-  if (!number(f[0], &t.type_oid) || !number(f[1], &t.type_modifier) || !number(f[4], &t.element_type_oid))
-    return InvalidArgument("column type row: bad number in (" + std::string(f[0]) + ", " + std::string(f[1]) + ", " +
-                           std::string(f[4]) + ")");
-  t.type_name = f[2];
-  t.type_category = f[3].empty() ? 'U' : f[3][0];
-  t.element_type_name = f[5];
-  t.element_type_category = f[6].empty() ? '\0' : f[6][0];
-  return t;
+std::optional<std::string_view> DebeziumLoss(const ColumnType& type) {
+  const ColumnCodec c = ResolveCodec(type);
+  if (c.loss.empty()) return std::nullopt;
+  return c.loss;
 }
 
-bool IsCaptured(const PgColumnType& type) {
-  Kind kind;
-  bool is_array;
-  return Classify(type, &kind, &is_array);
-}
-
-std::optional<std::string_view> DebeziumLoss(const PgColumnType& type) {
-  Kind kind;
-  bool is_array;
-  if (!Classify(type, &kind, &is_array)) return "Debezium leaves the type out of row images";
-  switch (kind) {
-    case Kind::kName: return "Debezium writes null for name";
-    case Kind::kVariableDecimal: return "unconstrained numeric loses its display scale";
-    case Kind::kMoney: return "money is Debezium's Decimal read back with lc_monetary";
-    case Kind::kTimetz: return "timetz loses its offset";
-    case Kind::kInterval: return "interval months become 30.4375 days and fields are normalised";
-    case Kind::kBitsVarying: return "varbit loses its length";
-    default: break;
-  }
-  if (type.type_oid == oid::kXml || (is_array && type.element_type_name == "xml")) return "xml loses its declaration";
-  return std::nullopt;
-}
-
-Result<ValueConverter> ValueConverter::Resolve(const PgColumnType& type) {
+Result<ValueConverter> ValueConverter::Resolve(const ColumnType& type) {
   ValueConverter c;
-  if (!Classify(type, &c.kind_, &c.is_array_)) {
+  c.codec_ = ResolveCodec(type);
+  if (!HasJsonInverse(c.codec_)) {
     return InvalidArgument("type " +
                            (type.type_name.empty() ? "oid " + std::to_string(type.type_oid) : type.type_name) +
                            " is not captured: Debezium leaves such columns out of row images (docs/compat.md §7)");
   }
   c.type_ = type;
-  c.typmod_ = type.type_modifier;
   return c;
 }
 
@@ -875,10 +694,10 @@ Status ValueConverter::Convert(const rapidjson::Value& value, std::string* out, 
   };
   *is_null = value.IsNull();
   if (*is_null) return Status::Ok();
-  if (IsToastPlaceholder(type_, kind_, is_array_, value))
+  if (IsToastPlaceholder(codec_.toast, value))
     return fail("Debezium's unchanged-TOAST placeholder, which the store must have resolved");
-  if (!is_array_) {
-    if (const char* e = ConvertScalar(kind_, typmod_, value, out)) return fail(e);
+  if (!codec_.is_array) {
+    if (const char* e = ConvertScalar(codec_.scalar, value, out)) return fail(e);
   } else {
     if (!value.IsArray()) return fail("not an array");
     // Postgres array literal: every element double-quoted with \ and "
@@ -893,7 +712,7 @@ Status ValueConverter::Convert(const rapidjson::Value& value, std::string* out, 
         continue;
       }
       element.clear();
-      if (const char* reason = ConvertScalar(kind_, typmod_, e, &element))
+      if (const char* reason = ConvertScalar(codec_.scalar, e, &element))
         return fail("element " + std::to_string(i + 1) + ": " + reason);
       out->push_back('"');
       for (char ch : element) {
@@ -929,7 +748,7 @@ Status ValueConverter::AppendCopy(const rapidjson::Value& value, std::string* ou
   return Status::Ok();
 }
 
-Result<std::optional<std::string>> ToPostgresText(const PgColumnType& type, const rapidjson::Value& value) {
+Result<std::optional<std::string>> ToPostgresText(const ColumnType& type, const rapidjson::Value& value) {
   TV_ASSIGN_OR_RETURN(const ValueConverter c, ValueConverter::Resolve(type));
   return c.ToText(value);
 }
@@ -957,4 +776,4 @@ void AppendCopyField(std::string* out, const std::optional<std::string>& text) {
     AppendCopyText(out, *text);
 }
 
-}  // namespace timevault::replay
+}  // namespace timevault::wire

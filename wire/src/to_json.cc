@@ -1,5 +1,9 @@
-// Debezium's conversion of Postgres text values (and of column default
-// expressions) to the JSON JsonConverter writes; see type_map.h.
+// Postgres text -> Debezium JSON (to_json.h): Debezium's conversion of
+// Postgres text values (and of column default expressions) to the JSON
+// JsonConverter writes, and the Connect schemas, driven by the type table
+// (type_table.cc). Each rule cites the Debezium class it reproduces.
+#include "timevault/wire/to_json.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -7,14 +11,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <vector>
 
-#include "encode_util.h"
 #include "pg_text.h"
-#include "timevault/capture/debezium.h"
-#include "type_map.h"
+#include "timevault/wire/contract.h"
+#include "timevault/wire/java_format.h"
 
-namespace timevault::capture::internal {
+namespace timevault::wire {
+
 namespace {
 
 void Str(JsonWriter& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
@@ -493,10 +498,6 @@ void WriteToastPlaceholder(JsonWriter& w, const ColumnCodec& c) {
   }
 }
 
-std::string_view TypeNameForErrors(const ColumnSchema& col) {
-  return col.type_name.empty() ? std::string_view("unknown type") : std::string_view(col.type_name);
-}
-
 // --------------------------------------------------------------- defaults --
 
 namespace {
@@ -590,47 +591,181 @@ bool WriteDefault(JsonWriter& w, std::string_view mapper, const ColumnCodec& c, 
   return WriteScalar(w, s, literal) == Outcome::kOk;  // ints, floats, strings, time, interval
 }
 
-}  // namespace
-
-std::string RenderDefaultJson(const ColumnSchema& col, const ColumnCodec& c) {
-  if (!col.default_expression || c.is_array) return {};
-  const std::string_view e = *col.default_expression;
-  struct Mapper {
-    std::string_view type, placeholder;
-    bool null_aware;  // parseNullDefault: "NULL::..." means no default
-  };
-  static constexpr Mapper kMappers[] = {
-      {"bit", "00", false},
-      {"varbit", "0", false},
-      {"bool", "false", true},
-      {"bpchar", "", false},
-      {"varchar", "", false},
-      {"text", "", false},
-      {"numeric", "0.0", true},
-      {"float4", "0.0", true},
-      {"float8", "0.0", true},
-      {"int2", "0", true},
-      {"int4", "0", true},
-      {"int8", "0", true},
-      {"json", "{}", false},
-      {"jsonb", "{}", false},
-      {"xml", "", false},
-      {"uuid", "00000000-0000-0000-0000-000000000000", false},
-      {"date", "1970-01-01", false},
-      {"time", "00:00", false},
-      {"timestamp", "1970-01-01", false},
-      {"timestamptz", "1970-01-01", false},
-      {"interval", "epoch", false},
-  };
-  for (const Mapper& m : kMappers) {
-    if (m.type != col.type_name) continue;
-    if (m.null_aware && e.starts_with("NULL::")) return {};
-    rapidjson::StringBuffer buf;
-    JsonWriter w(buf);
-    if (!WriteDefault(w, m.type, c, ExtractDefault(e, m.placeholder))) return {};
-    return std::string(buf.GetString(), buf.GetSize());
-  }
-  return {};
+// The Connect schema "default" of the column as JSON text (empty if none):
+// PostgresDefaultValueConverter's parse of the default expression (the type
+// row's DefaultRule) followed by the column's value conversion.
+std::string RenderDefaultJson(const std::optional<std::string>& default_expression, const ColumnCodec& c) {
+  if (!default_expression || c.is_array || c.row == nullptr || !c.row->default_rule.present) return {};
+  const std::string_view e = *default_expression;
+  const DefaultRule& rule = c.row->default_rule;
+  if (rule.null_aware && e.starts_with("NULL::")) return {};
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  if (!WriteDefault(w, c.row->name, c, ExtractDefault(e, rule.placeholder))) return {};
+  return std::string(buf.GetString(), buf.GetSize());
 }
 
-}  // namespace timevault::capture::internal
+// JdbcValueConverters / PostgresValueConverter fallbacks: what a NULL in a
+// NOT NULL column without default becomes (convertValue's `fallback`).
+std::string FallbackJson(const ColumnCodec& c) {
+  if (c.is_array) return "[]";
+  switch (c.scalar.kind) {
+    case Kind::kBool:
+    case Kind::kBit: return "false";
+    case Kind::kFloat32:
+    case Kind::kFloat64: return "0.0";
+    case Kind::kString:
+    case Kind::kAlwaysNull:
+    case Kind::kBytes:
+    case Kind::kBits: return "\"\"";
+    case Kind::kHstore: return "\"{}\"";
+    case Kind::kDecimal:
+    case Kind::kMoney: return "\"AA==\"";
+    case Kind::kVariableDecimal: return "{\"scale\":0,\"value\":\"AA==\"}";
+    case Kind::kZonedTimestamp: return "\"1970-01-01T00:00:00Z\"";
+    case Kind::kZonedTime: return "\"00:00:00Z\"";
+    default: return "0";
+  }
+}
+
+}  // namespace
+
+ColumnCodec ResolveCodec(const ColumnType& type, bool not_null, const std::optional<std::string>& default_expression) {
+  ColumnCodec c = ResolveCodec(type);
+  c.optional = !not_null;
+  if (c.scalar.kind == Kind::kSkip) return c;
+  c.default_json = RenderDefaultJson(default_expression, c);
+  c.null_json = !c.default_json.empty() ? c.default_json : c.optional ? "null" : FallbackJson(c);
+  return c;
+}
+
+// ---------------------------------------------------------------- schemas --
+
+namespace {
+
+constexpr std::string_view kVariableDecimalFields =
+    R"([{"type":"int32","optional":false,"field":"scale"},{"type":"bytes","optional":false,"field":"value"}])";
+
+void NameVersion(JsonWriter& w, std::string_view name) {
+  Key(w, "name");
+  Str(w, name);
+  Key(w, "version");
+  w.Int(1);
+}
+
+// The schema body of a scalar (type .. parameters), as JsonConverter.asJsonSchema
+// orders keys: type, fields, optional, name, version, doc, parameters.
+void ScalarSchemaBody(JsonWriter& w, const ScalarCodec& s, bool optional, const std::string& allowed) {
+  auto type = [&](std::string_view t) {
+    Key(w, "type");
+    Str(w, t);
+  };
+  auto opt = [&] {
+    Key(w, "optional");
+    w.Bool(optional);
+  };
+  switch (s.kind) {
+    case Kind::kVariableDecimal:
+      type("struct");
+      Key(w, "fields");
+      w.RawValue(kVariableDecimalFields.data(), kVariableDecimalFields.size(), rapidjson::kArrayType);
+      opt();
+      NameVersion(w, "io.debezium.data.VariableScaleDecimal");
+      Key(w, "doc");
+      Str(w, "Variable scaled decimal");
+      return;
+    case Kind::kDecimal:
+    case Kind::kMoney: {
+      type("bytes");
+      opt();
+      NameVersion(w, "org.apache.kafka.connect.data.Decimal");
+      Key(w, "parameters");
+      w.StartObject();
+      Key(w, "scale");
+      Str(w, std::to_string(s.scale));
+      if (s.kind == Kind::kDecimal) {
+        Key(w, "connect.decimal.precision");
+        Str(w, std::to_string(s.precision));
+      }
+      w.EndObject();
+      return;
+    }
+    case Kind::kBits:
+      type("bytes");
+      opt();
+      NameVersion(w, "io.debezium.data.Bits");
+      Key(w, "parameters");
+      w.StartObject();
+      Key(w, "length");
+      Str(w, std::to_string(s.precision));
+      w.EndObject();
+      return;
+    default: break;
+  }
+  std::string_view t = "string", name;
+  switch (s.kind) {
+    case Kind::kBool:
+    case Kind::kBit: t = "boolean"; break;
+    case Kind::kInt16: t = "int16"; break;
+    case Kind::kInt32: t = "int32"; break;
+    case Kind::kInt64: t = "int64"; break;
+    case Kind::kFloat32: t = "float"; break;
+    case Kind::kFloat64: t = "double"; break;
+    case Kind::kBytes: t = "bytes"; break;
+    case Kind::kDate: t = "int32", name = "io.debezium.time.Date"; break;
+    case Kind::kTimeMillis: t = "int32", name = "io.debezium.time.Time"; break;
+    case Kind::kTimeMicros: t = "int64", name = "io.debezium.time.MicroTime"; break;
+    case Kind::kTimestampMillis: t = "int64", name = "io.debezium.time.Timestamp"; break;
+    case Kind::kTimestampMicros: t = "int64", name = "io.debezium.time.MicroTimestamp"; break;
+    case Kind::kZonedTimestamp: name = "io.debezium.time.ZonedTimestamp"; break;
+    case Kind::kZonedTime: name = "io.debezium.time.ZonedTime"; break;
+    case Kind::kInterval: t = "int64", name = "io.debezium.time.MicroDuration"; break;
+    case Kind::kHstore: name = "io.debezium.data.Json"; break;
+    default: break;
+  }
+  switch (s.logical) {
+    case Logical::kUuid: name = "io.debezium.data.Uuid"; break;
+    case Logical::kJson: name = "io.debezium.data.Json"; break;
+    case Logical::kXml: name = "io.debezium.data.Xml"; break;
+    case Logical::kEnum: name = "io.debezium.data.Enum"; break;
+    case Logical::kLtree: name = "io.debezium.data.Ltree"; break;
+    case Logical::kNone: break;
+  }
+  type(t);
+  opt();
+  if (!name.empty()) NameVersion(w, name);
+  if (s.logical == Logical::kEnum) {
+    Key(w, "parameters");
+    w.StartObject();
+    Key(w, "allowed");
+    Str(w, allowed);
+    w.EndObject();
+  }
+}
+
+}  // namespace
+
+void WriteFieldSchema(JsonWriter& w, const ColumnCodec& c, std::string_view field_name) {
+  w.StartObject();
+  if (c.is_array) {
+    Key(w, "type");
+    Str(w, "array");
+    Key(w, "items");
+    w.StartObject();
+    ScalarSchemaBody(w, c.scalar, /*optional=*/true, c.enum_allowed);
+    w.EndObject();
+    Key(w, "optional");
+    w.Bool(c.optional);
+  } else {
+    ScalarSchemaBody(w, c.scalar, c.optional, c.enum_allowed);
+  }
+  if (!c.default_json.empty()) {
+    Key(w, "default");
+    w.RawValue(c.default_json.data(), c.default_json.size(), rapidjson::kObjectType);
+  }
+  Key(w, "field");
+  Str(w, field_name);
+  w.EndObject();
+}
+
+}  // namespace timevault::wire

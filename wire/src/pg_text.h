@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace timevault::capture::internal {
+namespace timevault::wire {
 
 // Debezium's stand-ins for Postgres 'infinity' / '-infinity' (pgjdbc's
 // PGStatement.DATE_POSITIVE_INFINITY read as microseconds, and the LocalDate
@@ -92,4 +92,4 @@ bool ParseArray(std::string_view text, std::vector<ArrayElement>* elements, std:
 // ISO_LOCAL_DATE does ("2024-01-02", "-0043-03-15", "+10000-01-01").
 void AppendIsoDate(int64_t epoch_days, std::string* out);
 
-}  // namespace timevault::capture::internal
+}  // namespace timevault::wire

@@ -1,4 +1,4 @@
-#include "encode_util.h"
+#include "timevault/wire/java_format.h"
 
 #include <openssl/evp.h>
 
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-namespace timevault::capture::internal {
+namespace timevault::wire {
 
 void AppendBase64(std::string_view bytes, std::string* out) {
   // EVP_EncodeBlock takes an int length; encode in chunks that are a multiple
@@ -167,4 +167,4 @@ int32_t JavaStringHash(std::string_view utf8) {
   return static_cast<int32_t>(h);
 }
 
-}  // namespace timevault::capture::internal
+}  // namespace timevault::wire

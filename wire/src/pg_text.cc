@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <limits>
 
-#include "encode_util.h"
+#include "timevault/wire/java_format.h"
 
-namespace timevault::capture::internal {
+namespace timevault::wire {
 namespace {
 
 constexpr int64_t kMicrosPerSecond = 1000000;
@@ -395,4 +395,4 @@ void AppendIsoDate(int64_t epoch_days, std::string* out) {
   out->append(buf, static_cast<size_t>(p - buf));
 }
 
-}  // namespace timevault::capture::internal
+}  // namespace timevault::wire

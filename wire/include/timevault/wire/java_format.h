@@ -1,7 +1,8 @@
 // Small, allocation-light helpers that reproduce the exact text Java and
 // Kafka Connect produce for Debezium events: base64, Double/Float.toString,
 // BigInteger.toByteArray, proleptic Gregorian day arithmetic and
-// String.hashCode. Private to capture's encoder; pure functions, thread-safe.
+// String.hashCode. Used by the type table's JSON direction (to_json.cc) and
+// by capture's envelope encoder; pure functions, thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,7 @@
 
 #include "timevault/core/civil.h"
 
-namespace timevault::capture::internal {
+namespace timevault::wire {
 
 // Appends the standard base64 (RFC 4648 alphabet, '=' padding, no line breaks)
 // of `bytes` to *out: what Jackson writes for a Kafka Connect BYTES value.
@@ -38,4 +39,4 @@ constexpr int64_t FloorMod(int64_t a, int64_t b) { return a - FloorDiv(a, b) * b
 // java.lang.String.hashCode() of the UTF-16 form of a UTF-8 string.
 int32_t JavaStringHash(std::string_view utf8);
 
-}  // namespace timevault::capture::internal
+}  // namespace timevault::wire

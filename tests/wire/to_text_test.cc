@@ -1,9 +1,10 @@
-// Unit tests of the Debezium JSON -> Postgres text mapping. Expected values
+// Unit tests of the Debezium JSON -> Postgres text direction of the type
+// table (to_text.h). Expected values
 // are worked out independently of the code under test: by hand, with
 // Python's int.to_bytes/base64, or by asking Postgres 15 (dates and times:
 // `SELECT 'x'::date - '1970-01-01'`, extract(epoch ...)); the Debezium side
 // of each pair is what tests/capture/debezium_test.cc expects capture to write.
-#include "timevault/replay/pg_values.h"
+#include "timevault/wire/to_text.h"
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
@@ -12,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace timevault::replay {
+namespace timevault::wire {
 namespace {
 
 constexpr uint32_t kInt2 = 21, kInt4 = 23, kInt8 = 20, kOid = 26, kBool = 16, kFloat4 = 700, kFloat8 = 701, kText = 25,
@@ -21,8 +22,8 @@ constexpr uint32_t kInt2 = 21, kInt4 = 23, kInt8 = 20, kOid = 26, kBool = 16, kF
                    kDate = 1082, kTime = 1083, kTimestamp = 1114, kTimestamptz = 1184, kTimetz = 1266, kInterval = 1186,
                    kBit = 1560, kVarbit = 1562, kInt4Range = 3904, kTsTzRange = 3910;
 
-PgColumnType Type(uint32_t oid, std::string name, int32_t typmod = -1, char category = 'U') {
-  PgColumnType t;
+ColumnType Type(uint32_t oid, std::string name, int32_t typmod = -1, char category = 'U') {
+  ColumnType t;
   t.type_oid = oid;
   t.type_name = std::move(name);
   t.type_modifier = typmod;
@@ -30,9 +31,9 @@ PgColumnType Type(uint32_t oid, std::string name, int32_t typmod = -1, char cate
   return t;
 }
 
-PgColumnType ArrayOf(uint32_t array_oid, std::string name, uint32_t elem_oid, std::string elem_name,
-                     int32_t typmod = -1, char elem_category = 'U') {
-  PgColumnType t = Type(array_oid, std::move(name), typmod, 'A');
+ColumnType ArrayOf(uint32_t array_oid, std::string name, uint32_t elem_oid, std::string elem_name, int32_t typmod = -1,
+                   char elem_category = 'U') {
+  ColumnType t = Type(array_oid, std::move(name), typmod, 'A');
   t.element_type_oid = elem_oid;
   t.element_type_name = std::move(elem_name);
   t.element_type_category = elem_category;
@@ -44,7 +45,7 @@ int32_t NumericTypmod(int precision, int scale) { return ((precision << 16) | (s
 // Converts the JSON text of one value, parsed twice: as replay parses row
 // images (numbers kept as strings) and as a full-precision DOM; both must
 // agree. Returns the text, "NULL", or "ERROR: <message>".
-std::string Conv(const PgColumnType& type, const std::string& json) {
+std::string Conv(const ColumnType& type, const std::string& json) {
   auto run = [&](rapidjson::Document& d) -> std::string {
     EXPECT_FALSE(d.HasParseError()) << json;
     auto r = ToPostgresText(type, d);
@@ -70,7 +71,7 @@ bool IsError(const std::string& s) { return s.rfind("ERROR: ", 0) == 0; }
 
 // Only the DOM with JSON number values: for the checks a numbers-as-strings
 // DOM cannot make (there a number and a string holding it look the same).
-bool IsErrorInTypedDom(const PgColumnType& type, const std::string& json) {
+bool IsErrorInTypedDom(const ColumnType& type, const std::string& json) {
   rapidjson::Document d;
   d.Parse<rapidjson::kParseFullPrecisionFlag>(json.c_str(), json.size());
   EXPECT_FALSE(d.HasParseError()) << json;
@@ -79,7 +80,7 @@ bool IsErrorInTypedDom(const PgColumnType& type, const std::string& json) {
 
 // ------------------------------------------------------------- numbers --
 
-TEST(PgValuesTest, Integers) {
+TEST(ToTextTest, Integers) {
   EXPECT_EQ(Conv(Type(kInt2, "int2"), "-32768"), "-32768");
   EXPECT_EQ(Conv(Type(kInt2, "int2"), "32767"), "32767");
   EXPECT_TRUE(IsError(Conv(Type(kInt2, "int2"), "32768")));
@@ -97,7 +98,7 @@ TEST(PgValuesTest, Integers) {
   EXPECT_EQ(Conv(Type(kInt4, "int4"), "null"), "NULL");
 }
 
-TEST(PgValuesTest, IntegersAsStringsFromANumbersAsStringsDom) {
+TEST(ToTextTest, IntegersAsStringsFromANumbersAsStringsDom) {
   rapidjson::Document d;
   d.SetString("-42");
   EXPECT_EQ(ToPostgresText(Type(kInt4, "int4"), d)->value(), "-42");
@@ -107,15 +108,15 @@ TEST(PgValuesTest, IntegersAsStringsFromANumbersAsStringsDom) {
   EXPECT_FALSE(ToPostgresText(Type(kInt4, "int4"), d).ok());
 }
 
-TEST(PgValuesTest, Bool) {
+TEST(ToTextTest, Bool) {
   EXPECT_EQ(Conv(Type(kBool, "bool"), "true"), "t");
   EXPECT_EQ(Conv(Type(kBool, "bool"), "false"), "f");
   EXPECT_TRUE(IsError(Conv(Type(kBool, "bool"), "\"t\"")));
   EXPECT_TRUE(IsError(Conv(Type(kBool, "bool"), "1")));
 }
 
-TEST(PgValuesTest, FloatsAsShortestRoundTripText) {
-  const PgColumnType d = Type(kFloat8, "float8");
+TEST(ToTextTest, FloatsAsShortestRoundTripText) {
+  const ColumnType d = Type(kFloat8, "float8");
   EXPECT_EQ(Conv(d, "1.5"), "1.5");
   EXPECT_EQ(Conv(d, "100.0"), "100");
   EXPECT_EQ(Conv(d, "1.0E20"), "1e+20");
@@ -132,7 +133,7 @@ TEST(PgValuesTest, FloatsAsShortestRoundTripText) {
   EXPECT_EQ(Conv(d, "\"-Infinity\""), "-Infinity");
   EXPECT_TRUE(IsError(Conv(d, "\"nan\"")));
   EXPECT_TRUE(IsError(Conv(d, "\"1.5x\"")));
-  const PgColumnType f = Type(kFloat4, "float4");
+  const ColumnType f = Type(kFloat4, "float4");
   EXPECT_EQ(Conv(f, "1.1"), "1.1");  // float4's digits, not the widened double's
   EXPECT_EQ(Conv(f, "3.4028235E38"), "3.4028235e+38");
   EXPECT_EQ(Conv(f, "1.4E-45"), "1e-45");
@@ -143,22 +144,22 @@ TEST(PgValuesTest, FloatsAsShortestRoundTripText) {
   EXPECT_TRUE(IsError(Conv(f, "3.5E38")));  // beyond float4
 }
 
-TEST(PgValuesTest, NumericWithTypmodIsTheUnscaledValueAtTheColumnScale) {
-  const PgColumnType c = Type(kNumeric, "numeric", NumericTypmod(10, 2));
+TEST(ToTextTest, NumericWithTypmodIsTheUnscaledValueAtTheColumnScale) {
+  const ColumnType c = Type(kNumeric, "numeric", NumericTypmod(10, 2));
   EXPECT_EQ(Conv(c, "\"AeI6\""), "1234.50");  // 0x01E23A = 123450
   EXPECT_EQ(Conv(c, "\"nA==\""), "-1.00");    // 0x9C = -100
   EXPECT_EQ(Conv(c, "\"AA==\""), "0.00");
   EXPECT_EQ(Conv(c, "\"AJY=\""), "1.50");
   EXPECT_EQ(Conv(c, "\"/w==\""), "-0.01");  // -1
-  const PgColumnType s3 = Type(kNumeric, "numeric", NumericTypmod(5, 3));
+  const ColumnType s3 = Type(kNumeric, "numeric", NumericTypmod(5, 3));
   EXPECT_EQ(Conv(s3, "\"+w==\""), "-0.005");  // 0xFB = -5
-  const PgColumnType s0 = Type(kNumeric, "numeric", NumericTypmod(5, 0));
+  const ColumnType s0 = Type(kNumeric, "numeric", NumericTypmod(5, 0));
   EXPECT_EQ(Conv(s0, "\"fw==\""), "127");
   EXPECT_EQ(Conv(s0, "\"AIA=\""), "128");
   EXPECT_EQ(Conv(s0, "\"gA==\""), "-128");
   EXPECT_EQ(Conv(s0, "\"/38=\""), "-129");
   EXPECT_EQ(Conv(s0, "\"AA==\""), "0");
-  const PgColumnType big = Type(kNumeric, "numeric", NumericTypmod(39, 0));
+  const ColumnType big = Type(kNumeric, "numeric", NumericTypmod(39, 0));
   EXPECT_EQ(Conv(big, "\"XODppWAV/sWq36MorjmBFQ==\""), "123456789012345678901234567890123456789");
   EXPECT_EQ(Conv(big, "\"ox8WWp/qATpVIFzXUcZ+6w==\""), "-123456789012345678901234567890123456789");
   // Python: base64(int(-98765432109876543210123456789012).to_bytes(14, 'big', signed=True))
@@ -210,10 +211,10 @@ std::string PositiveDecimalToBase64(const std::string& decimal) {
   return b64;
 }
 
-TEST(PgValuesTest, NumericWithNegativeScaleKeepsItsValue) {
+TEST(ToTextTest, NumericWithNegativeScaleKeepsItsValue) {
   // Postgres 15's numeric(3,-2): pgjdbc (and capture) read scale 2046 from the
   // typmod, so 1200 travels as 1200 * 10^2046; it must come back as 1200.
-  const PgColumnType c = Type(kNumeric, "numeric", NumericTypmod(3, -2));
+  const ColumnType c = Type(kNumeric, "numeric", NumericTypmod(3, -2));
   ASSERT_EQ(c.type_modifier, ((3 << 16) | 2046) + 4);
   const std::string b64 = PositiveDecimalToBase64("1200" + std::string(2046, '0'));
   // Python: base64.b64encode((1200 * 10**2046).to_bytes(852, 'big', signed=True))
@@ -224,8 +225,8 @@ TEST(PgValuesTest, NumericWithNegativeScaleKeepsItsValue) {
   ASSERT_EQ(PositiveDecimalToBase64("127"), "fw==");  // the helper agrees with Python
 }
 
-TEST(PgValuesTest, VariableScaleNumeric) {
-  const PgColumnType c = Type(kNumeric, "numeric");
+TEST(ToTextTest, VariableScaleNumeric) {
+  const ColumnType c = Type(kNumeric, "numeric");
   EXPECT_EQ(Conv(c, R"({"scale":1,"value":"Dw=="})"), "1.5");
   EXPECT_EQ(Conv(c, R"({"scale":0,"value":"ZA=="})"), "100");
   EXPECT_EQ(Conv(c, R"({"scale":0,"value":"AA=="})"), "0");
@@ -240,8 +241,8 @@ TEST(PgValuesTest, VariableScaleNumeric) {
   EXPECT_TRUE(IsError(Conv(c, "\"Dw==\"")));
 }
 
-TEST(PgValuesTest, Money) {
-  const PgColumnType m = Type(kMoney, "money");
+TEST(ToTextTest, Money) {
+  const ColumnType m = Type(kMoney, "money");
   EXPECT_EQ(Conv(m, "\"AJY=\""), "1.50");
   EXPECT_EQ(Conv(m, "\"nQ==\""), "-0.99");
   EXPECT_EQ(Conv(m, "\"gAAAAAAAAAA=\""), "-92233720368547758.08");  // int64 min cents
@@ -250,7 +251,7 @@ TEST(PgValuesTest, Money) {
 
 // ------------------------------------------------------------- strings --
 
-TEST(PgValuesTest, StringTypesAreTheTextItself) {
+TEST(ToTextTest, StringTypesAreTheTextItself) {
   EXPECT_EQ(Conv(Type(kText, "text"), "\"\""), "");
   EXPECT_EQ(Conv(Type(kText, "text"), R"("a\u0001\t\n\u001F\"\\/")"), "a\x01\t\n\x1F\"\\/");
   EXPECT_EQ(Conv(Type(kBpchar, "bpchar", 9), "\"ab   \""), "ab   ");
@@ -273,13 +274,13 @@ TEST(PgValuesTest, StringTypesAreTheTextItself) {
   EXPECT_TRUE(IsError(Conv(Type(kText, "text"), R"("a\u0000b")")));  // Postgres text holds no NUL
 }
 
-TEST(PgValuesTest, NameIsNullOrTheNotNullFallback) {
+TEST(ToTextTest, NameIsNullOrTheNotNullFallback) {
   EXPECT_EQ(Conv(Type(kName, "name"), "null"), "NULL");
   EXPECT_EQ(Conv(Type(kName, "name"), "\"\""), "");
 }
 
-TEST(PgValuesTest, ByteaBase64ToHex) {
-  const PgColumnType b = Type(kBytea, "bytea");
+TEST(ToTextTest, ByteaBase64ToHex) {
+  const ColumnType b = Type(kBytea, "bytea");
   EXPECT_EQ(Conv(b, "\"Cgs=\""), "\\x0a0b");
   EXPECT_EQ(Conv(b, "\"\""), "\\x");
   EXPECT_EQ(Conv(b, "\"3q2+7w==\""), "\\xdeadbeef");
@@ -292,8 +293,8 @@ TEST(PgValuesTest, ByteaBase64ToHex) {
 
 // ------------------------------------------------------------ temporal --
 
-TEST(PgValuesTest, DateFromEpochDays) {
-  const PgColumnType c = Type(kDate, "date");
+TEST(ToTextTest, DateFromEpochDays) {
+  const ColumnType c = Type(kDate, "date");
   EXPECT_EQ(Conv(c, "0"), "1970-01-01");
   EXPECT_EQ(Conv(c, "19782"), "2024-02-29");
   EXPECT_EQ(Conv(c, "-1"), "1969-12-31");
@@ -311,7 +312,7 @@ TEST(PgValuesTest, DateFromEpochDays) {
   EXPECT_TRUE(IsError(Conv(c, "\"2024-01-01\"")));
 }
 
-TEST(PgValuesTest, TimeFromMicrosOrMillisByPrecision) {
+TEST(ToTextTest, TimeFromMicrosOrMillisByPrecision) {
   EXPECT_EQ(Conv(Type(kTime, "time"), "49500123456"), "13:45:00.123456");
   EXPECT_EQ(Conv(Type(kTime, "time"), "0"), "00:00:00");
   EXPECT_EQ(Conv(Type(kTime, "time"), "86400000000"), "24:00:00");
@@ -326,8 +327,8 @@ TEST(PgValuesTest, TimeFromMicrosOrMillisByPrecision) {
   EXPECT_TRUE(IsError(Conv(Type(kTime, "time", 3), "86400001")));
 }
 
-TEST(PgValuesTest, TimestampFromEpochByPrecision) {
-  const PgColumnType us = Type(kTimestamp, "timestamp");
+TEST(ToTextTest, TimestampFromEpochByPrecision) {
+  const ColumnType us = Type(kTimestamp, "timestamp");
   EXPECT_EQ(Conv(us, "1704164645678901"), "2024-01-02 03:04:05.678901");
   EXPECT_EQ(Conv(us, "-500000"), "1969-12-31 23:59:59.5");
   EXPECT_EQ(Conv(us, "0"), "1970-01-01 00:00:00");
@@ -337,7 +338,7 @@ TEST(PgValuesTest, TimestampFromEpochByPrecision) {
   EXPECT_EQ(Conv(us, "9223372036825200000"), "infinity");
   EXPECT_EQ(Conv(us, "-9223372036832400000"), "-infinity");
   EXPECT_EQ(Conv(us, "9223372036854775807"), "294247-01-10 04:00:54.775807");  // int64's last microsecond
-  const PgColumnType ms = Type(kTimestamp, "timestamp", 3);
+  const ColumnType ms = Type(kTimestamp, "timestamp", 3);
   EXPECT_EQ(Conv(ms, "-500"), "1969-12-31 23:59:59.5");
   EXPECT_EQ(Conv(ms, "1704164645678"), "2024-01-02 03:04:05.678");
   EXPECT_EQ(Conv(ms, "9224318015999999"), "294276-12-31 23:59:59.999");  // Postgres's last, in ms
@@ -348,8 +349,8 @@ TEST(PgValuesTest, TimestampFromEpochByPrecision) {
   EXPECT_TRUE(IsError(Conv(us, "\"2024-01-02T03:04:05Z\"")));
 }
 
-TEST(PgValuesTest, TimestamptzFromIsoInUtc) {
-  const PgColumnType c = Type(kTimestamptz, "timestamptz");
+TEST(ToTextTest, TimestamptzFromIsoInUtc) {
+  const ColumnType c = Type(kTimestamptz, "timestamptz");
   EXPECT_EQ(Conv(c, "\"2024-01-02T02:04:05.678000Z\""), "2024-01-02 02:04:05.678+00");
   EXPECT_EQ(Conv(c, "\"2024-01-01T21:34:05.000000Z\""), "2024-01-01 21:34:05+00");
   EXPECT_EQ(Conv(c, "\"1969-12-31T23:59:59Z\""), "1969-12-31 23:59:59+00");
@@ -378,8 +379,8 @@ TEST(PgValuesTest, TimestamptzFromIsoInUtc) {
   EXPECT_TRUE(IsError(Conv(c, "1704164645678901")));
 }
 
-TEST(PgValuesTest, TimetzFromIsoInUtc) {
-  const PgColumnType c = Type(kTimetz, "timetz");
+TEST(ToTextTest, TimetzFromIsoInUtc) {
+  const ColumnType c = Type(kTimetz, "timetz");
   EXPECT_EQ(Conv(c, "\"08:15:00.5Z\""), "08:15:00.5+00");
   EXPECT_EQ(Conv(c, "\"00:00:00Z\""), "00:00:00+00");
   EXPECT_EQ(Conv(c, "\"23:59:59.999999Z\""), "23:59:59.999999+00");
@@ -389,8 +390,8 @@ TEST(PgValuesTest, TimetzFromIsoInUtc) {
   EXPECT_TRUE(IsError(Conv(c, "\"08:15:00\"")));
 }
 
-TEST(PgValuesTest, IntervalAsDaysAndTime) {
-  const PgColumnType c = Type(kInterval, "interval");
+TEST(ToTextTest, IntervalAsDaysAndTime) {
+  const ColumnType c = Type(kInterval, "interval");
   EXPECT_EQ(Conv(c, "0"), "00:00:00");
   EXPECT_EQ(Conv(c, "-1500000"), "-00:00:01.5");
   EXPECT_EQ(Conv(c, "-93600000000"), "-1 days -02:00:00");
@@ -405,8 +406,8 @@ TEST(PgValuesTest, IntervalAsDaysAndTime) {
   EXPECT_TRUE(IsError(Conv(c, "1.5")));
 }
 
-TEST(PgValuesTest, IntervalUndoesDebeziumsTruncationWhenItCan) {
-  const PgColumnType c = Type(kInterval, "interval");
+TEST(ToTextTest, IntervalUndoesDebeziumsTruncationWhenItCan) {
+  const ColumnType c = Type(kInterval, "interval");
   // Debezium computes in doubles and truncates; these are its values for the
   // intervals on the right (checked with a Python model of MicroDuration):
   // '-09:12:56.359' -> -33176358999: only -33176359000 maps there.
@@ -428,15 +429,15 @@ TEST(PgValuesTest, IntervalUndoesDebeziumsTruncationWhenItCan) {
 
 // ----------------------------------------------------------------- bits --
 
-TEST(PgValuesTest, Bits) {
+TEST(ToTextTest, Bits) {
   EXPECT_EQ(Conv(Type(kBit, "bit", 1), "true"), "1");
   EXPECT_EQ(Conv(Type(kVarbit, "varbit", 1), "false"), "0");
-  const PgColumnType b10 = Type(kBit, "bit", 10);
+  const ColumnType b10 = Type(kBit, "bit", 10);
   EXPECT_EQ(Conv(b10, "\"AQI=\""), "1000000001");  // bits 0 and 9: bytes 01 02
   EXPECT_EQ(Conv(b10, "\"\""), "0000000000");
   EXPECT_EQ(Conv(b10, "\"gAI=\""), "1010000000");  // bits 7 and 9: bytes 80 02
   EXPECT_TRUE(IsError(Conv(b10, "\"AAQ=\"")));     // bit 10 set
-  const PgColumnType vb = Type(kVarbit, "varbit");
+  const ColumnType vb = Type(kVarbit, "varbit");
   EXPECT_EQ(Conv(vb, "\"Aw==\""), "11");  // '0011' and '11' both travel as 03
   EXPECT_EQ(Conv(vb, "\"\""), "");
   EXPECT_EQ(Conv(vb, "\"AAE=\""), "100000000");
@@ -446,8 +447,8 @@ TEST(PgValuesTest, Bits) {
 
 // --------------------------------------------------------------- arrays --
 
-TEST(PgValuesTest, ArraysQuoteEveryElement) {
-  const PgColumnType i4 = ArrayOf(1007, "_int4", kInt4, "int4");
+TEST(ToTextTest, ArraysQuoteEveryElement) {
+  const ColumnType i4 = ArrayOf(1007, "_int4", kInt4, "int4");
   EXPECT_EQ(Conv(i4, "[1,null,-3]"), R"({"1",NULL,"-3"})");
   EXPECT_EQ(Conv(i4, "[]"), "{}");
   EXPECT_EQ(Conv(i4, "[null,null]"), "{NULL,NULL}");  // also what {{1,2},{3,4}} became
@@ -477,7 +478,7 @@ TEST(PgValuesTest, ArraysQuoteEveryElement) {
 
 // ------------------------------------------------- errors and TOAST --
 
-TEST(PgValuesTest, UnchangedToastPlaceholdersAreRefused) {
+TEST(ToTextTest, UnchangedToastPlaceholdersAreRefused) {
   EXPECT_TRUE(IsError(Conv(Type(kText, "text"), "\"__debezium_unavailable_value\"")));
   EXPECT_TRUE(IsError(Conv(Type(kJsonb, "jsonb"), "\"__debezium_unavailable_value\"")));
   EXPECT_TRUE(IsError(Conv(Type(kBytea, "bytea"), "\"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==\"")));
@@ -493,7 +494,7 @@ TEST(PgValuesTest, UnchangedToastPlaceholdersAreRefused) {
             R"({"__debezium_unavailable_value","x"})");
 }
 
-TEST(PgValuesTest, ErrorsNameTheTypeAndTheValue) {
+TEST(ToTextTest, ErrorsNameTheTypeAndTheValue) {
   auto r = ToPostgresText(Type(kInt4, "int4"), rapidjson::Value("abc"));
   ASSERT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().message(), "cannot restore \"abc\" as int4: not an integer");
@@ -505,33 +506,33 @@ TEST(PgValuesTest, ErrorsNameTheTypeAndTheValue) {
   EXPECT_EQ(r2.status().message().find(std::string(100, 'x')), std::string::npos);
 }
 
-TEST(PgValuesTest, TypesCaptureLeavesOutAreRefused) {
-  for (const PgColumnType& t :
+TEST(ToTextTest, TypesCaptureLeavesOutAreRefused) {
+  for (const ColumnType& t :
        {Type(600, "point"), ArrayOf(1001, "_bytea", kBytea, "bytea"), ArrayOf(1187, "_interval", kInterval, "interval"),
         ArrayOf(1003, "_name", kName, "name"), ArrayOf(1270, "_timetz", kTimetz, "timetz"), Type(3614, "tsvector"),
         Type(16500, "hstore"), Type(16600, "mydomain_unresolved", -1, 'U')}) {
-    EXPECT_FALSE(IsCaptured(t)) << t.type_name;
+    EXPECT_FALSE(HasJsonInverse(t)) << t.type_name;
     auto c = ValueConverter::Resolve(t);
     ASSERT_FALSE(c.ok()) << t.type_name;
     EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(c.status().message().find("type " + t.type_name + " is not captured"), std::string::npos)
         << c.status().message();
   }
-  EXPECT_TRUE(IsCaptured(Type(kInt4, "int4")));
-  EXPECT_TRUE(IsCaptured(ArrayOf(90001, "_mood", 90000, "mood", -1, 'E')));
-  EXPECT_TRUE(IsCaptured(Type(90000, "mood", -1, 'E')));
+  EXPECT_TRUE(HasJsonInverse(Type(kInt4, "int4")));
+  EXPECT_TRUE(HasJsonInverse(ArrayOf(90001, "_mood", 90000, "mood", -1, 'E')));
+  EXPECT_TRUE(HasJsonInverse(Type(90000, "mood", -1, 'E')));
 }
 
 // Types whose Debezium value never restores exactly come back only from a
 // fidelity text; every other captured type's JSON is exact.
-TEST(PgValuesTest, DebeziumLossNamesTheLossyTypes) {
-  for (const PgColumnType& t :
+TEST(ToTextTest, DebeziumLossNamesTheLossyTypes) {
+  for (const ColumnType& t :
        {Type(kInterval, "interval"), Type(kTimetz, "timetz"), Type(1562, "varbit", 8), Type(1560, "bit"),
         Type(kName, "name"), Type(142, "xml"), Type(kNumeric, "numeric"), Type(790, "money"), Type(600, "point"),
         Type(16500, "hstore"), ArrayOf(1231, "_numeric", kNumeric, "numeric")}) {
     EXPECT_TRUE(DebeziumLoss(t).has_value()) << t.type_name;
   }
-  for (const PgColumnType& t :
+  for (const ColumnType& t :
        {Type(kInt4, "int4"), Type(kText, "text"), Type(kNumeric, "numeric", (12 << 16 | 2) + 4), Type(1560, "bit", 8),
         Type(1562, "varbit", 1), Type(kTimestamptz, "timestamptz"), Type(kDate, "date"), Type(90000, "mood", -1, 'E'),
         ArrayOf(1007, "_int4", kInt4, "int4")}) {
@@ -541,7 +542,7 @@ TEST(PgValuesTest, DebeziumLossNamesTheLossyTypes) {
 
 // ----------------------------------------------------------------- COPY --
 
-TEST(PgValuesTest, CopyTextFormatEscaping) {
+TEST(ToTextTest, CopyTextFormatEscaping) {
   std::string out;
   AppendCopyField(&out, std::nullopt);
   EXPECT_EQ(out, "\\N");
@@ -562,7 +563,7 @@ TEST(PgValuesTest, CopyTextFormatEscaping) {
   EXPECT_EQ(out, "x\xC3\xA9");
 }
 
-TEST(PgValuesTest, ConverterAppendsCopyFields) {
+TEST(ToTextTest, ConverterAppendsCopyFields) {
   auto conv = ValueConverter::Resolve(ArrayOf(1009, "_text", kText, "text"));
   ASSERT_TRUE(conv.ok());
   rapidjson::Document d;
@@ -580,7 +581,7 @@ TEST(PgValuesTest, ConverterAppendsCopyFields) {
   EXPECT_EQ(out, before);  // nothing appended on error
 }
 
-TEST(PgValuesTest, ColumnTypeRowsFromTheCatalog) {
+TEST(ToTextTest, ColumnTypeRowsFromTheCatalog) {
   auto t = ParseColumnTypeRow({"1231", "327686", "_numeric", "A", "1700", "numeric", "N"});
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->type_oid, 1231u);
@@ -598,4 +599,4 @@ TEST(PgValuesTest, ColumnTypeRowsFromTheCatalog) {
 }
 
 }  // namespace
-}  // namespace timevault::replay
+}  // namespace timevault::wire

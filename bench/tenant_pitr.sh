@@ -23,8 +23,10 @@
 # (a)'s rows). Each restore must give the fingerprint taken at T.
 # store_bytes_per_db_byte = du of the store directory at ready time /
 # pg_total_relation_size of the table (table + indexes + TOAST); the database
-# size is printed too. Last line:
-#   timevault_s=<N> pgbackrest_s=<M> ratio=<M/N> store_bytes_per_db_byte=<R> ready_s=<S>
+# size is printed too, and `timevault store stats` (per column family) beside
+# the running store. peak_rss_mb = the peak resident set (VmHWM) of
+# `timevault run` at ready time, i.e. while it ingested the snapshot. Last line:
+#   timevault_s=<N> pgbackrest_s=<M> ratio=<M/N> store_bytes_per_db_byte=<R> ready_s=<S> peak_rss_mb=<P>
 #
 #   bench/tenant_pitr.sh [ROWS] [TENANTS]     (defaults 1000000, 100)
 set -euo pipefail
@@ -158,6 +160,8 @@ tv_pid=$!
 wait_recoverable "$load_lsn"
 ready_s=$(since "$t_run")
 store_bytes=$(du -sb "$work/store" | cut -f1)
+peak_rss_mb=$(awk '/^VmHWM/ {printf "%d", $2 / 1024}' "/proc/$tv_pid/status")
+"$bin" --config "$work/tv.toml" store stats --scan 2>&1 | sed 's/^/store stats: /' || true
 printf 'load: %d rows over %d tenants; table %d bytes (with indexes), database %d bytes; ready in %.1f s; store %d bytes (%.2f x table, %.2f x database)\n' \
   "$rows" "$tenants" "$table_bytes" "$db_bytes" "$ready_s" "$store_bytes" \
   "$(echo "$store_bytes / $table_bytes" | bc -l)" "$(echo "$store_bytes / $db_bytes" | bc -l)"
@@ -241,6 +245,6 @@ printf '(b) pgbackrest: restore %.2f s, start + recovery to T %.2f s, copy + swa
 [[ "$(psql -qXAt -c "COPY (SELECT * FROM orders WHERE tenant_id <> '$victim' ORDER BY id) TO STDOUT" | md5sum)" == "$others" ]] ||
   die "the other tenants' rows changed"
 echo "both restored ${want%%:*} rows with md5 ${want#*:}; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf 'timevault_s=%.2f pgbackrest_s=%.2f ratio=%.2f store_bytes_per_db_byte=%.2f ready_s=%.1f\n' \
+printf 'timevault_s=%.2f pgbackrest_s=%.2f ratio=%.2f store_bytes_per_db_byte=%.2f ready_s=%.1f peak_rss_mb=%d\n' \
   "$timevault_s" "$pgbackrest_s" "$(echo "$pgbackrest_s / $timevault_s" | bc -l)" \
-  "$(echo "$store_bytes / $table_bytes" | bc -l)" "$ready_s"
+  "$(echo "$store_bytes / $table_bytes" | bc -l)" "$ready_s" "$peak_rss_mb"

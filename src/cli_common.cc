@@ -57,6 +57,7 @@ store::Store::Options StoreOptions(const config::Config& cfg, bool read_only) {
   options.key_file = cfg.store.key_file;
   options.tenant_column = cfg.tenant_column;
   options.retention_days = cfg.store.retention_days;
+  options.memory_budget_mb = static_cast<size_t>(cfg.store.memory_mb);
   options.read_only = read_only;
   return options;
 }

@@ -217,6 +217,54 @@ int RunDeadLetters(const GlobalOptions& g, size_t limit) {
   });
 }
 
+std::string Mb(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(bytes) / 1e6);
+  return buf;
+}
+
+// Where the store's bytes are, per column family (docs/store.md, "Where
+// the bytes go"). Opens the store read-only, so it runs beside the store.
+int RunStoreStats(const GlobalOptions& g, bool scan) {
+  return WithStore(g, "stats", true, [&](store::Store& s, const config::Config&) -> Status {
+    const store::StoreStats st = s.Stats(scan);
+    std::printf("%-11s %12s %12s %12s %10s", "family", scan ? "keys" : "keys(est)", "live_sst_MB", "total_sst_MB",
+                "memtab_MB");
+    if (scan) std::printf(" %12s %12s %9s %9s", "key_MB", "value_MB", "key_B/k", "value_B/k");
+    std::printf("\n");
+    for (const auto& f : st.families) {
+      std::printf("%-11s %12llu %12s %12s %10s", f.name.c_str(), static_cast<unsigned long long>(f.keys),
+                  Mb(f.live_sst_bytes).c_str(), Mb(f.total_sst_bytes).c_str(), Mb(f.memtable_bytes).c_str());
+      if (scan) {
+        const double n = f.keys == 0 ? 1.0 : static_cast<double>(f.keys);
+        std::printf(" %12s %12s %9.1f %9.1f", Mb(f.key_bytes).c_str(), Mb(f.value_bytes).c_str(),
+                    static_cast<double>(f.key_bytes) / n, static_cast<double>(f.value_bytes) / n);
+      }
+      std::printf("\n");
+    }
+    const double per_event =
+        st.events_stored == 0 ? 0.0 : static_cast<double>(st.bytes_on_disk) / static_cast<double>(st.events_stored);
+    std::printf("format=%u%s store_bytes=%llu sst_bytes=%llu wal_bytes=%llu events=%llu store_bytes_per_event=%.1f\n",
+                st.format_version, st.rows_packed ? "" : " (older rows not migrated)",
+                static_cast<unsigned long long>(st.bytes_on_disk), static_cast<unsigned long long>(st.sst_bytes),
+                static_cast<unsigned long long>(st.wal_bytes), static_cast<unsigned long long>(st.events_stored),
+                per_event);
+    return Status::Ok();
+  });
+}
+
+// Brings the store to the current format (with the store stopped).
+int RunStoreMigrate(const GlobalOptions& g) {
+  return WithStore(g, "migrate", false, [&](store::Store& s, const config::Config& cfg) -> Status {
+    TV_ASSIGN_OR_RETURN(const uint64_t n, s.Migrate());
+    const store::StoreStats st = s.Stats();
+    std::printf("%s: store format %u, %llu row values packed; %llu bytes on disk now\n", cfg.store.path.c_str(),
+                st.format_version, static_cast<unsigned long long>(n),
+                static_cast<unsigned long long>(st.bytes_on_disk));
+    return Status::Ok();
+  });
+}
+
 }  // namespace
 
 void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_code) {
@@ -247,6 +295,16 @@ void RegisterServiceCommands(CLI::App& app, const GlobalOptions& g, int* exit_co
   auto limit = std::make_shared<size_t>(std::numeric_limits<size_t>::max());
   dead->add_option("--limit", *limit, "At most this many")->check(CLI::PositiveNumber);
   dead->callback([&g, exit_code, limit] { *exit_code = RunDeadLetters(g, *limit); });
+  auto* stats = store->add_subcommand(
+      "stats", "Where the store's bytes are: per column family keys, SST and memtable bytes; WAL; bytes per event");
+  auto scan = std::make_shared<bool>(false);
+  stats->add_flag("--scan", *scan, "Read every key to count keys and key/value bytes exactly (slow on big stores)");
+  stats->callback([&g, exit_code, scan] { *exit_code = RunStoreStats(g, *scan); });
+  store
+      ->add_subcommand("migrate",
+                       "Bring a store written by an older timevault to the current format, packing its older rows "
+                       "(with the store stopped)")
+      ->callback([&g, exit_code] { *exit_code = RunStoreMigrate(g); });
   store->callback([&g, exit_code, store] {
     if (store->get_subcommands().empty()) *exit_code = RunStore(g);
   });

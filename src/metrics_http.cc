@@ -157,6 +157,12 @@ std::string StoreMetricsText(const store::IngestMetrics& m, store::Store* st) {
         static_cast<double>(s.events_stored));
     One(out, "timevault_store_dead_letters", "gauge", "Messages in the dead-letter store.",
         static_cast<double>(s.dead_letters));
+    One(out, "timevault_store_wal_bytes", "gauge", "Bytes of RocksDB write-ahead log files.",
+        static_cast<double>(s.wal_bytes));
+    if (s.events_stored > 0) {
+      One(out, "timevault_store_bytes_per_event", "gauge", "Bytes on disk per change event stored.",
+          static_cast<double>(s.bytes_on_disk) / static_cast<double>(s.events_stored));
+    }
     if (s.recoverable) {
       double t = static_cast<double>(s.recoverable->time.micros()) / 1e6;
       One(out, "timevault_store_recoverable_point_timestamp_seconds", "gauge",

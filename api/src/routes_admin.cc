@@ -405,6 +405,13 @@ std::string MetricsText(ApiState& s) {
          line("timevault_store_events_stored", st.events_stored));
   Metric(out, "timevault_store_dead_letters", "gauge", "Messages in the dead-letter store.",
          line("timevault_store_dead_letters", st.dead_letters));
+  Metric(out, "timevault_store_wal_bytes", "gauge", "Bytes of RocksDB write-ahead log files.",
+         line("timevault_store_wal_bytes", st.wal_bytes));
+  if (st.events_stored > 0) {
+    Metric(out, "timevault_store_bytes_per_event", "gauge", "Bytes on disk per change event stored.",
+           line("timevault_store_bytes_per_event",
+                static_cast<double>(st.bytes_on_disk) / static_cast<double>(st.events_stored)));
+  }
   if (st.recoverable) {
     Metric(out, "timevault_recoverable_point_lsn", "gauge", "WAL position of the recoverable point.",
            line("timevault_recoverable_point_lsn", static_cast<double>(st.recoverable->lsn.value())));

@@ -223,6 +223,11 @@ const std::vector<Spec>& Specs() {
          c.store.retention_days = v;
          return Status::Ok();
        })},
+      {"store.memory_mb", Kind::kInt, false, Int([](Config& c, int64_t v) {
+         TV_RETURN_IF_ERROR(AtLeast("store.memory_mb", v, 64));
+         c.store.memory_mb = v;
+         return Status::Ok();
+       })},
       {"replay.backup_dir", Kind::kString, false, Str([](Config& c, const std::string& v) {
          c.replay.backup_dir = v;
          return Status::Ok();

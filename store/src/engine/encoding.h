@@ -199,6 +199,14 @@ inline constexpr std::string_view kMetaOffsetPrefix = "offset/";
 // the one new envelopes are compressed with.
 inline constexpr std::string_view kMetaDictPrefix = "dict/";
 inline constexpr std::string_view kMetaDictActive = "dict-active";
+// The store's format, u32 (docs/store.md, "Format versions"). Absent: 1,
+// every store written before the stamp. 2: row images in `versions` and
+// `current` are packed with the envelope dictionary before encryption.
+inline constexpr std::string_view kMetaFormat = "format";
+inline constexpr uint32_t kFormatVersion = 2;
+// Present once no row image written in format 1 is left unpacked (a new
+// store, or `timevault store migrate` finished).
+inline constexpr std::string_view kMetaRowsPacked = "rows-packed";
 std::string OffsetKey(std::string_view topic, int32_t partition);
 
 // ---- prefix extractors (bloom filters and prefix seeks)

@@ -185,6 +185,8 @@ Result<std::shared_ptr<ZSTD_DDict_s>> EnvelopeCodec::DDict(uint32_t id) {
   return d;
 }
 
+bool EnvelopeCodec::IsPacked(std::string_view plain) { return IsFrame(plain); }
+
 Status EnvelopeCodec::Unpack(std::string_view plain, std::string* out) {
   if (!IsFrame(plain)) {
     out->assign(plain);

@@ -63,6 +63,8 @@ class EnvelopeCodec {
 
   // Any thread: the envelope of a decrypted plaintext.
   Status Unpack(std::string_view plain, std::string* out);
+  // Whether a plaintext is packed (a zstd frame), not a text as it is.
+  static bool IsPacked(std::string_view plain);
 
   // An envelope with every value of its row images (and of anything else
   // that is not source metadata) blanked: what the dictionary learns from.

@@ -96,6 +96,8 @@ struct StoreImpl {
   rocksdb::ColumnFamilyHandle* current = nullptr;
   std::unique_ptr<engine::Keyring> keyring;
   std::unique_ptr<engine::EnvelopeCodec> codec;  // history envelopes' compression
+  uint32_t format_version = 0;                   // meta `format` (engine/encoding.h, kFormatVersion; format.cc)
+  bool rows_packed = false;                      // meta `rows-packed`: no format-1 row image left unpacked
   std::string secondary_dir;                     // read-only stores: the RocksDB secondary's own directory
 
   // ---- writer state (write_mu) ----
@@ -399,6 +401,9 @@ struct StoreImpl {
   // Retention and shredding (retention.cc).
   Status Retention(CommitTime now);
   Status Shred(const TenantId& tenant);
+  // The store's format at open: reads it, refuses a newer one, stamps a
+  // writer's (format.cc).
+  Status LoadFormat();
 };
 
 // Store's pimpl is the StoreImpl above (Store::Impl is private to Store).

@@ -412,8 +412,9 @@ Result<std::optional<std::string>> Ingest::PreviousRow(const std::string& tenant
   TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(tenant, false));
   if (dk == nullptr) return std::optional<std::string>();
   auto v = ParseVersionValue((*chosen)->value);
-  std::string plain;
-  TV_RETURN_IF_ERROR(dk->Decrypt(v->ciphertext, (*chosen)->key, &plain).WithContext("previous version"));
+  std::string packed, plain;
+  TV_RETURN_IF_ERROR(dk->Decrypt(v->ciphertext, (*chosen)->key, &packed).WithContext("previous version"));
+  TV_RETURN_IF_ERROR(s_->codec->Unpack(packed, &plain).WithContext("previous version"));
   return std::optional<std::string>(std::move(plain));
 }
 
@@ -442,7 +443,17 @@ Status Ingest::PutVersion(const std::string& tenant, const std::string& table, c
   TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(tenant, true));
   const std::string key = VersionKey(RowPrefix(tenant, table, pk), lsn);
   std::string enc;
-  dk->Encrypt(row, key, &enc);
+  // Format 2: the row image packed with the envelope dictionary (it holds
+  // the column names) before it is encrypted (engine/format.cc).
+  // A packed form no smaller than the text (a tiny row: the frame's header)
+  // is not kept.
+  thread_local std::string packed;
+  std::string_view plain = row;
+  if (s_->options.write_format >= kFormatVersion) {
+    const std::string_view p = s_->codec->Pack(row, &packed);
+    if (p.size() < row.size()) plain = p;
+  }
+  dk->Encrypt(plain, key, &enc);
   TV_ASSIGN_OR_RETURN(const Kept stored, PutKept(s_->versions, key, lsn, EncodeVersionValue(flags, xid, enc)));
   const std::string_view prefix = std::string_view(key).substr(0, key.size() - 8);
   layer_->versions.Put(layer_->Data(), prefix, stored.key_offset, stored.entry);

@@ -173,12 +173,13 @@ Status Store::StateAt(const TenantId& tenant, Lsn point, const std::vector<std::
   if (tables.empty()) {
     TV_ASSIGN_OR_RETURN(list, TenantTables(&ctx, impl_->versions, tenant.str()));
   }
-  std::string json;
+  std::string packed, json;
   Status decrypted;
   TV_RETURN_IF_ERROR(VisitLiveRows(impl_.get(), &ctx, tenant.str(), point.value(), list,
                                    [&](const std::string& table, const Candidate& chosen) {
                                      auto v = ParseVersionValue(chosen.value);
-                                     decrypted = key->Decrypt(v->ciphertext, chosen.key, &json);
+                                     decrypted = key->Decrypt(v->ciphertext, chosen.key, &packed);
+                                     if (decrypted.ok()) decrypted = impl_->codec->Unpack(packed, &json);
                                      if (!decrypted.ok()) {
                                        decrypted = decrypted.WithContext("row of " + table);
                                        return false;

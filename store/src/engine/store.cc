@@ -3,14 +3,17 @@
 #include <fcntl.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_buffer_manager.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -25,8 +28,31 @@ using engine::PointRec;
 
 constexpr std::string_view kCheckPlaintext = "timevault store: master key check";
 // Memtables per column family: larger ones mean fewer, larger flushes while
-// ingesting (the busy families: versions, log, rowtenant, current).
+// ingesting (the busy families: versions, log, rowtenant, current). Capped
+// by the memory budget (Memory below).
 constexpr size_t kWriteBufferSize = 128 << 20;
+
+// The writer's RocksDB memory, from Options::memory_budget_mb (docs/store.md,
+// "Memory and disk bounds"): every column family's memtables together stay
+// under half of it (a shared WriteBufferManager flushes the largest one
+// when they reach it), the block cache (shared by all families) takes a
+// quarter, and the write-ahead log is kept under the memtables' half:
+// RocksDB keeps a WAL file until every family that wrote into it has
+// flushed, so without `max_total_wal_size` a quiet family beside the busy
+// ones pinned every WAL file (7.7 GB after a 10M-row snapshot).
+struct Memory {
+  explicit Memory(size_t budget_mb) {
+    const size_t budget = std::max<size_t>(budget_mb, 64) << 20;
+    memtables = budget / 2;
+    write_buffer = std::min(kWriteBufferSize, memtables / 4);
+    cache = rocksdb::NewLRUCache(budget / 4);
+    manager = std::make_shared<rocksdb::WriteBufferManager>(memtables);
+  }
+  size_t memtables = 0;
+  size_t write_buffer = 0;
+  std::shared_ptr<rocksdb::Cache> cache;
+  std::shared_ptr<rocksdb::WriteBufferManager> manager;
+};
 
 // Ingest looks keys up that are mostly absent (the duplicate check in `log`
 // and `pending`, a transaction's `txns` entry): `point_lookups` adds a
@@ -39,11 +65,22 @@ enum class Lookups { kRare, kPoint };
 // for nothing.
 enum class Values { kPlain, kEncrypted };
 
-rocksdb::ColumnFamilyOptions CfOptions(std::shared_ptr<const rocksdb::SliceTransform> prefix,
+bool ZstdSupported() {
+  static const bool supported = [] {
+    for (auto c : rocksdb::GetSupportedCompressions()) {
+      if (c == rocksdb::kZSTD) return true;
+    }
+    return false;
+  }();
+  return supported;
+}
+
+rocksdb::ColumnFamilyOptions CfOptions(const Memory& memory, std::shared_ptr<const rocksdb::SliceTransform> prefix,
                                        Lookups lookups = Lookups::kRare, Values values = Values::kPlain) {
   rocksdb::ColumnFamilyOptions o;
-  o.write_buffer_size = kWriteBufferSize;
+  o.write_buffer_size = memory.write_buffer;
   rocksdb::BlockBasedTableOptions t;
+  t.block_cache = memory.cache;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   t.whole_key_filtering = true;
   // Block checksums: XXH3 (RocksDB's recommended one) instead of CRC32C,
@@ -59,6 +96,11 @@ rocksdb::ColumnFamilyOptions CfOptions(std::shared_ptr<const rocksdb::SliceTrans
     o.memtable_whole_key_filtering = true;
   }
   o.compression = values == Values::kEncrypted ? rocksdb::kNoCompression : rocksdb::kLZ4Compression;
+  // The last level (most of the bytes once compacted) in zstd: there the
+  // keys' repeated parts (tenant, table, key JSON) and the plaintext
+  // families compress further, at the cost of compaction CPU only, never on
+  // the flush path that ingest waits behind.
+  o.bottommost_compression = ZstdSupported() ? rocksdb::kZSTD : o.compression;
   return o;
 }
 
@@ -81,22 +123,22 @@ std::shared_ptr<rocksdb::MergeOperator> MaxOperator() {
   return op;
 }
 
-std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors() {
+std::vector<rocksdb::ColumnFamilyDescriptor> Descriptors(const Memory& m) {
   using namespace engine;
   std::vector<rocksdb::ColumnFamilyDescriptor> d;
-  d.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(nullptr));
-  d.emplace_back(kCfVersions, CfOptions(NewTenantTablePrefixExtractor(), Lookups::kRare, Values::kEncrypted));
+  d.emplace_back(rocksdb::kDefaultColumnFamilyName, CfOptions(m, nullptr));
+  d.emplace_back(kCfVersions, CfOptions(m, NewTenantTablePrefixExtractor(), Lookups::kRare, Values::kEncrypted));
   // (memtable_insert_with_hint_prefix_extractor on `log`, whose keys arrive
   // in commit order per tenant, trips assertions in Debian's RocksDB 7.8
   // skiplist: not used.)
-  d.emplace_back(kCfLog, CfOptions(NewTenantPrefixExtractor(), Lookups::kPoint, Values::kEncrypted));
-  d.emplace_back(kCfTxns, CfOptions(nullptr, Lookups::kPoint));
-  d.emplace_back(kCfPending, CfOptions(nullptr, Lookups::kPoint, Values::kEncrypted));
+  d.emplace_back(kCfLog, CfOptions(m, NewTenantPrefixExtractor(), Lookups::kPoint, Values::kEncrypted));
+  d.emplace_back(kCfTxns, CfOptions(m, nullptr, Lookups::kPoint));
+  d.emplace_back(kCfPending, CfOptions(m, nullptr, Lookups::kPoint, Values::kEncrypted));
   for (const char* name : {kCfCommits, kCfTruncates, kCfKeys, kCfMeta, kCfDeadLetter}) {
-    d.emplace_back(name, CfOptions(nullptr));
+    d.emplace_back(name, CfOptions(m, nullptr));
   }
-  d.emplace_back(kCfRowTenant, CfOptions(NewRowPrefixExtractor()));
-  auto current = CfOptions(NewTenantTablePrefixExtractor(), Lookups::kRare, Values::kEncrypted);
+  d.emplace_back(kCfRowTenant, CfOptions(m, NewRowPrefixExtractor()));
+  auto current = CfOptions(m, NewTenantTablePrefixExtractor(), Lookups::kRare, Values::kEncrypted);
   current.merge_operator = MaxOperator();
   d.emplace_back(kCfCurrent, std::move(current));
   return d;
@@ -137,7 +179,10 @@ Status OpenDb(StoreImpl* impl) {
   db_opts.create_if_missing = !opt.read_only;
   db_opts.create_missing_column_families = !opt.read_only;
   db_opts.max_background_jobs = 4;
-  const auto descriptors = Descriptors();
+  const Memory memory(opt.memory_budget_mb);
+  db_opts.write_buffer_manager = memory.manager;
+  db_opts.max_total_wal_size = memory.memtables;
+  const auto descriptors = Descriptors(memory);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (opt.read_only) {
@@ -410,6 +455,7 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
   impl->codec =
       std::make_unique<engine::EnvelopeCodec>(impl->db.get(), impl->meta, options.envelope_dictionary_samples);
   TV_RETURN_IF_ERROR(FillCurrent(impl.get()));
+  TV_RETURN_IF_ERROR(impl->LoadFormat());
   if (options.read_only) {
     TV_RETURN_IF_ERROR(impl->LoadView());
   } else {
@@ -507,7 +553,30 @@ Status Store::DeadLetters(const std::function<bool(const KafkaPosition&, const s
   return Status::Ok();
 }
 
-StoreStats Store::Stats() {
+namespace {
+
+uint64_t IntProperty(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::string& name) {
+  uint64_t v = 0;
+  return db->GetIntProperty(cf, name, &v) ? v : 0;
+}
+
+// The family's keys and key/value bytes, counted by a scan (no cache fill).
+Status ScanFamily(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, FamilyStats* f) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+  f->keys = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ++f->keys;
+    f->key_bytes += it->key().size();
+    f->value_bytes += it->value().size();
+  }
+  return it->status().ok() ? Status::Ok() : Internal(RocksError("scanning " + f->name, it->status()));
+}
+
+}  // namespace
+
+StoreStats Store::Stats(bool scan) {
   StoreStats st;
   const ReadView v = impl_->View();
   // Every file of the store directory: SST files, the write-ahead log (which
@@ -519,9 +588,27 @@ StoreStats Store::Stats() {
     std::error_code size_ec;
     if (it->is_regular_file(size_ec)) {
       auto n = it->file_size(size_ec);
-      if (!size_ec) st.bytes_on_disk += n;
+      if (size_ec) continue;
+      st.bytes_on_disk += n;
+      if (it->path().extension() == ".log") st.wal_bytes += n;
     }
   }
+  rocksdb::DB* db = impl_->db.get();
+  for (auto* cf : impl_->handles) {
+    FamilyStats f;
+    f.name = cf->GetName();
+    f.keys = IntProperty(db, cf, rocksdb::DB::Properties::kEstimateNumKeys);
+    f.live_sst_bytes = IntProperty(db, cf, rocksdb::DB::Properties::kLiveSstFilesSize);
+    f.total_sst_bytes = IntProperty(db, cf, rocksdb::DB::Properties::kTotalSstFilesSize);
+    f.memtable_bytes = IntProperty(db, cf, rocksdb::DB::Properties::kSizeAllMemTables);
+    if (scan) {
+      if (Status s = ScanFamily(db, cf, &f); !s.ok()) spdlog::warn("store stats: {}", s.ToString());
+    }
+    st.sst_bytes += f.live_sst_bytes;
+    st.families.push_back(std::move(f));
+  }
+  st.format_version = impl_->format_version;
+  st.rows_packed = impl_->rows_packed;
   st.dead_letters = v.counters.dead_letters;
   st.events_stored = v.counters.events_stored;
   st.duplicates = v.counters.duplicates;

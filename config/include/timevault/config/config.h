@@ -53,6 +53,10 @@ struct StoreConfig {
   std::string path;
   std::string key_file;
   int64_t retention_days = 30;
+  // RocksDB's memory in the writer (memtables half, block cache a quarter;
+  // the WAL is kept under the memtables' half): docs/store.md, "Memory and
+  // disk bounds".
+  int64_t memory_mb = 512;
 };
 
 // Replay: where backups and snapshots live and how an apply waits for locks.

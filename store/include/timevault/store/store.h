@@ -104,8 +104,27 @@ struct IngestItem {
 inline constexpr int kMaxHeldBackBatches = 3;
 inline constexpr size_t kMaxHeldBack = 20000;
 
+// One column family's share of the store (`timevault store stats`).
+struct FamilyStats {
+  std::string name;
+  uint64_t keys = 0;             // RocksDB's estimate (exact with Store::Stats(true))
+  uint64_t live_sst_bytes = 0;   // SST files the current version references
+  uint64_t total_sst_bytes = 0;  // every SST file, obsolete ones not deleted yet too
+  uint64_t memtable_bytes = 0;   // memtables (active, immutable, pinned)
+  // Filled by Stats(true) only (a scan of the family): the keys' and
+  // values' bytes before block compression.
+  uint64_t key_bytes = 0;
+  uint64_t value_bytes = 0;
+};
+
 struct StoreStats {
+  // Every file of the store directory (SST, WAL, manifests, options).
   uint64_t bytes_on_disk = 0;
+  uint64_t wal_bytes = 0;       // RocksDB write-ahead log files (*.log)
+  uint64_t sst_bytes = 0;       // live SST files of every column family
+  uint32_t format_version = 0;  // the store's format (meta `format`)
+  bool rows_packed = false;     // no row image of format 1 is left unpacked
+  std::vector<FamilyStats> families;
   uint64_t dead_letters = 0;
   uint64_t events_stored = 0;
   uint64_t duplicates = 0;
@@ -131,6 +150,14 @@ class Store final : public StateReader {
     // the zstd dictionary they are compressed with; 0: never compress
     // (docs/store.md, "Envelope compression").
     size_t envelope_dictionary_samples = 1000;
+    // The writer's RocksDB memory: memtables of every column family together
+    // (half of it), the block cache (a quarter); the write-ahead log is kept
+    // under the same figure (docs/store.md, "Memory and disk bounds").
+    size_t memory_budget_mb = 512;
+    // The format new data is written in: the current one (engine/encoding.h,
+    // kFormatVersion), or 1 as stores written before format 2 hold it (row
+    // images not packed, no stamp): only for tests of the migration.
+    uint32_t write_format = 2;
   };
   // Opens (creating if needed). Errors: the key file (missing, wrong size,
   // wrong master key for this store), RocksDB (path, lock, corruption).
@@ -216,7 +243,16 @@ class Store final : public StateReader {
   Status Compact();
   // Read-only stores: catch up with the primary's latest writes.
   Status Refresh();
-  StoreStats Stats();
+  // Brings a store written in an older format up to the current one:
+  // packs (and re-encrypts) every row image in `versions` and `current`
+  // that was stored as text, then compacts them so the old bytes go. A
+  // writer only, with the store stopped (`timevault store migrate`);
+  // resumable (a crash leaves each value old or new). Returns the number of
+  // values rewritten.
+  Result<uint64_t> Migrate();
+  // Sizes and counters. `scan`: also reads every key of every column
+  // family to count keys and key/value bytes exactly (seconds per GB).
+  StoreStats Stats(bool scan = false);
 
  private:
   struct Impl;

@@ -228,6 +228,15 @@ const std::vector<Spec>& Specs() {
          c.store.memory_mb = v;
          return Status::Ok();
        })},
+      {"signing.key_file", Kind::kString, false, Str([](Config& c, const std::string& v) {
+         c.signing.key_file = v;
+         return Status::Ok();
+       })},
+      {"signing.require", Kind::kBool, false,
+       [](Config& c, const Value& v) {
+         c.signing.require = std::get<bool>(v);
+         return Status::Ok();
+       }},
       {"replay.backup_dir", Kind::kString, false, Str([](Config& c, const std::string& v) {
          c.replay.backup_dir = v;
          return Status::Ok();
@@ -397,7 +406,8 @@ Status LoadToken(const toml::node& node, size_t index, ApiToken* out) {
 }
 
 bool IsSection(std::string_view key) {
-  return key == "postgres" || key == "kafka" || key == "tenant" || key == "store" || key == "replay" || key == "api";
+  return key == "postgres" || key == "kafka" || key == "tenant" || key == "store" || key == "replay" || key == "api" ||
+         key == "signing";
 }
 
 struct Collected {

@@ -8,9 +8,13 @@
 
 namespace timevault::capture {
 
-Result<std::unique_ptr<KafkaSink>> KafkaSink::Create(const config::KafkaConfig& config, AckTracker* tracker,
+Result<std::unique_ptr<KafkaSink>> KafkaSink::Create(const config::KafkaConfig& config,
+                                                     const config::SigningConfig& signing, AckTracker* tracker,
                                                      CaptureMetrics* metrics) {
   std::unique_ptr<KafkaSink> sink(new KafkaSink());
+  if (!signing.key_file.empty()) {
+    TV_ASSIGN_OR_RETURN(sink->signer_, signing::EventSigner::Load(signing.key_file));
+  }
   sink->tracker_ = tracker;
   sink->metrics_ = metrics;
   sink->bootstrap_ = config.bootstrap;
@@ -142,6 +146,10 @@ Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::opti
                           std::optional<std::string_view> value, AckTracker::Ticket ticket,
                           std::span<const Header> headers_in) {
   if (!error_.ok()) return error_;
+  std::string signature;
+  if (signer_) {
+    TV_ASSIGN_OR_RETURN(signature, Signature(topic, key, value, headers_in));
+  }
   if (ticket != 0) tracker_->AddPending(ticket);
   void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
   size_t key_len = key ? key->size() : 0;
@@ -150,11 +158,16 @@ Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::opti
   for (;;) {
     // librdkafka takes ownership of the headers only when producev succeeds.
     rd_kafka_headers_t* headers = nullptr;
-    if (!headers_in.empty()) {
-      headers = rd_kafka_headers_new(headers_in.size());
+    if (!headers_in.empty() || signer_) {
+      headers = rd_kafka_headers_new(headers_in.size() + 1);
       for (const Header& h : headers_in)
         rd_kafka_header_add(headers, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
                             static_cast<ssize_t>(h.value.size()));
+      if (signer_) {
+        rd_kafka_header_add(headers, signing::kSignatureHeader.data(),
+                            static_cast<ssize_t>(signing::kSignatureHeader.size()), signature.data(),
+                            static_cast<ssize_t>(signature.size()));
+      }
     }
     rd_kafka_resp_err_t err = rd_kafka_producev(
         producer_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
@@ -174,6 +187,20 @@ Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::opti
   metrics_->produced_events.fetch_add(1, std::memory_order_relaxed);
   metrics_->produced_bytes.fetch_add(key_len + value_len, std::memory_order_relaxed);
   return Status::Ok();
+}
+
+Result<std::string> KafkaSink::Signature(const std::string& topic, std::optional<std::string_view> key,
+                                         std::optional<std::string_view> value, std::span<const Header> headers) {
+  signing::SignedMessage m;
+  m.topic = topic;
+  m.key = key;
+  m.value = value;
+  for (const Header& h : headers) {
+    if (!m.SetHeader(h.name, h.value)) {
+      return Internal("capture: header " + std::string(h.name) + " is not covered by the event signature");
+    }
+  }
+  return signer_->Sign(m);
 }
 
 Result<std::optional<std::string>> KafkaSink::LastMessage(const std::string& topic, int32_t partition) {

@@ -6,6 +6,9 @@
 //
 // Local queue memory is bounded; Produce waits (serving delivery reports)
 // while the queue is full, so a huge transaction streams instead of piling up.
+// With signing.key_file set, every message carries a kSignatureHeader
+// (timevault/core/signing.h) the store checks.
+//
 // Not thread-safe: one capture thread produces and polls.
 #pragma once
 
@@ -22,13 +25,16 @@
 #include "timevault/capture/debezium.h"
 #include "timevault/config/config.h"
 #include "timevault/core/kafka.h"
+#include "timevault/core/signing.h"
 #include "timevault/core/status.h"
 
 namespace timevault::capture {
 
 class KafkaSink {
  public:
-  static Result<std::unique_ptr<KafkaSink>> Create(const config::KafkaConfig& config, AckTracker* tracker,
+  // Loads signing.key_file if set (refused: an error naming the file).
+  static Result<std::unique_ptr<KafkaSink>> Create(const config::KafkaConfig& config,
+                                                   const config::SigningConfig& signing, AckTracker* tracker,
                                                    CaptureMetrics* metrics);
   ~KafkaSink();
 
@@ -46,7 +52,9 @@ class KafkaSink {
 
   // Hands one message to librdkafka. `value` nullopt: a tombstone. `ticket` 0:
   // untracked (heartbeats). `partition` RD_KAFKA_PARTITION_UA: by key.
-  // `headers` are copied; they need to live only during the call.
+  // `headers` are copied; they need to live only during the call. With a
+  // signing key, each must be one of signing::kCoveredHeaders (Internal
+  // otherwise: a header the signature would not cover).
   struct Header {
     std::string_view name;
     std::string_view value;
@@ -73,8 +81,12 @@ class KafkaSink {
   // Raises the acknowledged offset of each of `topic`'s `count` partitions
   // to the last offset it holds.
   Status SeedOffsets(const std::string& topic, int count);
+  // The kSignatureHeader value for a message (signer_ set).
+  Result<std::string> Signature(const std::string& topic, std::optional<std::string_view> key,
+                                std::optional<std::string_view> value, std::span<const Header> headers);
 
   kafka::Handle producer_;
+  std::optional<signing::EventSigner> signer_;
   std::string bootstrap_;
   int64_t topic_retention_ms_ = -1;
   AckTracker* tracker_ = nullptr;

@@ -109,7 +109,7 @@ Status Session::Connect() {
   TV_ASSIGN_OR_RETURN(replication_, PgReplication::Connect(config_.postgres.conninfo));
   TV_ASSIGN_OR_RETURN(auto db, catalog_.Exec("SELECT current_database()"));
   db_name_ = db.GetString(0, 0);
-  TV_ASSIGN_OR_RETURN(sink_, KafkaSink::Create(config_.kafka, &tracker_, metrics_));
+  TV_ASSIGN_OR_RETURN(sink_, KafkaSink::Create(config_.kafka, config_.signing, &tracker_, metrics_));
   schemas_ = std::make_unique<SchemaCache>(&catalog_, config_.tenant_column, config_.kafka.topic_prefix);
   TV_RETURN_IF_ERROR(sink_->EnsureTopic(transaction_topic_, 1));  // one partition: BEGIN/END in order
   TV_RETURN_IF_ERROR(sink_->EnsureTopic(heartbeat_topic_, 1));

@@ -14,6 +14,7 @@
 
 #include "consumer/applier.h"
 #include "consumer/change_merge.h"
+#include "consumer/signature.h"
 #include "timevault/core/kafka.h"
 #include "timevault/store/event.h"
 
@@ -237,7 +238,9 @@ Result<kafka::Handle> NewConsumer(const config::Config& config, Rebalancer* reba
   return handle;
 }
 
-IngestItem ToItem(const ParseOptions& options, const rd_kafka_message_t* m) {
+// `check`: signed change events (null: signing off); a message that fails
+// it is dead-lettered unparsed.
+IngestItem ToItem(const ParseOptions& options, SignatureCheck* check, const rd_kafka_message_t* m) {
   IngestItem item;
   item.position.topic = rd_kafka_topic_name(m->rkt);
   item.position.partition = m->partition;
@@ -257,8 +260,11 @@ IngestItem ToItem(const ParseOptions& options, const rd_kafka_message_t* m) {
       return std::nullopt;
     return v ? std::string_view(static_cast<const char*>(v), len) : std::string_view();
   };
-  auto parsed = ParseEvent(options, item.position.topic, key, value, header(std::string(kNullsHeader).c_str()),
-                           header(std::string(kTextHeader).c_str()));
+  Status signature = check != nullptr ? check->Check(m) : Status::Ok();
+  auto parsed = signature.ok()
+                    ? ParseEvent(options, item.position.topic, key, value, header(std::string(kNullsHeader).c_str()),
+                                 header(std::string(kTextHeader).c_str()))
+                    : Result<StoreEvent>(std::move(signature));
   if (parsed.ok()) {
     item.event = std::move(parsed).value();
     if (auto old_key = header("__debezium.oldkey"); old_key && !old_key->empty()) item.event->old_pk.assign(*old_key);
@@ -316,6 +322,11 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
   spdlog::info("store: consuming {}.* into {}", config.kafka.topic_prefix, config.store.path);
 
   ParseOptions options{config.kafka.topic_prefix, config.tenant_column};
+  TV_ASSIGN_OR_RETURN(std::optional<SignatureCheck> signature_check, SignatureCheck::FromConfig(config.signing));
+  if (signature_check) {
+    spdlog::info("store: signed change events: checking every message{}",
+                 config.signing.require ? "" : " (unsigned ones accepted: signing.require = false)");
+  }
   // LSNs polled: of the change partitions (a change's or a logical
   // message's; not a heartbeat's, which is read as soon as it arrives, far
   // ahead of a catching-up store's changes), of an END's commit.
@@ -334,7 +345,7 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
       if (m->err == RD_KAFKA_RESP_ERR__FATAL && fatal.ok()) fatal = kafka::FromError(m->err, "consuming");
       return std::nullopt;
     }
-    return ToItem(options, m.get());
+    return ToItem(options, signature_check ? &*signature_check : nullptr, m.get());
   };
   auto add = [&](IngestItem&& item) {
     if (!item.dead_letter_reason.empty()) metrics->dead_letters.fetch_add(1);

@@ -69,6 +69,15 @@ struct ReplayConfig {
   int64_t lock_timeout_ms = 10000;  // how long an apply waits for the tenant's row locks
 };
 
+// Signed change events (docs/capture.md, "Signed events"): with a key file,
+// capture signs every message and the store checks every signature.
+struct SigningConfig {
+  std::string key_file;  // 32 raw random bytes, 0600, shared by capture and store only; empty: off
+  // With a key: the store dead-letters messages without a signature too (off
+  // only while the topics still hold messages from before signing).
+  bool require = true;
+};
+
 enum class Role { kViewer, kOperator, kAdmin };
 
 struct ApiToken {
@@ -95,6 +104,7 @@ struct Config {
   PostgresConfig postgres;
   KafkaConfig kafka;
   StoreConfig store;
+  SigningConfig signing;
   ReplayConfig replay;
   ApiConfig api;
 };

@@ -69,6 +69,9 @@ class KafkaSink {
   Status Flush(int timeout_ms);
   // The value of the last message of a partition (nullopt: the topic is
   // missing or empty); the previous run's last heartbeat, for the slot checks.
+  // With a signing key it must carry capture's signature (unless
+  // signing.require is off and it has none): FailedPrecondition otherwise,
+  // so a forged heartbeat cannot steer the slot checks (hide a slot loss).
   Result<std::optional<std::string>> LastMessage(const std::string& topic, int32_t partition);
   // The first delivery failure, or OK.
   const Status& error() const { return error_; }
@@ -84,9 +87,12 @@ class KafkaSink {
   // The kSignatureHeader value for a message (signer_ set).
   Result<std::string> Signature(const std::string& topic, std::optional<std::string_view> key,
                                 std::optional<std::string_view> value, std::span<const Header> headers);
+  // OK if `m` verifies under signer_ (docs/store.md, "Signature check").
+  Status CheckSignature(const rd_kafka_message_t* m);
 
   kafka::Handle producer_;
   std::optional<signing::EventSigner> signer_;
+  bool require_signatures_ = true;
   std::string bootstrap_;
   int64_t topic_retention_ms_ = -1;
   AckTracker* tracker_ = nullptr;

@@ -42,6 +42,10 @@ int Main(int argc, char** argv) {
   app.add_option("--log-format", g.log_format, "text, or json: one JSON object per line with the job or request id")
       ->check(CLI::IsMember({"text", "json"}))
       ->envname("TIMEVAULT_LOG_FORMAT");
+  app.add_option("--tz", g.tz,
+                 "Zone of times given without one (UTC or +HH:MM); overrides api.time_zone. Without either, such "
+                 "times are refused")
+      ->envname("TIMEVAULT_TZ");
   app.add_option("--metrics-listen", g.metrics_listen,
                  "host:port serving Prometheus metrics of capture, store and run at /metrics (no token)")
       ->envname("TIMEVAULT_METRICS_LISTEN");

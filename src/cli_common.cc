@@ -10,6 +10,26 @@
 
 namespace timevault::cli {
 
+namespace {
+// The zone zone-less command-line times are read in (LoadConfig; empty: none).
+std::string g_time_zone;
+}  // namespace
+
+std::optional<CommitTime> ParseCliTime(std::string_view text) {
+  std::optional<int32_t> offset;
+  if (!g_time_zone.empty()) offset = ParseUtcOffset(g_time_zone);
+  return CommitTime::ParseStrict(text, offset);
+}
+
+std::string CliTimeHint() {
+  if (!g_time_zone.empty()) {
+    return "a valid ISO 8601 time (like 2026-11-27T08:00:00Z; without a zone it is read at " + g_time_zone +
+           "; 2026-02-31 is refused)";
+  }
+  return "a valid ISO 8601 time with a zone (like 2026-11-27T08:00:00Z; 2026-02-31 is refused, and a time without Z "
+         "or an offset too unless --tz or api.time_zone states the zone)";
+}
+
 std::optional<config::Config> LoadConfig(const GlobalOptions& g, int* exit_code) {
   std::string path = g.config_path;
   auto env = config::ProcessEnvironment();
@@ -27,6 +47,18 @@ std::optional<config::Config> LoadConfig(const GlobalOptions& g, int* exit_code)
     *exit_code = kExitUsage;
     return std::nullopt;
   }
+  if (!g.tz.empty()) {
+    if (!ParseUtcOffset(g.tz)) {
+      std::fprintf(stderr,
+                   "timevault: --tz '%s': expected UTC or a fixed offset like +02:00 (named zones are refused: "
+                   "across a DST change a local time is ambiguous)\n",
+                   g.tz.c_str());
+      *exit_code = kExitUsage;
+      return std::nullopt;
+    }
+    loaded->api.time_zone = g.tz;  // `run`/`serve`: the API reads zone-less times in it too
+  }
+  g_time_zone = loaded->api.time_zone;
   std::string level = g.log_level.empty() ? loaded->log_level : g.log_level;
   if (auto st = SetupLogging(level, g.log_format); !st.ok()) {
     std::fprintf(stderr, "timevault: %s\n", st.message().c_str());

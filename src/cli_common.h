@@ -15,6 +15,7 @@
 #include "timevault/api/audit_check.h"
 #include "timevault/config/config.h"
 #include "timevault/core/status.h"
+#include "timevault/core/time.h"
 #include "timevault/store/store.h"
 
 namespace timevault::cli {
@@ -24,11 +25,19 @@ struct GlobalOptions {
   std::string log_level;
   std::string log_format = "text";  // text | json (SetupLogging)
   std::string metrics_listen;       // host:port for the services' Prometheus metrics (metrics_http.h)
+  std::string tz;                   // --tz: overrides api.time_zone ("UTC", "+02:00")
 };
 
 // Loads the config named by --config or $TIMEVAULT_CONFIG and sets up
 // logging; on failure prints the reason and sets *exit_code (kExitUsage).
 std::optional<config::Config> LoadConfig(const GlobalOptions& g, int* exit_code);
+
+// A time typed on the command line (--at, --from, --to): ISO 8601 with a
+// zone; a date and time without one only when --tz or api.time_zone states
+// the zone (LoadConfig records it). nullopt otherwise.
+std::optional<CommitTime> ParseCliTime(std::string_view text);
+// What to tell a person whose time ParseCliTime refused.
+std::string CliTimeHint();
 
 // Set by SIGTERM/SIGINT once InstallStopHandlers ran: services finish cleanly.
 extern std::atomic<bool> g_stop;

@@ -39,11 +39,8 @@ Result<std::unique_ptr<replay::BackupCatalog>> OpenCatalog(const config::Config&
 Result<std::optional<store::Point>> ParsePoint(store::StateReader& st, const BackupOptions& o) {
   if (!o.at.empty() && !o.lsn.empty()) return InvalidArgument("give --at or --lsn, not both");
   if (!o.at.empty()) {
-    auto t = CommitTime::ParseStrict(o.at);
-    if (!t)
-      return InvalidArgument("--at '" + o.at +
-                             "': expected a valid ISO 8601 time with a zone, such as 2026-11-27T08:15:00Z (no "
-                             "impossible dates, no zone-less times)");
+    auto t = ParseCliTime(o.at);
+    if (!t) return InvalidArgument("--at '" + o.at + "': expected " + CliTimeHint());
     TV_ASSIGN_OR_RETURN(store::Point p, st.ResolveTime(*t));
     return std::optional<store::Point>(p);
   }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli_common.h"
+#include "timevault/core/csv.h"
 #include "timevault/replay/engine.h"
 
 namespace timevault::cli {
@@ -144,7 +145,7 @@ std::optional<replay::PitrTarget> ParsePoint(const std::string& text) {
     if (auto lsn = Lsn::Parse(text)) return replay::PitrTarget(*lsn);
     return std::nullopt;
   }
-  if (auto t = CommitTime::ParseStrict(text)) return replay::PitrTarget(*t);
+  if (auto t = ParseCliTime(text)) return replay::PitrTarget(*t);
   return std::nullopt;
 }
 
@@ -170,21 +171,18 @@ int PitrPreview(const GlobalOptions& g, const Args& a) {
     std::fprintf(stderr, "timevault pitr preview: give exactly one of --at TIME and --lsn LSN\n");
     return kExitUsage;
   }
+  auto o = Open(g, &code, true);  // first: --tz / api.time_zone
+  if (!o) return code;
   std::optional<replay::PitrTarget> target;
   if (!a.at.empty()) {
-    auto t = CommitTime::ParseStrict(a.at);
-    if (!t)
-      return Fail(InvalidArgument("--at: '" + a.at +
-                                  "' is not a valid ISO 8601 time with a zone (like 2026-11-27T08:00:00Z; 2026-02-31 "
-                                  "or a time without Z or an offset are refused)"));
+    auto t = ParseCliTime(a.at);
+    if (!t) return Fail(InvalidArgument("--at: '" + a.at + "' is not " + CliTimeHint()));
     target = *t;
   } else {
     auto l = Lsn::Parse(a.lsn);
     if (!l) return Fail(InvalidArgument("--lsn: '" + a.lsn + "' is not an LSN (16/B374D848)"));
     target = *l;
   }
-  auto o = Open(g, &code, true);
-  if (!o) return code;
   auto plan = o->engine->PreviewPitr(TenantId(a.tenant), *target, a.tables);
   if (!plan.ok()) return Fail(plan.status());
   PrintPlan(*plan);
@@ -328,30 +326,16 @@ int SnapshotsExpire(const GlobalOptions& g, const Args& a) {
   return kExitOk;
 }
 
-// One CSV field (RFC 4180): quoted when it holds a comma, quote or newline.
-void AppendCsv(std::string* out, std::string_view v) {
-  if (v.find_first_of(",\"\n\r") == std::string_view::npos) {
-    out->append(v);
-    return;
-  }
-  out->push_back('"');
-  for (char c : v) {
-    if (c == '"') out->push_back('"');
-    out->push_back(c);
-  }
-  out->push_back('"');
-}
-
 int State(const GlobalOptions& g, const Args& a) {
   if (a.format != "jsonl" && a.format != "csv") return Fail(InvalidArgument("--format: jsonl or csv"));
   if (a.format == "csv" && a.tables.size() != 1) {
     return Fail(InvalidArgument("--format csv writes one table: give exactly one --table"));
   }
-  auto at = ParsePoint(a.at);
-  if (!at) return Fail(InvalidArgument("--at: '" + a.at + "' is neither an ISO 8601 time nor an LSN"));
   int code = kExitOk;
-  auto o = Open(g, &code, false);
+  auto o = Open(g, &code, false);  // first: --tz / api.time_zone
   if (!o) return code;
+  auto at = ParsePoint(a.at);
+  if (!at) return Fail(InvalidArgument("--at: '" + a.at + "' is neither an LSN nor " + CliTimeHint()));
   Lsn lsn;
   if (const auto* l = std::get_if<Lsn>(&*at)) {
     lsn = *l;
@@ -389,7 +373,7 @@ int State(const GlobalOptions& g, const Args& a) {
         std::string h;
         for (size_t i = 0; i < header.size(); ++i) {
           if (i) h.push_back(',');
-          AppendCsv(&h, header[i]);
+          csv::AppendField(&h, header[i]);
         }
         std::printf("%s\n", h.c_str());
       }
@@ -398,12 +382,12 @@ int State(const GlobalOptions& g, const Args& a) {
         auto m = d.FindMember(header[i].c_str());
         if (m == d.MemberEnd() || m->value.IsNull()) continue;  // NULL: an empty field
         if (m->value.IsString()) {
-          AppendCsv(&line, std::string_view(m->value.GetString(), m->value.GetStringLength()));
+          csv::AppendField(&line, std::string_view(m->value.GetString(), m->value.GetStringLength()));
         } else {
           rapidjson::StringBuffer sb;
           rapidjson::Writer<rapidjson::StringBuffer> w(sb);
           m->value.Accept(w);
-          AppendCsv(&line, sb.GetString());
+          csv::AppendField(&line, sb.GetString());
         }
       }
     }
@@ -422,7 +406,7 @@ int History(const GlobalOptions& g, const Args& a) {
   Lsn from, to;
   if (!a.from.empty()) {
     auto p = ParsePoint(a.from);
-    if (!p) return Fail(InvalidArgument("--from: '" + a.from + "' is neither an ISO 8601 time nor an LSN"));
+    if (!p) return Fail(InvalidArgument("--from: '" + a.from + "' is neither an LSN nor " + CliTimeHint()));
     auto l = ResolveBound(*o->store, *p);
     if (!l.ok()) return Fail(l.status());
     from = *l;
@@ -433,7 +417,7 @@ int History(const GlobalOptions& g, const Args& a) {
     to = rp->lsn;
   } else {
     auto p = ParsePoint(a.to);
-    if (!p) return Fail(InvalidArgument("--to: '" + a.to + "' is neither an ISO 8601 time nor an LSN"));
+    if (!p) return Fail(InvalidArgument("--to: '" + a.to + "' is neither an LSN nor " + CliTimeHint()));
     auto l = ResolveBound(*o->store, *p);
     if (!l.ok()) return Fail(l.status());
     to = *l;

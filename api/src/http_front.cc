@@ -48,6 +48,7 @@ struct SslCtxFree {
 // far (the request head, perhaps followed by the start of the body).
 struct Conn {
   int fd = -1;
+  std::string peer;  // SourceKey of the client's address
   SSL* ssl = nullptr;
   bool handshaken = false;
   std::string bytes;
@@ -60,6 +61,52 @@ struct Conn {
     if (ssl) SSL_free(ssl);
     if (fd >= 0) ::close(fd);
   }
+};
+
+// The key connections are counted under per source: an IPv4 address (also
+// as an IPv4-mapped IPv6 one), or an IPv6 /64 (one host usually holds a
+// whole /64, so counting single IPv6 addresses would bound nothing).
+std::string SourceKey(const sockaddr_storage& a) {
+  if (a.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(a);
+    return std::string(reinterpret_cast<const char*>(&in.sin_addr), 4);
+  }
+  if (a.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(a);
+    const auto* b = reinterpret_cast<const char*>(&in6.sin6_addr);
+    if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) return std::string(b + 12, 4);
+    return std::string(b, 8);
+  }
+  return std::string();
+}
+
+// Open connections, in total and per source (SourceKey). Thread-safe: the
+// reactor adds, the reactor and the workers remove.
+class ConnectionCounts {
+ public:
+  ConnectionCounts(size_t max_total, size_t max_per_source) : max_total_(max_total), max_per_source_(max_per_source) {}
+  // Counts one more from `source`; false (nothing counted) when a limit is reached.
+  bool TryAdd(const std::string& source) {
+    std::lock_guard lock(mu_);
+    if (total_ >= max_total_) return false;
+    size_t& n = per_source_[source];
+    if (n >= max_per_source_) return false;
+    ++n;
+    ++total_;
+    return true;
+  }
+  void Remove(const std::string& source) {
+    std::lock_guard lock(mu_);
+    --total_;
+    auto it = per_source_.find(source);
+    if (it != per_source_.end() && --it->second == 0) per_source_.erase(it);
+  }
+
+ private:
+  const size_t max_total_, max_per_source_;
+  std::mutex mu_;
+  size_t total_ = 0;
+  std::map<std::string, size_t> per_source_;
 };
 
 int MillisUntil(SteadyClock::time_point t) {
@@ -223,7 +270,7 @@ struct HttpFront::Impl {
   int epoll_fd = -1;
   int wake_fd = -1;
   std::atomic<bool> stop{false};
-  std::atomic<size_t> open{0};  // connections in the reactor, the queue and the workers
+  ConnectionCounts open;  // connections in the reactor, the queue and the workers
   std::thread reactor;
   std::vector<std::thread> workers;
   std::map<int, std::unique_ptr<Conn>> reading;  // reactor thread only
@@ -233,12 +280,14 @@ struct HttpFront::Impl {
   std::deque<std::unique_ptr<Conn>> ready;
   std::set<int> serving;  // descriptors the workers are serving, for Stop
 
-  Impl(RequestEngine& e, FrontLimits l) : engine(e), limits(l) {}
+  Impl(RequestEngine& e, FrontLimits l) : engine(e), limits(l), open(l.max_connections, l.max_per_address) {}
 
   void Drop(int fd) {
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
-    reading.erase(fd);
-    --open;
+    auto it = reading.find(fd);
+    if (it == reading.end()) return;
+    open.Remove(it->second->peer);
+    reading.erase(it);
   }
 
   void Refuse(int fd, int status, const char* reason, const char* code, const char* message) {
@@ -249,12 +298,15 @@ struct HttpFront::Impl {
 
   void AcceptAll() {
     for (;;) {
-      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      sockaddr_storage peer{};
+      socklen_t peer_len = sizeof peer;
+      int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR) continue;
         return;  // EAGAIN, or out of descriptors: the backlog waits
       }
-      if (open.load() >= limits.max_connections) {
+      std::string source = SourceKey(peer);
+      if (!open.TryAdd(source)) {
         if (!ctx) {
           std::string busy = RawResponse(503, "Service Unavailable", "unavailable", "too many connections");
           (void)::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -266,10 +318,12 @@ struct HttpFront::Impl {
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       auto c = std::make_unique<Conn>();
       c->fd = fd;
+      c->peer = std::move(source);
+      bool ok = true;
       if (ctx) {
         c->ssl = SSL_new(ctx.get());
-        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) continue;  // ~Conn closes
-        SSL_set_accept_state(c->ssl);
+        ok = c->ssl && SSL_set_fd(c->ssl, fd) == 1;
+        if (ok) SSL_set_accept_state(c->ssl);
       }
       auto now = SteadyClock::now();
       c->deadline = now + milliseconds(limits.head_timeout_ms);
@@ -277,9 +331,11 @@ struct HttpFront::Impl {
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLRDHUP;
       ev.data.fd = fd;
-      if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) continue;
+      if (!ok || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        open.Remove(c->peer);
+        continue;  // ~Conn closes
+      }
       reading[fd] = std::move(c);
-      ++open;
     }
   }
 
@@ -361,7 +417,7 @@ struct HttpFront::Impl {
       }
     }
     SendAndForget(*c, RawResponse(503, "Service Unavailable", "unavailable", "the server is busy; retry"));
-    --open;
+    open.Remove(c->peer);
   }
 
   // Cuts connections whose head did not arrive in time.
@@ -394,7 +450,7 @@ struct HttpFront::Impl {
         next_sweep = SteadyClock::now() + milliseconds(100);
       }
     }
-    open -= reading.size();
+    for (const auto& [fd, c] : reading) open.Remove(c->peer);
     reading.clear();
   }
 
@@ -442,8 +498,9 @@ struct HttpFront::Impl {
         std::lock_guard lock(mu);
         serving.erase(c->fd);
       }
+      const std::string peer = c->peer;
       c.reset();
-      --open;
+      open.Remove(peer);
     }
   }
 };

@@ -9,8 +9,9 @@
 //     `max_head_bytes` and within `head_timeout_ms` of the accept (and
 //     `idle_timeout_ms` between bytes); slow or silent clients wait there,
 //     costing a buffer, never a worker;
-//   - at most `max_connections` connections are open; more are answered 503
-//     and closed;
+//   - at most `max_connections` connections are open, and at most
+//     `max_per_address` from one source address (IPv4, or IPv6 /64); more
+//     are answered 503 and closed, so one client cannot take every slot;
 //   - a complete head goes to one of `workers` threads through a queue of at
 //     most `queue` entries (full: 503), which hands it to httplib's
 //     process_request through a Stream that replays the head and reads the
@@ -36,6 +37,7 @@ namespace timevault::api {
 
 struct FrontLimits {
   size_t max_connections = 512;
+  size_t max_per_address = 64;
   size_t max_head_bytes = 16 * 1024;
   int head_timeout_ms = 10000;
   int idle_timeout_ms = 5000;

@@ -456,11 +456,8 @@ std::string MetricsText(ApiState& s) {
 Result<std::optional<CommitTime>> QueryTime(const Call& c, const char* name) {
   auto v = Query(c, name);
   if (!v) return std::optional<CommitTime>();
-  auto t = CommitTime::ParseStrict(*v);
-  if (!t)
-    return InvalidArgument("query parameter '" + std::string(name) +
-                           "': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *v + "'");
-  return std::optional<CommitTime>(*t);
+  TV_ASSIGN_OR_RETURN(CommitTime t, CallerTime(c, "query parameter '" + std::string(name) + "'", *v));
+  return std::optional<CommitTime>(t);
 }
 
 // The store's dead letters (topic, partition, offset, reason), oldest first

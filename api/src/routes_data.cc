@@ -9,10 +9,23 @@
 #include <spdlog/spdlog.h>
 
 #include "server_impl.h"
+#include "timevault/core/csv.h"
 
 namespace timevault::api {
 
 using config::Role;
+
+Result<CommitTime> CallerTime(const Call& c, const std::string& what, std::string_view text) {
+  const std::string zone = c.state != nullptr ? c.state->cfg.api.time_zone : std::string();
+  std::optional<int32_t> offset;
+  if (!zone.empty()) offset = ParseUtcOffset(zone);  // validated by config
+  if (auto t = CommitTime::ParseStrict(text, offset)) return *t;
+  return InvalidArgument(what + ": not a valid RFC 3339 time" +
+                         (offset ? std::string(" (zone-less times are read at api.time_zone ") + zone + ")"
+                                 : std::string(" with a zone (like 2026-11-27T08:00:00Z); a time without a zone is "
+                                               "refused unless api.time_zone states one")) +
+                         ": '" + std::string(text) + "'");
+}
 
 namespace {
 
@@ -36,21 +49,8 @@ Result<store::Point> ResolveAt(store::StateReader& reader, const Call& c, const 
     return store::Point{*l, CommitTime()};
   }
   if (!at) return recoverable;
-  auto t = CommitTime::ParseStrict(*at);
-  if (!t)
-    return InvalidArgument("query parameter '" + std::string(time_key) +
-                           "': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *at + "'");
-  return reader.ResolveTime(*t);
-}
-
-std::string CsvField(std::string_view v) {
-  if (v.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(v);
-  std::string out = "\"";
-  for (char ch : v) {
-    if (ch == '"') out += '"';
-    out += ch;
-  }
-  return out + "\"";
+  TV_ASSIGN_OR_RETURN(CommitTime t, CallerTime(c, "query parameter '" + std::string(time_key) + "'", *at));
+  return reader.ResolveTime(t);
 }
 
 // One CSV line from a row image, in `columns` order (strings as is, others as JSON).
@@ -61,12 +61,12 @@ std::string CsvLine(const rapidjson::Document& row, const std::vector<std::strin
     auto it = row.FindMember(columns[i].c_str());
     if (it == row.MemberEnd() || it->value.IsNull()) continue;
     if (it->value.IsString()) {
-      line += CsvField(std::string_view(it->value.GetString(), it->value.GetStringLength()));
+      line += csv::Field(std::string_view(it->value.GetString(), it->value.GetStringLength()));
     } else {
       rapidjson::StringBuffer buf;
       JsonWriter w(buf);
       it->value.Accept(w);
-      line += CsvField(std::string_view(buf.GetString(), buf.GetSize()));
+      line += csv::Field(std::string_view(buf.GetString(), buf.GetSize()));
     }
   }
   return line + "\r\n";
@@ -126,7 +126,7 @@ void State(ApiState& s, Call& c) {
                                            std::string header;
                                            for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
                                              columns.emplace_back(it->name.GetString(), it->name.GetStringLength());
-                                             header += (header.empty() ? "" : ",") + CsvField(columns.back());
+                                             header += (header.empty() ? "" : ",") + csv::Field(columns.back());
                                            }
                                            if (!out.Add(header + "\r\n")) return false;
                                          }
@@ -149,12 +149,8 @@ void History(ApiState& s, Call& c) {
   if (!to.ok()) return SendError(c, to.status());
   Lsn from;
   if (auto f = Query(c, "from")) {
-    auto t = CommitTime::ParseStrict(*f);
-    if (!t)
-      return SendError(
-          c, InvalidArgument(
-                 "query parameter 'from': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" + *f +
-                 "'"));
+    auto t = CallerTime(c, "query parameter 'from'", *f);
+    if (!t.ok()) return SendError(c, t.status());
     auto p = st->ResolveTime(*t);
     if (p.ok()) {
       from = p->lsn;

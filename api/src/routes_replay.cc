@@ -156,12 +156,8 @@ void Preview(ApiState& s, Call& c) {
   }
   replay::PitrTarget target;
   if (*time) {
-    auto t = CommitTime::ParseStrict(**time);
-    if (!t)
-      return SendError(
-          c,
-          InvalidArgument("field 'target_time': not a valid RFC 3339 time with a zone (like 2026-11-27T08:00:00Z): '" +
-                          **time + "'"));
+    auto t = CallerTime(c, "field 'target_time'", **time);
+    if (!t.ok()) return SendError(c, t.status());
     target = *t;
   } else {
     auto l = Lsn::Parse(**lsn);

@@ -97,6 +97,11 @@ void SendError(Call& c, int http, std::string_view code, const std::string& mess
 Status ParseBody(Call& c, const std::vector<std::string_view>& allowed);
 // The body's "confirm" must be true, or query ?confirm=true: else InvalidArgument.
 Status RequireConfirm(Call& c);
+// A time a caller typed (`what`: "field 'target_time'", "query parameter
+// 'at'"): RFC 3339 with a zone; a date and time without one only when
+// api.time_zone states the zone it is read in. InvalidArgument naming `what`
+// otherwise (routes_data.cc).
+Result<CommitTime> CallerTime(const Call& c, const std::string& what, std::string_view text);
 // A query parameter, if given (empty counts as given and is refused by callers).
 std::optional<std::string> Query(const Call& c, const char* name);
 // Query "tenant": the given one must be in scope (checked by the router when

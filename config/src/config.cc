@@ -12,6 +12,8 @@
 #include <sstream>
 #include <variant>
 
+#include "timevault/core/time.h"
+
 extern char** environ;
 
 namespace timevault::config {
@@ -271,6 +273,15 @@ const std::vector<Spec>& Specs() {
            return KeyError("api.listen", "'" + std::string(tail) + "' is not a port number");
          }
          c.api.listen = v;
+         return Status::Ok();
+       })},
+      {"api.time_zone", Kind::kString, false, Str([](Config& c, const std::string& v) {
+         if (!v.empty() && !ParseUtcOffset(v)) {
+           return KeyError("api.time_zone", "'" + v +
+                                                "' is not UTC or a fixed offset like +02:00 (named zones are "
+                                                "refused: across a DST change a local time is ambiguous)");
+         }
+         c.api.time_zone = v;
          return Status::Ok();
        })},
       {"api.tls_cert", Kind::kString, false, Str([](Config& c, const std::string& v) {

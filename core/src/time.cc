@@ -44,12 +44,27 @@ int DaysInMonth(int y, int m) {
   return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
 }
 
-std::optional<CommitTime> ParseTime(std::string_view s, bool strict);
+// `zone`: the offset a zone-less strict time is read at (nullopt: refused).
+std::optional<CommitTime> ParseTime(std::string_view s, bool strict, std::optional<int32_t> zone = std::nullopt);
 
 }  // namespace
 
 std::optional<CommitTime> CommitTime::Parse(std::string_view s) { return ParseTime(s, false); }
 std::optional<CommitTime> CommitTime::ParseStrict(std::string_view s) { return ParseTime(s, true); }
+std::optional<CommitTime> CommitTime::ParseStrict(std::string_view s, std::optional<int32_t> zone_offset_s) {
+  return ParseTime(s, true, zone_offset_s);
+}
+
+std::optional<int32_t> ParseUtcOffset(std::string_view s) {
+  if (s == "UTC" || s == "Z") return 0;
+  int h = 0, m = 0;
+  size_t pos = 1;
+  if (s.size() != 6 || (s[0] != '+' && s[0] != '-') || !Digits(s, &pos, 2, &h) || !Expect(s, &pos, ':') ||
+      !Digits(s, &pos, 2, &m) || h > 23 || m > 59) {
+    return std::nullopt;
+  }
+  return (h * 3600 + m * 60) * (s[0] == '+' ? 1 : -1);
+}
 
 const Clock& SystemClock() {
   static const RealClock clock;
@@ -57,7 +72,7 @@ const Clock& SystemClock() {
 }
 
 namespace {
-std::optional<CommitTime> ParseTime(std::string_view s, bool strict) {
+std::optional<CommitTime> ParseTime(std::string_view s, bool strict, std::optional<int32_t> zone) {
   if (s.empty()) return std::nullopt;
   size_t pos = 0;
   int y, mo, d, h = 0, mi = 0, sec = 0;
@@ -87,7 +102,10 @@ std::optional<CommitTime> ParseTime(std::string_view s, bool strict) {
     }
   }
   int64_t offset_s = 0;
-  if (strict && pos >= s.size()) return std::nullopt;  // no zone: refused, never silently UTC
+  if (strict && pos >= s.size()) {
+    if (!zone) return std::nullopt;  // no zone: refused, never silently UTC
+    offset_s = *zone;                // the zone the operator stated
+  }
   if (pos < s.size()) {
     char c = s[pos];
     if (c == 'Z' || c == 'z') {

@@ -5,6 +5,7 @@
 // audit lines. After each: the process is alive, its peak RSS grew by less
 // than 64 MiB, /v1/health answers a valid token within 1 s and
 // /v1/audit/verify passes. The figures are printed for docs/api.md.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -33,14 +35,23 @@ constexpr const char* kOperator = "hostile-operator-secret";
 constexpr int64_t kGiB = 1LL << 30;
 constexpr long kMaxGrowthKb = 64 * 1024;
 
-// A raw loopback connection with send/receive timeouts.
+// The hostile clients' source address: not 127.0.0.1, from which the
+// checks (health, verify) come, so the per-address connection cap (64)
+// applies to them and not to the checks, as with a client on another host.
+constexpr const char* kHostileSource = "127.0.0.2";
+
+// A raw loopback connection with send/receive timeouts, from `source`.
 class RawConn {
  public:
-  explicit RawConn(int port, int timeout_s = 5) {
+  explicit RawConn(int port, int timeout_s = 5, const char* source = kHostileSource) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{timeout_s, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, source, &from.sin_addr);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) return;
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -281,12 +292,14 @@ TEST_F(HostileTest, EveryRowReadsRefusedAliveBounded) {
   }
   ExpectAliveAndBounded("endless headers");
 
-  // 6. 256 slow clients, each with an unfinished head, trickling a byte every
-  // 300 ms: health must keep answering, and the trickle is cut.
+  // 6. 256 slow clients (from four addresses, 64 each: the per-address cap),
+  // each with an unfinished head, trickling a byte every 300 ms: health must
+  // keep answering, and the trickle is cut.
   {
     std::vector<std::unique_ptr<RawConn>> slow;
+    const std::string sources[] = {"127.0.0.10", "127.0.0.11", "127.0.0.12", "127.0.0.13"};
     for (int i = 0; i < 256; ++i) {
-      slow.push_back(std::make_unique<RawConn>(port_, 1));
+      slow.push_back(std::make_unique<RawConn>(port_, 1, sources[i / 64].c_str()));
       ASSERT_TRUE(slow.back()->connected()) << i;
       slow.back()->Send("GET /v1/health HTTP/1.1\r\nX-Slow: ");
     }
@@ -320,6 +333,42 @@ TEST_F(HostileTest, EveryRowReadsRefusedAliveBounded) {
     EXPECT_EQ(cut, 256);
   }
   ExpectAliveAndBounded("256 slow clients");
+
+  // 6b. One address opening 100 connections with unfinished heads: the first
+  // 64 are held (the per-address cap), the other 36 answered 503 at once;
+  // other addresses are served meanwhile.
+  {
+    std::vector<std::unique_ptr<RawConn>> held;
+    int refused = 0;
+    for (int i = 0; i < 100; ++i) {
+      held.push_back(std::make_unique<RawConn>(port_, 1, "127.0.0.20"));
+      ASSERT_TRUE(held.back()->connected()) << i;
+      (void)held.back()->Send("GET /v1/health HTTP/1.1\r\nX-Slow: ");
+    }
+    std::this_thread::sleep_for(1s);
+    // Held: still open, nothing to read yet. Refused: the 503 (or, when the
+    // close overtook it, the reset or end of the connection).
+    int with_503 = 0;
+    for (auto& c : held) {
+      char buf[256];
+      ssize_t n = recv(c->fd(), buf, sizeof buf, MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+      ++refused;
+      if (n > 0 && std::string(buf, static_cast<size_t>(n)).rfind("HTTP/1.1 503", 0) == 0) ++with_503;
+    }
+    EXPECT_GT(with_503, 0) << "no refused connection read its 503";
+    const double ms = CheckHealth();
+    RawConn other(port_, 5, "127.0.0.21");
+    other.Send(Head("GET", "/v1/health", kAdmin, ""));
+    const std::string reply = other.ReadAll();
+    std::printf("[hostile] 100 connections from one address: %d refused (%d read the 503); health %.1f ms\n", refused,
+                with_503, ms);
+    EXPECT_EQ(refused, 36);
+    EXPECT_GE(ms, 0);
+    EXPECT_LT(ms, 1000);
+    EXPECT_EQ(StatusLine(reply), "HTTP/1.1 200") << reply.substr(0, 200);
+  }
+  ExpectAliveAndBounded("100 connections from one address");
 
   // 7. 10,000 refused requests (bad token): bounded audit writes.
   {

@@ -52,6 +52,28 @@ TEST(CommitTime, StrictNeedsATimeAndAZone) {
   EXPECT_EQ(CommitTime::ParseStrict("2026-11-27 03:00:00-05"), CommitTime::ParseStrict("2026-11-27T08:00:00z"));
 }
 
+TEST(CommitTime, ZoneLessTimesReadInAStatedZone) {
+  const auto utc = CommitTime::ParseStrict("2026-11-27T08:00:00Z");
+  EXPECT_EQ(CommitTime::ParseStrict("2026-11-27T08:00:00", 0), utc);
+  EXPECT_EQ(CommitTime::ParseStrict("2026-11-27T10:00:00", 7200), utc);
+  EXPECT_EQ(CommitTime::ParseStrict("2026-11-27 02:30:00.0", -19800), utc);
+  EXPECT_FALSE(CommitTime::ParseStrict("2026-11-27T08:00:00", std::nullopt).has_value()) << "no zone stated";
+  // A time with its own zone keeps it; a stated zone does not make a date a time.
+  EXPECT_EQ(CommitTime::ParseStrict("2026-11-27T08:00:00Z", 7200), utc);
+  EXPECT_FALSE(CommitTime::ParseStrict("2026-11-27", 0).has_value());
+  EXPECT_FALSE(CommitTime::ParseStrict("2026-02-31T08:00:00", 0).has_value());
+}
+
+TEST(ParseUtcOffset, UtcAndFixedOffsetsOnly) {
+  EXPECT_EQ(ParseUtcOffset("UTC"), 0);
+  EXPECT_EQ(ParseUtcOffset("Z"), 0);
+  EXPECT_EQ(ParseUtcOffset("+02:00"), 7200);
+  EXPECT_EQ(ParseUtcOffset("-05:30"), -19800);
+  for (const char* bad : {"", "utc", "Europe/Paris", "CET", "+2", "+0200", "+24:00", "+01:60", "02:00", "+02:00 "}) {
+    EXPECT_FALSE(ParseUtcOffset(bad).has_value()) << bad;
+  }
+}
+
 TEST(CommitTime, FromPostgresEpoch) { EXPECT_EQ(CommitTime::FromPostgres(0).ToIso(), "2000-01-01T00:00:00.000000Z"); }
 
 TEST(CommitTime, FormatsBeforeEpoch) { EXPECT_EQ(CommitTime(-1).ToIso(), "1969-12-31T23:59:59.999999Z"); }

@@ -94,6 +94,9 @@ struct ApiConfig {
   // PEM CA certificates; set: every client must present a certificate they signed.
   std::string tls_client_ca;
   std::vector<ApiToken> tokens;
+  // The zone a time typed without one is read in ("UTC", "+02:00"); empty:
+  // such a time is refused (CLI: --tz overrides it).
+  std::string time_zone;
   // Jobs, DR plans and the audit trail; empty: "<store.path>-api".
   std::string state_dir;
 };

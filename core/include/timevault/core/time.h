@@ -30,6 +30,10 @@ class CommitTime {
   // a time and a zone ("Z" or an offset) are all required, so a zone-less
   // time is refused rather than silently read as UTC.
   static std::optional<CommitTime> ParseStrict(std::string_view text);
+  // ParseStrict, except that a date and time without a zone is read at
+  // `zone_offset_s` (seconds east of UTC) when the operator stated one
+  // (api.time_zone, --tz; ParseUtcOffset). nullopt: refused as above.
+  static std::optional<CommitTime> ParseStrict(std::string_view text, std::optional<int32_t> zone_offset_s);
 
   constexpr int64_t micros() const { return micros_; }
   constexpr int64_t millis() const { return micros_ / 1000; }
@@ -41,6 +45,14 @@ class CommitTime {
  private:
   int64_t micros_ = 0;
 };
+
+// The zone an operator states for zone-less times (api.time_zone, --tz):
+// "UTC", "Z", or a fixed offset "+HH:MM" / "-HH:MM" (up to 23:59). Seconds
+// east of UTC; nullopt for anything else. Named zones ("Europe/Paris") are
+// not accepted: across a daylight-saving change a local time is ambiguous or
+// does not exist, which for a PITR target is the footgun a stated zone is
+// meant to remove.
+std::optional<int32_t> ParseUtcOffset(std::string_view text);
 
 // Source of the current time. Implementations are thread-safe.
 class Clock {

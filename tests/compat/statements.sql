@@ -179,5 +179,14 @@ INSERT INTO public.identities (id, tenant_id, seq, v) OVERRIDING SYSTEM VALUE VA
 UPDATE public.identities SET v = 5 WHERE tenant_id = 'tenant-a';
 DELETE FROM public.identities WHERE tenant_id = 'tenant-b';
 
+-- 15e. Types Debezium maps beyond the common set.
+INSERT INTO public.mapped_types VALUES
+    (3, 'tenant-c', '', '(-0,1e-300)', '{}', '{}', '{}', 'GEOMETRYCOLLECTION EMPTY', 'SRID=4326;POINT(-180 -90)',
+     'SRID=4326;LINESTRING(0 0,10 10)');
+UPDATE public.mapped_types SET tsv = tsv || 'dog'::tsvector, pt = '(0,0)', geom = 'POLYGON((0 0,1 0,1 1,0 0))',
+    h_arr = h_arr || 'c=>3'::hstore WHERE id = 1;
+UPDATE public.mapped_types SET pt = '(1e300,-1.5e-7)' WHERE id = 2;
+DELETE FROM public.mapped_types WHERE id = 3;
+
 -- 16. The end marker.
 INSERT INTO public.compat_marker VALUES (1, 'tenant-a', 'statements.sql done');

@@ -269,6 +269,23 @@ CREATE TABLE public.identities (
     label     text GENERATED ALWAYS AS ('v=' || coalesce(v::text, 'null')) STORED
 );
 
+-- Types Debezium maps beyond the common set: tsvector, point (a struct with
+-- WKB), arrays of hstore / citext / ltree, PostGIS geometry and geography
+-- (structs of EWKB and SRID). REPLICA IDENTITY FULL: old rows carry them too.
+CREATE TABLE public.mapped_types (
+    id        integer PRIMARY KEY,
+    tenant_id text NOT NULL,
+    tsv       tsvector,
+    pt        point,
+    h_arr     hstore[],
+    ci_arr    citext[],
+    lt_arr    ltree[],
+    geom      geometry,
+    geom_pt   geometry(Point, 4326),
+    geog      geography
+);
+ALTER TABLE public.mapped_types REPLICA IDENTITY FULL;
+
 -- Snapshot markers. Debezium's snapshot order is Java's String order of
 -- "schema.table" (UTF-16 code units), not the database collation nor the
 -- (schema, table) pair: "zz_last-b.t" comes before "zz_last.one" ('-' <
@@ -380,3 +397,7 @@ INSERT INTO public.more_types VALUES
     (2, 'tenant-b', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO public.identities (tenant_id, v) VALUES ('tenant-a', 1), ('tenant-b', NULL);
+INSERT INTO public.mapped_types VALUES
+    (1, 'tenant-a', 'a fat cat sat on a mat', '(1.5,-2)', ARRAY['a=>1'::hstore, 'b=>NULL'::hstore], '{AbC,"d E"}',
+     '{a.b,c}', 'SRID=3857;LINESTRING(0 0,1 1,2 1)', 'SRID=4326;POINT(13.4 52.5)', 'POINT(-0.1 51.5)'),
+    (2, 'tenant-b', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);

@@ -74,6 +74,13 @@ constexpr Sample kSamples[] = {
   {"citext",      -1, "MiXed",                              "\"MiXed\""},
   {"isbn",        -1, "978-0-393-04002-9",                  "\"978-0-393-04002-9\""},
   {"ltree",       -1, "top.science",                        "\"top.science\""},
+  // Debezium 3.6.1's real output for these (tests/compat).
+  {"tsvector",    -1, "'a' 'cat' 'fat'",                    "\"'a' 'cat' 'fat'\""},
+  {"point",       -1, "(1.5,-2)",                           R"({"x":1.5,"y":-2.0,"wkb":"AQEAAAAAAAAAAAD4PwAAAAAAAADA","srid":null})"},
+  {"geometry",    -1, "0101000020E6100000CDCCCCCCCCCC2A400000000000404A40",
+                                                            R"({"wkb":"AQEAACDmEAAAzczMzMzMKkAAAAAAAEBKQA==","srid":4326})"},
+  {"geography",   -1, "0101000020E61000009A9999999999B9BF0000000000C04940",
+                                                            R"({"wkb":"AQEAACDmEAAAmpmZmZmZub8AAAAAAMBJQA==","srid":4326})"},
 };
 // clang-format on
 

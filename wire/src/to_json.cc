@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -292,6 +293,82 @@ bool WriteHstore(JsonWriter& w, std::string_view text) {
   return true;
 }
 
+// Little-endian bytes of a double, as java.nio.ByteBuffer in LITTLE_ENDIAN order writes it.
+void AppendDoubleLe(double v, std::string* out) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
+}
+
+// io.debezium.data.geometry.Point from point_out's "(x,y)": pgjdbc's PGpoint
+// reads both with Double.parseDouble; wkb is Point.buildWKBPoint (byte order
+// 1, type 1, x, y little-endian), srid null (PostgresValueConverter).
+Outcome WritePoint(JsonWriter& w, std::string_view text) {
+  if (text.size() < 5 || text.front() != '(' || text.back() != ')') return Outcome::kBad;
+  const std::string_view inner = text.substr(1, text.size() - 2);
+  const size_t comma = inner.find(',');
+  if (comma == std::string_view::npos) return Outcome::kBad;
+  const std::string xs(inner.substr(0, comma)), ys(inner.substr(comma + 1));
+  char* end = nullptr;
+  const double x = std::strtod(xs.c_str(), &end);
+  if (xs.empty() || *end != '\0') return Outcome::kBad;
+  const double y = std::strtod(ys.c_str(), &end);
+  if (ys.empty() || *end != '\0') return Outcome::kBad;
+  w.StartObject();
+  Key(w, "x");
+  if (!WriteFloating<double>(w, xs)) return Outcome::kBad;
+  Key(w, "y");
+  if (!WriteFloating<double>(w, ys)) return Outcome::kBad;
+  Key(w, "wkb");
+  tl_bytes.assign("\x01\x01\x00\x00\x00", 5);
+  AppendDoubleLe(x, &tl_bytes);
+  AppendDoubleLe(y, &tl_bytes);
+  WriteBase64(w, tl_bytes);
+  Key(w, "srid");
+  w.Null();
+  w.EndObject();
+  return Outcome::kOk;
+}
+
+// io.debezium.data.geometry.Geometry / Geography from PostGIS's text output
+// (hex EWKB): PostgisGeometry.fromHexEwkb keeps the bytes as they are and
+// reads the SRID when the EWKB type has its flag (0x20000000), else null.
+Outcome WriteGeometry(JsonWriter& w, std::string_view text) {
+  if (text.size() % 2 != 0 || text.size() < 10) return Outcome::kBad;
+  tl_bytes.clear();
+  for (size_t i = 0; i < text.size(); i += 2) {
+    int hi = 0, lo = 0;
+    auto nibble = [](char ch, int* v) {
+      if (ch >= '0' && ch <= '9') return *v = ch - '0', true;
+      if (ch >= 'A' && ch <= 'F') return *v = ch - 'A' + 10, true;
+      if (ch >= 'a' && ch <= 'f') return *v = ch - 'a' + 10, true;
+      return false;
+    };
+    if (!nibble(text[i], &hi) || !nibble(text[i + 1], &lo)) return Outcome::kBad;
+    tl_bytes.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  const bool little = tl_bytes[0] == 1;
+  auto u32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const auto b = static_cast<uint32_t>(static_cast<unsigned char>(tl_bytes[at + static_cast<size_t>(i)]));
+      v |= little ? b << (8 * i) : b << (8 * (3 - i));
+    }
+    return v;
+  };
+  w.StartObject();
+  Key(w, "wkb");
+  WriteBase64(w, tl_bytes);
+  Key(w, "srid");
+  if ((u32(1) & 0x20000000u) != 0 && tl_bytes.size() >= 9) {
+    w.Int(static_cast<int32_t>(u32(5)));
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  return Outcome::kOk;
+}
+
 Outcome WriteScalar(JsonWriter& w, const ScalarCodec& s, std::string_view text) {
   switch (s.kind) {
     case Kind::kBool: w.Bool(text.size() == 1 && (text[0] == 't' || text[0] == 'T')); return Outcome::kOk;
@@ -401,6 +478,8 @@ Outcome WriteScalar(JsonWriter& w, const ScalarCodec& s, std::string_view text) 
       WriteBase64(w, tl_bytes);
       return Outcome::kOk;
     case Kind::kHstore: return WriteHstore(w, text) ? Outcome::kOk : Outcome::kBad;
+    case Kind::kPoint: return WritePoint(w, text);
+    case Kind::kGeometry: return WriteGeometry(w, text);
     case Kind::kSkip: break;
   }
   return Outcome::kBad;
@@ -619,6 +698,8 @@ std::string FallbackJson(const ColumnCodec& c) {
     case Kind::kBytes:
     case Kind::kBits: return "\"\"";
     case Kind::kHstore: return "\"{}\"";
+    case Kind::kPoint:
+    case Kind::kGeometry: return "null";
     case Kind::kDecimal:
     case Kind::kMoney: return "\"AA==\"";
     case Kind::kVariableDecimal: return "{\"scale\":0,\"value\":\"AA==\"}";
@@ -645,6 +726,12 @@ namespace {
 
 constexpr std::string_view kVariableDecimalFields =
     R"([{"type":"int32","optional":false,"field":"scale"},{"type":"bytes","optional":false,"field":"value"}])";
+
+constexpr std::string_view kPointFields =
+    R"([{"type":"double","optional":false,"field":"x"},{"type":"double","optional":false,"field":"y"},)"
+    R"({"type":"bytes","optional":true,"field":"wkb"},{"type":"int32","optional":true,"field":"srid"}])";
+constexpr std::string_view kGeometryFields =
+    R"([{"type":"bytes","optional":false,"field":"wkb"},{"type":"int32","optional":true,"field":"srid"}])";
 
 void NameVersion(JsonWriter& w, std::string_view name) {
   Key(w, "name");
@@ -690,6 +777,26 @@ void ScalarSchemaBody(JsonWriter& w, const ScalarCodec& s, bool optional, const 
       w.EndObject();
       return;
     }
+    case Kind::kPoint:
+      type("struct");
+      Key(w, "fields");
+      w.RawValue(kPointFields.data(), kPointFields.size(), rapidjson::kArrayType);
+      opt();
+      NameVersion(w, "io.debezium.data.geometry.Point");
+      Key(w, "doc");
+      Str(w, "Geometry (POINT)");
+      return;
+    case Kind::kGeometry: {
+      const bool geography = s.logical == Logical::kGeography;
+      type("struct");
+      Key(w, "fields");
+      w.RawValue(kGeometryFields.data(), kGeometryFields.size(), rapidjson::kArrayType);
+      opt();
+      NameVersion(w, geography ? "io.debezium.data.geometry.Geography" : "io.debezium.data.geometry.Geometry");
+      Key(w, "doc");
+      Str(w, geography ? "Geography" : "Geometry");
+      return;
+    }
     case Kind::kBits:
       type("bytes");
       opt();
@@ -729,6 +836,8 @@ void ScalarSchemaBody(JsonWriter& w, const ScalarCodec& s, bool optional, const 
     case Logical::kXml: name = "io.debezium.data.Xml"; break;
     case Logical::kEnum: name = "io.debezium.data.Enum"; break;
     case Logical::kLtree: name = "io.debezium.data.Ltree"; break;
+    case Logical::kTsvector: name = "io.debezium.data.Tsvector"; break;
+    case Logical::kGeography:
     case Logical::kNone: break;
   }
   type(t);

@@ -616,7 +616,9 @@ const char* ConvertScalar(const ScalarCodec& s, const rapidjson::Value& v, std::
       return ConvertBits(StringOf(v), s.oid == oid::kBit && s.precision != INT32_MAX ? s.precision : -1, s.precision,
                          out);
     case Kind::kSkip:
-    case Kind::kHstore: break;
+    case Kind::kHstore:
+    case Kind::kPoint:
+    case Kind::kGeometry: break;
   }
   return "unsupported type";
 }
@@ -658,7 +660,8 @@ std::string JsonForMessage(const rapidjson::Value& v) {
 // which capture writes as Debezium's JSON. Extension types are mapped by
 // name for capture but restored from their fidelity text only.
 bool HasJsonInverse(const ColumnCodec& c) {
-  return c.scalar.kind != Kind::kSkip && c.scalar.kind != Kind::kHstore && !c.from_extension;
+  return c.scalar.kind != Kind::kSkip && c.scalar.kind != Kind::kHstore && c.scalar.kind != Kind::kPoint &&
+         !c.from_extension;
 }
 
 }  // namespace

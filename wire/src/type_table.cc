@@ -21,6 +21,8 @@ constexpr std::string_view kVarbitLength = "varbit loses its length";
 constexpr std::string_view kExtension =
     "an extension type (its OID differs per database): its text rides in the fidelity header";
 
+constexpr std::string_view kPointStruct = "point is Debezium's Point struct (x, y as doubles, WKB)";
+
 constexpr DefaultRule Default(std::string_view placeholder, bool null_aware) { return {true, placeholder, null_aware}; }
 
 using K = Kind;
@@ -71,6 +73,8 @@ constexpr TypeRow kRows[] = {
   {oid::kTsTzRange,  oid::kTsTzRangeArray,   "tstzrange",   K::kString,          L::kNone,   T::kNull,       "", {}},
   {oid::kDateRange,  oid::kDateRangeArray,   "daterange",   K::kString,          L::kNone,   T::kNull,       "", {}},
   {oid::kInt8Range,  oid::kInt8RangeArray,   "int8range",   K::kString,          L::kNone,   T::kNull,       "", {}},
+  {oid::kTsvector,   0,                      "tsvector",    K::kString,          L::kTsvector, T::kNull,     "", {}},
+  {oid::kPoint,      0,                      "point",       K::kPoint,           L::kNone,   T::kNull,       kPointStruct, {}},
   // Extension types Debezium's TypeRegistry finds by name (their OIDs differ
   // per database): PostgresValueConverter's hstore / citext / ltree / isbn
   // cases. Arrays of them are not mapped.
@@ -78,6 +82,9 @@ constexpr TypeRow kRows[] = {
   {0,                0,                      "citext",      K::kString,          L::kNone,   T::kNull,       kExtension, {}},
   {0,                0,                      "isbn",        K::kString,          L::kNone,   T::kNull,       kExtension, {}},
   {0,                0,                      "ltree",       K::kString,          L::kLtree,  T::kNull,       kExtension, {}},
+  // PostGIS (PostgresValueConverter's geometry / geography cases, by name).
+  {0,                0,                      "geometry",    K::kGeometry,        L::kNone,   T::kNull,       kExtension, {}},
+  {0,                0,                      "geography",   K::kGeometry,        L::kGeography, T::kNull,    kExtension, {}},
 };
 // clang-format on
 
@@ -99,6 +106,18 @@ const TypeRow* ExtensionByName(std::string_view name) {
   for (const TypeRow& r : kRows)
     if (r.oid == 0 && r.name == name) return &r;
   return nullptr;
+}
+
+// Arrays of the extension types Debezium maps arrays of (PostgresValueConverter's
+// hstore / citext / ltree array cases; tests/compat).
+const TypeRow* ExtensionArrayByName(const ColumnType& type) {
+  if (type.type_category != 'A') return nullptr;
+  // The element's name when the catalog query read it, else the array type's
+  // name without Postgres's leading '_' ("_hstore").
+  std::string_view e = type.element_type_name;
+  if (e.empty() && type.type_name.starts_with('_')) e = std::string_view(type.type_name).substr(1);
+  if (e != "hstore" && e != "citext" && e != "ltree") return nullptr;
+  return ExtensionByName(e);
 }
 
 // pgjdbc TypeInfoCache.getScale for the datetime types: typmod, or 6 when unset.
@@ -189,6 +208,11 @@ ColumnCodec ResolveCodec(const ColumnType& type) {
   if (const TypeRow* ext = type.type_category == 'A' ? nullptr : ExtensionByName(type.type_name)) {
     c.row = ext;
     c.scalar = Refine(*ext, type.type_modifier);
+    c.from_extension = true;
+  } else if (const TypeRow* elem_ext = ExtensionArrayByName(type)) {
+    c.row = elem_ext;
+    c.is_array = true;
+    c.scalar = Refine(*elem_ext, type.type_modifier);
     c.from_extension = true;
   } else if (const TypeRow* elem = ByArrayOid(type.type_oid)) {
     c.row = elem;

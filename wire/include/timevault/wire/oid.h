@@ -44,6 +44,8 @@ inline constexpr uint32_t kTsRange = 3908;
 inline constexpr uint32_t kTsTzRange = 3910;
 inline constexpr uint32_t kDateRange = 3912;
 inline constexpr uint32_t kInt8Range = 3926;
+inline constexpr uint32_t kPoint = 600;
+inline constexpr uint32_t kTsvector = 3614;
 
 // Array types.
 inline constexpr uint32_t kJsonArray = 199;

@@ -47,9 +47,11 @@ enum class Kind : uint8_t {
   kBit,              // bit(1) / varbit(1): boolean
   kBits,             // io.debezium.data.Bits (bytes, little-endian BitSet)
   kHstore,           // io.debezium.data.Json string: the hstore as a JSON object (hstore.handling.mode=json)
+  kPoint,            // io.debezium.data.geometry.Point struct {x, y, wkb, srid}
+  kGeometry,         // io.debezium.data.geometry.Geometry / Geography struct {wkb, srid} (PostGIS, hex EWKB)
 };
 
-enum class Logical : uint8_t { kNone, kUuid, kJson, kXml, kEnum, kLtree };
+enum class Logical : uint8_t { kNone, kUuid, kJson, kXml, kEnum, kLtree, kTsvector, kGeography };
 
 // What Debezium emits for an unchanged-TOAST ('u') column of this type
 // (UnchangedToastedReplicationMessageColumn; contract.h kUnavailableValue).

@@ -200,6 +200,11 @@ const std::vector<Spec>& Specs() {
          c.kafka.heartbeat_interval_ms = v;
          return Status::Ok();
        })},
+      {"kafka.idle_probe", Kind::kBool, false,
+       [](Config& c, const Value& v) {
+         c.kafka.idle_probe = std::get<bool>(v);
+         return Status::Ok();
+       }},
       {"kafka.topic_partitions", Kind::kInt, false, Int([](Config& c, int64_t v) {
          TV_RETURN_IF_ERROR(AtLeast("kafka.topic_partitions", v, 1));
          c.kafka.topic_partitions = v;

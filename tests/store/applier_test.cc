@@ -49,8 +49,8 @@ struct Recorder {
               }
               if (!first) return Status::Ok();
               released.wait();
-              if (fail_first) return Internal("disk full");
               if (hold_back_last_of_first) held_back->push_back(batch.back());
+              if (fail_first) return Internal("disk full");
               return Status::Ok();
             },
             [] { return Status::Ok(); }};
@@ -111,6 +111,36 @@ TEST(Applier, NothingAfterAFailedBatchIsApplied) {
   EXPECT_TRUE(applier.Start(&b4).ok());
   EXPECT_FALSE(applier.Wait().ok());
   EXPECT_EQ(rec.Count(), 1u);
+}
+
+// Issue #18 item 2: a batch fails after holding back messages (they were
+// behind messages of their partition that it did not apply); the store
+// reports a failed write once. The revoke callback that runs when the
+// consumer closes asks Wait and TakeHeldBack: it must be told of the
+// failure again and get nothing to apply (it applied the held-back
+// messages, whose partitions' stored offsets then skipped the failed
+// batch's messages).
+TEST(Applier, AFailedBatchsHeldBackMessagesAreNeverHandedOut) {
+  Recorder rec;
+  rec.fail_first = true;
+  rec.hold_back_last_of_first = true;
+  rec.release.set_value();
+  IngestMetrics metrics;
+  int write_errors = 1;  // the store reports a lost write once, then resets
+  Applier::Target target = rec.Target();
+  target.wait_applied = [&write_errors] { return write_errors-- > 0 ? Internal("no space left") : Status::Ok(); };
+  Applier applier(std::move(target), &metrics);
+
+  auto b1 = Batch(0, 3);
+  ASSERT_TRUE(applier.Start(&b1).ok());
+  EXPECT_FALSE(applier.Wait().ok());  // the poll loop sees the failure
+  Status again = applier.Wait();      // the revoke callback, as the consumer closes
+  EXPECT_FALSE(again.ok()) << "the revoke callback took the store for healthy";
+  EXPECT_NE(again.message().find("disk full"), std::string::npos) << again.ToString();
+  std::vector<IngestItem> to_apply;
+  applier.TakeHeldBack(&to_apply);
+  EXPECT_TRUE(to_apply.empty()) << "a failed batch's held-back message was handed out to be applied";
+  EXPECT_EQ(metrics.consumed.load(), 0u);
 }
 
 }  // namespace

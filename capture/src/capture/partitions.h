@@ -30,6 +30,9 @@ namespace timevault::capture {
 // The prefix of the logical messages carrying the rows of an attached or
 // detached partition. Consumed by capture; never sent to <prefix>.message.
 inline constexpr std::string_view kPartitionMessagePrefix = "timevault.partition";
+// capture's idle probe (session_idle.cc): a non-transactional message whose
+// content is a server time in microseconds since the Unix epoch.
+inline constexpr std::string_view kIdleProbePrefix = "timevault.idle";
 
 // Root oid -> its leaf partitions' oids.
 using PartitionLeaves = std::map<uint32_t, std::set<uint32_t>>;

@@ -512,6 +512,7 @@ Status Session::Stream() {
     if (!sink_->error().ok()) return sink_->error();
     if (NowMs() - last_status_ms_ >= config_.postgres.status_interval_ms) TV_RETURN_IF_ERROR(SendStatus(false));
     TV_RETURN_IF_ERROR(MaybeHeartbeat(false));
+    TV_RETURN_IF_ERROR(MaybeProbeIdle());
     TV_RETURN_IF_ERROR(PollPartitions());
   }
   return Shutdown();
@@ -736,6 +737,7 @@ Status Session::OnTruncate(const pgoutput::Truncate& truncate, Lsn lsn) {
 
 Status Session::OnMessage(const pgoutput::LogicalMessage& message, Lsn lsn) {
   if (message.prefix == kPartitionMessagePrefix) return OnPartitionMessage(message, lsn);
+  if (message.prefix == kIdleProbePrefix) return OnIdleProbe(message, lsn);
   TV_RETURN_IF_ERROR(sink_->EnsureTopic(message_topic_, 1));
   TV_RETURN_IF_ERROR(encoder_.EncodeMessageKey(message.prefix, &key_buf_));
   SourceInfo source = StreamSource(nullptr, lsn);

@@ -106,6 +106,12 @@ class Session {
   const HeartbeatSource* Source();
   Status SendStatus(bool reply_requested);
   Status MaybeHeartbeat(bool force);
+  // The idle probe (session_idle.cc): every heartbeat interval, a
+  // non-transactional kIdleProbePrefix message carrying a server time that
+  // bounds every commit before it; delivered, it is a marker and a heartbeat.
+  Status MaybeProbeIdle();
+  Result<std::optional<int64_t>> IdleBound();
+  Status OnIdleProbe(const pgoutput::LogicalMessage& message, Lsn lsn);
   Status Shutdown();
   SourceInfo StreamSource(const TableSchema* table, Lsn lsn) const;
 
@@ -139,6 +145,9 @@ class Session {
   int64_t last_status_ms_ = 0;
   int64_t last_heartbeat_ms_ = 0;
   Lsn last_heartbeat_lsn_;
+  bool probe_enabled_ = true;
+  int64_t last_probe_ms_ = 0;
+  int64_t last_probe_time_us_ = 0;  // the newest time a probe claimed
   std::string key_buf_, value_buf_, old_key_, new_key_;
   std::string nulls_buf_;                 // the kNullsHeader value of the event being produced
   std::string text_buf_;                  // the kTextHeader value of the event being produced

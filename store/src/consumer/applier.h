@@ -64,8 +64,12 @@ class Applier {
 
   // Puts the messages the last batch held back (Store::ApplyStart) in front
   // of `batch`: they precede its messages of the same partitions. On the
-  // builder thread, or after Wait.
+  // builder thread, or after Wait. After a failed batch it gives nothing and
+  // drops them: they follow messages that were not applied (issue #18: the
+  // revoke callback applied them, and their partitions' stored offsets
+  // jumped past the failed batch's messages).
   void TakeHeldBack(std::vector<IngestItem>* batch) {
+    if (!failed_.ok()) held_back_.clear();
     if (held_back_.empty()) return;
     batch->insert(batch->begin(), std::make_move_iterator(held_back_.begin()),
                   std::make_move_iterator(held_back_.end()));
@@ -82,12 +86,19 @@ class Applier {
     return Start(&none);
   }
 
-  // Waits until every batch started has landed (OK if there is none).
+  // Waits until every batch started has landed (OK if there is none). The
+  // first failure is kept: every later call returns it, also once the store
+  // has reported it (a revoke callback after the poll loop saw it must not
+  // take the store for healthy).
   Status Wait() {
     Status st = WaitBuilt(0);
     Status landed = target_.wait_applied();
-    return st.ok() ? landed : st;
+    if (!st.ok() && failed_.ok()) failed_ = st;
+    if (!landed.ok() && failed_.ok()) failed_ = landed.WithContext("writing a batch");
+    return failed_;
   }
+  // The first failed batch's error (OK if none).
+  const Status& failed() const { return failed_; }
 
  private:
   struct Queued {

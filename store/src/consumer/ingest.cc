@@ -155,9 +155,12 @@ class Rebalancer {
     // them (no batch ever holds a message twice).
     if (Status st = applier_->Wait(); !st.ok() && error_.ok()) error_ = st;
     // Held-back messages are applied now (as `pending` where their END is
-    // still missing): the partitions may go to another consumer.
+    // still missing): the partitions may go to another consumer. Never
+    // after a failed batch: they and the batch being filled follow messages
+    // that were not applied, and their offsets would be stored past them.
     applier_->TakeHeldBack(pending_);
-    if (!pending_->empty() && error_.ok()) {
+    if (!error_.ok()) pending_->clear();
+    if (!pending_->empty()) {
       error_ = store_->Apply(*pending_);
       if (error_.ok()) {
         metrics_->consumed.fetch_add(pending_->size());
@@ -411,13 +414,19 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
     }
     if (!fatal.ok()) {
       result = fatal;
+      batch.clear();  // consumed, not applied: read again from the stored offsets
       break;
     }
     if (!rebalancer.error().ok()) {
       result = rebalancer.error().WithContext("reading stored offsets");
+      batch.clear();
       break;
     }
-    result = batch.empty() ? applier.StartHeldBack() : applier.Start(&batch);
+    const bool idle_window = batch.empty();
+    result = idle_window ? applier.StartHeldBack() : applier.Start(&batch);
+    // Nothing new: wait for the batches in flight, so a failed write (a full
+    // volume) stops ingest now rather than when the next message comes.
+    if (result.ok() && idle_window) result = applier.Wait();
     if (!result.ok()) {
       batch.clear();  // never apply messages after a failed batch (its offsets were not stored)
       break;

@@ -388,6 +388,14 @@ struct StoreImpl {
   // of one built on it) in the writer state.
   Status StartBatch(const std::vector<IngestItem>& batch, std::vector<IngestItem>* held_back = nullptr);
   Status Drain();
+  // The first write (or WAL sync) of an ingest batch that failed, whoever
+  // found it (a batch, WaitApplied, or retention's, a rotation's or a
+  // shred's Drain). Batches consumed after it cannot be written without it:
+  // every later StartBatch and WaitApplied returns it, so the consumer
+  // stops and a restart consumes again from the stored offsets (issue #18:
+  // retention's Drain cleared the error and ingest went on past the lost
+  // batch). Under write_mu.
+  Status lost_write;
   // Reads (reads.cc).
   Status CheckRecoverable(Lsn point, const ReadView& v, std::string_view what) const;
   Status CheckFloor(Lsn point, const ReadView& v, std::string_view what) const;

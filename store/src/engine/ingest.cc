@@ -376,7 +376,11 @@ Status Ingest::End(const StoreEvent& ev) {
 Status Ingest::Heartbeat(const IngestItem& item, const StoreEvent& ev) {
   const uint64_t lsn = ev.heartbeat_lsn.value();
   const auto& p = s_->progress;
-  if (p.base && p.recoverable && lsn <= p.recoverable->lsn && !ev.snapshot_image) return Status::Ok();
+  // One at the recoverable LSN still moves its time on (capture's idle probe
+  // right after a commit: nothing committed between them).
+  if (p.base && p.recoverable && !ev.snapshot_image &&
+      (lsn < p.recoverable->lsn || (lsn == p.recoverable->lsn && ev.heartbeat_time.micros() <= p.recoverable->time_us)))
+    return Status::Ok();
   const std::string key = HeartbeatKey(lsn, item.position.offset);
   if (s_->heartbeats.count(key)) return Status::Ok();
   PendingHeartbeat h{lsn, ev.heartbeat_time.micros(), ev.heartbeat_offsets};
@@ -581,7 +585,7 @@ Status Ingest::Finish() {
       TV_RETURN_IF_ERROR(SnapshotImage(h));
       TV_RETURN_IF_ERROR(PopComplete());
     }
-    if (!met || h.lsn > met->lsn) met = PointRec{h.lsn, h.time_us};
+    if (!met || h.lsn > met->lsn || (h.lsn == met->lsn && h.time_us > met->time_us)) met = PointRec{h.lsn, h.time_us};
     TV_RETURN_IF_ERROR(Delete(s_->meta, key));
     s_->heartbeats.erase(s_->heartbeats.begin());
   }
@@ -594,7 +598,12 @@ Status Ingest::Finish() {
   auto advance = [&](const PointRec& q) {
     if (!p.recoverable || q.lsn > p.recoverable->lsn) p.recoverable = q;
   };
-  if (met) advance(*met);
+  if (met) {
+    advance(*met);
+    // A heartbeat at the recoverable LSN with a later time: nothing committed
+    // in between, so the time moves on (the idle probe, docs/capture.md).
+    if (met->lsn == p.recoverable->lsn && met->time_us > p.recoverable->time_us) p.recoverable->time_us = met->time_us;
+  }
   if (p.base && p.complete_through) advance(*p.complete_through);
   if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
 
@@ -666,6 +675,13 @@ void Reset(StoreImpl* s) {
   if (!reload.ok()) spdlog::error("store: reloading the writer state: {}", reload.ToString());
 }
 
+// A batch's write failed: batches consumed after it cannot land without it
+// (StoreImpl::lost_write).
+void NoteLostWrite(StoreImpl* s, Status error) {
+  s->lost_write = std::move(error);
+  spdlog::error("store: {}: nothing more is written until the store is restarted", s->lost_write.ToString());
+}
+
 // A copy of `batch` with its records in (column family, key) order, the
 // records of one key in their order (so the result is the same). Each
 // memtable insert starts from where the previous one ended (RocksDB's
@@ -720,6 +736,7 @@ Result<std::unique_ptr<rocksdb::WriteBatch>> SortedCopy(rocksdb::WriteBatch& bat
 Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch, std::vector<IngestItem>* held_back) {
   // RocksDB counts every key comparison in a thread-local perf context by
   // default: ~5% of ingest, for counters nothing here reads.
+  if (!lost_write.ok()) return lost_write;
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   std::unique_ptr<Layer> layer = NewLayer();
   Status st;
@@ -752,7 +769,8 @@ Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch, std::vector<I
   Status landed = WaitWrite(this);
   if (!landed.ok() || !st.ok()) {
     Reset(this);
-    return landed.ok() ? st : landed.WithContext("writing the previous batch");
+    if (!landed.ok()) NoteLostWrite(this, landed.WithContext("writing an earlier batch"));
+    return landed.ok() ? st : lost_write;
   }
   // The batch before is no longer read; the writing thread clears it for
   // reuse (a small job, off the thread that builds the next batch).
@@ -797,11 +815,13 @@ Status StoreImpl::WaitSynced() {
 }
 
 Status StoreImpl::Drain() {
+  if (!lost_write.ok()) return lost_write;
   Status st = WaitWrite(this);
   if (st.ok()) st = WaitSynced();
   if (!st.ok()) {
     Reset(this);
-    return st;
+    NoteLostWrite(this, st.WithContext("writing an ingest batch"));
+    return lost_write;
   }
   pipeline = Pipeline();
   keyring->CommitCreated();  // every batch since the last Drain has landed

@@ -41,6 +41,10 @@ struct KafkaConfig {
   int64_t linger_ms = 5;
   bool schemas_enable = false;
   int64_t heartbeat_interval_ms = 5000;
+  // capture's idle probe (docs/capture.md, "Idle databases"): a
+  // non-transactional `timevault.idle` logical message every heartbeat
+  // interval, so the recoverable time follows the clock while nothing commits.
+  bool idle_probe = true;
   int64_t topic_partitions = 6;
   std::string consumer_group = "timevault-store";
   // retention.ms of the topics capture creates: -1 keeps every message

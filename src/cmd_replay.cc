@@ -163,6 +163,8 @@ struct Args {
   std::string tenant, at, lsn, plan, snapshot, backup, format = "jsonl", from, to, key, table;
   std::vector<std::string> tables;
   bool confirm = false;
+  bool preview = false;
+  std::string confirm_reverts;
 };
 
 int PitrPreview(const GlobalOptions& g, const Args& a) {
@@ -215,14 +217,25 @@ int Rollback(const GlobalOptions& g, const Args& a) {
   if (!o) return code;
   auto snap = o->engine->GetSnapshot(a.snapshot);
   if (!snap.ok()) return Fail(snap.status());
-  if (!a.confirm) {
+  if (!a.confirm || a.preview) {
+    // What it would do, and what of that reverts changes made since the
+    // snapshot's apply (those need --confirm-reverts with the digest).
+    auto p = o->engine->PreviewRollback(a.snapshot);
+    if (!p.ok()) return Fail(p.status());
+    std::printf("%s\n", replay::RollbackPreviewJson(*p).c_str());
+    if (a.preview) return kExitOk;
+    std::string reverts;
+    if (p->reverts > 0) {
+      reverts = " It would revert " + std::to_string(p->reverts) +
+                " row(s) changed since that apply: add --confirm-reverts " + p->reverts_digest + " to revert them.";
+    }
     return NeedConfirm("This would put back " + std::to_string(snap->rows) + " rows and remove " +
                        std::to_string(snap->absent) + " rows of tenant " + snap->tenant + " saved by snapshot " +
-                       snap->id + " (job " + snap->job_id + "), saving a snapshot first.");
+                       snap->id + " (job " + snap->job_id + "), saving a snapshot first." + reverts);
   }
   auto audit = BeginAudit(o->cfg, "snapshots rollback", snap->tenant, {{"snapshot", a.snapshot}});
   if (!audit) return kExitFailure;
-  auto r = o->engine->Rollback(a.snapshot, CliJobId("rollback"), Progress);
+  auto r = o->engine->Rollback(a.snapshot, CliJobId("rollback"), Progress, nullptr, a.confirm_reverts);
   audit->Finish(r.ok() ? Status::Ok() : r.status());
   if (!r.ok()) return Fail(r.status());
   PrintApply("rollback", *r);
@@ -467,6 +480,9 @@ void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_cod
   auto* rollback = app.add_subcommand("rollback", "Put a snapshot back (takes its own snapshot first)");
   rollback->add_option("--snapshot", a.snapshot, "Snapshot id")->required();
   rollback->add_flag("--confirm", a.confirm, "Really change the live data");
+  rollback->add_flag("--preview", a.preview, "Only show what it would do and revert (JSON), change nothing");
+  rollback->add_option("--confirm-reverts", a.confirm_reverts,
+                       "The preview's reverts_digest: also revert rows changed since the snapshot's apply");
   rollback->callback([&g, exit_code] { *exit_code = Rollback(g, a); });
 
   auto* restore = app.add_subcommand("restore", "Restore a tenant from a backup (diff and apply, snapshot first)");

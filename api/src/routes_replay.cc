@@ -284,12 +284,24 @@ void GetSnapshot(ApiState& s, Call& c) {
 }
 
 void Rollback(ApiState& s, Call& c) {
-  if (Status st = ParseBody(c, {"confirm"}); !st.ok()) return SendError(c, st);
+  if (Status st = ParseBody(c, {"confirm", "confirm_reverts"}); !st.ok()) return SendError(c, st);
   if (Status st = RequireConfirm(c); !st.ok()) return SendError(c, st);
+  auto reverts = c.body->OptionalString("confirm_reverts");
+  if (!reverts.ok()) return SendError(c, reverts.status());
   replay::Engine* engine = s.backends.engine;
   std::string id = c.params[0];
-  SubmitApply(s, c, "rollback",
-              [engine, id](JobContext& ctx) { return engine->Rollback(id, ctx.id(), Reporter(ctx), Canceller(ctx)); });
+  SubmitApply(s, c, "rollback", [engine, id, digest = reverts->value_or("")](JobContext& ctx) {
+    return engine->Rollback(id, ctx.id(), Reporter(ctx), Canceller(ctx), digest);
+  });
+}
+
+// POST /v1/snapshots/{id}/rollback/preview: what the rollback would do now,
+// and what of it reverts changes made since the snapshot's apply.
+void RollbackPreview(ApiState& s, Call& c) {
+  if (Status st = ParseBody(c, {}); !st.ok()) return SendError(c, st);
+  auto p = s.backends.engine->PreviewRollback(c.params[0]);
+  if (!p.ok()) return SendError(c, p.status());
+  SendJson(c, 200, replay::RollbackPreviewJson(*p));
 }
 
 }  // namespace
@@ -363,6 +375,8 @@ void AddReplayRoutes(ApiState& s, std::vector<Route>& routes) {
       MakeRoute("GET", snap, Role::kViewer, false, SnapshotTenant(s), [&s](Call& c) { GetSnapshot(s, c); }));
   routes.push_back(MakeRoute("POST", snap + "/rollback", Role::kOperator, true, SnapshotTenant(s),
                              [&s](Call& c) { Rollback(s, c); }));
+  routes.push_back(MakeRoute("POST", snap + "/rollback/preview", Role::kOperator, true, SnapshotTenant(s),
+                             [&s](Call& c) { RollbackPreview(s, c); }));
 }
 
 }  // namespace timevault::api

@@ -14,6 +14,8 @@ namespace timevault::replay {
 namespace {
 
 constexpr size_t kCopyChunk = 1 << 20;
+// tv_a_<i>'s hash column: the row an apply wrote (KeyedTable::after).
+constexpr const char* kHash = "\"__tv_h\"";
 // Characters of a column's text shown in a row sample (SampleChanges).
 constexpr int kSampleChars = 256;
 constexpr const char* kKind = "\"__tv_kind\"";
@@ -35,8 +37,12 @@ struct TableState {
   std::vector<bool> texts;
   uint64_t rows = 0;
   OperationCounts ops;
+  // Keyed targets: the after-images of the apply being undone (tv_a_<i>).
+  bool has_after = false;
+  std::vector<size_t> after_cols;
 
   std::string T() const { return "tv_t_" + std::to_string(index); }
+  std::string A() const { return "tv_a_" + std::to_string(index); }
   std::string K() const { return "tv_k_" + std::to_string(index); }
   std::string O() const { return "tv_o_" + std::to_string(index); }
   const CatalogColumn& col(size_t i) const { return table->columns[i]; }
@@ -256,6 +262,22 @@ struct Applier::Impl {
       }
     }
     return Status::Ok();
+  }
+
+  // hashtextextended of the row text of columns `idx` of `p` (a table
+  // alias with its dot): the after-images' hash (KeyedTable::after).
+  static std::string RowHash(const std::string& p, const TableState& ts, const std::vector<size_t>& idx) {
+    return "hashtextextended(ROW(" + ts.Cols(p, idx) + ")::text, 0)";
+  }
+
+  // Keyed targets with after-images: the operations of tv_o_<i> (alias o,
+  // live row l) that undo a change made since the apply — a row it wrote
+  // that differs now or is gone, a row it deleted that exists again.
+  static std::string RevertWhere(const TableState& ts) {
+    const std::string pk = ts.col(ts.table->pk.front()).quoted;
+    const std::string mine = "SELECT 1 FROM " + ts.A() + " a WHERE " + ts.KeyEq("a", "o");
+    return "(EXISTS (" + mine + " AND (l." + pk + " IS NULL OR " + RowHash("l.", ts, ts.after_cols) + " <> a." + kHash +
+           ")) OR (NOT EXISTS (" + mine + ") AND l." + pk + " IS NOT NULL))";
   }
 
   // Up to `limit` rows of tv_o_<i> that satisfy `where` (SQL over `o`, the
@@ -803,7 +825,26 @@ Status Applier::AddKeyed(const std::string& table, const KeyedTable& keyed) {
   for (size_t i : ts.table->pk) key_cols.push_back(ts.col(i).quoted);
   TV_RETURN_IF_ERROR(m.StartCopy(ts.index, key_cols, ts.K()));
   for (const auto& line : keyed.absent) TV_RETURN_IF_ERROR(m.Put(line));
-  return m.EndCopy();
+  TV_RETURN_IF_ERROR(m.EndCopy());
+  if (!keyed.has_after) return Status::Ok();
+  ts.after_cols.clear();
+  for (const auto& name : keyed.after_columns) {
+    auto c = std::find_if(ts.table->columns.begin(), ts.table->columns.end(),
+                          [&](const CatalogColumn& col) { return col.name == name; });
+    if (c == ts.table->columns.end()) {
+      return FailedPrecondition("column " + name + " of " + table +
+                                " no longer exists; the snapshot cannot be put back");
+    }
+    ts.after_cols.push_back(static_cast<size_t>(c - ts.table->columns.begin()));
+  }
+  TV_RETURN_IF_ERROR(m.conn.Run("CREATE TEMP TABLE " + ts.A() + " ON COMMIT DROP AS SELECT " + ts.Key("") +
+                                ", 0::bigint AS " + kHash + " FROM " + ts.table->qualified + " WITH NO DATA"));
+  key_cols.emplace_back(kHash);
+  TV_RETURN_IF_ERROR(m.StartCopy(ts.index, key_cols, ts.A()));
+  for (const auto& line : keyed.after) TV_RETURN_IF_ERROR(m.Put(line));
+  TV_RETURN_IF_ERROR(m.EndCopy());
+  ts.has_after = true;
+  return m.conn.Run("ANALYZE " + ts.A());
 }
 
 Result<DiffResult> Applier::Diff() {
@@ -853,6 +894,43 @@ Status Applier::SampleChanges(uint64_t limit,
   return Status::Ok();
 }
 
+Result<Reverts> Applier::FindReverts(uint64_t limit,
+                                     const std::function<Status(const std::string& table, std::string change)>& emit) {
+  auto& m = *impl_;
+  if (!m.diffed || !m.opt.keyed) return Internal("FindReverts before Diff, or of a whole-tenant target");
+  Reverts out;
+  crypto::Sha256 digest;
+  for (const auto& ts : m.tables) {
+    if (ts.ops.total() == 0) continue;
+    if (!ts.has_after) {
+      out.known = false;
+      continue;
+    }
+    const auto& t = *ts.table;
+    const std::string where = Impl::RevertWhere(ts);
+    uint64_t n = 0;
+    digest.Update(t.name);
+    digest.Update(std::string_view("\n", 1));
+    TV_RETURN_IF_ERROR(m.conn.CopyOut("COPY (SELECT o." + std::string(kKind) + ", " + ts.Key("o.") + ", " +
+                                          Impl::RowHash("l.", ts, ts.after_cols) + " FROM " + ts.O() + " o LEFT JOIN " +
+                                          t.qualified + " l ON " + ts.KeyEq("l", "o") + " AND l." +
+                                          ts.col(t.tenant).quoted + " = " + m.tenant_lit + " WHERE " + where +
+                                          " ORDER BY " + ts.Key("o.") + ") TO STDOUT",
+                                      [&](std::string_view line) {
+                                        digest.Update(line);
+                                        ++n;
+                                        return Status::Ok();
+                                      }));
+    if (n == 0) continue;
+    out.count += n;
+    out.by_table[t.name] = n;
+    TV_RETURN_IF_ERROR(
+        m.SampleRows(ts, where, limit, [&](std::string change) { return emit(t.name, std::move(change)); }));
+  }
+  out.digest = digest.FinishHex();
+  return out;
+}
+
 Result<Applier::SnapshotPart> Applier::SaveSnapshot(ArchiveWriter* archive) {
   auto& m = *impl_;
   if (!m.diffed) return Internal("SaveSnapshot before Diff");
@@ -884,6 +962,17 @@ Result<Applier::SnapshotPart> Applier::SaveSnapshot(ArchiveWriter* archive) {
                                             " = 'i' ORDER BY " + ts.Key("") + ") TO STDOUT",
                                         add(file + ".absent", &absent)));
     }
+    // What the apply will leave in each row it inserts or updates: the
+    // target row, which the verification proves the live row equals. A
+    // rollback preview compares the live rows with it (FindReverts).
+    uint64_t after = 0;
+    if (ts.ops.inserts + ts.ops.updates > 0) {
+      TV_RETURN_IF_ERROR(m.conn.CopyOut("COPY (SELECT " + ts.Key("t.") + ", " + Impl::RowHash("t.", ts, ts.target) +
+                                            " FROM " + ts.T() + " t JOIN " + ts.O() + " o ON " + ts.KeyEq("t", "o") +
+                                            " WHERE o." + kKind + " IN ('i', 'u') ORDER BY " + ts.Key("t.") +
+                                            ") TO STDOUT",
+                                        add(file + ".after", &after)));
+    }
     part.rows += rows;
     part.absent += absent;
     tables_meta.emplace_back(t.name, JsonString([&](auto& w) {
@@ -902,6 +991,12 @@ Result<Applier::SnapshotPart> Applier::SaveSnapshot(ArchiveWriter* archive) {
                                w.Uint64(rows);
                                w.Key("absent");
                                w.Uint64(absent);
+                               w.Key("after");
+                               w.Uint64(after);
+                               w.Key("after_columns");
+                               w.StartArray();
+                               for (size_t i : ts.target) w.String(ts.col(i).name.c_str());
+                               w.EndArray();
                                w.EndObject();
                              }));
   }

@@ -49,6 +49,22 @@ struct KeyedTable {
   std::vector<std::string> columns;  // names, in the order of the COPY lines
   std::vector<std::string> rows;     // COPY text lines (no newline): rows to put back
   std::vector<std::string> absent;   // COPY text lines of the key columns: rows to delete
+  // What the apply that saved the snapshot left (its file t<i>.after; absent
+  // in snapshots saved before it existed): per key it inserted or updated, a
+  // COPY text line "key columns..., hash" — hashtextextended(ROW(after
+  // columns)::text, 0) of the row it wrote. Keys it deleted are not listed.
+  bool has_after = false;
+  std::vector<std::string> after_columns;
+  std::vector<std::string> after;
+};
+
+// What a rollback would revert that changed after the apply it undoes
+// (Applier::FindReverts; docs/replay.md "Rollback preview").
+struct Reverts {
+  bool known = true;  // false: a snapshot without after-images (saved before they existed)
+  uint64_t count = 0;
+  std::map<std::string, uint64_t> by_table;
+  std::string digest;  // SHA-256 over table, operation, key and the live row's hash of each
 };
 
 struct DiffResult {
@@ -80,9 +96,18 @@ class Applier {
   // text differs], "truncated": [columns cut to 256 characters]}.
   Status SampleChanges(uint64_t limit, const std::function<Status(const std::string& table, std::string change)>& emit);
 
+  // Keyed targets, after Diff: the operations that would undo a change made
+  // since the apply that saved the snapshot — a row it inserted or updated
+  // that is now different or gone, a row it deleted that exists again —
+  // counted per table and hashed into a digest; up to `limit` of them per
+  // table, as SampleChanges' objects, go to `emit`.
+  Result<Reverts> FindReverts(uint64_t limit,
+                              const std::function<Status(const std::string& table, std::string change)>& emit);
+
   // Saves the current image of every row the apply will update or delete,
-  // and the keys it will insert, into `archive` (files t<i>.rows and
-  // t<i>.absent); returns the per-table manifest part (JSON object text) and
+  // the keys it will insert, and the hash of every row it will write (see
+  // KeyedTable::after), into `archive` (files t<i>.rows, t<i>.absent and
+  // t<i>.after); returns the per-table manifest part (JSON object text) and
   // the counts.
   struct SnapshotPart {
     std::string

@@ -109,7 +109,9 @@ struct ApplyJob {
   std::vector<std::string> scope;
   bool keyed = false;
   std::optional<std::string> expected_digest;  // PITR: the plan's
-  uint64_t expected_rows = 0;                  // for load progress
+  // Rollback: the reverts digest the caller confirmed (empty: none).
+  std::optional<std::string> confirm_reverts;
+  uint64_t expected_rows = 0;  // for load progress
   // Feeds the target to the applier.
   std::function<Status(Applier&, const std::function<void(uint64_t)>& loaded)> load;
 };
@@ -303,7 +305,47 @@ class EngineImpl final : public Engine {
   }
 
   Result<ApplyResult> Rollback(const std::string& snapshot_id, const std::string& job_id, const ProgressFn& progress,
-                               const CancelFn& cancelled) override {
+                               const CancelFn& cancelled, const std::string& confirm_reverts) override {
+    std::map<std::string, KeyedTable> keyed;
+    ApplyJob job;
+    TV_RETURN_IF_ERROR(LoadSnapshotJob(snapshot_id, &job, &keyed));
+    job.job_id = job_id;
+    job.confirm_reverts = confirm_reverts;
+    return RunApply(job, progress, cancelled);
+  }
+
+  Result<RollbackPreview> PreviewRollback(const std::string& snapshot_id) override {
+    std::map<std::string, KeyedTable> keyed;
+    ApplyJob job;
+    TV_RETURN_IF_ERROR(LoadSnapshotJob(snapshot_id, &job, &keyed));
+    TV_ASSIGN_OR_RETURN(auto conn, pg::PgConn::Connect(cfg_.postgres.conninfo));
+    TV_ASSIGN_OR_RETURN(auto catalog, LoadCatalog(conn, cfg_.tenant_column, cfg_.postgres.publication));
+    TV_RETURN_IF_ERROR(CheckScope(catalog, job.scope));
+    ApplyOptions opt = Options(job.tenant, job.scope, true);
+    opt.lock = false;
+    TV_ASSIGN_OR_RETURN(auto applier, Applier::Begin(catalog, opt));
+    TV_RETURN_IF_ERROR(job.load(*applier, [](uint64_t) {}));
+    TV_ASSIGN_OR_RETURN(auto diff, applier->Diff());
+    RollbackPreview out;
+    out.snapshot_id = snapshot_id;
+    out.tenant = job.tenant.str();
+    out.ops = diff.ops;
+    out.by_table = diff.by_table;
+    TV_ASSIGN_OR_RETURN(auto reverts, applier->FindReverts(kRevertSampleRows, [&](const std::string& t, std::string c) {
+      out.revert_sample.emplace_back(t, std::move(c));
+      return Status::Ok();
+    }));
+    out.reverts_known = reverts.known;
+    out.reverts = reverts.count;
+    out.reverts_by_table = std::move(reverts.by_table);
+    out.reverts_digest = reverts.digest;
+    return out;
+  }
+
+  // A rollback of `snapshot_id`: reads the snapshot's rows, absent keys and
+  // after-images into `keyed`, which `job->load` refers to (so `keyed`
+  // outlives the job).
+  Status LoadSnapshotJob(const std::string& snapshot_id, ApplyJob* out, std::map<std::string, KeyedTable>* keyed_out) {
     if (!ValidId(snapshot_id, 's')) return NotFound("no snapshot " + snapshot_id);
     TV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(SnapshotPath(snapshot_id), *snapshot_keys_));
     rapidjson::Document doc;
@@ -311,13 +353,12 @@ class EngineImpl final : public Engine {
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("tables") || !doc["tables"].IsObject()) {
       return Corruption("snapshot " + snapshot_id + ": manifest lacks its tables");
     }
-    ApplyJob job;
+    ApplyJob& job = *out;
     job.reason = SnapshotReason::kRollback;
-    job.job_id = job_id;
     job.source = snapshot_id;
     job.tenant = TenantId(Str(doc, "tenant"));
     job.keyed = true;
-    std::map<std::string, KeyedTable> keyed;
+    std::map<std::string, KeyedTable>& keyed = *keyed_out;
     for (const auto& m : doc["tables"].GetObject()) {
       std::string table(m.name.GetString(), m.name.GetStringLength());
       KeyedTable kt;
@@ -334,21 +375,27 @@ class EngineImpl final : public Engine {
       };
       TV_RETURN_IF_ERROR(collect(file + ".rows", &kt.rows));
       TV_RETURN_IF_ERROR(collect(file + ".absent", &kt.absent));
+      // After-images (snapshots saved before they existed have none).
+      if (m.value.HasMember("after_columns")) {
+        kt.has_after = true;
+        kt.after_columns = Strings(m.value, "after_columns");
+        TV_RETURN_IF_ERROR(collect(file + ".after", &kt.after));
+      }
       job.expected_rows += kt.rows.size() + kt.absent.size();
       job.scope.push_back(table);
       keyed.emplace(table, std::move(kt));
     }
     std::sort(job.scope.begin(), job.scope.end());
-    job.load = [&keyed](Applier& a, const std::function<void(uint64_t)>& loaded) {
+    job.load = [keyed_out](Applier& a, const std::function<void(uint64_t)>& loaded) {
       uint64_t n = 0;
-      for (const auto& [table, kt] : keyed) {
+      for (const auto& [table, kt] : *keyed_out) {
         TV_RETURN_IF_ERROR(a.AddKeyed(table, kt));
         n += kt.rows.size() + kt.absent.size();
         loaded(n);
       }
       return Status::Ok();
     };
-    return RunApply(job, progress, cancelled);
+    return Status::Ok();
   }
 
   Result<std::vector<SnapshotInfo>> ListSnapshots(const std::optional<std::string>& tenant) override {
@@ -573,11 +620,7 @@ class EngineImpl final : public Engine {
     report("lock", 0.02);
     TV_ASSIGN_OR_RETURN(auto conn, pg::PgConn::Connect(cfg_.postgres.conninfo));
     TV_ASSIGN_OR_RETURN(auto catalog, LoadCatalog(conn, cfg_.tenant_column, cfg_.postgres.publication));
-    for (const auto& t : job.scope) {
-      if (!catalog.tables.count(t)) {
-        return FailedPrecondition("table " + t + " is no longer recoverable (dropped, lost its tenant column or key)");
-      }
-    }
+    TV_RETURN_IF_ERROR(CheckScope(catalog, job.scope));
     TV_ASSIGN_OR_RETURN(auto applier, Applier::Begin(catalog, Options(job.tenant, job.scope, job.keyed)));
     report("load", 0.05);
     const double expected = static_cast<double>(std::max<uint64_t>(job.expected_rows, 1));
@@ -594,6 +637,7 @@ class EngineImpl final : public Engine {
                                 std::to_string(diff.ops.updates) + " updates, " + std::to_string(diff.ops.deletes) +
                                 " deletes, not those previewed; nothing was changed — preview again");
     }
+    if (job.confirm_reverts) TV_RETURN_IF_ERROR(CheckReverts(*applier, job));
     report("snapshot", 0.6);
     const std::string snapshot_id = SnapshotIdForJob(job.job_id);
     TV_ASSIGN_OR_RETURN(
@@ -656,6 +700,38 @@ class EngineImpl final : public Engine {
                  SnapshotReasonName(job.reason), job.job_id, job.tenant.str(), diff.ops.inserts, diff.ops.updates,
                  diff.ops.deletes, result.seconds, snapshot_id);
     return result;
+  }
+
+  static Status CheckScope(const Catalog& catalog, const std::vector<std::string>& scope) {
+    for (const auto& t : scope) {
+      if (!catalog.tables.count(t)) {
+        return FailedPrecondition("table " + t + " is no longer recoverable (dropped, lost its tenant column or key)");
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Under the apply's locks: a rollback that would revert rows changed since
+  // the apply it undoes runs only with the digest of exactly those reverts.
+  static Status CheckReverts(Applier& applier, const ApplyJob& job) {
+    std::string first;
+    TV_ASSIGN_OR_RETURN(auto reverts, applier.FindReverts(1, [&](const std::string& table, std::string change) {
+      if (first.empty()) first = table + " " + change;
+      return Status::Ok();
+    }));
+    if (reverts.count == 0) return Status::Ok();
+    const std::string what = "rolling back snapshot " + job.source + " would revert " + std::to_string(reverts.count) +
+                             " row(s) of tenant " + job.tenant.str() + " changed since its apply (first: " + first +
+                             ")";
+    if (job.confirm_reverts->empty()) {
+      return FailedPrecondition(what + "; preview the rollback and confirm its reverts_digest (" + reverts.digest +
+                                ") to revert them; nothing was changed");
+    }
+    if (*job.confirm_reverts != reverts.digest) {
+      return FailedPrecondition(what + ", not those confirmed (the reverts_digest is now " + reverts.digest +
+                                "); preview again; nothing was changed");
+    }
+    return Status::Ok();
   }
 
   static void WritePlanFields(Writer& w, const PitrPlan& plan) {
@@ -743,6 +819,64 @@ std::string SnapshotIdForJob(std::string_view job_id) {
   std::string id = "s-";
   for (char c : job_id) id.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '-');
   return id;
+}
+
+std::string RollbackPreviewJson(const RollbackPreview& p) {
+  return ToJson([&](Writer& w) {
+    w.StartObject();
+    w.Key("snapshot_id");
+    w.String(p.snapshot_id.c_str());
+    w.Key("tenant");
+    w.String(p.tenant.c_str());
+    w.Key("operations");
+    w.StartObject();
+    WriteOperationCounts(w, p.ops);
+    w.EndObject();
+    w.Key("tables");
+    w.StartArray();
+    for (const auto& t : p.by_table) {
+      w.StartObject();
+      w.Key("table");
+      w.String(t.table.c_str());
+      w.Key("operations");
+      w.StartObject();
+      WriteOperationCounts(w, t.ops);
+      w.EndObject();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("reverts_known");
+    w.Bool(p.reverts_known);
+    w.Key("reverts");
+    w.Uint64(p.reverts);
+    w.Key("reverts_by_table");
+    w.StartArray();
+    for (const auto& [table, n] : p.reverts_by_table) {
+      w.StartObject();
+      w.Key("table");
+      w.String(table.c_str());
+      w.Key("count");
+      w.Uint64(n);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("reverts_digest");
+    w.String(p.reverts_digest.c_str());
+    w.Key("confirm_required");
+    w.Bool(p.reverts > 0);
+    w.Key("revert_sample");
+    w.StartArray();
+    for (const auto& [table, change] : p.revert_sample) {
+      w.StartObject();
+      w.Key("table");
+      w.String(table.c_str());
+      w.Key("change");
+      w.RawValue(change.data(), change.size(), rapidjson::kObjectType);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  });
 }
 
 std::string_view SnapshotReasonName(SnapshotReason reason) {

@@ -211,6 +211,7 @@ TEST_F(ApiTest, OpenApiIsPublicAndDescribesEveryRoute) {
                         "/v1/snapshots:",
                         "/v1/snapshots/{id}:",
                         "/v1/snapshots/{id}/rollback:",
+                        "/v1/snapshots/{id}/rollback/preview:",
                         "/v1/plans:",
                         "/v1/plans/{id}:",
                         "/v1/plans/{id}/tests:",
@@ -816,7 +817,31 @@ TEST_F(ApiTest, PitrPreviewExecuteAndRollback) {
   ASSERT_EQ(api_->Do("GET", "/v1/snapshots/" + snapshot, "view-secret-3").status, 200);
   EXPECT_EQ(api_->Do("GET", "/v1/snapshots/nope", "view-secret-3").status, 404);
   EXPECT_EQ(api_->Do("POST", "/v1/snapshots/" + snapshot + "/rollback", "op-secret-2", "{}").status, 400);
-  auto rb = api_->Do("POST", "/v1/snapshots/" + snapshot + "/rollback", "op-secret-2", R"({"confirm":true})");
+  // Rollback preview (issue 18 item 11): nothing changed since the apply...
+  const std::string rb_preview = "/v1/snapshots/" + snapshot + "/rollback/preview";
+  auto pv = api_->Do("POST", rb_preview, "op-secret-2", "{}");
+  ASSERT_EQ(pv.status, 200) << pv.body;
+  EXPECT_EQ((*pv.json)["operations"]["update"].GetUint64(), 2u) << pv.body;
+  EXPECT_EQ((*pv.json)["reverts"].GetUint64(), 0u) << pv.body;
+  EXPECT_FALSE((*pv.json)["confirm_required"].GetBool());
+  EXPECT_EQ(api_->Do("POST", rb_preview, "view-secret-3", "{}").status, 403);
+  // ...then the application writes a row the PITR restored: reverting it
+  // needs the preview's digest.
+  h_->Exec("UPDATE items SET name = 'written after the pitr' WHERE tenant_id = 'acme' AND id = 2");
+  pv = api_->Do("POST", rb_preview, "op-secret-2", "{}");
+  ASSERT_EQ(pv.status, 200) << pv.body;
+  EXPECT_EQ((*pv.json)["reverts"].GetUint64(), 1u) << pv.body;
+  EXPECT_TRUE((*pv.json)["confirm_required"].GetBool());
+  ASSERT_EQ((*pv.json)["revert_sample"].Size(), 1u);
+  EXPECT_EQ(Str((*pv.json)["revert_sample"][0]["change"]["before"], "name"), "written after the pitr") << pv.body;
+  auto unconfirmed = api_->Do("POST", "/v1/snapshots/" + snapshot + "/rollback", "op-secret-2", R"({"confirm":true})");
+  ASSERT_EQ(unconfirmed.status, 202) << unconfirmed.body;
+  auto refused_job = WaitJob(Str(*unconfirmed.json, "job_id"));
+  EXPECT_EQ(Str(*refused_job, "state"), "failed");
+  EXPECT_NE(Str((*refused_job)["error"], "message").find("would revert 1 row(s)"), std::string::npos);
+  EXPECT_EQ(h_->Query("SELECT count(*) FROM items WHERE name = 'written after the pitr'"), "1");
+  auto rb = api_->Do("POST", "/v1/snapshots/" + snapshot + "/rollback", "op-secret-2",
+                     R"({"confirm":true,"confirm_reverts":")" + Str(*pv.json, "reverts_digest") + "\"}");
   ASSERT_EQ(rb.status, 202) << rb.body;
   auto rb_job = WaitJob(Str(*rb.json, "job_id"));
   ASSERT_EQ(Str(*rb_job, "state"), "succeeded") << Str((*rb_job)["error"], "message");

@@ -367,5 +367,83 @@ TEST_F(ApplyGuards, PreviewKeepsAPagedRowSampleOfEveryTable) {
   EXPECT_FALSE(past->next);
 }
 
+// Item 11: a rollback preview names what the rollback would revert that the
+// application changed after the apply; the rollback refuses to revert it
+// unless that exact set was confirmed (its digest), through the engine and
+// the CLI.
+TEST_F(ApplyGuards, RollbackPreviewNamesRowsChangedSinceTheApplyAndNeedsTheirConfirmation) {
+  auto engine = OpenEngine();
+  ASSERT_NE(engine, nullptr);
+  auto conn = w_->h->db().Connect();
+  const std::string before = TenantRows(conn, "D");
+  auto plan = engine->PreviewPitr(TenantId("D"), PitrTarget(w_->m0.lsn), {});
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  auto done = engine->ExecutePitr(plan->plan_id, "job-guard-revert", nullptr);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  // Right after the apply: the rollback reverts nothing the application did.
+  auto clean = engine->PreviewRollback(done->snapshot_id);
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  EXPECT_TRUE(clean->reverts_known);
+  EXPECT_EQ(clean->reverts, 0u);
+  EXPECT_EQ(clean->ops.total(), done->ops.total());
+  EXPECT_TRUE(clean->revert_sample.empty());
+
+  // The application changes rows after the PITR: one the PITR updated, one
+  // it inserted, one it deleted (written again), and one it never touched.
+  ASSERT_TRUE(conn.Run("UPDATE accounts SET name = 'D1 by the app' WHERE id = 300001").ok());
+  ASSERT_TRUE(conn.Run("UPDATE accounts SET name = 'D22 by the app' WHERE id = 300022").ok());
+  ASSERT_TRUE(conn.Run("INSERT INTO accounts VALUES (300501, 'D', 'back by the app', 9)").ok());
+  ASSERT_TRUE(conn.Run("UPDATE accounts SET balance = 4242 WHERE id = 300100").ok());
+  const std::string changed = TenantRows(conn, "D");
+  auto preview = engine->PreviewRollback(done->snapshot_id);
+  ASSERT_TRUE(preview.ok()) << preview.status().ToString();
+  EXPECT_EQ(preview->reverts, 3u);
+  EXPECT_EQ(preview->reverts_by_table["public.accounts"], 3u);
+  EXPECT_EQ(preview->reverts_digest.size(), 64u);
+  ASSERT_EQ(preview->revert_sample.size(), 3u);
+  std::map<std::string, std::string> ops;  // key -> op
+  for (const auto& [table, change] : preview->revert_sample) {
+    EXPECT_EQ(table, "public.accounts");
+    auto d = ParseJson(change);
+    ops[(*d)["key"]["id"].GetString()] = (*d)["op"].GetString();
+    if (std::string((*d)["key"]["id"].GetString()) == "300001") {
+      EXPECT_EQ(std::string((*d)["before"]["name"].GetString()), "D1 by the app");
+      EXPECT_EQ(std::string((*d)["after"]["name"].GetString()), "D1 (renamed)");
+    }
+  }
+  EXPECT_EQ(ops,
+            (std::map<std::string, std::string>{{"300001", "update"}, {"300022", "delete"}, {"300501", "update"}}));
+
+  // Without the confirmation, and with a wrong one: refused, unchanged.
+  auto refused = engine->Rollback(done->snapshot_id, "job-guard-revert-rb0", nullptr);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("would revert 3 row(s)"), std::string::npos) << refused.status().ToString();
+  auto wrong = engine->Rollback(done->snapshot_id, "job-guard-revert-rb1", nullptr, nullptr, std::string(64, '0'));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("not those confirmed"), std::string::npos) << wrong.status().ToString();
+  EXPECT_EQ(TenantRows(conn, "D"), changed);
+  // The CLI: the preview, and --confirm alone refused.
+  const std::string base = std::string(TV_BINARY) + " --config " + w_->h->config_path();
+  auto cli_preview = RunCommand(base + " rollback --snapshot " + done->snapshot_id + " --preview 2>/dev/null");
+  ASSERT_EQ(cli_preview.exit_code, 0) << cli_preview.output;
+  auto cli_doc = ParseJson(cli_preview.output);
+  EXPECT_EQ((*cli_doc)["reverts"].GetUint64(), 3u) << cli_preview.output;
+  EXPECT_EQ(std::string((*cli_doc)["reverts_digest"].GetString()), preview->reverts_digest);
+  EXPECT_TRUE((*cli_doc)["confirm_required"].GetBool());
+  auto cli_refused = RunCommand(base + " rollback --snapshot " + done->snapshot_id + " --confirm 2>&1");
+  EXPECT_NE(cli_refused.exit_code, 0) << cli_refused.output;
+  EXPECT_NE(cli_refused.output.find("reverts_digest"), std::string::npos) << cli_refused.output;
+  EXPECT_EQ(TenantRows(conn, "D"), changed);
+
+  // With the preview's digest: the rollback puts the snapshot back; the row
+  // it never held keeps the application's change.
+  auto back = engine->Rollback(done->snapshot_id, "job-guard-revert-rb2", nullptr, nullptr, preview->reverts_digest);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(conn.Exec("SELECT balance FROM accounts WHERE id = 300100")->GetString(0, 0), "4242");
+  ASSERT_TRUE(conn.Run("UPDATE accounts SET balance = 100 WHERE id = 300100").ok());
+  EXPECT_EQ(TenantRows(conn, "D"), before);
+}
+
 }  // namespace
 }  // namespace timevault::testing

@@ -142,6 +142,33 @@ struct SnapshotInfo {
   uint64_t bytes = 0;
 };
 
+// What a rollback would do (Engine::PreviewRollback; docs/replay.md
+// "Rollback preview").
+struct RollbackPreview {
+  std::string snapshot_id;
+  std::string tenant;
+  OperationCounts ops;  // every operation the rollback would make
+  std::vector<TableOperations> by_table;
+  // Of those, the ones that undo a change made after the snapshot's apply:
+  // a row the apply wrote that the application changed or deleted since, a
+  // row it deleted that exists again. `reverts_known` is false for a
+  // snapshot saved before after-images were recorded.
+  bool reverts_known = true;
+  uint64_t reverts = 0;
+  std::map<std::string, uint64_t> reverts_by_table;
+  std::string reverts_digest;  // Rollback's confirm_reverts
+  // The first kRevertSampleRows reverts per table: (table, JSON object as
+  // in SamplePage::changes: before = the live row now, after = what the
+  // rollback writes).
+  std::vector<std::pair<std::string, std::string>> revert_sample;
+};
+inline constexpr uint64_t kRevertSampleRows = 100;
+
+// `p` as a JSON object (one shape for the API and the CLI; docs/api.md
+// "Rollback preview"): snapshot_id, tenant, operations, tables, reverts_known,
+// reverts, reverts_by_table, reverts_digest, confirm_required, revert_sample.
+std::string RollbackPreviewJson(const RollbackPreview& p);
+
 // The id of the snapshot the apply of job `job_id` saves: known before the
 // job runs (the API answers 202 with it). Job ids must be unique.
 std::string SnapshotIdForJob(std::string_view job_id);
@@ -180,8 +207,16 @@ class Engine {
                                       const std::vector<std::string>& tables, const std::string& job_id,
                                       const ProgressFn& progress, const CancelFn& cancelled = nullptr) = 0;
   // Puts the rows of a snapshot back (saving a snapshot of its own first).
+  // When that would revert rows changed since the apply that saved the
+  // snapshot (PreviewRollback's reverts), `confirm_reverts` must be the
+  // preview's reverts_digest: empty or another digest is FailedPrecondition
+  // and nothing is changed.
   virtual Result<ApplyResult> Rollback(const std::string& snapshot_id, const std::string& job_id,
-                                       const ProgressFn& progress, const CancelFn& cancelled = nullptr) = 0;
+                                       const ProgressFn& progress, const CancelFn& cancelled = nullptr,
+                                       const std::string& confirm_reverts = {}) = 0;
+  // What Rollback would do now, without locks or changes: its operations,
+  // and those that revert a change made since the snapshot's apply.
+  virtual Result<RollbackPreview> PreviewRollback(const std::string& snapshot_id) = 0;
 
   // Newest first.
   virtual Result<std::vector<SnapshotInfo>> ListSnapshots(const std::optional<std::string>& tenant) = 0;

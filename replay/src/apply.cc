@@ -120,6 +120,7 @@ struct Applier::Impl {
   uint64_t skipped = 0;
   bool open = false;  // transaction open
   bool diffed = false;
+  bool replica = false;         // session_replication_role may be set (ChoosePath)
   std::string verified_digest;  // set by ApplyAndCommit once the rows equal the target
 
   ~Impl() {
@@ -366,6 +367,76 @@ struct Applier::Impl {
       TV_RETURN_IF_ERROR(emit(std::move(json)));
     }
     return Status::Ok();
+  }
+
+  // Which apply path this session can take: replica mode needs the
+  // privilege to set session_replication_role (probed under a savepoint: a
+  // refused SET would abort the transaction). Without it, the ordered path
+  // fires foreign-key actions and user triggers, which can change rows
+  // outside the snapshot — other tables, other tenants — that neither the
+  // snapshot nor the verification covers: refused, naming them (issue 18,
+  // item 8).
+  // SQL for "schema.table" of the relation whose oid is `oid_sql`.
+  static std::string RelName(const std::string& oid_sql) {
+    return "(SELECT n.nspname || '.' || r.relname FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace "
+           "WHERE r.oid = " +
+           oid_sql + ")";
+  }
+
+  Status ChoosePath() {
+    TV_RETURN_IF_ERROR(conn.Run("SAVEPOINT tv_role"));
+    replica = conn.Run("SET LOCAL session_replication_role = replica").ok();
+    TV_RETURN_IF_ERROR(conn.Run("ROLLBACK TO SAVEPOINT tv_role"));
+    TV_RETURN_IF_ERROR(conn.Run("RELEASE SAVEPOINT tv_role"));
+    if (replica) return Status::Ok();
+    std::vector<std::string> reasons;
+    for (const auto& ts : tables) {
+      const OperationCounts& o = ts.ops;
+      if (o.total() == 0) continue;
+      const std::string oid = std::to_string(ts.table->oid);
+      // Referential actions other than NO ACTION / RESTRICT, on the events
+      // this apply causes on the referenced table.
+      TV_ASSIGN_OR_RETURN(auto fks,
+                          conn.Exec("SELECT c.conname, " + RelName("c.conrelid") +
+                                    ", c.confdeltype, c.confupdtype FROM "
+                                    "pg_constraint c WHERE c.contype = 'f' AND c.conparentid = 0 AND c.confrelid = " +
+                                    oid + " AND ((" + (o.deletes > 0 ? "true" : "false") +
+                                    " AND c.confdeltype IN ('c', 'n', 'd')) OR (" + (o.updates > 0 ? "true" : "false") +
+                                    " AND c.confupdtype IN ('c', 'n', 'd'))) ORDER BY 1"));
+      for (int r = 0; r < fks.rows(); ++r) {
+        const bool del = o.deletes > 0 && std::string("cnd").find(fks.GetString(r, 2)) != std::string::npos;
+        const std::string action = del ? fks.GetString(r, 2) : fks.GetString(r, 3);
+        reasons.push_back("foreign key " + fks.GetString(r, 0) + " (" + fks.GetString(r, 1) + " -> " + ts.table->name +
+                          ") ON " + (del ? "DELETE " : "UPDATE ") +
+                          (action == "c"   ? "CASCADE"
+                           : action == "n" ? "SET NULL"
+                                           : "SET DEFAULT"));
+      }
+      // User triggers that fire in the default role ('O' origin, 'A'
+      // always) for the events this apply causes, on the table or any of
+      // its partitions (pg_trigger.tgtype: 4 insert, 8 delete, 16 update).
+      const int events = (o.inserts > 0 ? 4 : 0) | (o.deletes > 0 ? 8 : 0) | (o.updates > 0 ? 16 : 0);
+      TV_ASSIGN_OR_RETURN(
+          auto triggers,
+          conn.Exec("SELECT t.tgname, " + RelName("t.tgrelid") +
+                    " FROM pg_trigger t WHERE NOT "
+                    "t.tgisinternal AND t.tgparentid = 0 AND t.tgenabled IN ('O', 'A') AND "
+                    "(t.tgtype::int & " +
+                    std::to_string(events) + ") <> 0 AND (t.tgrelid = " + oid +
+                    " OR t.tgrelid IN (SELECT relid FROM pg_partition_tree(" + oid + "::regclass))) ORDER BY 2, 1"));
+      for (int r = 0; r < triggers.rows(); ++r) {
+        reasons.push_back("trigger " + triggers.GetString(r, 0) + " on " + triggers.GetString(r, 1));
+      }
+    }
+    if (reasons.empty()) return Status::Ok();
+    std::string list;
+    for (const auto& r : reasons) list += (list.empty() ? "" : "; ") + r;
+    return FailedPrecondition(
+        "the apply cannot set session_replication_role (grant SET ON PARAMETER session_replication_role to the "
+        "replay user, or make it superuser), and without it Postgres would fire " +
+        list +
+        ", which can change rows outside the snapshot (other tables, other tenants) that rollback could not put "
+        "back; nothing was changed");
   }
 
   // Invariant 6 for rows that appeared after LockRows: READ COMMITTED lets
@@ -878,6 +949,7 @@ Result<DiffResult> Applier::Diff() {
     out.ops.deletes += ts.ops.deletes;
   }
   out.digest = digest.FinishHex();
+  TV_RETURN_IF_ERROR(m.ChoosePath());
   m.diffed = true;
   return out;
 }
@@ -1018,7 +1090,8 @@ Result<Lsn> Applier::ApplyAndCommit(const std::string& message_json, const std::
   // be written in the order unique constraints need (deletes, updates,
   // inserts); every foreign key touching the scope is then checked
   // explicitly. Without the privilege to set it, the ordered path below.
-  if (m.conn.Run("SET LOCAL session_replication_role = replica").ok()) {
+  if (m.replica) {
+    TV_RETURN_IF_ERROR(m.conn.Run("SET LOCAL session_replication_role = replica"));
     TV_RETURN_IF_ERROR(m.ApplyReplicaMode());
   } else {
     spdlog::warn(

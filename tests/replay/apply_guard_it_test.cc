@@ -48,7 +48,7 @@ UPDATE accounts SET balance = balance + 1 WHERE tenant_id = 'A';
 UPDATE accounts SET name = name || ' (renamed)' WHERE tenant_id <> 'A' AND id % 100000 <= 20;
 DELETE FROM items WHERE tenant_id <> 'A' AND account_id % 100000 BETWEEN 21 AND 30;
 DELETE FROM accounts WHERE tenant_id <> 'A' AND id % 100000 BETWEEN 21 AND 30;
-UPDATE accounts SET name = repeat('é', 300) WHERE id = 100002;
+UPDATE accounts SET name = repeat('é', 300) WHERE id = 500002;
 INSERT INTO accounts SELECT t.n * 100000 + 500 + g, t.name, 'new ' || g, 0
   FROM (VALUES (1, 'B'), (2, 'C'), (3, 'D'), (4, 'E'), (5, 'F')) t(n, name), generate_series(1, 5) g;
 INSERT INTO items SELECT a.id * 10 + 1, a.tenant_id, a.id, 'new item' FROM accounts a WHERE a.id % 100000 > 500;
@@ -292,7 +292,7 @@ TEST_F(ApplyGuards, OtherTenantsWriteWhileALargeApplyRuns) {
 TEST_F(ApplyGuards, PreviewKeepsAPagedRowSampleOfEveryTable) {
   auto engine = OpenEngine();
   ASSERT_NE(engine, nullptr);
-  auto plan = engine->PreviewPitr(TenantId("B"), PitrTarget(w_->m0.lsn), {});
+  auto plan = engine->PreviewPitr(TenantId("F"), PitrTarget(w_->m0.lsn), {});
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   ASSERT_EQ(plan->by_table.size(), 2u);
   std::map<std::string, uint64_t> ops;
@@ -329,7 +329,7 @@ TEST_F(ApplyGuards, PreviewKeepsAPagedRowSampleOfEveryTable) {
     last_id = id;
     if (op == "insert") {
       EXPECT_TRUE((*d)["before"].IsNull());
-      EXPECT_EQ(std::string((*d)["after"]["tenant_id"].GetString()), "B");
+      EXPECT_EQ(std::string((*d)["after"]["tenant_id"].GetString()), "F");
     } else if (op == "delete") {
       EXPECT_TRUE((*d)["after"].IsNull());
       EXPECT_EQ(std::string((*d)["before"]["name"].GetString()).rfind("new ", 0), 0u) << text;
@@ -337,8 +337,8 @@ TEST_F(ApplyGuards, PreviewKeepsAPagedRowSampleOfEveryTable) {
       ASSERT_EQ(op, "update");
       ASSERT_EQ((*d)["changed"].Size(), 1u) << text;
       EXPECT_EQ(std::string((*d)["changed"][0].GetString()), "name");
-      EXPECT_EQ(std::string((*d)["after"]["name"].GetString()), "B" + std::to_string(id - 100000));
-      if (id == 100002) {
+      EXPECT_EQ(std::string((*d)["after"]["name"].GetString()), "F" + std::to_string(id - 500000));
+      if (id == 500002) {
         // 300 characters of two bytes each: cut at 256 characters, named.
         std::string cut;
         for (int i = 0; i < 256; ++i) cut += "é";
@@ -346,7 +346,7 @@ TEST_F(ApplyGuards, PreviewKeepsAPagedRowSampleOfEveryTable) {
         ASSERT_EQ((*d)["truncated"].Size(), 1u);
         EXPECT_EQ(std::string((*d)["truncated"][0].GetString()), "name");
       } else {
-        EXPECT_EQ(std::string((*d)["before"]["name"].GetString()), "B" + std::to_string(id - 100000) + " (renamed)");
+        EXPECT_EQ(std::string((*d)["before"]["name"].GetString()), "F" + std::to_string(id - 500000) + " (renamed)");
         EXPECT_EQ((*d)["truncated"].Size(), 0u);
       }
     }
@@ -443,6 +443,65 @@ TEST_F(ApplyGuards, RollbackPreviewNamesRowsChangedSinceTheApplyAndNeedsTheirCon
   EXPECT_EQ(conn.Exec("SELECT balance FROM accounts WHERE id = 300100")->GetString(0, 0), "4242");
   ASSERT_TRUE(conn.Run("UPDATE accounts SET balance = 100 WHERE id = 300100").ok());
   EXPECT_EQ(TenantRows(conn, "D"), before);
+}
+
+// Item 8: without the privilege to set session_replication_role the apply
+// takes the ordered path, where ON DELETE CASCADE and user triggers fire and
+// could change rows outside the snapshot: refused (at the preview already),
+// naming them; once neither would fire, that path applies and verifies.
+TEST_F(ApplyGuards, TheFallbackPathRefusesCascadesAndTriggersByName) {
+  auto conn = w_->h->db().Connect();
+  const std::string role = UniqueName("tv_norepl");
+  ASSERT_TRUE(conn.Run("CREATE ROLE " + role + " LOGIN NOSUPERUSER NOREPLICATION").ok());
+  ASSERT_TRUE(conn.Run("GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, items TO " + role).ok());
+  const auto& env = Env();
+  config::Environment as_role{{"TIMEVAULT_POSTGRES_CONNINFO", "host=" + env.pg_host + " port=" + env.pg_port +
+                                                                  " user=" + role + " dbname=" + w_->h->db().name()}};
+  auto engine = OpenEngine(as_role);
+  ASSERT_NE(engine, nullptr);
+  const std::string before = TenantRows(conn, "E");
+  // The PITR deletes rows of accounts, which items references ON DELETE CASCADE.
+  auto cascade = engine->PreviewPitr(TenantId("E"), PitrTarget(w_->m0.lsn), {});
+  ASSERT_FALSE(cascade.ok());
+  EXPECT_EQ(cascade.status().code(), StatusCode::kFailedPrecondition) << cascade.status().ToString();
+  EXPECT_NE(cascade.status().message().find("foreign key items_account_id_fkey (public.items -> public.accounts) ON "
+                                            "DELETE CASCADE"),
+            std::string::npos)
+      << cascade.status().ToString();
+  EXPECT_NE(cascade.status().message().find("session_replication_role"), std::string::npos);
+  // A user trigger on the table is named the same way.
+  ASSERT_TRUE(conn.Run("ALTER TABLE items DROP CONSTRAINT items_account_id_fkey, ADD CONSTRAINT items_account_id_fkey "
+                       "FOREIGN KEY (account_id) REFERENCES accounts (id)")
+                  .ok());
+  ASSERT_TRUE(conn.Run("CREATE TABLE audit_log (at timestamptz DEFAULT now(), what text);"
+                       "CREATE FUNCTION log_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO "
+                       "audit_log (what) VALUES (TG_OP); RETURN NULL; END $$;"
+                       "CREATE TRIGGER accounts_audit AFTER UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION "
+                       "log_change()")
+                  .ok());
+  auto trigger = engine->PreviewPitr(TenantId("E"), PitrTarget(w_->m0.lsn), {});
+  ASSERT_FALSE(trigger.ok());
+  EXPECT_NE(trigger.status().message().find("trigger accounts_audit on public.accounts"), std::string::npos)
+      << trigger.status().ToString();
+  EXPECT_EQ(trigger.status().message().find("items_account_id_fkey"), std::string::npos);
+  EXPECT_EQ(TenantRows(conn, "E"), before);
+  // Neither left: the ordered path applies (triggers firing), verified.
+  ASSERT_TRUE(conn.Run("DROP TRIGGER accounts_audit ON accounts").ok());
+  auto plan = engine->PreviewPitr(TenantId("E"), PitrTarget(w_->m0.lsn), {});
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  auto done = engine->ExecutePitr(plan->plan_id, "job-guard-fallback", nullptr);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_TRUE(done->verified);
+  EXPECT_EQ(TenantRows(conn, "E"), w_->m0.rows.at("E"));
+  auto back = engine->Rollback(done->snapshot_id, "job-guard-fallback-rb", nullptr);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(TenantRows(conn, "E"), before);
+  engine.reset();
+  ASSERT_TRUE(conn.Run("ALTER TABLE items DROP CONSTRAINT items_account_id_fkey, ADD CONSTRAINT items_account_id_fkey "
+                       "FOREIGN KEY (account_id) REFERENCES accounts (id) ON DELETE CASCADE")
+                  .ok());
+  ASSERT_TRUE(conn.Run("DROP TABLE audit_log; DROP FUNCTION log_change()").ok());
+  ASSERT_TRUE(conn.Run("REVOKE ALL ON accounts, items FROM " + role + "; DROP ROLE " + role).ok());
 }
 
 }  // namespace

@@ -274,12 +274,14 @@ struct Applier::Impl {
   // Keyed targets with after-images: the operations of tv_o_<i> (alias o,
   // live row l) that undo a change made since the apply — a row it wrote
   // that differs now or is gone, a row it deleted that exists again.
+  // Needs `a`, tv_a_<i> left-joined on the key (RevertJoin): a join, not
+  // EXISTS under OR, which Postgres would run as a subplan per row.
   static std::string RevertWhere(const TableState& ts) {
     const std::string pk = ts.col(ts.table->pk.front()).quoted;
-    const std::string mine = "SELECT 1 FROM " + ts.A() + " a WHERE " + ts.KeyEq("a", "o");
-    return "(EXISTS (" + mine + " AND (l." + pk + " IS NULL OR " + RowHash("l.", ts, ts.after_cols) + " <> a." + kHash +
-           ")) OR (NOT EXISTS (" + mine + ") AND l." + pk + " IS NOT NULL))";
+    return "((a." + pk + " IS NOT NULL AND (l." + pk + " IS NULL OR " + RowHash("l.", ts, ts.after_cols) + " <> a." +
+           kHash + ")) OR (a." + pk + " IS NULL AND l." + pk + " IS NOT NULL))";
   }
+  static std::string RevertJoin(const TableState& ts) { return " LEFT JOIN " + ts.A() + " a ON " + ts.KeyEq("a", "o"); }
 
   // Up to `limit` rows of tv_o_<i> that satisfy `where` (SQL over `o`, the
   // live row `l` and the target row `t`), in key order, as JSON objects for
@@ -288,7 +290,7 @@ struct Applier::Impl {
   // columns' texts, cut to kSampleChars characters (those columns are listed
   // in "truncated"); "changed" lists the columns whose texts differ.
   Status SampleRows(const TableState& ts, const std::string& where, uint64_t limit,
-                    const std::function<Status(std::string)>& emit) {
+                    const std::function<Status(std::string)>& emit, const std::string& join = "") {
     const auto& t = *ts.table;
     const std::string n = std::to_string(kSampleChars);
     std::string cols;
@@ -306,8 +308,8 @@ struct Applier::Impl {
     TV_ASSIGN_OR_RETURN(
         auto r, conn.Exec("SELECT o." + std::string(kKind) + cols + " FROM " + ts.O() + " o LEFT JOIN " + t.qualified +
                           " l ON " + ts.KeyEq("l", "o") + " AND l." + ts.col(t.tenant).quoted + " = " + tenant_lit +
-                          " LEFT JOIN " + ts.T() + " t ON " + ts.KeyEq("t", "o") + " WHERE " + where + " ORDER BY " +
-                          ts.Key("o.") + " LIMIT " + std::to_string(limit)));
+                          " LEFT JOIN " + ts.T() + " t ON " + ts.KeyEq("t", "o") + join + " WHERE " + where +
+                          " ORDER BY " + ts.Key("o.") + " LIMIT " + std::to_string(limit)));
     const int width = static_cast<int>(ts.target.size());
     for (int row = 0; row < r.rows(); ++row) {
       std::vector<std::string> truncated;
@@ -986,8 +988,8 @@ Result<Reverts> Applier::FindReverts(uint64_t limit,
     TV_RETURN_IF_ERROR(m.conn.CopyOut("COPY (SELECT o." + std::string(kKind) + ", " + ts.Key("o.") + ", " +
                                           Impl::RowHash("l.", ts, ts.after_cols) + " FROM " + ts.O() + " o LEFT JOIN " +
                                           t.qualified + " l ON " + ts.KeyEq("l", "o") + " AND l." +
-                                          ts.col(t.tenant).quoted + " = " + m.tenant_lit + " WHERE " + where +
-                                          " ORDER BY " + ts.Key("o.") + ") TO STDOUT",
+                                          ts.col(t.tenant).quoted + " = " + m.tenant_lit + Impl::RevertJoin(ts) +
+                                          " WHERE " + where + " ORDER BY " + ts.Key("o.") + ") TO STDOUT",
                                       [&](std::string_view line) {
                                         digest.Update(line);
                                         ++n;
@@ -996,8 +998,8 @@ Result<Reverts> Applier::FindReverts(uint64_t limit,
     if (n == 0) continue;
     out.count += n;
     out.by_table[t.name] = n;
-    TV_RETURN_IF_ERROR(
-        m.SampleRows(ts, where, limit, [&](std::string change) { return emit(t.name, std::move(change)); }));
+    TV_RETURN_IF_ERROR(m.SampleRows(
+        ts, where, limit, [&](std::string change) { return emit(t.name, std::move(change)); }, Impl::RevertJoin(ts)));
   }
   out.digest = digest.FinishHex();
   return out;

@@ -333,10 +333,28 @@ test('Snapshots: inspect, then roll back the restore from the list', async () =>
   await row.getByTestId('inspect').click();
   assert.match(await page.getByTestId('snapshot-detail').innerText(), /globex/);
   await shot(page, 'snapshots');
+  // The application changes a row the restore wrote: the rollback's own
+  // preview names it as a later change it would undo, and asks twice.
+  sql("UPDATE users SET department = 'after-restore' WHERE tenant_id = 'globex' AND user_id = (SELECT min(user_id) FROM users WHERE tenant_id = 'globex')");
   await row.getByTestId('rollback').click();
-  await confirmWith(page, [state.restore_snapshot, 'globex']);
+  const pv = page.getByTestId('rollback-preview');
+  await pv.waitFor();
+  assert.ok(Number(await pv.getAttribute('data-total')) > 0, 'the rollback writes rows');
+  assert.equal(await pv.getAttribute('data-reverts'), '1');
+  const rev = pv.locator('[data-testid=revert-sample] [data-testid=sample-row]');
+  assert.equal(await rev.count(), 1);
+  assert.match(await rev.first().innerText(), /after-restore/);
+  await shot(page, 'snapshots-rollback-preview');
+  // Two confirmations in the one dialog: the second opens as the first closes.
+  const dlg = page.getByTestId('confirm-dialog');
+  await dlg.waitFor({state: 'visible'});
+  const first = await dlg.innerText();
+  assert.ok(first.includes(state.restore_snapshot) && first.includes('globex'), first);
+  await page.getByTestId('confirm-ok').click();
+  await page.waitForFunction(() => document.getElementById('confirm-text').innerText.includes('also undoes'));
+  await confirmWith(page, ['also undoes', 'public.users: 1']);
   await jobState(page.getByTestId('snapshot-detail'));
-  assert.equal(globex(), state.damaged, 'rolling back the restore puts back the damaged rows');
+  assert.equal(globex(), state.damaged, 'rolling back the restore puts back the damaged rows, the later change too');
 });
 
 test('Recovery Plans: create, edit, test at basic, full and deep', async () => {

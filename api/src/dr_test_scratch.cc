@@ -191,7 +191,6 @@ Result<std::unique_ptr<ScratchRestore>> ScratchRestore::Begin(const std::string&
       const auto& c = t.table->columns[i];
       auto conv = replay::ValueConverter::Resolve(c.type);
       std::optional<std::string_view> loss = replay::DebeziumLoss(c.type);
-      if (!loss && c.domain_over_array) loss = "a domain over an array is not Debezium's array";
       if (!loss && !conv.ok()) loss = "Debezium leaves the type out";
       t.cols.push_back(i);
       t.converters.push_back(conv.ok() ? std::optional<replay::ValueConverter>(std::move(conv).value()) : std::nullopt);

@@ -799,7 +799,6 @@ Result<std::unique_ptr<Applier>> Applier::Begin(const Catalog& catalog, const Ap
         auto conv = ValueConverter::Resolve(c.type);
         ts.converters.push_back(conv.ok() ? std::optional<ValueConverter>(std::move(conv).value()) : std::nullopt);
         std::optional<std::string_view> loss = DebeziumLoss(c.type);
-        if (!loss && c.domain_over_array) loss = "a domain over an array is not Debezium's array";
         ts.loss.emplace_back(loss ? *loss : std::string_view());
       }
       ts.texts.assign(ts.target.size(), false);

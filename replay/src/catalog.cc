@@ -50,13 +50,10 @@ WHERE con.contype = 'f' AND con.conparentid = 0
 )SQL";
 
 // What kColumnTypesSql leaves out or resolves away: generated columns, the
-// declared type's name, identity, domains over arrays.
+// declared type's name, identity.
 constexpr std::string_view kColumnExtrasSql = R"SQL(
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attidentity, a.attgenerated,
-       (t.typtype = 'd' AND coalesce(bt.typcategory = 'A', false))
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attidentity, a.attgenerated
 FROM pg_attribute a
-JOIN pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
 WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 )SQL";
@@ -98,7 +95,6 @@ Status LoadColumns(pg::PgConn& conn, CatalogTable* table, const std::string& ten
       if (c.name != name) continue;
       c.sql_type = extras.GetString(r, 1);
       c.identity = extras.Get(r, 2).empty() ? 0 : extras.Get(r, 2)[0];
-      c.domain_over_array = extras.Get(r, 4) == "t";
     }
   }
   TV_ASSIGN_OR_RETURN(auto pk, conn.ExecParams(kPrimaryKeySql, {std::to_string(table->oid)}));

@@ -31,7 +31,6 @@ struct CatalogColumn {
   bool in_pk = false;
   std::string sql_type;            // format_type of the declared type ("interval", "my_domain"), for messages
   char identity = 0;               // pg_attribute.attidentity: 'a' ALWAYS, 'd' BY DEFAULT, 0 none
-  bool domain_over_array = false;  // a domain whose base type is an array (Debezium's value is lossy)
 };
 
 struct CatalogTable {

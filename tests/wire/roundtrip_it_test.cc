@@ -618,13 +618,23 @@ TEST_F(RoundTripTest, CapturedTypesAreExactlyTheConvertibleOnes) {
   doc.Parse(event.c_str(), event.size());
   ASSERT_TRUE(doc.IsObject() && doc["after"].IsObject()) << event;
   int captured = 0;
+  std::vector<std::string> by_text;  // written for Debezium parity, restored from the fidelity text only
   for (size_t i = 0; i < types.size(); ++i) {
     const bool in_json = doc["after"].HasMember(table.columns[i].name.c_str());
     captured += in_json;
-    EXPECT_EQ(HasJsonInverse(types[i]), in_json) << types[i].type_name;
+    const bool inverse = HasJsonInverse(types[i]);
+    if (in_json && !inverse && DebeziumLoss(types[i]).has_value()) {
+      by_text.push_back(types[i].type_name);
+      continue;
+    }
+    EXPECT_EQ(inverse, in_json) << types[i].type_name;
     EXPECT_EQ(ValueConverter::Resolve(types[i]).ok(), in_json) << types[i].type_name;
   }
   EXPECT_GT(captured, 50);
+  // Debezium's Point struct (x, y as doubles, WKB) is the one built-in type
+  // capture writes whose JSON does not give back its text; a new one is a
+  // conscious row in wire's table, named here.
+  EXPECT_EQ(by_text, std::vector<std::string>{"point"});
 }
 
 // ------------------------------------------------------------- lossy --

@@ -60,7 +60,7 @@ size_t JsonEnd(const std::string& s, size_t pos) {
 
 // The raw text of "key" and "value", as the broker held them.
 std::vector<RefMessage> LoadReference(const std::string& name) {
-  std::ifstream in(std::string(TV_SOURCE_DIR) + "/tests/compat/debezium-reference/" + name);
+  std::ifstream in(std::string(TV_SOURCE_DIR) + "/tests/store/data/debezium-reference/" + name);
   EXPECT_TRUE(in.good()) << name;
   std::vector<RefMessage> out;
   std::string line;

@@ -29,8 +29,8 @@ struct CatalogColumn {
   PgColumnType type;
   bool captured = false;  // row images carry Debezium's value and it converts back (wire::HasJsonInverse)
   bool in_pk = false;
-  std::string sql_type;            // format_type of the declared type ("interval", "my_domain"), for messages
-  char identity = 0;               // pg_attribute.attidentity: 'a' ALWAYS, 'd' BY DEFAULT, 0 none
+  std::string sql_type;  // format_type of the declared type ("interval", "my_domain"), for messages
+  char identity = 0;     // pg_attribute.attidentity: 'a' ALWAYS, 'd' BY DEFAULT, 0 none
 };
 
 struct CatalogTable {

@@ -688,8 +688,7 @@ TEST(TypeMapTest, UnchangedToastPlaceholders) {
 }
 
 TEST(TypeMapTest, UnsupportedTypesAreLeftOut) {
-  const std::string json =
-      Insert(Table({PkCol("id", oid::kInt4, "int4"), Col("p", 603, "box")}), Row({"1", "(1,2)"}));
+  const std::string json = Insert(Table({PkCol("id", oid::kInt4, "int4"), Col("p", 603, "box")}), Row({"1", "(1,2)"}));
   EXPECT_EQ(Keys(Parse(json)["after"]), std::vector<std::string>{"id"});
 }
 

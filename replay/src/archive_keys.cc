@@ -23,6 +23,7 @@
 #include <sstream>
 #include <vector>
 
+#include "hex.h"
 #include "timevault/core/file.h"
 #include "timevault/replay/archive.h"
 
@@ -43,33 +44,6 @@ std::string Binding(const std::string& tenant) {
 
 std::string MasterCheck(const crypto::MasterKey& master) {
   return crypto::HmacSha256Hex(master.DeriveKey("archive-keyring/v1"), kCheckText);
-}
-
-std::string Hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
-std::optional<std::string> Unhex(std::string_view hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-  }
-  return out;
 }
 
 uint32_t NewKeyId() {

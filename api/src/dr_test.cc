@@ -16,11 +16,14 @@
 #include <string>
 #include <vector>
 
-#include "dr_test_scratch.h"
 #include "timevault/api/plans.h"
+#include "timevault/replay/scratch_restore.h"
 
 namespace timevault::api {
 namespace {
+
+using replay::ScratchRestore;
+using replay::ScratchSide;
 
 constexpr size_t kSampleKeys = 5;
 constexpr double kSecondsPerMinute = 60.0;

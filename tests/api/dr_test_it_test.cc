@@ -10,12 +10,12 @@
 #include <fstream>
 #include <thread>
 
-#include "dr_test_scratch.h"
 #include "support/capture_harness.h"
 #include "timevault/api/plans.h"
 #include "timevault/config/config.h"
 #include "timevault/core/lsn.h"
 #include "timevault/replay/engine.h"
+#include "timevault/replay/scratch_restore.h"
 #include "timevault/store/store.h"
 
 namespace timevault::testing {
@@ -252,18 +252,18 @@ TEST_F(DrTestFidelity, ScratchRestoreUsesTheTextsAndRefusesAColumnNothingCarries
   // The store's side of the scratch restore equals the live rows as text,
   // every non-generated column included (the JSON alone would give
   // "30 days 10:30:00" for "1 mon", "08:15:00Z" for the timetz, no point).
-  auto scratch = api::ScratchRestore::Begin(cfg_.postgres.conninfo, cfg_.tenant_column, cfg_.postgres.publication,
-                                            "job-direct", {"public.shapes"});
+  auto scratch = replay::ScratchRestore::Begin(cfg_.postgres.conninfo, cfg_.tenant_column, cfg_.postgres.publication,
+                                               "job-direct", {"public.shapes"});
   ASSERT_TRUE(scratch.ok()) << scratch.status().ToString();
   Status inner;
   Status st = engine_->store().StateAt(TenantId("t1"), b->point.lsn, {"public.shapes"}, [&](const store::Row& row) {
-    inner = (*scratch)->Add(api::ScratchSide::kStore, row);
+    inner = (*scratch)->Add(replay::ScratchSide::kStore, row);
     return inner.ok();
   });
   ASSERT_TRUE(inner.ok()) << inner.ToString();
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_TRUE((*scratch)->Flush().ok());
-  auto digest = (*scratch)->Digest(api::ScratchSide::kStore, "public.shapes");
+  auto digest = (*scratch)->Digest(replay::ScratchSide::kStore, "public.shapes");
   ASSERT_TRUE(digest.ok()) << digest.status().ToString();
   EXPECT_EQ(digest->rows, 20u);
   const std::string live = h_->Query(
@@ -277,19 +277,19 @@ TEST_F(DrTestFidelity, ScratchRestoreUsesTheTextsAndRefusesAColumnNothingCarries
   // point has its text): refused, naming the column. A failed load ends the
   // scratch transaction, so each case gets a scratch of its own.
   auto again = [&](const std::string& job) {
-    auto s = api::ScratchRestore::Begin(cfg_.postgres.conninfo, cfg_.tenant_column, cfg_.postgres.publication, job,
-                                        {"public.shapes"});
+    auto s = replay::ScratchRestore::Begin(cfg_.postgres.conninfo, cfg_.tenant_column, cfg_.postgres.publication, job,
+                                           {"public.shapes"});
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return std::move(s).value();
   };
   store::Row lossy{"public.shapes", R"({"id":999})",
                    R"j({"id":999,"tenant_id":"t1","span":2629800000000,"":{"pt":"(1,2)"}})j"};
-  Status refused = again("job-lossy")->Add(api::ScratchSide::kBackup, lossy);
+  Status refused = again("job-lossy")->Add(replay::ScratchSide::kBackup, lossy);
   EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused.ToString();
   EXPECT_THAT(refused.message(), HasSubstr("public.shapes.span (interval)"));
   // ... and one with neither a value nor a text for the point (Debezium leaves it out).
   store::Row absent{"public.shapes", R"({"id":998})", R"({"id":998,"tenant_id":"t1"})"};
-  Status refused2 = again("job-absent")->Add(api::ScratchSide::kBackup, absent);
+  Status refused2 = again("job-absent")->Add(replay::ScratchSide::kBackup, absent);
   EXPECT_EQ(refused2.code(), StatusCode::kFailedPrecondition) << refused2.ToString();
   EXPECT_THAT(refused2.message(), HasSubstr("public.shapes.pt (point)"));
   EXPECT_EQ(h_->Query("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tv_drtest_%'"), "0");

@@ -6,7 +6,7 @@
 // has one, else from Debezium's value when that is exact (replay's rule);
 // a column neither carries fails the load, naming it. Everything happens in one transaction that is rolled back at the
 // end (or when the object dies), so the schema never outlives the test, also
-// when the test fails or the process dies. Private to api/.
+// when the test fails or the process dies. Used by api/'s DR test (api/src/dr_test.cc).
 //
 // One ScratchRestore per test; not thread-safe.
 #pragma once
@@ -21,7 +21,7 @@
 #include "timevault/core/status.h"
 #include "timevault/store/store.h"
 
-namespace timevault::api {
+namespace timevault::replay {
 
 // How a scratch table compares: rows and an md5 over the row texts in
 // primary-key order.
@@ -79,4 +79,4 @@ class ScratchRestore {
 // at most 63 bytes (Postgres' identifier limit).
 std::string ScratchSchemaName(const std::string& job_id);
 
-}  // namespace timevault::api
+}  // namespace timevault::replay

@@ -1,4 +1,4 @@
-#include "dr_test_scratch.h"
+#include "timevault/replay/scratch_restore.h"
 
 #include <rapidjson/document.h>
 
@@ -9,7 +9,7 @@
 #include "timevault/store/event.h"
 #include "timevault/wire/to_text.h"
 
-namespace timevault::api {
+namespace timevault::replay {
 namespace {
 
 constexpr size_t kCopyChunk = 1 << 20;
@@ -19,10 +19,10 @@ constexpr size_t kMaxIdentifier = 63;
 // generated ones, as a restore writes them), their converters (none for a
 // type Debezium leaves out) and what Debezium's value loses ("" when exact).
 struct ScratchTable {
-  const replay::CatalogTable* table = nullptr;
+  const CatalogTable* table = nullptr;
   size_t index = 0;
   std::vector<size_t> cols;
-  std::vector<std::optional<replay::ValueConverter>> converters;
+  std::vector<std::optional<ValueConverter>> converters;
   std::vector<std::string> loss;
 
   std::string Name(ScratchSide side) const {
@@ -49,7 +49,7 @@ std::string ScratchSchemaName(const std::string& job_id) {
 
 struct ScratchRestore::Impl {
   pg::PgConn conn;
-  replay::Catalog catalog;
+  Catalog catalog;
   std::string schema, schema_sql;
   std::vector<std::string> names;
   std::vector<ScratchTable> tables;
@@ -98,7 +98,7 @@ struct ScratchRestore::Impl {
 
   Status Line(const ScratchTable& t, const store::Row& row, std::string* line) {
     rapidjson::Document doc;
-    doc.Parse<replay::kRowImageParseFlags>(row.json.data(), row.json.size());
+    doc.Parse<kRowImageParseFlags>(row.json.data(), row.json.size());
     if (doc.HasParseError() || !doc.IsObject()) {
       return Corruption("row image of " + row.table + " key " + row.pk + " is not a JSON object");
     }
@@ -130,9 +130,9 @@ struct ScratchRestore::Impl {
     if (texts != nullptr) {
       if (auto m = texts->FindMember(name); m != texts->MemberEnd()) {
         if (m->value.IsNull()) {
-          replay::AppendCopyField(line, std::nullopt);
+          AppendCopyField(line, std::nullopt);
         } else if (m->value.IsString()) {
-          replay::AppendCopyText(line, std::string_view(m->value.GetString(), m->value.GetStringLength()));
+          AppendCopyText(line, std::string_view(m->value.GetString(), m->value.GetStringLength()));
         } else {
           return Corruption("row image of " + row.table + " key " + row.pk + ": the text of " + c.name +
                             " is not a string");
@@ -146,7 +146,7 @@ struct ScratchRestore::Impl {
         return FailedPrecondition("cannot restore " + what + ": the row image of key " + row.pk +
                                   " holds neither a value nor a text for it (" + t.loss[k] + ")");
       }
-      replay::AppendCopyField(line, std::nullopt);  // a column added after the row was written
+      AppendCopyField(line, std::nullopt);  // a column added after the row was written
       return Status::Ok();
     }
     if (!t.loss[k].empty()) {
@@ -169,8 +169,8 @@ Result<std::unique_ptr<ScratchRestore>> ScratchRestore::Begin(const std::string&
                                                               const std::vector<std::string>& tables) {
   auto impl = std::make_unique<Impl>();
   TV_ASSIGN_OR_RETURN(impl->conn, pg::PgConn::Connect(conninfo));
-  TV_ASSIGN_OR_RETURN(impl->catalog, replay::LoadCatalog(impl->conn, tenant_column, publication));
-  TV_ASSIGN_OR_RETURN(impl->names, replay::ScopeTables(impl->conn, impl->catalog, tables, tenant_column));
+  TV_ASSIGN_OR_RETURN(impl->catalog, LoadCatalog(impl->conn, tenant_column, publication));
+  TV_ASSIGN_OR_RETURN(impl->names, ScopeTables(impl->conn, impl->catalog, tables, tenant_column));
   TV_RETURN_IF_ERROR(impl->conn.Run("BEGIN"));
   impl->open = true;
   // Row texts are compared: the session's settings must not vary them.
@@ -189,11 +189,11 @@ Result<std::unique_ptr<ScratchRestore>> ScratchRestore::Begin(const std::string&
     // fails the load, naming it.
     for (size_t i = 0; i < t.table->columns.size(); ++i) {
       const auto& c = t.table->columns[i];
-      auto conv = replay::ValueConverter::Resolve(c.type);
-      std::optional<std::string_view> loss = replay::DebeziumLoss(c.type);
+      auto conv = ValueConverter::Resolve(c.type);
+      std::optional<std::string_view> loss = DebeziumLoss(c.type);
       if (!loss && !conv.ok()) loss = "Debezium leaves the type out";
       t.cols.push_back(i);
-      t.converters.push_back(conv.ok() ? std::optional<replay::ValueConverter>(std::move(conv).value()) : std::nullopt);
+      t.converters.push_back(conv.ok() ? std::optional<ValueConverter>(std::move(conv).value()) : std::nullopt);
       t.loss.emplace_back(loss ? *loss : std::string_view());
     }
     TV_RETURN_IF_ERROR(impl->Create(t));
@@ -284,4 +284,4 @@ Status ScratchRestore::Drop() {
   return m.conn.Run("ROLLBACK");
 }
 
-}  // namespace timevault::api
+}  // namespace timevault::replay

@@ -1,0 +1,60 @@
+// PITR plans on disk (docs/replay.md "Plans"): a preview's plan is a JSON
+// file <snapshot_dir>/.plans/<plan id>.json with what the preview showed
+// (PitrPlan) and what its execute checks (scope, digest of the operations,
+// target rows, the job that ran it), and its row sample, an encrypted
+// archive <plan id>.sample next to it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "apply.h"
+#include "timevault/core/status.h"
+#include "timevault/core/types.h"
+#include "timevault/replay/archive_keys.h"
+#include "timevault/replay/engine.h"
+
+namespace timevault::replay {
+
+// How long after its preview a plan may be executed.
+inline constexpr int64_t kPlanLifetimeMicros = 3600LL * 1000000;
+
+// A plan as saved: the preview's answer and what the execute checks.
+struct StoredPlan {
+  PitrPlan plan;
+  std::vector<std::string> scope;  // the tables the diff covered
+  std::string digest;              // DiffResult::digest of the preview
+  uint64_t target_rows = 0;
+  std::string executed_by;  // the job that ran it; empty until then
+};
+
+class PlanStore {
+ public:
+  // `dir`: the plans' directory; `keys`: the per-tenant keys the samples
+  // are encrypted with (the snapshots').
+  PlanStore(std::string dir, ArchiveKeyRing* keys) : dir_(std::move(dir)), keys_(keys) {}
+
+  // Creates the directory.
+  Status Init();
+  Status Save(const StoredPlan& plan);
+  // NotFound for an id no preview made; Corruption for a damaged file.
+  Result<StoredPlan> Load(const std::string& plan_id);
+
+  // Saves `applier`'s row sample (kPreviewSampleRows per table) for the plan:
+  // row data, so encrypted like snapshots. Returns the changes per table.
+  Result<std::map<std::string, uint64_t>> SaveSample(Applier& applier, const std::string& plan_id,
+                                                     const TenantId& tenant);
+  // A page of the sample of `plan`'s table.
+  Result<SamplePage> Sample(const PitrPlan& plan, const std::string& table, uint64_t offset, uint64_t limit);
+
+ private:
+  std::string PlanPath(const std::string& id) const { return dir_ + "/" + id + ".json"; }
+  std::string SamplePath(const std::string& id) const { return dir_ + "/" + id + ".sample"; }
+
+  std::string dir_;
+  ArchiveKeyRing* keys_;
+};
+
+}  // namespace timevault::replay

@@ -204,28 +204,6 @@ Result<std::string> KafkaSink::Signature(const std::string& topic, std::optional
   return signer_->Sign(m);
 }
 
-Status KafkaSink::CheckSignature(const rd_kafka_message_t* m) {
-  rd_kafka_headers_t* headers = nullptr;
-  const bool has_headers = rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR;
-  auto header = [&](std::string_view name) -> std::optional<std::string_view> {
-    const void* v = nullptr;
-    size_t len = 0;
-    if (!has_headers ||
-        rd_kafka_header_get_last(headers, std::string(name).c_str(), &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return std::nullopt;
-    }
-    return v ? std::string_view(static_cast<const char*>(v), len) : std::string_view();
-  };
-  const auto signature = header(signing::kSignatureHeader);
-  if (!signature && !require_signatures_) return Status::Ok();
-  signing::SignedMessage sm;
-  sm.topic = rd_kafka_topic_name(m->rkt);
-  if (m->key) sm.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload) sm.value = std::string_view(static_cast<const char*>(m->payload), m->len);
-  for (size_t i = 0; i < signing::kCoveredHeaders.size(); ++i) sm.headers[i] = header(signing::kCoveredHeaders[i]);
-  return signer_->Verify(sm, signature);
-}
-
 Result<std::optional<std::string>> KafkaSink::LastMessage(const std::string& topic, int32_t partition) {
   int64_t lo = 0, hi = 0;
   rd_kafka_resp_err_t werr =
@@ -251,7 +229,7 @@ Result<std::optional<std::string>> KafkaSink::LastMessage(const std::string& top
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset == hi - 1) {
       found = m->payload != nullptr ? std::string(static_cast<const char*>(m->payload), m->len) : std::string();
       if (signer_) {
-        if (Status sig = CheckSignature(m); !sig.ok()) {
+        if (Status sig = signer_->VerifyMessage(*m, require_signatures_); !sig.ok()) {
           st = FailedPrecondition("the last message of " + topic + " (offset " + std::to_string(m->offset) +
                                   ") is not capture's: " + sig.message() +
                                   "; someone else wrote to the topic: check its producers (ACLs) before restarting");

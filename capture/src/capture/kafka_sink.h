@@ -87,8 +87,6 @@ class KafkaSink {
   // The kSignatureHeader value for a message (signer_ set).
   Result<std::string> Signature(const std::string& topic, std::optional<std::string_view> key,
                                 std::optional<std::string_view> value, std::span<const Header> headers);
-  // OK if `m` verifies under signer_ (docs/store.md, "Signature check").
-  Status CheckSignature(const rd_kafka_message_t* m);
 
   kafka::Handle producer_;
   std::optional<signing::EventSigner> signer_;

@@ -33,6 +33,7 @@
 #include "timevault/core/status.h"
 
 struct evp_mac_ctx_st;
+struct rd_kafka_message_s;  // rd_kafka_message_t (librdkafka/rdkafka.h)
 
 namespace timevault::signing {
 
@@ -89,6 +90,13 @@ class EventSigner {
   // is the reason a dead letter records: unsigned, malformed, signed with
   // another key id, or not matching (changed, or forged).
   Status Verify(const SignedMessage& m, std::optional<std::string_view> header);
+
+  // Verify over a consumed Kafka message as the store reads it: its topic,
+  // key, value and the last header of each kCoveredHeaders name. A message
+  // without kSignatureHeader is OK when `require` is false (signing.require
+  // off), refused otherwise. The one reading of a message's signature, for
+  // the store's check and capture's own look at its last heartbeat.
+  Status VerifyMessage(const rd_kafka_message_s& m, bool require);
 
  private:
   EventSigner() = default;

@@ -210,12 +210,14 @@
 
   // ---- jobs ----------------------------------------------------------------
 
-  // Whether a job can still be cancelled: queued, or a running restore, PITR
+  // Whether a job can still be cancelled: queued, a running restore, PITR
   // or rollback that has not reached its snapshot (from there it writes and
-  // commits whole). The API decides; this only hides a button that would 409.
+  // commits whole), or a running backup or DR test (they keep nothing until
+  // they finish). The API decides; this only hides a button that would 409.
   const LATE_PHASES = ['snapshot', 'apply', 'verify', 'commit', 'done'];
-  const cancellable = (j) => j.state === 'queued' ||
-    (j.state === 'running' && ['restore', 'pitr', 'rollback'].includes(j.kind) && !LATE_PHASES.includes(j.phase) && !j.cancel_requested_by);
+  const cancellable = (j) => j.state === 'queued' || (j.state === 'running' && !j.cancel_requested_by && (
+    (['restore', 'pitr', 'rollback'].includes(j.kind) && !LATE_PHASES.includes(j.phase)) ||
+    (['backup', 'dr_test'].includes(j.kind) && j.phase !== 'done')));
   // Asks to cancel `j` after confirming; resolves with the API's record or null.
   async function cancelJob(j) {
     const vars = {kind: t('job.kind.' + j.kind), id: j.id, tenant: tenantLabel(j.tenant)};

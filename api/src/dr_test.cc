@@ -162,6 +162,17 @@ void CheckManifest(Report& r, const DrPlan& plan, const std::map<std::string, ui
   r.Add("row_counts", false, "manifest says " + CountsText(expected) + "; the backup restored " + CountsText(got));
 }
 
+// POST /v1/jobs/{id}/cancel on a running DR test: it stops at its next check
+// with Aborted. A DR test changes nothing live (its scratch schema is inside
+// a transaction that is rolled back when the ScratchRestore goes), so every
+// point is safe; rows are checked every kRowsPerCancelCheck.
+constexpr uint64_t kRowsPerCancelCheck = 4096;
+Status CheckCancelled(const replay::CancelFn& cancelled, std::string_view while_doing) {
+  if (!cancelled || !cancelled()) return Status::Ok();
+  return Aborted("cancelled while " + std::string(while_doing) +
+                 "; the scratch schema was rolled back and the plan's last test is unchanged");
+}
+
 Status LoadBackup(replay::Engine& engine, const replay::BackupInfo& b, const std::vector<TenantId>& tenants,
                   const std::function<Status(const store::Row&)>& sink) {
   for (const auto& t : tenants) {
@@ -235,21 +246,27 @@ Status CompareRows(Report& r, ScratchRestore& scratch) {
 
 // Full and deep: the scratch restore, timed, then the comparisons.
 Status RunRestore(Report& r, replay::Engine& engine, const DrPlan& plan, const std::vector<TenantId>& tenants,
-                  const std::string& job_id, const replay::ProgressFn& progress) {
+                  const std::string& job_id, const replay::ProgressFn& progress, const replay::CancelFn& cancelled) {
   const auto& b = *r.backup;
   const auto& cfg = engine.config();
   const auto start = std::chrono::steady_clock::now();
   TV_ASSIGN_OR_RETURN(auto scratch, ScratchRestore::Begin(cfg.postgres.conninfo, cfg.tenant_column,
                                                           cfg.postgres.publication, job_id, b.tables));
-  TV_RETURN_IF_ERROR(
-      LoadBackup(engine, b, tenants, [&](const store::Row& row) { return scratch->Add(ScratchSide::kBackup, row); }));
+  TV_RETURN_IF_ERROR(CheckCancelled(cancelled, "creating the scratch schema"));
+  uint64_t rows = 0;
+  TV_RETURN_IF_ERROR(LoadBackup(engine, b, tenants, [&](const store::Row& row) {
+    if (++rows % kRowsPerCancelCheck == 0) TV_RETURN_IF_ERROR(CheckCancelled(cancelled, "restoring the backup"));
+    return scratch->Add(ScratchSide::kBackup, row);
+  }));
   TV_RETURN_IF_ERROR(scratch->Flush());
+  TV_RETURN_IF_ERROR(CheckCancelled(cancelled, "restoring the backup"));
   r.restore_seconds = Seconds(std::chrono::steady_clock::now() - start);
   r.Add("restore", true,
         "restored into scratch schema " + scratch->schema() + " in " + std::to_string(*r.restore_seconds) + " s");
   CheckManifest(r, plan, scratch->loaded(ScratchSide::kBackup));
   if (progress) progress("reconstruct", 0.5);
   TV_RETURN_IF_ERROR(LoadStore(engine, b, tenants, *scratch));
+  TV_RETURN_IF_ERROR(CheckCancelled(cancelled, "reconstructing from the store"));
   if (progress) progress("compare", 0.75);
   TV_RETURN_IF_ERROR(CompareDigests(r, *scratch));
   if (r.level == DrTestLevel::kDeep) TV_RETURN_IF_ERROR(CompareRows(r, *scratch));
@@ -273,8 +290,9 @@ void Objectives(Report& r, const DrPlan& plan) {
 }
 
 Status Run(Report& r, replay::Engine& engine, const DrPlan& plan, const std::string& job_id,
-           const replay::ProgressFn& progress) {
+           const replay::ProgressFn& progress, const replay::CancelFn& cancelled) {
   if (progress) progress("verify", 0.0);
+  TV_RETURN_IF_ERROR(CheckCancelled(cancelled, "starting"));
   TV_ASSIGN_OR_RETURN(auto newest, NewestBackup(engine.backups(), plan.tenant));
   if (!newest) {
     r.Add("backup", false, "no backup of tenant '" + plan.tenant + "' exists");
@@ -293,6 +311,7 @@ Status Run(Report& r, replay::Engine& engine, const DrPlan& plan, const std::str
     return Status::Ok();
   }
   r.Add("verify", true, "every hash and block of the backup and its chain checks out, decryption included");
+  TV_RETURN_IF_ERROR(CheckCancelled(cancelled, "verifying the backup"));
   TV_ASSIGN_OR_RETURN(auto tenants, TenantsToTest(engine, plan, b));
   if (r.level == DrTestLevel::kBasic) {
     std::map<std::string, uint64_t> counts;
@@ -310,7 +329,8 @@ Status Run(Report& r, replay::Engine& engine, const DrPlan& plan, const std::str
     return Status::Ok();
   }
   if (progress) progress("restore", 0.25);
-  if (Status st = RunRestore(r, engine, plan, tenants, job_id, progress); !st.ok()) {
+  if (Status st = RunRestore(r, engine, plan, tenants, job_id, progress, cancelled); !st.ok()) {
+    if (st.code() == StatusCode::kAborted && cancelled && cancelled()) return st;
     r.Add(r.restore_seconds ? "compare" : "restore", false, st.ToString());
     r.recommendations.push_back("the restore failed: fix the cause named in check 'restore' before relying on backups");
   }
@@ -320,12 +340,13 @@ Status Run(Report& r, replay::Engine& engine, const DrPlan& plan, const std::str
 }  // namespace
 
 Result<std::string> RunDrTest(replay::Engine& engine, const DrPlan& plan, DrTestLevel level, const std::string& job_id,
-                              const replay::ProgressFn& progress) {
+                              const replay::ProgressFn& progress, const replay::CancelFn& cancelled) {
   Report r;
   r.level = level;
   r.rto_seconds = static_cast<double>(plan.rto_minutes) * kSecondsPerMinute;
   r.rpo_seconds = static_cast<double>(plan.rpo_minutes) * kSecondsPerMinute;
-  if (Status st = Run(r, engine, plan, job_id, progress); !st.ok()) {
+  if (Status st = Run(r, engine, plan, job_id, progress, cancelled); !st.ok()) {
+    if (st.code() == StatusCode::kAborted && cancelled && cancelled()) return st;  // the job fails: no report
     r.Add("run", false, st.ToString());
   }
   Objectives(r, plan);

@@ -242,8 +242,14 @@ Result<JobRecord> JobRunner::CancelRunningLocked(JobRecord& r, const std::string
                               ") is running and cannot be stopped; only a queued job of this kind can be cancelled");
   }
   // Past the diff an apply saves its snapshot and writes: it runs to its
-  // commit (one transaction, whole or not at all).
-  for (std::string_view late : {"snapshot", "apply", "verify", "commit", "done"}) {
+  // commit (one transaction, whole or not at all). A backup keeps nothing
+  // until it seals its archive and a DR test never writes live data, so
+  // either stops at any phase before "done".
+  const bool writes_live = r.kind != "backup" && r.kind != "dr_test";
+  const std::vector<std::string_view> late_phases =
+      writes_live ? std::vector<std::string_view>{"snapshot", "apply", "verify", "commit", "done"}
+                  : std::vector<std::string_view>{"done"};
+  for (std::string_view late : late_phases) {
     if (r.phase == late) {
       return FailedPrecondition("job " + r.id + " is in phase '" + r.phase +
                                 "': past the last point where it can stop, it commits whole or not at all");

@@ -69,13 +69,14 @@ Result<JobRecord> SubmitBackup(ApiState& s, const std::string& actor, const std:
   request.tenant = tenant;
   auto fn = [catalog, reader, incremental, base, request, on_success](JobContext& ctx) -> Result<std::string> {
     ctx.Progress(incremental ? "incremental" : "full", 0);
-    auto made =
-        incremental ? catalog->CreateIncremental(*reader, *base, request) : catalog->CreateFull(*reader, request);
+    replay::BackupRequest req = request;
+    req.cancelled = [&ctx] { return ctx.CancelRequested(); };  // POST /v1/jobs/{id}/cancel: nothing is kept
+    auto made = incremental ? catalog->CreateIncremental(*reader, *base, req) : catalog->CreateFull(*reader, req);
     if (!made.ok()) return made.status();
     if (on_success) on_success(*made);
     return BackupJson(*made);
   };
-  return s.jobs->Submit("backup", tenant, actor, std::move(fn));
+  return s.jobs->Submit("backup", tenant, actor, std::move(fn), /*cancellable_running=*/true);
 }
 
 namespace {

@@ -96,12 +96,57 @@ std::optional<store::Point> EarliestResolving(store::Store& store, int64_t lo, i
   return p.ok() ? std::optional<store::Point>(*p) : std::nullopt;
 }
 
+// The first commit at or after `lsn` within [from, to] (both resolving, no
+// gap between them, to.lsn >= lsn): the earliest time whose newest commit
+// is at or past `lsn`, by bisection.
+std::optional<store::Point> CommitAtOrAfter(store::Store& store, Lsn lsn, const store::Point& from,
+                                            const store::Point& to) {
+  auto reaches = [&](int64_t t) -> std::optional<store::Point> {
+    auto p = store.ResolveTime(CommitTime(t));
+    if (p.ok() && p->lsn.value() >= lsn.value()) return *p;
+    return std::nullopt;
+  };
+  if (auto p = reaches(from.time.micros())) return p;
+  int64_t lo = from.time.micros();
+  int64_t hi = to.time.micros();
+  if (!reaches(hi)) return to;  // commit times out of LSN order: the stretch's end holds it
+  while (hi - lo > 1) {         // lo does not reach, hi does
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (reaches(mid)) {
+      hi = mid;
+    } else {
+      lo = mid;
+    }
+  }
+  return reaches(hi);
+}
+
+// Whether the tenant has a live row at `point`.
+bool TenantRowsAt(store::Store& store, const TenantId& tenant, const store::Point& point) {
+  bool any = false;
+  (void)store.StateAt(tenant, point.lsn, {}, [&any](const store::Row&) {
+    any = true;
+    return false;
+  });
+  return any;
+}
+// The commit of the tenant's first row change in (after, end], if any.
+std::optional<Lsn> TenantFirstChange(store::Store& store, const TenantId& tenant, Lsn after, Lsn end) {
+  std::optional<Lsn> first;
+  (void)store.History(tenant, after, end, std::nullopt, std::nullopt, [&first](const store::HistoryEvent& e) {
+    if (e.table.empty() || e.op == 'm') return true;  // messages are not rows
+    first = e.commit_lsn;
+    return false;
+  });
+  return first;
+}
+
 // GET /v1/tenants/{t}/window: the points a PITR of the tenant can target,
-// from the oldest (the retention floor, or the first recoverable point) to
-// the newest (the recoverable point), and the gaps recorded inside, whose
-// points are refused.
+// from the oldest (where the store first holds the tenant's data within its
+// own window) to the newest (the recoverable point), and the gaps recorded
+// inside, whose points are refused.
 void Window(ApiState& s, Call& c) {
-  const RecoverableWindow win = WindowOf(*s.backends.store);
+  const RecoverableWindow win = TenantWindowOf(*s.backends.store, TenantId(c.tenant));
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
@@ -111,7 +156,7 @@ void Window(ApiState& s, Call& c) {
   w.Key("gaps");
   w.StartArray();
   for (const auto& g : s.backends.store->Gaps()) {
-    if (win.oldest && g.to.lsn.value() <= win.oldest->lsn.value()) continue;  // before the window
+    if (!win.oldest || g.to.lsn.value() <= win.oldest->lsn.value()) continue;  // no window, or before it
     WriteRaw(w, store::Store::GapJson(g));
   }
   w.EndArray();
@@ -199,6 +244,31 @@ RecoverableWindow WindowOf(store::Store& store) {
     if (!win.oldest || g.from.time.micros() >= win.oldest->time.micros()) continue;
     if (auto earlier = EarliestResolving(store, 0, g.from.time.micros())) win.oldest = earlier;
   }
+  return win;
+}
+
+RecoverableWindow TenantWindowOf(store::Store& store, const TenantId& tenant) {
+  const RecoverableWindow all = WindowOf(store);
+  RecoverableWindow win;
+  if (!all.oldest || !all.newest) return win;
+  // The stretches between the gaps inside the store's window, oldest first:
+  // each starts at a point the store vouches for (the window's start, or a
+  // gap's end) and ends at the next gap's start (or the newest point).
+  auto gaps = store.Gaps();
+  std::sort(gaps.begin(), gaps.end(), [](const store::Gap& a, const store::Gap& b) { return a.from.lsn < b.from.lsn; });
+  store::Point start = *all.oldest;
+  for (size_t i = 0; i <= gaps.size(); ++i) {
+    if (i < gaps.size() && gaps[i].to.lsn.value() <= start.lsn.value()) continue;  // before the window
+    const store::Point end = i < gaps.size() ? gaps[i].from : *all.newest;
+    if (TenantRowsAt(store, tenant, start)) {
+      win.oldest = start;
+    } else if (auto first = TenantFirstChange(store, tenant, start.lsn, end.lsn)) {
+      win.oldest = CommitAtOrAfter(store, *first, start, end);
+    }
+    if (win.oldest || i == gaps.size()) break;
+    start = gaps[i].to;
+  }
+  if (win.oldest) win.newest = all.newest;
   return win;
 }
 

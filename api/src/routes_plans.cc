@@ -108,24 +108,26 @@ void StartTest(ApiState& s, Call& c) {
   PlanStore* plans = s.plans.get();
   const Clock* clock = s.clock;
   DrTestLevel lv = *level;
-  auto job =
-      s.jobs->Submit("dr_test", plan->tenant, c.who.name,
-                     [engine, plans, clock, lv, p = *plan](JobContext& ctx) -> Result<std::string> {
-                       auto report = RunDrTest(*engine, p, lv, ctx.id(),
-                                               [&ctx](std::string_view ph, double f) { ctx.Progress(ph, f); });
-                       if (!report.ok()) return report.status();
-                       rapidjson::Document d;
-                       d.Parse(report->data(), report->size());
-                       DrTestSummary sum{ctx.id(), std::string(DrTestLevelName(lv)), false, std::nullopt, clock->Now()};
-                       if (!d.HasParseError() && d.IsObject()) {
-                         if (d.HasMember("passed") && d["passed"].IsBool()) sum.passed = d["passed"].GetBool();
-                         if (d.HasMember("restore_seconds") && d["restore_seconds"].IsNumber()) {
-                           sum.restore_seconds = d["restore_seconds"].GetDouble();
-                         }
-                       }
-                       (void)plans->Mutate(p.id, [&sum](DrPlan& q) { q.last_test = sum; });
-                       return *report;
-                     });
+  auto job = s.jobs->Submit(
+      "dr_test", plan->tenant, c.who.name,
+      [engine, plans, clock, lv, p = *plan](JobContext& ctx) -> Result<std::string> {
+        auto report = RunDrTest(
+            *engine, p, lv, ctx.id(), [&ctx](std::string_view ph, double f) { ctx.Progress(ph, f); },
+            [&ctx] { return ctx.CancelRequested(); });
+        if (!report.ok()) return report.status();
+        rapidjson::Document d;
+        d.Parse(report->data(), report->size());
+        DrTestSummary sum{ctx.id(), std::string(DrTestLevelName(lv)), false, std::nullopt, clock->Now()};
+        if (!d.HasParseError() && d.IsObject()) {
+          if (d.HasMember("passed") && d["passed"].IsBool()) sum.passed = d["passed"].GetBool();
+          if (d.HasMember("restore_seconds") && d["restore_seconds"].IsNumber()) {
+            sum.restore_seconds = d["restore_seconds"].GetDouble();
+          }
+        }
+        (void)plans->Mutate(p.id, [&sum](DrPlan& q) { q.last_test = sum; });
+        return *report;
+      },
+      /*cancellable_running=*/true);
   if (!job.ok()) return SendError(c, job.status());
   SendJson(c, 202, "{\"job_id\":" + JsonQuote(job->id) + "}");
 }

@@ -169,6 +169,13 @@ struct RecoverableWindow {
 // gap), so the oldest point is found by bisection over time, about 50
 // lookups of the commits index per stretch between gaps (routes_console.cc).
 RecoverableWindow WindowOf(store::Store& store);
+// One tenant's window (GET /v1/tenants/{t}/window): the store's, starting
+// at the first point of it where the store holds the tenant's data — the
+// store's oldest point if the tenant has rows there, else the commit of the
+// tenant's first change after it (looked for stretch by stretch between the
+// gaps). Both unset when the store holds nothing of the tenant in its
+// window (never seen, or shredded).
+RecoverableWindow TenantWindowOf(store::Store& store, const TenantId& tenant);
 
 // GET /v1/health's document, as `who` may see it: a token scoped to some
 // tenants sees only their plans and backups and no paths or server errors.

@@ -184,6 +184,15 @@ Result<BackupInfo> Catalog::Seal(std::unique_ptr<ArchiveWriter> writer, BackupIn
   return link->manifest.info;
 }
 
+// A cancelled backup stops with Aborted; the writer, never finished, removes
+// its temporary directory, so nothing of it stays. Asked every
+// kCancelCheckEvery rows or events (`written`), and always at 0.
+constexpr uint64_t kCancelCheckEvery = 4096;
+Status CheckCancelled(const BackupRequest& request, uint64_t written) {
+  if (!request.cancelled || written % kCancelCheckEvery != 0 || !request.cancelled()) return Status::Ok();
+  return Aborted("cancelled while writing the backup; nothing was kept");
+}
+
 Status CheckRequest(const BackupRequest& request) {
   if (request.tenant.empty()) return InvalidArgument("a backup needs a tenant (or \"*\" for every tenant)");
   for (const auto& t : request.tables) {
@@ -210,16 +219,19 @@ Result<BackupInfo> Catalog::CreateFull(store::StateReader& store, const BackupRe
   info.description = request.description;
   TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, ring_, info.tenant));
   TableFiles files;
+  uint64_t written = 0;
   for (const auto& tenant : tenants) {
     Status inner;
     Status st = store.StateAt(tenant, point.lsn, request.tables, [&](const store::Row& row) {
       inner = writer->Add(files.FileFor(row.table), backup_internal::EncodeRow(tenant.str(), row));
       ++files.counts[row.table];
+      if (inner.ok()) inner = CheckCancelled(request, ++written);
       return inner.ok();
     });
-    TV_RETURN_IF_ERROR(st.WithContext("reading tenant '" + tenant.str() + "' at " + point.lsn.ToString()));
     TV_RETURN_IF_ERROR(inner);
+    TV_RETURN_IF_ERROR(st.WithContext("reading tenant '" + tenant.str() + "' at " + point.lsn.ToString()));
   }
+  TV_RETURN_IF_ERROR(CheckCancelled(request, 0));
   return Seal(std::move(writer), std::move(info), files);
 }
 
@@ -258,6 +270,7 @@ Result<BackupInfo> Catalog::CreateIncremental(store::StateReader& store, const s
   const std::set<std::string> wanted(base.tables.begin(), base.tables.end());
   TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, ring_, info.tenant));
   TableFiles files;
+  uint64_t written = 0;
   for (const auto& tenant : tenants) {
     Status inner;
     Status st =
@@ -266,11 +279,13 @@ Result<BackupInfo> Catalog::CreateIncremental(store::StateReader& store, const s
           if (e.op == 'm' || e.table.empty()) return true;  // messages are not state
           inner = writer->Add(files.FileFor(e.table), backup_internal::EncodeEvent(tenant.str(), e));
           ++files.counts[e.table];
+          if (inner.ok()) inner = CheckCancelled(request, ++written);
           return inner.ok();
         });
-    TV_RETURN_IF_ERROR(st.WithContext("reading the history of tenant '" + tenant.str() + "'"));
     TV_RETURN_IF_ERROR(inner);
+    TV_RETURN_IF_ERROR(st.WithContext("reading the history of tenant '" + tenant.str() + "'"));
   }
+  TV_RETURN_IF_ERROR(CheckCancelled(request, 0));
   return Seal(std::move(writer), std::move(info), files);
 }
 

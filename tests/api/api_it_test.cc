@@ -574,6 +574,49 @@ TEST_F(ApiTest, RecoverableWindowBoundsWhatAPitrCanTarget) {
   EXPECT_EQ(api_->Do("GET", "/v1/tenants/globex/window", "admin-secret-1").status, 200);
 }
 
+// The window is the tenant's: a tenant whose first row arrives after the
+// store's oldest point starts at that row's commit (its state there holds
+// the row, a millisecond earlier it has none); a tenant with rows at the
+// store's oldest point starts there; a tenant the store never saw has none.
+TEST_F(ApiTest, RecoverableWindowIsPerTenant) {
+  std::this_thread::sleep_for(1500ms);  // the new tenant's first commit is well after the store's oldest point
+  h_->Exec("INSERT INTO items VALUES (1001, 'initech', 'first row')");
+  Reply w;
+  for (int i = 0; i < 150; ++i) {
+    w = api_->Do("GET", "/v1/tenants/initech/window", "admin-secret-1");
+    if (w.status == 200 && (*w.json)["oldest"].IsObject()) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(w.status, 200) << w.body;
+  ASSERT_TRUE((*w.json)["oldest"].IsObject() && (*w.json)["newest"].IsObject()) << w.body;
+  auto acme = api_->Do("GET", "/v1/tenants/acme/window", "admin-secret-1");
+  auto session = api_->Do("GET", "/v1/session", "admin-secret-1");
+  const std::string store_oldest = Str((*session.json)["recoverable_window"]["oldest"], "lsn");
+  ASSERT_FALSE(store_oldest.empty()) << session.body;
+  EXPECT_EQ(Str((*acme.json)["oldest"], "lsn"), store_oldest) << "acme has rows at the store's oldest point";
+  const auto initech_oldest = Lsn::Parse(Str((*w.json)["oldest"], "lsn"));
+  ASSERT_TRUE(initech_oldest.has_value());
+  EXPECT_GT(initech_oldest->value(), Lsn::Parse(store_oldest)->value()) << w.body;
+  auto t = CommitTime::ParseStrict(Str((*w.json)["oldest"], "time"));
+  ASSERT_TRUE(t.has_value());
+  auto at = api_->Do("GET", "/v1/tenants/initech/state?at=" + t->ToIso(), "admin-secret-1");
+  ASSERT_EQ(at.status, 200) << at.body;
+  EXPECT_EQ(std::count(at.body.begin(), at.body.end(), '\n'), 1) << "initech's first row at its oldest point";
+  EXPECT_NE(at.body.find("first row"), std::string::npos) << at.body;
+  auto before =
+      api_->Do("GET", "/v1/tenants/initech/state?at=" + CommitTime(t->micros() - 1000).ToIso(), "admin-secret-1");
+  ASSERT_EQ(before.status, 200) << before.body;
+  EXPECT_EQ(before.body, "") << "initech had no rows before its oldest point";
+  // A preview at the tenant's oldest point is taken.
+  auto preview = api_->Do("POST", "/v1/pitr/preview", "admin-secret-1",
+                          R"({"tenant":"initech","target_time":")" + t->ToIso() + R"("})");
+  EXPECT_EQ(preview.status, 200) << preview.body;
+  // A tenant the store never saw has no window.
+  auto nobody = api_->Do("GET", "/v1/tenants/nobody/window", "admin-secret-1");
+  ASSERT_EQ(nobody.status, 200) << nobody.body;
+  EXPECT_TRUE((*nobody.json)["oldest"].IsNull() && (*nobody.json)["newest"].IsNull()) << nobody.body;
+}
+
 TEST_F(ApiTest, CancelStopsARunningApplyBeforeItWrites) {
   auto b = api_->Do("POST", "/v1/backups", "op-secret-2", R"({"tenant":"acme","type":"full"})");
   ASSERT_EQ(b.status, 202) << b.body;
@@ -619,6 +662,68 @@ TEST_F(ApiTest, CancelStopsARunningApplyBeforeItWrites) {
   ASSERT_EQ(again.status, 202) << again.body;
   EXPECT_EQ(Str(*WaitJob(Str(*again.json, "job_id")), "state"), "succeeded");
   EXPECT_EQ(h_->Query("SELECT count(*) FROM items WHERE tenant_id = 'acme' AND name = 'after-backup'"), "0");
+}
+
+// A running DR test stops when cancelled: a session holds an exclusive lock
+// on the live table, so the full test waits inside its scratch restore
+// (creating the scratch copies of `items`), running; the cancel answers
+// 202; once the lock goes the test fails "cancelled by", its scratch schema
+// is gone and the plan's last test is not touched. Not cancelled, the same
+// test passes.
+TEST_F(ApiTest, CancelStopsARunningDrTestAndItsScratchGoes) {
+  const std::string plan = CreatePlan("cancel-dr", "acme");
+  auto b = api_->Do("POST", "/v1/backups", "op-secret-2", R"({"tenant":"acme","type":"full"})");
+  ASSERT_EQ(b.status, 202) << b.body;
+  ASSERT_EQ(Str(*WaitJob(Str(*b.json, "job_id")), "state"), "succeeded");
+  auto locker = pg::PgConn::Connect(h_->db().Conninfo());
+  ASSERT_TRUE(locker.ok()) << locker.status().ToString();
+  ASSERT_TRUE(locker->Run("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE").ok());
+  auto r = api_->Do("POST", "/v1/plans/" + plan + "/tests", "op-secret-2", R"({"level":"full"})");
+  ASSERT_EQ(r.status, 202) << r.body;
+  const std::string job = Str(*r.json, "job_id");
+  // Running, and waiting for the lock inside the scratch restore.
+  std::string waiting;
+  for (int i = 0; i < 150 && waiting != "1"; ++i) {
+    std::this_thread::sleep_for(100ms);
+    waiting = h_->Query(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%tv_drtest_%' "
+        "AND datname = current_database()");
+  }
+  ASSERT_EQ(waiting, "1") << "the DR test never reached its scratch restore";
+  auto running = api_->Do("GET", "/v1/jobs/" + job, "op-secret-2");
+  ASSERT_EQ(Str(*running.json, "state"), "running") << running.body;
+  EXPECT_EQ(Str(*running.json, "phase"), "restore");
+  EXPECT_EQ(api_->Do("POST", "/v1/jobs/" + job + "/cancel", "view-secret-3", R"({"confirm":true})").status, 403);
+  auto c = api_->Do("POST", "/v1/jobs/" + job + "/cancel", "op-secret-2", R"({"confirm":true})");
+  EXPECT_EQ(c.status, 202) << c.body;
+  EXPECT_EQ(Str(*c.json, "cancel_requested_by"), "op_acme");
+  ASSERT_TRUE(locker->Run("ROLLBACK").ok());
+  auto done = WaitJob(job);
+  EXPECT_EQ(Str(*done, "state"), "failed");
+  EXPECT_EQ(Str((*done)["error"], "code"), "Aborted");
+  const std::string message = Str((*done)["error"], "message");
+  EXPECT_NE(message.find("cancelled by op_acme"), std::string::npos) << message;
+  EXPECT_NE(message.find("scratch schema was rolled back"), std::string::npos) << message;
+  EXPECT_EQ(h_->Query("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tv_drtest_%'"), "0");
+  std::string sessions;  // the scratch session disconnects (asynchronously for the server)
+  for (int i = 0; i < 50 && sessions != "0"; ++i) {
+    if (i) std::this_thread::sleep_for(100ms);
+    sessions =
+        h_->Query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%tv_drtest_%' AND pid <> pg_backend_pid()");
+  }
+  EXPECT_EQ(sessions, "0") << "the scratch session outlived the cancelled test";
+  auto after = api_->Do("GET", "/v1/plans/" + plan, "op-secret-2");
+  ASSERT_EQ(after.status, 200) << after.body;
+  EXPECT_TRUE((*after.json)["last_test"].IsNull()) << after.body;
+  // Not cancelled, the same test runs through and is recorded on the plan.
+  auto again = api_->Do("POST", "/v1/plans/" + plan + "/tests", "op-secret-2", R"({"level":"full"})");
+  ASSERT_EQ(again.status, 202) << again.body;
+  auto passed = WaitJob(Str(*again.json, "job_id"));
+  EXPECT_EQ(Str(*passed, "state"), "succeeded");
+  EXPECT_TRUE((*passed)["result"]["passed"].GetBool());
+  after = api_->Do("GET", "/v1/plans/" + plan, "op-secret-2");
+  EXPECT_TRUE((*after.json)["last_test"].IsObject()) << after.body;
+  EXPECT_EQ(api_->Do("DELETE", "/v1/plans/" + plan, "admin-secret-1", R"({"confirm":true})").status, 200);
 }
 
 TEST_F(ApiTest, StateAndHistoryStream) {

@@ -135,6 +135,59 @@ TEST_F(MemoryBackupTest, FullAndThreeIncrementalsLoadTheStateAtEachPoint) {
   EXPECT_EQ(other.code(), StatusCode::kInvalidArgument);
 }
 
+// POST /v1/jobs/{id}/cancel on a running backup (request.cancelled): asked
+// while rows are written and last before the archive is sealed; once true
+// the backup stops with Aborted and nothing of it is left in the catalog.
+TEST_F(MemoryBackupTest, ACancelledBackupStopsWhileWritingAndKeepsNothing) {
+  const Point big{Lsn(1000 + 201 * 10), CommitTime(1'700'000'000'000'000 + 201 * 1000)};
+  for (int id = 0; id < 10000; ++id) {
+    mem_.Put(TenantId("big"), big, "public.b", "{\"id\":" + std::to_string(id) + "}",
+             "{\"id\":" + std::to_string(id) + "}");
+  }
+  mem_.SetRecoverable(big);
+  auto base = catalog_->CreateFull(mem_, Req("acme", P(50)));
+  ASSERT_TRUE(base.ok()) << base.status().ToString();
+  auto entries = [&] {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir_.path() + "/backups")) names.insert(e.path().filename().string());
+    return names;
+  };
+  const std::set<std::string> before = entries();
+
+  // Not cancelled: asked at rows 4096 and 8192 and before sealing.
+  int asked = 0;
+  BackupRequest req = Req("big", big);
+  req.cancelled = [&] { return ++asked < 0; };
+  auto whole = catalog_->CreateFull(mem_, req);
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  EXPECT_EQ(asked, 3);
+  EXPECT_EQ(whole->rows.at("public.b"), 10000u);
+  ASSERT_TRUE(catalog_->Delete(whole->id).ok());
+  ASSERT_EQ(entries(), before);
+
+  // Cancelled at row 8192: stops there, the half-written archive is gone.
+  asked = 0;
+  req.cancelled = [&] { return ++asked == 2; };
+  auto stopped = catalog_->CreateFull(mem_, req);
+  EXPECT_EQ(stopped.status().code(), StatusCode::kAborted) << stopped.status().ToString();
+  EXPECT_THAT(stopped.status().message(), HasSubstr("nothing was kept"));
+  EXPECT_EQ(asked, 2);
+  EXPECT_EQ(entries(), before);
+
+  // Cancelled after the last row, before the seal (a backup smaller than a
+  // check interval), and an incremental: nothing kept either.
+  req = Req("acme", P(100));
+  req.cancelled = [] { return true; };
+  EXPECT_EQ(catalog_->CreateFull(mem_, req).status().code(), StatusCode::kAborted);
+  req.tenant = "";
+  EXPECT_EQ(catalog_->CreateIncremental(mem_, base->id, req).status().code(), StatusCode::kAborted);
+  EXPECT_EQ(entries(), before);
+  auto list = catalog_->List(std::nullopt);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ(list->front().id, base->id);
+}
+
 TEST_F(MemoryBackupTest, RequestsOutsideTheHistoryAreRefused) {
   mem_.SetRecoverable(P(150));
   auto past = catalog_->CreateFull(mem_, Req("acme", P(160)));

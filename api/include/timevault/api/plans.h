@@ -79,7 +79,10 @@ std::string_view DrTestLevelName(DrTestLevel level);
 // (passed, measured restore seconds vs RTO, data age vs RPO, each check with
 // its outcome, recommendations); a missing or damaged backup is a failed check
 // in the report, not an error (api/src/dr_test.cc, docs/api.md "DR tests").
+// `cancelled` is asked at each step and every few thousand rows: once true,
+// the test stops with Aborted (its scratch schema rolled back) instead of a
+// report.
 Result<std::string> RunDrTest(replay::Engine& engine, const DrPlan& plan, DrTestLevel level, const std::string& job_id,
-                              const replay::ProgressFn& progress);
+                              const replay::ProgressFn& progress, const replay::CancelFn& cancelled = nullptr);
 
 }  // namespace timevault::api

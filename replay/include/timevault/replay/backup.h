@@ -48,6 +48,10 @@ struct BackupRequest {
   std::optional<store::Point> at;  // default: the store's recoverable point
   std::string name;
   std::string description;
+  // Asked while the backup is written (every few thousand rows or events,
+  // and last before the archive is sealed): true stops it with Aborted and
+  // nothing of it is kept (the temporary directory goes). Null: never.
+  std::function<bool()> cancelled;
 };
 
 class BackupCatalog {

@@ -27,6 +27,9 @@
     if (vars) for (const [k, v] of Object.entries(vars)) s = s.split('{' + k + '}').join(String(v));
     return s;
   }
+  // A job's phase (the API's word: lock, load, diff, snapshot, …) in the
+  // console's language; one it does not know is shown as the API gives it.
+  const phaseText = (p) => (p && I18N.en['phase.' + p] ? t('phase.' + p) : (p || ''));
   // Arabic with Arabic-Indic digits and the Gregorian calendar, whatever the
   // browser's region (CLDR's plain "ar" now writes Latin digits).
   const locale = () => (S.lang === 'ar' ? 'ar-u-nu-arab-ca-gregory' : 'en');
@@ -232,7 +235,7 @@
     bar.firstChild.style.width = (j.state === 'succeeded' ? 100 : frac * 100) + '%';
     return h('div', {class: 'job', testid: 'job', 'data-state': j.state, 'data-job-id': j.id},
       h('div', {class: 'row'}, badge(j.state), h('span', {}, t('job.kind.' + j.kind)), h('code', {}, j.id),
-        h('span', {class: 'note'}, j.phase || ''), bar,
+        h('span', {class: 'note'}, phaseText(j.phase)), bar,
         j.cancel_requested_by && j.state === 'running' ? h('span', {class: 'note', testid: 'cancel-requested'}, t('jobs.cancel_requested', {name: j.cancel_requested_by})) : null,
         cancellable(j) && j.state === 'running' && can('operator') ? h('button', {class: 'danger', testid: 'job-cancel-live', onclick: async (ev) => {
           ev.target.disabled = true;
@@ -414,7 +417,7 @@
           h('td', {}, timeCell(b.point.time)), h('td', {class: 'num'}, num(rowCount(b))), h('td', {class: 'num'}, bytes(b.bytes)),
           h('td', {}, ret ? localTime(ret.expires) : '—'), out, actions);
       });
-      clear(listBox).append(table([t('backups.name'), 'ID', t('backups.type'), t('common.tenant'), t('backups.point'),
+      clear(listBox).append(table([t('backups.name'), t('common.id'), t('backups.type'), t('common.tenant'), t('backups.point'),
         {text: t('backups.rows'), cls: 'num'}, {text: t('backups.size'), cls: 'num'}, t('backups.expires'), t('common.result'), ''], rows, 'backups'),
       moreControl(backups.length, next, more));
     }
@@ -690,7 +693,7 @@
     main.append(h('section', {class: 'card'}, h('div', {class: 'row'}, pageSizeSelect(refresh)), box, detail));
     await refresh();
     function draw() {
-    clear(box).append(table(['ID', t('common.tenant'), t('snapshots.taken'), t('snapshots.reason'), {text: t('backups.rows'), cls: 'num'}, t('restore.tables'), ''],
+    clear(box).append(table([t('common.id'), t('common.tenant'), t('snapshots.taken'), t('snapshots.reason'), {text: t('backups.rows'), cls: 'num'}, t('restore.tables'), ''],
       snaps.map((s) => h('tr', {testid: 'snapshot-row', 'data-id': s.id},
         h('td', {}, h('code', {}, s.id)), h('td', {}, tenantLabel(s.tenant)), h('td', {}, timeCell(s.created_at)),
         h('td', {}, s.reason, s.source ? h('div', {class: 'note'}, s.source) : null), h('td', {class: 'num'}, num(s.rows)),
@@ -935,13 +938,13 @@
       } catch (e) { clear(box).append(errorBox(e)); }
     }
     function draw() {
-      clear(box).append(table(['ID', t('jobs.kind'), t('common.tenant'), t('jobs.actor'), t('jobs.state'), t('jobs.phase'), t('jobs.created'), t('jobs.finished'), ''],
+      clear(box).append(table([t('common.id'), t('jobs.kind'), t('common.tenant'), t('jobs.actor'), t('jobs.state'), t('jobs.phase'), t('jobs.created'), t('jobs.finished'), ''],
         jobs.map((j) => {
           const bar = h('div', {class: 'progress'}, h('div', {}));
           bar.firstChild.style.width = (j.state === 'succeeded' ? 100 : (j.progress || 0) * 100) + '%';
           return h('tr', {testid: 'job-row', 'data-id': j.id, 'data-kind': j.kind, 'data-state': j.state},
             h('td', {}, h('code', {}, j.id)), h('td', {}, t('job.kind.' + j.kind)), h('td', {}, tenantLabel(j.tenant)), h('td', {}, j.actor),
-            h('td', {}, badge(j.state)), h('td', {}, j.phase, bar, j.error ? h('div', {class: 'note'}, j.error.message) : null),
+            h('td', {}, badge(j.state)), h('td', {}, h('span', {testid: 'job-phase'}, phaseText(j.phase)), bar, j.error ? h('div', {class: 'note'}, j.error.message) : null),
             h('td', {}, timeCell(j.created_at)), h('td', {}, timeCell(j.finished_at)),
             h('td', {class: 'actions-cell'}, h('button', {class: 'secondary', onclick: () => {
               clear(detail).append(h('h2', {}, j.id), h('pre', {class: 'mono'}, JSON.stringify(j, null, 2)));

@@ -68,5 +68,56 @@ TEST(Jobs, CancelQueuedJobNeverRunsRunningOneIsRefused) {
   EXPECT_EQ(again->error_message, "cancelled by alice before it started");
 }
 
+// A running backup or DR test (cancellable_running) is asked to stop in any
+// phase before "done" — also "verify", where an apply is past its last safe
+// point; the job sees the request, and its Aborted ends it "cancelled by".
+TEST(Jobs, RunningBackupsAndDrTestsAreAskedToStopBeforeDone) {
+  testing::TempDir dir;
+  auto jobs = JobRunner::Open(dir.path(), 1, SystemClock());
+  ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+  for (const std::string kind : {"backup", "dr_test"}) {
+    SCOPED_TRACE(kind);
+    std::atomic<bool> in_phase{false};
+    auto job = (*jobs)->Submit(
+        kind, "acme", "ops",
+        [&](JobContext& ctx) -> Result<std::string> {
+          ctx.Progress("verify", 0.1);
+          in_phase = true;
+          for (int i = 0; i < 500 && !ctx.CancelRequested(); ++i) std::this_thread::sleep_for(10ms);
+          if (ctx.CancelRequested()) return Aborted("cancelled while verifying");
+          return std::string("{}");
+        },
+        /*cancellable_running=*/true);
+    ASSERT_TRUE(job.ok());
+    for (int i = 0; i < 500 && !in_phase; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(in_phase);
+    auto asked = (*jobs)->Cancel(job->id, "alice");
+    ASSERT_TRUE(asked.ok()) << asked.status().ToString();
+    EXPECT_EQ(asked->state, JobState::kRunning);
+    EXPECT_EQ(asked->cancel_requested_by, "alice");
+    EXPECT_EQ(WaitForEnd(**jobs, job->id), JobState::kFailed);
+    EXPECT_EQ((*jobs)->Get(job->id)->error_message, "cancelled by alice: cancelled while verifying");
+  }
+  // An apply in "verify" has written: it is not asked to stop.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> verifying{false};
+  auto apply = (*jobs)->Submit(
+      "restore", "acme", "ops",
+      [&](JobContext& ctx) -> Result<std::string> {
+        ctx.Progress("verify", 0.9);
+        verifying = true;
+        released.wait();
+        return std::string("{}");
+      },
+      /*cancellable_running=*/true);
+  ASSERT_TRUE(apply.ok());
+  for (int i = 0; i < 500 && !verifying; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ((*jobs)->Cancel(apply->id, "alice").status().code(), StatusCode::kFailedPrecondition);
+  release.set_value();
+  EXPECT_EQ(WaitForEnd(**jobs, apply->id), JobState::kSucceeded);
+  (*jobs)->Shutdown();
+}
+
 }  // namespace
 }  // namespace timevault::api

@@ -4,6 +4,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "support/process.h"
 #include "support/testenv.h"
@@ -98,6 +101,43 @@ TEST(Cli, BadLogLevelExitsTwo) {
   auto r = RunCommand(Bin() + " --config " + path + " --log-level chatty config");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("chatty"), std::string::npos) << r.output;
+  unlink(path.c_str());
+}
+
+// Issue #18 item 12: kafka.properties that weaken delivery are refused by
+// the real binary when the services load the config: exit 2, naming the key,
+// before anything connects (the broker here does not exist).
+TEST(Cli, DeliveryWeakeningKafkaPropertiesExitTwoNamingTheKey) {
+  const std::vector<std::pair<std::string, std::string>> weak = {
+      {"enable.idempotence", "false"},
+      {"acks", "1"},
+      {"request.required.acks", "0"},
+      {"message.timeout.ms", "300000"},
+      {"delivery.timeout.ms", "5000"},
+      {"max.in.flight.requests.per.connection", "6"},
+      {"max.in.flight", "100"},
+      {"retries", "3"},
+      {"message.send.max.retries", "0"},
+      {"enable.auto.commit", "true"},
+      {"enable.auto.offset.store", "true"},
+      {"auto.offset.reset", "latest"},
+  };
+  for (const char* command : {"capture", "store", "run"}) {
+    for (const auto& [key, value] : weak) {
+      auto path = WriteConfig(kGood + "[kafka.properties]\n\"" + key + "\" = \"" + value + "\"\n");
+      auto r = RunCommand("timeout 20 " + Bin() + " --config " + path + " " + command);
+      EXPECT_EQ(r.exit_code, 2) << command << " with " << key << "=" << value << ": " << r.output;
+      EXPECT_NE(r.output.find("kafka.properties." + key + ": '" + value + "' weakens delivery"), std::string::npos)
+          << r.output;
+      unlink(path.c_str());
+    }
+  }
+  // What keeps delivery whole is accepted.
+  auto path = WriteConfig(kGood +
+                          "[kafka.properties]\n\"acks\" = \"all\"\n\"max.in.flight\" = \"5\"\n\"message.timeout.ms\" = "
+                          "\"0\"\n\"auto.offset.reset\" = \"earliest\"\n");
+  auto r = RunCommand(Bin() + " --config " + path + " config");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
   unlink(path.c_str());
 }
 

@@ -166,9 +166,10 @@ namespace {
 // store lose one are refused at load, naming the key.
 TEST(Config, DeliveryWeakeningKafkaPropertiesAreRefused) {
   const std::vector<std::pair<std::string, std::string>> weak = {
-      {"enable.idempotence", "false"}, {"acks", "1"},          {"message.timeout.ms", "300000"},
-      {"delivery.timeout.ms", "5000"}, {"max.in.flight", "6"}, {"retries", "3"},
-      {"enable.auto.commit", "true"},
+      {"enable.idempotence", "false"},  {"acks", "1"},
+      {"message.timeout.ms", "300000"}, {"delivery.timeout.ms", "5000"},
+      {"max.in.flight", "6"},           {"retries", "3"},
+      {"enable.auto.commit", "true"},   {"auto.offset.reset", "latest"},
   };
   for (const auto& [key, value] : weak) {
     const std::string text = std::string(kMinimal) + "\n[kafka.properties]\n\"" + key + "\" = \"" + value + "\"\n";

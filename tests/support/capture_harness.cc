@@ -11,13 +11,13 @@ namespace timevault::testing {
 
 CaptureHarness::CaptureHarness(CaptureOptions options)
     : options_(std::move(options)),
-      db_("cap"),
+      db_("cap", options_.env ? *options_.env : Env()),
       sql_(db_.Connect()),
       prefix_(UniqueName("tv")),
       slot_(UniqueName("slot")),
       publication_(UniqueName("pub")) {
   config_path_ = dir_.path() + "/timevault.toml";
-  const auto& env = Env();
+  const auto& env = options_.env ? *options_.env : Env();
   // The store's consumer group is unique too: a store killed with SIGKILL
   // stays a member of its group until its session expires (librdkafka's
   // session.timeout.ms, 45 s), and a new member of a shared group would wait
@@ -136,7 +136,7 @@ bool CaptureHarness::WaitConfirmed(uint64_t lsn, int timeout_s) {
 }
 
 std::vector<Record> CaptureHarness::Read(const std::vector<std::string>& topics, size_t expected, int quiet_ms) {
-  return ReadTopics(Env().kafka_bootstrap, topics, quiet_ms, expected);
+  return ReadTopics((options_.env ? *options_.env : Env()).kafka_bootstrap, topics, quiet_ms, expected);
 }
 
 std::unique_ptr<rapidjson::Document> ParseJson(const std::string& text) {

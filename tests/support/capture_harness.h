@@ -22,8 +22,9 @@ struct CaptureOptions {
   bool schemas_enable = false;
   int heartbeat_ms = 500;
   int status_ms = 500;
-  std::string extra;           // appended TOML
-  std::string postgres_extra;  // appended to the [postgres] table
+  std::string extra;             // appended TOML
+  std::string postgres_extra;    // appended to the [postgres] table
+  const TestEnv* env = nullptr;  // the servers (PrivateServers::env()); null: the shared Env()
 };
 
 class CaptureHarness {

@@ -59,8 +59,10 @@ std::string UniqueName(const std::string& prefix) {
   return prefix + "_" + std::to_string(getpid()) + "_" + std::to_string(counter++);
 }
 
-TestDatabase::TestDatabase(const std::string& prefix) : name_(UniqueName(prefix)) {
-  auto admin = pg::PgConn::Connect(Env().Conninfo());
+TestDatabase::TestDatabase(const std::string& prefix) : TestDatabase(prefix, Env()) {}
+
+TestDatabase::TestDatabase(const std::string& prefix, const TestEnv& env) : name_(UniqueName(prefix)), env_(env) {
+  auto admin = pg::PgConn::Connect(env_.Conninfo());
   if (!admin.ok()) {
     ADD_FAILURE() << admin.status().ToString();
     return;
@@ -70,7 +72,7 @@ TestDatabase::TestDatabase(const std::string& prefix) : name_(UniqueName(prefix)
 }
 
 TestDatabase::~TestDatabase() {
-  auto admin = pg::PgConn::Connect(Env().Conninfo());
+  auto admin = pg::PgConn::Connect(env_.Conninfo());
   if (!admin.ok()) return;
   (void)admin->Run("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = '" + name_ +
                    "' AND active_pid IS NOT NULL");

@@ -31,17 +31,20 @@ std::string UniqueName(const std::string& prefix);
 class TestDatabase {
  public:
   explicit TestDatabase(const std::string& prefix = "t");
+  // In the Postgres of `env` (a test's private one: PrivateServers).
+  TestDatabase(const std::string& prefix, const TestEnv& env);
   ~TestDatabase();
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;
 
   const std::string& name() const { return name_; }
-  std::string Conninfo() const { return Env().Conninfo(name_); }
+  std::string Conninfo() const { return env_.Conninfo(name_); }
   // A new connection to it (fails the test if impossible).
   pg::PgConn Connect() const;
 
  private:
   std::string name_;
+  TestEnv env_;
 };
 
 // Runs a shell command, returns its exit status and combined output.

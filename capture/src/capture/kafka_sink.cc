@@ -19,6 +19,7 @@ Result<std::unique_ptr<KafkaSink>> KafkaSink::Create(const config::KafkaConfig& 
   sink->tracker_ = tracker;
   sink->metrics_ = metrics;
   sink->bootstrap_ = config.bootstrap;
+  sink->topic_prefix_ = config.topic_prefix;
   sink->topic_retention_ms_ = config.topic_retention_ms;
   kafka::Conf conf;
   TV_RETURN_IF_ERROR(conf.Set("bootstrap.servers", config.bootstrap));
@@ -53,7 +54,14 @@ void KafkaSink::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opa
   auto ticket = static_cast<AckTracker::Ticket>(reinterpret_cast<uintptr_t>(msg->_private));
   if (msg->err) {
     if (self->error_.ok()) {
-      self->error_ = kafka::FromError(msg->err, "delivering to " + std::string(rd_kafka_topic_name(msg->rkt)));
+      const std::string topic = rd_kafka_topic_name(msg->rkt);
+      self->error_ = msg->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
+                         ? self->Oversized(topic,
+                                           msg->key ? std::optional<std::string_view>(std::string_view(
+                                                          static_cast<const char*>(msg->key), msg->key_len))
+                                                    : std::nullopt,
+                                           msg->len + msg->key_len, /*by_broker=*/true)
+                         : kafka::FromError(msg->err, "delivering to " + topic);
       spdlog::error("{}", self->error_.message());
     }
     return;  // never acknowledged: the LSN will not be confirmed
@@ -179,7 +187,8 @@ Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::opti
     if (headers) rd_kafka_headers_destroy(headers);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       if (ticket != 0) tracker_->Ack(ticket);  // never queued: undo the count
-      error_ = kafka::FromError(err, "producing to " + topic);
+      error_ = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? Oversized(topic, key, key_len + value_len, false)
+                                                           : kafka::FromError(err, "producing to " + topic);
       return error_;
     }
     rd_kafka_poll(producer_.get(), 50);  // backpressure: let deliveries drain the queue
@@ -188,6 +197,27 @@ Status KafkaSink::Produce(const std::string& topic, int32_t partition, std::opti
   metrics_->produced_events.fetch_add(1, std::memory_order_relaxed);
   metrics_->produced_bytes.fetch_add(key_len + value_len, std::memory_order_relaxed);
   return Status::Ok();
+}
+
+Status KafkaSink::Oversized(const std::string& topic, std::optional<std::string_view> key, size_t bytes,
+                            bool by_broker) const {
+  constexpr size_t kKeyShown = 300;
+  const std::string dotted = topic_prefix_ + ".";
+  const std::string table = topic.starts_with(dotted) ? topic.substr(dotted.size()) : topic;
+  std::string shown = key ? std::string(key->substr(0, kKeyShown)) : "(none)";
+  if (key && key->size() > kKeyShown) shown += "...";
+  const std::string limit =
+      by_broker ? "the broker refused it as too large: raise the topic's max.message.bytes (kafka-configs.sh --alter "
+                  "--entity-type topics --entity-name " +
+                      topic +
+                      " --add-config max.message.bytes=N; the producer batches events up to batch.size, 1000000 "
+                      "bytes, so keep it at least that)"
+                : "larger than the producer's message.max.bytes: raise it (kafka.properties) and the topic's "
+                  "max.message.bytes";
+  return FailedPrecondition("capture: the change event of table " + table + " key " + shown + " is " +
+                            std::to_string(bytes) + " bytes; " + limit +
+                            ", then start capture again. Nothing from its transaction on is confirmed to Postgres "
+                            "(the slot keeps the WAL) and nothing is lost");
 }
 
 Result<std::string> KafkaSink::Signature(const std::string& topic, std::optional<std::string_view> key,

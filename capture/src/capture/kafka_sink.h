@@ -9,6 +9,11 @@
 // With signing.key_file set, every message carries a kSignatureHeader
 // (timevault/core/signing.h) the store checks.
 //
+// An event Kafka refuses as too large (the producer's message.max.bytes, or
+// the topic's max.message.bytes at the broker) ends capture with an error
+// naming the table and the key instead of a retry that can never succeed;
+// it is never acknowledged, so nothing from its transaction on is confirmed.
+//
 // Not thread-safe: one capture thread produces and polls.
 #pragma once
 
@@ -81,6 +86,11 @@ class KafkaSink {
  private:
   KafkaSink() = default;
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+  // The error for an event Kafka refuses as too large (issue #18 item 12):
+  // FailedPrecondition, which capture does not retry (the event would be
+  // refused again, forever, while WAL piles up), naming the table, the key,
+  // the size and the settings to raise.
+  Status Oversized(const std::string& topic, std::optional<std::string_view> key, size_t bytes, bool by_broker) const;
   // Raises the acknowledged offset of each of `topic`'s `count` partitions
   // to the last offset it holds.
   Status SeedOffsets(const std::string& topic, int count);
@@ -92,6 +102,7 @@ class KafkaSink {
   std::optional<signing::EventSigner> signer_;
   bool require_signatures_ = true;
   std::string bootstrap_;
+  std::string topic_prefix_;
   int64_t topic_retention_ms_ = -1;
   AckTracker* tracker_ = nullptr;
   CaptureMetrics* metrics_ = nullptr;

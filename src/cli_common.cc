@@ -90,6 +90,7 @@ store::Store::Options StoreOptions(const config::Config& cfg, bool read_only) {
   options.tenant_column = cfg.tenant_column;
   options.retention_days = cfg.store.retention_days;
   options.memory_budget_mb = static_cast<size_t>(cfg.store.memory_mb);
+  options.min_free_mb = static_cast<size_t>(cfg.store.min_free_mb);
   options.read_only = read_only;
   return options;
 }

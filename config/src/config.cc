@@ -235,6 +235,11 @@ const std::vector<Spec>& Specs() {
          c.store.memory_mb = v;
          return Status::Ok();
        })},
+      {"store.min_free_mb", Kind::kInt, false, Int([](Config& c, int64_t v) {
+         TV_RETURN_IF_ERROR(AtLeast("store.min_free_mb", v, 0));
+         c.store.min_free_mb = v;
+         return Status::Ok();
+       })},
       {"signing.key_file", Kind::kString, false, Str([](Config& c, const std::string& v) {
          c.signing.key_file = v;
          return Status::Ok();

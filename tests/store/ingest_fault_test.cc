@@ -150,8 +150,10 @@ TEST(IngestFault, IdleDatabaseRecoverableTimeFollowsTheClock) {
 // (an error naming the cause, not a crash), its recoverable point must cover
 // only what it stored (whole transactions, no holes), and once space
 // returns a restarted store must end exactly where Postgres is.
+// The store keeps 4 MB free (store.min_free_mb): the batch that would leave
+// less is refused before RocksDB writes any of it.
 TEST(IngestFault, StoreVolumeFullStopsCleanlyAndResumesExactly) {
-  CaptureHarness h;
+  CaptureHarness h({.extra = "min_free_mb = 4\n"});
   std::filesystem::create_directories(h.store_path());
   ASSERT_EQ(::mount("tmpfs", h.store_path().c_str(), "tmpfs", 0, "size=24m"), 0) << std::strerror(errno);
   struct Unmount {

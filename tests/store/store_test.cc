@@ -567,6 +567,37 @@ TEST_F(StoreTest, ATransactionInFlightAtTheSnapshotEndsTheSnapshotOwnersRows) {
   }
 }
 
+// A store that joined its consumer group late meets capture's first
+// snapshot and, after a lost slot, its second one in one batch: the history
+// the first vouched for ends at it, and the interval up to the second is a
+// gap (it was recorded only when the markers came in separate batches).
+TEST_F(StoreTest, TwoSnapshotMarkersInOneBatchStillRecordTheGap) {
+  auto marker = [&](uint64_t lsn, bool gap) {
+    IngestItem item = Heartbeat(lsn, kT0 + static_cast<int64_t>(lsn));
+    item.event->snapshot_image = true;
+    item.event->snapshot_gap = gap;
+    item.event->snapshot_tables = {kTable};
+    item.event->snapshot_cause = gap ? "replication slot 's' is missing" : "snapshot on new slot s";
+    return item;
+  };
+  std::vector<IngestItem> batch;
+  batch.push_back(Snapshot("a", 1, "first", 100));
+  batch.push_back(Snapshot("a", 2, "first", 100));
+  batch.push_back(marker(100, false));
+  batch.push_back(Snapshot("a", 2, "second", 500));
+  batch.push_back(marker(500, true));
+  Apply(batch);
+  auto gaps = store_->Gaps();
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].from.lsn.value(), 100u);
+  EXPECT_EQ(gaps[0].to.lsn.value(), 500u);
+  EXPECT_NE(gaps[0].cause.find("is missing"), std::string::npos) << gaps[0].cause;
+  ASSERT_EQ(Recoverable(), 500u);
+  EXPECT_EQ(State("a", 100),
+            (std::map<std::string, std::string>{{Key(1), Json("a", 1, "first")}, {Key(2), Json("a", 2, "first")}}));
+  EXPECT_EQ(State("a", 500), (std::map<std::string, std::string>{{Key(2), Json("a", 2, "second")}}));
+}
+
 // ---------------------------------------------------------------------------
 // TOAST (invariant 5)
 

@@ -358,6 +358,9 @@ struct StoreImpl {
   SerialWorker sync_thread;
   std::mutex sync_mu;
   Status sync_error;
+  // Set by a failed write: RocksDB's write-ahead-log writer that met the
+  // error must not be synced again (the Debian build asserts on it).
+  std::atomic<bool> write_failed{false};
   // Waits until every sync started so far has finished; its error, if any.
   Status WaitSynced();
 

@@ -6,6 +6,10 @@
 #include <rocksdb/comparator.h>
 #include <rocksdb/perf_level.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace timevault::store {
 namespace engine {
@@ -577,15 +581,28 @@ Status Ingest::PopComplete() {
 Status Ingest::Finish() {
   auto& p = s_->progress;
   TV_RETURN_IF_ERROR(PopComplete());
-  // Heartbeats are met in order (later ones list larger offsets and LSNs).
-  std::optional<PointRec> met;
+  auto advance = [&](const PointRec& q) {
+    if (!p.recoverable || q.lsn > p.recoverable->lsn) p.recoverable = q;
+  };
+  auto meet = [&](const PointRec& met) {
+    p.base = true;
+    advance(met);
+    // A heartbeat at the recoverable LSN with a later time: nothing committed
+    // in between, so the time moves on (the idle probe, docs/capture.md).
+    if (met.lsn == p.recoverable->lsn && met.time_us > p.recoverable->time_us) p.recoverable->time_us = met.time_us;
+  };
+  // Heartbeats are met in order (later ones list larger offsets and LSNs),
+  // each moving the recoverable point before the next is looked at: a full
+  // snapshot's marker met in the same batch as an earlier marker finds the
+  // history that one vouched for, and records the gap after it.
   while (!s_->heartbeats.empty() && Satisfied(s_->heartbeats.begin()->second)) {
     const auto& [key, h] = *s_->heartbeats.begin();
     if (h.image) {
+      if (p.base && p.complete_through && p.complete_through->lsn < h.lsn) advance(*p.complete_through);
       TV_RETURN_IF_ERROR(SnapshotImage(h));
       TV_RETURN_IF_ERROR(PopComplete());
     }
-    if (!met || h.lsn > met->lsn || (h.lsn == met->lsn && h.time_us > met->time_us)) met = PointRec{h.lsn, h.time_us};
+    meet(PointRec{h.lsn, h.time_us});
     TV_RETURN_IF_ERROR(Delete(s_->meta, key));
     s_->heartbeats.erase(s_->heartbeats.begin());
   }
@@ -593,16 +610,6 @@ Status Ingest::Finish() {
     auto it = s_->inflight.find(commit);
     if (it == s_->inflight.end()) return Internal("an in-flight transaction of this batch is missing");
     TV_RETURN_IF_ERROR(Put(s_->meta, InflightKey(commit), EncodeInflight(it->second)));
-  }
-  if (met) p.base = true;
-  auto advance = [&](const PointRec& q) {
-    if (!p.recoverable || q.lsn > p.recoverable->lsn) p.recoverable = q;
-  };
-  if (met) {
-    advance(*met);
-    // A heartbeat at the recoverable LSN with a later time: nothing committed
-    // in between, so the time moves on (the idle probe, docs/capture.md).
-    if (met->lsn == p.recoverable->lsn && met->time_us > p.recoverable->time_us) p.recoverable->time_us = met->time_us;
   }
   if (p.base && p.complete_through) advance(*p.complete_through);
   if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
@@ -731,6 +738,27 @@ Result<std::unique_ptr<rocksdb::WriteBatch>> SortedCopy(rocksdb::WriteBatch& bat
   return sorted;
 }
 
+// The full-volume guard (docs/store.md, "A full volume"). RocksDB meeting
+// ENOSPC in a write-ahead-log append leaves that log's writer failed, and the
+// next flush or sync of it aborts the process (an assertion of the Debian
+// build); so a batch that would leave less than the reserve free is refused
+// here, before RocksDB writes any of it, and the store stops with an error.
+Status CheckFreeSpace(const std::string& path, size_t min_free_mb, size_t batch_bytes) {
+  if (min_free_mb == 0) return Status::Ok();
+  struct statvfs fs {};
+  if (::statvfs(path.c_str(), &fs) != 0) {
+    return Internal("reading the free space of store.path " + path + ": " + std::strerror(errno));
+  }
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  const uint64_t need = (static_cast<uint64_t>(min_free_mb) << 20) + batch_bytes;
+  if (free_bytes >= need) return Status::Ok();
+  return Unavailable("No space left on the store's volume: " + std::to_string(free_bytes >> 20) + " MB free in " +
+                     path + "; a batch of " + std::to_string(batch_bytes >> 10) +
+                     " KB would leave less than store.min_free_mb = " + std::to_string(min_free_mb) +
+                     " MB. Free space (or grow the volume) and restart the store: it resumes from its last stored "
+                     "offsets");
+}
+
 }  // namespace
 
 Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch, std::vector<IngestItem>* held_back) {
@@ -772,6 +800,11 @@ Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch, std::vector<I
     if (!landed.ok()) NoteLostWrite(this, landed.WithContext("writing an earlier batch"));
     return landed.ok() ? st : lost_write;
   }
+  if (Status space = CheckFreeSpace(options.path, options.min_free_mb, sorted->GetDataSize()); !space.ok()) {
+    Reset(this);
+    NoteLostWrite(this, std::move(space));
+    return lost_write;
+  }
   // The batch before is no longer read; the writing thread clears it for
   // reuse (a small job, off the thread that builds the next batch).
   std::unique_ptr<Layer> done = std::move(pipeline.previous);
@@ -791,8 +824,16 @@ Status StoreImpl::StartBatch(const std::vector<IngestItem>& batch, std::vector<I
         rocksdb::WriteOptions wo;
         wo.sync = false;
         rocksdb::Status s = db->Write(wo, sorted.get());
-        if (!s.ok()) return Internal(RocksError("writing the batch", s));
+        if (!s.ok()) {
+          write_failed = true;
+          return Internal(RocksError("writing the batch", s));
+        }
         sync_thread.Submit([this, landed_view]() {
+          if (write_failed) {
+            std::lock_guard lock(sync_mu);
+            if (sync_error.ok()) sync_error = Internal("a batch's write failed: the write-ahead log is not synced");
+            return sync_error;
+          }
           rocksdb::Status synced = db->SyncWAL();
           if (!synced.ok()) {
             std::lock_guard lock(sync_mu);

@@ -61,6 +61,9 @@ struct StoreConfig {
   // the WAL is kept under the memtables' half): docs/store.md, "Memory and
   // disk bounds".
   int64_t memory_mb = 512;
+  // Free space kept on the store's volume: a batch that would leave less is
+  // not written and the store stops (docs/store.md, "A full volume"); 0 off.
+  int64_t min_free_mb = 256;
 };
 
 // Replay: where backups and snapshots live and how an apply waits for locks.

@@ -154,6 +154,10 @@ class Store final : public StateReader {
     // (half of it), the block cache (a quarter); the write-ahead log is kept
     // under the same figure (docs/store.md, "Memory and disk bounds").
     size_t memory_budget_mb = 512;
+    // Free space kept on the store's volume (docs/store.md, "A full
+    // volume"): a batch that would leave less is refused before RocksDB
+    // writes any of it; 0: no guard.
+    size_t min_free_mb = 256;
     // The format new data is written in: the current one (engine/encoding.h,
     // kFormatVersion), or 1 as stores written before format 2 hold it (row
     // images not packed, no stamp): only for tests of the migration.

@@ -32,7 +32,8 @@ int Fail(const char* what, const Status& st) {
 }
 
 Result<std::unique_ptr<replay::BackupCatalog>> OpenCatalog(const config::Config& cfg) {
-  return replay::BackupCatalog::Open(cfg.replay.backup_dir, cfg.store.key_file);
+  return replay::BackupCatalog::Open(cfg.replay.backup_dir, cfg.store.key_file,
+                                     static_cast<size_t>(cfg.replay.backup_workers));
 }
 
 // --at TIME or --lsn LSN to a point (none: the recoverable point).

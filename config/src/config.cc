@@ -262,6 +262,12 @@ const std::vector<Spec>& Specs() {
          c.replay.snapshot_retention_days = v;
          return Status::Ok();
        })},
+      {"replay.backup_workers", Kind::kInt, false, Int([](Config& c, int64_t v) {
+         TV_RETURN_IF_ERROR(AtLeast("replay.backup_workers", v, 1));
+         if (v > 64) return InvalidArgument("replay.backup_workers: at most 64, got " + std::to_string(v));
+         c.replay.backup_workers = v;
+         return Status::Ok();
+       })},
       {"replay.lock_timeout_ms", Kind::kInt, false, Int([](Config& c, int64_t v) {
          TV_RETURN_IF_ERROR(AtLeast("replay.lock_timeout_ms", v, 1));
          c.replay.lock_timeout_ms = v;

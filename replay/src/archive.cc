@@ -34,8 +34,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <future>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -43,6 +46,7 @@
 #include "hex.h"
 #include "timevault/core/file.h"
 #include "timevault/core/time.h"
+#include "timevault/core/worker.h"
 
 namespace timevault::replay {
 namespace {
@@ -168,9 +172,16 @@ struct ArchiveWriter::Impl {
   struct File {
     std::string pending;  // the open block's payload
     uint64_t records = 0;
-    uint64_t bytes = 0;
-    uint64_t blocks = 0;
+    uint64_t bytes = 0;   // written to disk so far
+    uint64_t blocks = 0;  // closed so far (written or being sealed)
     crypto::Sha256 sha;
+  };
+  // A closed block on its way to disk: compressed and encrypted by a sealer
+  // (or inline), then appended to its file in the order blocks were closed.
+  struct InFlight {
+    std::string file;
+    std::shared_ptr<std::string> sealed;
+    std::future<Status> done;
   };
 
   std::string dir, tmp, id;
@@ -180,28 +191,80 @@ struct ArchiveWriter::Impl {
   size_t buffered = 0;
   bool finished = false;
   std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree> cctx{ZSTD_createCCtx()};
-  std::string compressed, sealed;
+  std::string sealed;
+  // Sealers (ArchiveWriter::Create's `threads` > 1): each with its own zstd
+  // context and cipher; blocks go to them round robin. Declared last: they
+  // are joined first, before the contexts their tasks use go away.
+  std::vector<std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree>> sealer_cctx;
+  std::vector<DataKey> sealer_key;
+  std::deque<InFlight> inflight;
+  size_t next_sealer = 0;
+  std::vector<std::unique_ptr<SerialWorker>> sealers;
 
   std::string PathOf(const std::string& file) const { return tmp + "/" + file; }
 
-  Status FlushBlock(const std::string& name, File& f) {
-    if (f.pending.empty()) return Status::Ok();
-    compressed.resize(ZSTD_compressBound(f.pending.size()));
-    size_t n = ZSTD_compressCCtx(cctx.get(), compressed.data(), compressed.size(), f.pending.data(), f.pending.size(),
-                                 kZstdLevel);
+  // zstd then AES-256-GCM of one block's payload, framed (u32 length).
+  static Status SealBlock(ZSTD_CCtx* z, DataKey& k, const std::string& aad, const std::string& payload,
+                          std::string* out) {
+    std::string compressed(ZSTD_compressBound(payload.size()), '\0');
+    size_t n = ZSTD_compressCCtx(z, compressed.data(), compressed.size(), payload.data(), payload.size(), kZstdLevel);
     if (ZSTD_isError(n)) return Internal(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
     compressed.resize(n);
-    key.Encrypt(compressed, BlockAad(id, name, f.blocks), &sealed);
+    std::string block;
+    k.Encrypt(compressed, aad, &block);
+    out->clear();
+    PutU32(out, static_cast<uint32_t>(block.size()));
+    *out += block;
+    return Status::Ok();
+  }
+
+  Status WriteSealed(const std::string& name, const std::string& block) {
+    File& f = files[name];
     std::string out;
-    if (f.blocks == 0) out.assign(kMagic);
-    PutU32(&out, static_cast<uint32_t>(sealed.size()));
-    out += sealed;
+    if (f.bytes == 0) out.assign(kMagic);
+    out += block;
     TV_RETURN_IF_ERROR(AppendFile(PathOf(name), out));
     f.sha.Update(out);
     f.bytes += out.size();
+    return Status::Ok();
+  }
+
+  // Writes the oldest block in flight once its sealer is done.
+  Status WriteOldest() {
+    InFlight next = std::move(inflight.front());
+    inflight.pop_front();
+    TV_RETURN_IF_ERROR(next.done.get());
+    return WriteSealed(next.file, *next.sealed);
+  }
+
+  Status Drain() {
+    Status first = Status::Ok();
+    while (!inflight.empty()) {
+      Status st = WriteOldest();
+      if (first.ok()) first = st;
+    }
+    return first;
+  }
+
+  Status FlushBlock(const std::string& name, File& f) {
+    if (f.pending.empty()) return Status::Ok();
+    const std::string aad = BlockAad(id, name, f.blocks);
     ++f.blocks;
     buffered -= f.pending.size();
-    f.pending.clear();
+    if (sealers.empty()) {
+      TV_RETURN_IF_ERROR(SealBlock(cctx.get(), key, aad, f.pending, &sealed));
+      f.pending.clear();
+      return WriteSealed(name, sealed);
+    }
+    const size_t slot = next_sealer++ % sealers.size();
+    auto out = std::make_shared<std::string>();
+    auto done =
+        sealers[slot]->Submit([z = sealer_cctx[slot].get(), k = &sealer_key[slot], aad, payload = std::move(f.pending),
+                               out]() { return SealBlock(z, *k, aad, payload, out.get()); });
+    f.pending = std::string();
+    inflight.push_back(InFlight{name, std::move(out), std::move(done)});
+    // At most two blocks per sealer in flight (their payloads are memory).
+    while (inflight.size() > 2 * sealers.size()) TV_RETURN_IF_ERROR(WriteOldest());
     return Status::Ok();
   }
 
@@ -220,19 +283,22 @@ struct ArchiveWriter::Impl {
   Result<std::string> BuildManifest(const std::string& meta_json, const std::vector<ArchiveFileInfo>& infos);
 
   explicit Impl(DataKey k) : key(std::move(k)) {}
+  ~Impl() { sealers.clear(); }  // joined before anything their tasks use
 };
 
 ArchiveWriter::ArchiveWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 ArchiveWriter::~ArchiveWriter() {
   if (impl_ && !impl_->finished) {
+    impl_->sealers.clear();  // no block is written into the directory being removed
     std::error_code ec;
     fs::remove_all(impl_->tmp, ec);
   }
 }
 
 Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& dir, const std::string& id,
-                                                             ArchiveKeyRing& ring, const std::string& key_tenant) {
+                                                             ArchiveKeyRing& ring, const std::string& key_tenant,
+                                                             size_t threads) {
   if (!ValidName(id)) return InvalidArgument("archive id '" + id + "': use letters, digits, '.', '_' and '-'");
   std::error_code ec;
   if (fs::exists(dir, ec)) return AlreadyExists("archive " + dir + " exists already");
@@ -247,6 +313,13 @@ Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& 
   impl->id = id;
   impl->tmp = dir + ".tmp-" + RandomHex(4);
   impl->key_tenant = key_tenant;
+  if (threads > 1) {
+    for (size_t i = 0; i < threads; ++i) {
+      impl->sealer_cctx.emplace_back(ZSTD_createCCtx());
+      impl->sealer_key.push_back(impl->key.Clone());
+    }
+    for (size_t i = 0; i < threads; ++i) impl->sealers.push_back(std::make_unique<SerialWorker>());
+  }
   if (::mkdir(impl->tmp.c_str(), 0700) != 0) return Internal(Errno("creating", impl->tmp));
   return std::unique_ptr<ArchiveWriter>(new ArchiveWriter(std::move(impl)));
 }
@@ -271,6 +344,13 @@ Status ArchiveWriter::Add(const std::string& file, std::string_view record) {
   ++f.records;
   if (f.pending.size() >= kBlockTarget) return s.FlushBlock(file, f);
   return s.Rebalance();
+}
+
+uint64_t ArchiveWriter::LastBlock(const std::string& file) const {
+  auto it = impl_->files.find(file);
+  if (it == impl_->files.end()) return 0;
+  const Impl::File& f = it->second;
+  return f.pending.empty() && f.blocks > 0 ? f.blocks - 1 : f.blocks;
 }
 
 Result<std::string> ArchiveWriter::Impl::BuildManifest(const std::string& meta_json,
@@ -323,8 +403,9 @@ Result<std::vector<ArchiveFileInfo>> ArchiveWriter::Finish(const std::string& me
   Impl& s = *impl_;
   if (s.finished) return FailedPrecondition("archive " + s.id + ": Finish called twice");
   std::vector<ArchiveFileInfo> infos;
+  for (auto& [name, f] : s.files) TV_RETURN_IF_ERROR(s.FlushBlock(name, f));
+  TV_RETURN_IF_ERROR(s.Drain());
   for (auto& [name, f] : s.files) {
-    TV_RETURN_IF_ERROR(s.FlushBlock(name, f));
     TV_RETURN_IF_ERROR(FsyncPath(s.PathOf(name), false));
     infos.push_back(ArchiveFileInfo{name, f.records, f.bytes, f.sha.FinishHex()});
   }
@@ -355,6 +436,11 @@ struct ArchiveReader::Impl {
   Status ParseManifest(ArchiveKeyRing& ring);
   Status LegacyKey(const rapidjson::Value& doc, const MasterKey& master);
   Status ParseFiles(const rapidjson::Value& list);
+  // Reads `file`: every block's bytes are hashed; those in `range` (all
+  // without one) are authenticated, decompressed and their records emitted.
+  Status ReadFile(const std::string& file, std::optional<std::pair<uint64_t, uint64_t>> range,
+                  const std::function<bool(std::string_view record)>& emit) const;
+  Status CheckListing() const;  // listed files present, no unlisted one
 };
 
 namespace {
@@ -555,11 +641,34 @@ Status EmitRecords(std::string_view payload, const std::string& where, uint64_t*
 }  // namespace
 
 Status ArchiveReader::Read(const std::string& file, const std::function<bool(std::string_view record)>& emit) const {
+  return impl_->ReadFile(file, std::nullopt, emit);
+}
+
+Status ArchiveReader::ReadBlocks(const std::string& file, uint64_t first, uint64_t last,
+                                 const std::function<bool(std::string_view record)>& emit) const {
+  if (first > last)
+    return InvalidArgument("archive " + impl_->id + ": block range " + std::to_string(first) + ".." +
+                           std::to_string(last) + " is empty");
+  return impl_->ReadFile(file, std::make_pair(first, last), emit);
+}
+
+Status ArchiveReader::CheckFiles() const {
   const Impl& s = *impl_;
-  auto info = std::find_if(s.files.begin(), s.files.end(), [&](const auto& f) { return f.name == file; });
-  if (info == s.files.end()) return NotFound("archive " + s.id + " has no file " + file);
-  const std::string where = s.Where(file);
-  const std::string path = s.dir + "/" + file;
+  TV_RETURN_IF_ERROR(s.CheckListing());
+  for (const auto& f : s.files) {
+    // An empty range past every block: nothing is opened, everything hashed.
+    TV_RETURN_IF_ERROR(
+        s.ReadFile(f.name, std::make_pair(~uint64_t{0}, ~uint64_t{0}), [](std::string_view) { return true; }));
+  }
+  return Status::Ok();
+}
+
+Status ArchiveReader::Impl::ReadFile(const std::string& file, std::optional<std::pair<uint64_t, uint64_t>> range,
+                                     const std::function<bool(std::string_view record)>& emit) const {
+  auto info = std::find_if(files.begin(), files.end(), [&](const auto& f) { return f.name == file; });
+  if (info == files.end()) return NotFound("archive " + id + " has no file " + file);
+  const std::string where = Where(file);
+  const std::string path = dir + "/" + file;
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return Corruption(where + ": missing (listed in the manifest)");
@@ -576,27 +685,31 @@ Status ArchiveReader::Read(const std::string& file, const std::function<bool(std
   TV_ASSIGN_OR_RETURN(std::string magic, ReadUpTo(fd.get(), kMagic.size(), path));
   sha.Update(magic);
   if (magic != kMagic) return Corruption(where + ": bad file header (not an archive data file, or damaged)");
-  DataKey key = s.key->Clone();
+  DataKey block_key = key->Clone();
   std::unique_ptr<ZSTD_DCtx, ZstdDCtxFree> dctx(ZSTD_createDCtx());
-  std::string plain, payload;
+  std::string sealed, plain, payload;
   uint64_t records = 0;
+  bool stopped = false;
   for (uint64_t block = 0;; ++block) {
-    const std::string bwhere = where + " block " + std::to_string(block);
     TV_ASSIGN_OR_RETURN(std::string header, ReadUpTo(fd.get(), 4, path));
     if (header.empty()) break;
     sha.Update(header);
-    if (header.size() < 4) return Corruption(bwhere + ": truncated block (partial length)");
+    if (header.size() < 4)
+      return Corruption(where + " block " + std::to_string(block) + ": truncated block (partial length)");
     uint32_t len = GetU32(header.data());
     if (len < crypto::kValueOverhead || len > kMaxBlockBytes) {
-      return Corruption(bwhere + ": bad block length " + std::to_string(len));
+      return Corruption(where + " block " + std::to_string(block) + ": bad block length " + std::to_string(len));
     }
-    TV_ASSIGN_OR_RETURN(std::string sealed, ReadUpTo(fd.get(), len, path));
+    TV_ASSIGN_OR_RETURN(sealed, ReadUpTo(fd.get(), len, path));
     sha.Update(sealed);
     if (sealed.size() < len) {
-      return Corruption(bwhere + ": truncated block (" + std::to_string(len) + " bytes expected, " +
-                        std::to_string(sealed.size()) + " left)");
+      return Corruption(where + " block " + std::to_string(block) + ": truncated block (" + std::to_string(len) +
+                        " bytes expected, " + std::to_string(sealed.size()) + " left)");
     }
-    if (Status d = key.Decrypt(sealed, BlockAad(s.id, file, block), &plain); !d.ok()) {
+    // Blocks outside the range are hashed only.
+    if (stopped || (range && (block < range->first || block > range->second))) continue;
+    const std::string bwhere = where + " block " + std::to_string(block);
+    if (Status d = block_key.Decrypt(sealed, BlockAad(id, file, block), &plain); !d.ok()) {
       return Corruption(bwhere +
                         ": authentication failed (the block was changed, reordered or moved from another "
                         "file or archive): " +
@@ -611,11 +724,10 @@ Status ArchiveReader::Read(const std::string& file, const std::function<bool(std
     if (ZSTD_isError(n) || n != size) {
       return Corruption(bwhere + ": decompression error (" + (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short") + ")");
     }
-    bool stopped = false;
     TV_RETURN_IF_ERROR(EmitRecords(payload, bwhere, &records, &stopped, emit));
-    if (stopped) return Status::Ok();
+    if (stopped && !range) return Status::Ok();
   }
-  if (records != info->records) {
+  if (!range && records != info->records) {
     return Corruption(where + ": " + std::to_string(records) + " records, the manifest says " +
                       std::to_string(info->records));
   }
@@ -625,24 +737,29 @@ Status ArchiveReader::Read(const std::string& file, const std::function<bool(std
   return Status::Ok();
 }
 
-Status ArchiveReader::Verify() const {
-  const Impl& s = *impl_;
+Status ArchiveReader::Impl::CheckListing() const {
   std::set<std::string> listed;
-  for (const auto& f : s.files) listed.insert(f.name);
+  for (const auto& f : files) listed.insert(f.name);
   std::error_code ec;
   std::set<std::string> present;
-  for (fs::directory_iterator it(s.dir, ec), end; !ec && it != end; it.increment(ec)) {
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     present.insert(it->path().filename().string());
   }
-  if (ec) return Internal("listing archive " + s.dir + ": " + ec.message());
+  if (ec) return Internal("listing archive " + dir + ": " + ec.message());
   for (const auto& name : present) {
     if (name != kManifest && listed.count(name) == 0) {
-      return Corruption("archive " + s.id + " (" + s.dir + "): unexpected file " + name + " (not in the manifest)");
+      return Corruption("archive " + id + " (" + dir + "): unexpected file " + name + " (not in the manifest)");
     }
   }
-  for (const auto& f : s.files) {
-    if (present.count(f.name) == 0) return Corruption(s.Where(f.name) + ": missing (listed in the manifest)");
+  for (const auto& f : files) {
+    if (present.count(f.name) == 0) return Corruption(Where(f.name) + ": missing (listed in the manifest)");
   }
+  return Status::Ok();
+}
+
+Status ArchiveReader::Verify() const {
+  const Impl& s = *impl_;
+  TV_RETURN_IF_ERROR(s.CheckListing());
   for (const auto& f : s.files) {
     TV_RETURN_IF_ERROR(Read(f.name, [](std::string_view) { return true; }));
   }

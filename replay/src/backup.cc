@@ -6,12 +6,15 @@
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <random>
 #include <set>
 #include <shared_mutex>
+#include <thread>
 
 #include "backup_format.h"
 #include "ids.h"
@@ -60,6 +63,16 @@ struct TableFiles {
   std::vector<std::pair<std::string, std::string>> list;
   std::map<std::string, std::string> by_table;
   std::map<std::string, uint64_t> counts;
+  std::optional<backup_internal::TenantBlocks> tenant_blocks;  // all-tenant backups: set, filled by Added
+
+  // After `writer` took a record of `tenant` into `file`: widens the
+  // tenant's block range of the file.
+  void Added(const ArchiveWriter& writer, const std::string& file, const std::string& tenant) {
+    if (!tenant_blocks) return;
+    const uint64_t block = writer.LastBlock(file);
+    auto [it, fresh] = (*tenant_blocks)[file].try_emplace(tenant, block, block);
+    if (!fresh) it->second.second = block;
+  }
 
   const std::string& FileFor(const std::string& table) {
     auto it = by_table.find(table);
@@ -79,7 +92,8 @@ struct TableFiles {
 
 class Catalog final : public BackupCatalog {
  public:
-  Catalog(std::string dir, crypto::MasterKey master) : dir_(dir), ring_(std::move(dir), std::move(master)) {}
+  Catalog(std::string dir, crypto::MasterKey master, size_t workers)
+      : dir_(dir), workers_(std::max<size_t>(1, workers)), ring_(std::move(dir), std::move(master)) {}
 
   Result<BackupInfo> CreateFull(store::StateReader& store, const BackupRequest& request) override;
   Result<BackupInfo> CreateIncremental(store::StateReader& store, const std::string& base_id,
@@ -99,12 +113,18 @@ class Catalog final : public BackupCatalog {
   std::string PathOf(const std::string& id) const { return dir_ + "/" + id; }
   Result<ChainLink> OpenBackup(const std::string& id);
   Result<std::vector<ChainLink>> OpenChain(const std::string& id);
+  Status CheckChain(const std::string& id, const std::vector<ChainLink>& chain, bool deep);
   Result<std::vector<BackupInfo>> ListLocked();
   Result<store::Point> TargetPoint(store::StateReader& store, const BackupRequest& request);
   Result<BackupInfo> Seal(std::unique_ptr<ArchiveWriter> writer, BackupInfo info, const TableFiles& files);
   Status DeleteLocked(const std::string& id, const std::vector<BackupInfo>& all);
 
+  Status WriteTenantsInParallel(store::StateReader& store, const std::vector<TenantId>& tenants,
+                                const store::Point& point, const BackupRequest& request, ArchiveWriter& writer,
+                                TableFiles& files);
+
   const std::string dir_;
+  const size_t workers_;
   ArchiveKeyRing ring_;  // the keys of this directory's archives
   // Creates hold it shared; Delete and Expire exclusively, so a base cannot
   // vanish under an incremental being written.
@@ -176,7 +196,7 @@ Result<store::Point> Catalog::TargetPoint(store::StateReader& store, const Backu
 Result<BackupInfo> Catalog::Seal(std::unique_ptr<ArchiveWriter> writer, BackupInfo info, const TableFiles& files) {
   info.rows = files.counts;
   auto sorted = files.Sorted();
-  TV_ASSIGN_OR_RETURN(auto written, writer->Finish(backup_internal::BuildMeta(info, sorted)));
+  TV_ASSIGN_OR_RETURN(auto written, writer->Finish(backup_internal::BuildMeta(info, sorted, files.tenant_blocks)));
   auto link = OpenBackup(info.id);  // what was written, as every reader will see it
   if (!link.ok()) return link.status().WithContext("reading back the new backup");
   spdlog::info("backup {}: {} of tenant '{}' at {} ({} files, {} bytes)", info.id, BackupTypeName(info.type),
@@ -217,13 +237,21 @@ Result<BackupInfo> Catalog::CreateFull(store::StateReader& store, const BackupRe
   info.point = point;
   info.name = request.name;
   info.description = request.description;
-  TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, ring_, info.tenant));
+  TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, ring_, info.tenant, workers_));
   TableFiles files;
   uint64_t written = 0;
+  if (info.tenant == "*") files.tenant_blocks.emplace();
+  if (workers_ > 1 && tenants.size() > 1) {
+    TV_RETURN_IF_ERROR(WriteTenantsInParallel(store, tenants, point, request, *writer, files));
+    TV_RETURN_IF_ERROR(CheckCancelled(request, 0));
+    return Seal(std::move(writer), std::move(info), files);
+  }
   for (const auto& tenant : tenants) {
     Status inner;
     Status st = store.StateAt(tenant, point.lsn, request.tables, [&](const store::Row& row) {
-      inner = writer->Add(files.FileFor(row.table), backup_internal::EncodeRow(tenant.str(), row));
+      const std::string& file = files.FileFor(row.table);
+      inner = writer->Add(file, backup_internal::EncodeRow(tenant.str(), row));
+      files.Added(*writer, file, tenant.str());
       ++files.counts[row.table];
       if (inner.ok()) inner = CheckCancelled(request, ++written);
       return inner.ok();
@@ -233,6 +261,120 @@ Result<BackupInfo> Catalog::CreateFull(store::StateReader& store, const BackupRe
   }
   TV_RETURN_IF_ERROR(CheckCancelled(request, 0));
   return Seal(std::move(writer), std::move(info), files);
+}
+
+// An all-tenant full backup with workers_ readers: each takes the next
+// tenant, reads its state and encodes its records into chunks; this thread
+// adds them to the archive tenant by tenant, in order, so the archive is
+// the one a single reader writes. Memory: the chunks waiting are bounded
+// (kQueuedBytes for tenants ahead, kCurrentBytes for the tenant being
+// written, whose reader never waits on the others).
+Status Catalog::WriteTenantsInParallel(store::StateReader& store, const std::vector<TenantId>& tenants,
+                                       const store::Point& point, const BackupRequest& request, ArchiveWriter& writer,
+                                       TableFiles& files) {
+  const std::vector<std::string>& tables = request.tables;
+  uint64_t written = 0;
+  constexpr size_t kChunkBytes = size_t{1} << 20;
+  constexpr size_t kQueuedBytes = size_t{64} << 20;
+  constexpr size_t kCurrentBytes = size_t{16} << 20;
+  struct Chunk {
+    std::string table;
+    std::vector<std::string> records;
+    size_t bytes = 0;
+  };
+  struct Output {
+    std::deque<Chunk> chunks;
+    size_t bytes = 0;
+    bool done = false;
+    Status status;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Output> outs(tenants.size());
+  size_t claimed = 0, current = 0, queued = 0;
+  bool abort = false;
+
+  // Hands a chunk of tenant i to the writer; false when the backup stopped.
+  auto push = [&](size_t i, Chunk&& chunk) {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return abort || (i == current ? outs[i].bytes < kCurrentBytes : queued < kQueuedBytes); });
+    if (abort) return false;
+    outs[i].bytes += chunk.bytes;
+    queued += chunk.bytes;
+    outs[i].chunks.push_back(std::move(chunk));
+    cv.notify_all();
+    return true;
+  };
+  auto read_tenants = [&] {
+    for (;;) {
+      size_t i;
+      {
+        std::lock_guard lock(mu);
+        if (abort || claimed == tenants.size()) return;
+        i = claimed++;
+      }
+      const std::string tenant = tenants[i].str();
+      Chunk chunk;
+      bool go_on = true;
+      Status st = store.StateAt(tenants[i], point.lsn, tables, [&](const store::Row& row) {
+        if (!chunk.records.empty() && (chunk.table != row.table || chunk.bytes >= kChunkBytes)) {
+          go_on = push(i, std::move(chunk));
+          chunk = Chunk();
+          if (!go_on) return false;
+        }
+        if (chunk.records.empty()) chunk.table = row.table;
+        chunk.records.push_back(backup_internal::EncodeRow(tenant, row));
+        chunk.bytes += chunk.records.back().size();
+        return true;
+      });
+      if (st.ok() && go_on && !chunk.records.empty()) go_on = push(i, std::move(chunk));
+      std::lock_guard lock(mu);
+      outs[i].done = true;
+      outs[i].status = st.WithContext("reading tenant '" + tenant + "' at " + point.lsn.ToString());
+      cv.notify_all();
+      if (!go_on) return;
+    }
+  };
+  std::vector<std::thread> readers;
+  for (size_t n = 0; n < std::min(workers_, tenants.size()); ++n) readers.emplace_back(read_tenants);
+
+  Status result = Status::Ok();
+  for (size_t i = 0; i < tenants.size() && result.ok(); ++i) {
+    for (;;) {
+      Chunk chunk;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return !outs[i].chunks.empty() || outs[i].done; });
+        if (outs[i].chunks.empty()) {
+          result = outs[i].status;
+          current = i + 1;
+          cv.notify_all();
+          break;
+        }
+        chunk = std::move(outs[i].chunks.front());
+        outs[i].chunks.pop_front();
+        outs[i].bytes -= chunk.bytes;
+        queued -= chunk.bytes;
+        cv.notify_all();
+      }
+      const std::string& file = files.FileFor(chunk.table);
+      for (size_t r = 0; r < chunk.records.size() && result.ok(); ++r) {
+        result = writer.Add(file, chunk.records[r]);
+        if (result.ok()) result = CheckCancelled(request, ++written);
+        // The block range grows with the first and the last record of a chunk.
+        if (r == 0 || r + 1 == chunk.records.size()) files.Added(writer, file, tenants[i].str());
+      }
+      if (!result.ok()) break;
+      files.counts[chunk.table] += chunk.records.size();
+    }
+  }
+  {
+    std::lock_guard lock(mu);
+    abort = true;  // readers still waiting (after an error) stop
+    cv.notify_all();
+  }
+  for (auto& t : readers) t.join();
+  return result;
 }
 
 Result<BackupInfo> Catalog::CreateIncremental(store::StateReader& store, const std::string& base_id,
@@ -268,16 +410,19 @@ Result<BackupInfo> Catalog::CreateIncremental(store::StateReader& store, const s
   info.name = request.name;
   info.description = request.description;
   const std::set<std::string> wanted(base.tables.begin(), base.tables.end());
-  TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, ring_, info.tenant));
+  TV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(PathOf(info.id), info.id, ring_, info.tenant, workers_));
   TableFiles files;
   uint64_t written = 0;
+  if (info.tenant == "*") files.tenant_blocks.emplace();
   for (const auto& tenant : tenants) {
     Status inner;
     Status st =
         store.History(tenant, base.point.lsn, point.lsn, std::nullopt, std::nullopt, [&](const store::HistoryEvent& e) {
           if (!wanted.empty() && wanted.count(e.table) == 0) return true;
           if (e.op == 'm' || e.table.empty()) return true;  // messages are not state
-          inner = writer->Add(files.FileFor(e.table), backup_internal::EncodeEvent(tenant.str(), e));
+          const std::string& file = files.FileFor(e.table);
+          inner = writer->Add(file, backup_internal::EncodeEvent(tenant.str(), e));
+          files.Added(*writer, file, tenant.str());
           ++files.counts[e.table];
           if (inner.ok()) inner = CheckCancelled(request, ++written);
           return inner.ok();
@@ -343,11 +488,18 @@ Result<BackupInfo> Catalog::Get(const std::string& id) {
 
 Status Catalog::Verify(const std::string& id) {
   TV_ASSIGN_OR_RETURN(auto chain, OpenChain(id));
+  return CheckChain(id, chain, true);
+}
+
+// Every link's files against its manifest: deep opens every block (Verify);
+// otherwise only sizes and hashes, the blocks a load reads being
+// authenticated as it reads them (LoadState).
+Status Catalog::CheckChain(const std::string& id, const std::vector<ChainLink>& chain, bool deep) {
   for (const auto& link : chain) {
     const BackupInfo& info = link.manifest.info;
     std::string prefix = "backup " + info.id;
     if (info.id != id) prefix += " (the chain of " + id + ")";
-    TV_RETURN_IF_ERROR(link.reader->Verify().WithContext(prefix));
+    TV_RETURN_IF_ERROR((deep ? link.reader->Verify() : link.reader->CheckFiles()).WithContext(prefix));
     for (const auto& table_file : link.manifest.table_files) {
       const std::string& table = table_file.first;
       const std::string& file = table_file.second;
@@ -447,8 +599,8 @@ Result<std::vector<std::string>> Catalog::Expire(uint64_t keep_count, int64_t ma
 
 Status Catalog::LoadState(const std::string& id, const TenantId& tenant, const std::vector<std::string>& tables,
                           const std::function<bool(const store::Row&)>& emit) {
-  TV_RETURN_IF_ERROR(Verify(id));
   TV_ASSIGN_OR_RETURN(auto chain, OpenChain(id));
+  TV_RETURN_IF_ERROR(CheckChain(id, chain, false));
   const std::string& holds = chain.back().manifest.info.tenant;
   if (holds != "*" && holds != tenant.str()) {
     return InvalidArgument("backup " + id + " holds tenant '" + holds + "', not '" + tenant.str() + "'");
@@ -458,13 +610,14 @@ Status Catalog::LoadState(const std::string& id, const TenantId& tenant, const s
 
 }  // namespace
 
-Result<std::unique_ptr<BackupCatalog>> BackupCatalog::Open(const std::string& dir, const std::string& key_file) {
+Result<std::unique_ptr<BackupCatalog>> BackupCatalog::Open(const std::string& dir, const std::string& key_file,
+                                                           size_t workers) {
   if (dir.empty()) return InvalidArgument("replay.backup_dir is empty");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Internal("creating the backup directory " + dir + ": " + ec.message());
   TV_ASSIGN_OR_RETURN(crypto::MasterKey master, crypto::MasterKey::Load(key_file));
-  return std::unique_ptr<BackupCatalog>(new Catalog(dir, std::move(master)));
+  return std::unique_ptr<BackupCatalog>(new Catalog(dir, std::move(master), workers));
 }
 
 }  // namespace timevault::replay

@@ -224,7 +224,8 @@ std::optional<store::Point> ParsePoint(const rapidjson::Value& obj, const char* 
 
 }  // namespace
 
-std::string BuildMeta(const BackupInfo& info, const std::vector<std::pair<std::string, std::string>>& table_files) {
+std::string BuildMeta(const BackupInfo& info, const std::vector<std::pair<std::string, std::string>>& table_files,
+                      const std::optional<TenantBlocks>& tenant_blocks) {
   const bool full = info.type == BackupType::kFull;
   rapidjson::StringBuffer buf;
   Writer w(buf);
@@ -269,6 +270,23 @@ std::string BuildMeta(const BackupInfo& info, const std::vector<std::pair<std::s
     w.EndObject();
   }
   w.EndArray();
+  if (tenant_blocks) {
+    w.Key("tenant_blocks");
+    w.StartObject();
+    for (const auto& [file, tenants] : *tenant_blocks) {
+      WriteString(w, file);
+      w.StartObject();
+      for (const auto& [tenant, range] : tenants) {
+        WriteString(w, tenant);
+        w.StartArray();
+        w.Uint64(range.first);
+        w.Uint64(range.second);
+        w.EndArray();
+      }
+      w.EndObject();
+    }
+    w.EndObject();
+  }
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -318,7 +336,34 @@ Result<Manifest> ParseManifest(const std::string& manifest_json, const std::stri
     if (!tf.IsObject() || Str(tf, "table").empty() || Str(tf, "file").empty()) return bad("malformed \"table_files\"");
     m.table_files.emplace_back(Str(tf, "table"), Str(tf, "file"));
   }
+  if (auto tb = doc.FindMember("tenant_blocks"); tb != doc.MemberEnd()) {
+    if (!tb->value.IsObject()) return bad("\"tenant_blocks\" is not an object");
+    TenantBlocks index;
+    for (const auto& f : tb->value.GetObject()) {
+      if (!f.value.IsObject()) return bad("malformed \"tenant_blocks\"");
+      auto& tenants = index[std::string(f.name.GetString(), f.name.GetStringLength())];
+      for (const auto& t : f.value.GetObject()) {
+        if (!t.value.IsArray() || t.value.Size() != 2 || !t.value[0].IsUint64() || !t.value[1].IsUint64() ||
+            t.value[0].GetUint64() > t.value[1].GetUint64()) {
+          return bad("malformed \"tenant_blocks\" entry");
+        }
+        tenants[std::string(t.name.GetString(), t.name.GetStringLength())] = {t.value[0].GetUint64(),
+                                                                              t.value[1].GetUint64()};
+      }
+    }
+    m.tenant_blocks = std::move(index);
+  }
   return m;
+}
+
+Status ReadTenantRecords(const ChainLink& link, const std::string& file, const std::string& tenant,
+                         const std::function<bool(std::string_view record)>& emit) {
+  if (!link.manifest.tenant_blocks) return link.reader->Read(file, emit);
+  auto f = link.manifest.tenant_blocks->find(file);
+  if (f == link.manifest.tenant_blocks->end()) return Status::Ok();  // no tenant has records in it
+  auto t = f->second.find(tenant);
+  if (t == f->second.end()) return Status::Ok();
+  return link.reader->ReadBlocks(file, t->second.first, t->second.second, emit);
 }
 
 // ---- replaying a chain ---------------------------------------------------------------
@@ -386,7 +431,7 @@ Status CollectChanges(const ChainLink& link, const std::string& tenant, const st
   const std::string where = "backup " + link.manifest.info.id + ": file " + *file;
   std::vector<OwnedEvent> group;
   Status inner;
-  Status st = link.reader->Read(*file, [&](std::string_view record) {
+  Status st = ReadTenantRecords(link, *file, tenant, [&](std::string_view record) {
     EventRecord r;
     if (!DecodeEvent(record, &r)) {
       inner = Corruption(where + ": malformed event record");
@@ -421,7 +466,7 @@ Result<bool> MergeTable(const ChainLink& base, const std::string& tenant, const 
     const std::string where = "backup " + base.manifest.info.id + ": file " + *file;
     Status inner;
     std::string previous;
-    Status st = base.reader->Read(*file, [&](std::string_view record) {
+    Status st = ReadTenantRecords(base, *file, tenant, [&](std::string_view record) {
       RowRecord r;
       if (!DecodeRow(record, &r)) {
         inner = Corruption(where + ": malformed row record");

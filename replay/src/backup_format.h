@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,12 +55,20 @@ struct EnvelopeImages {
 };
 Result<EnvelopeImages> ExtractImages(std::string_view envelope);
 
+// Per data file of an all-tenant ("*") backup: the blocks each tenant's
+// records span, first..last (a tenant's records of a table are contiguous;
+// the blocks at the ends may hold a neighbour's too). A tenant that is not
+// listed has no record in the file.
+using TenantBlocks = std::map<std::string, std::map<std::string, std::pair<uint64_t, uint64_t>>>;
+
 // A backup's manifest, parsed.
 struct Manifest {
   BackupInfo info;
   std::vector<std::pair<std::string, std::string>> table_files;  // (table, data file), in row order of tables
+  std::optional<TenantBlocks> tenant_blocks;  // by file; absent in single-tenant backups and older ones
 };
-std::string BuildMeta(const BackupInfo& info, const std::vector<std::pair<std::string, std::string>>& table_files);
+std::string BuildMeta(const BackupInfo& info, const std::vector<std::pair<std::string, std::string>>& table_files,
+                      const std::optional<TenantBlocks>& tenant_blocks);
 Result<Manifest> ParseManifest(const std::string& manifest_json, const std::string& where);
 
 // One backup of a chain, opened.
@@ -67,6 +76,13 @@ struct ChainLink {
   Manifest manifest;
   std::unique_ptr<ArchiveReader> reader;
 };
+
+// Reads the records of `tenant` in `file` of `link`: only the blocks the
+// manifest's tenant index names (none when it lists no such tenant), else
+// the whole file. Records of other tenants may still be emitted (shared
+// blocks at the range's ends): the caller filters.
+Status ReadTenantRecords(const ChainLink& link, const std::string& file, const std::string& tenant,
+                         const std::function<bool(std::string_view record)>& emit);
 
 // The state `chain` (full first, then each incremental in order) holds for
 // `tenant`, restricted to `tables` (empty: all), in (table, pk) order.

@@ -351,7 +351,8 @@ std::string_view SnapshotReasonName(SnapshotReason reason) {
 
 Result<std::unique_ptr<Engine>> Engine::Open(const config::Config& cfg, store::StateReader* store) {
   TV_ASSIGN_OR_RETURN(auto master, crypto::MasterKey::Load(cfg.store.key_file));
-  TV_ASSIGN_OR_RETURN(auto backups, BackupCatalog::Open(cfg.replay.backup_dir, cfg.store.key_file));
+  TV_ASSIGN_OR_RETURN(auto backups, BackupCatalog::Open(cfg.replay.backup_dir, cfg.store.key_file,
+                                                        static_cast<size_t>(cfg.replay.backup_workers)));
   std::error_code ec;
   fs::create_directories(cfg.replay.snapshot_dir, ec);
   if (ec) return InvalidArgument("replay.snapshot_dir: cannot create " + cfg.replay.snapshot_dir + ": " + ec.message());

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 
@@ -283,6 +284,71 @@ TEST_F(MemoryBackupTest, VerifyNamesTheDamagedBackupOfTheChain) {
   v = catalog_->Verify(inc->id);
   EXPECT_EQ(v.code(), StatusCode::kNotFound);
   EXPECT_THAT(v.message(), HasSubstr(full->id));
+}
+
+// An all-tenant full backup read by several workers: the same archive
+// content as one reader (every tenant's state, in order), a tenant index in
+// the manifest so one tenant's load opens only its blocks, and damage
+// anywhere still refused by a load of any tenant.
+TEST(BackupWorkersTest, AllTenantBackupWithWorkersLoadsEveryTenantFromItsBlocks) {
+  testing::TempDir dir;
+  const std::string key = dir.path() + "/master.key";
+  store::test::WriteKeyFile(key, 5);
+  store::MemoryStateReader mem;
+  std::mt19937 rng(3);
+  const Point p{Lsn(5000), CommitTime(1'700'000'000'000'000)};
+  std::vector<std::string> tenants;
+  for (int t = 0; t < 24; ++t) tenants.push_back("tenant" + std::to_string(t));
+  for (int t = 0; t < 24; ++t) {
+    const int rows = t % 5 == 0 ? 3 : 1500;  // some tenants smaller than a block, most spanning blocks
+    for (int id = 0; id < rows; ++id) {
+      std::string filler(200 + rng() % 200, '\0');
+      for (auto& c : filler)
+        c = static_cast<char>('a' + rng() % 26);  // ~4.7 bits per byte: ~1 MiB blocks hold ~4k rows
+      for (const std::string table : {"public.orders", "public.items"}) {
+        mem.Put(TenantId(tenants[t]), p, table, "{\"id\":" + std::to_string(id) + "}",
+                "{\"id\":" + std::to_string(id) + ",\"f\":\"" + filler + "\"}");
+      }
+    }
+  }
+  auto one = BackupCatalog::Open(dir.path() + "/one", key, 1);
+  auto four = BackupCatalog::Open(dir.path() + "/four", key, 4);
+  ASSERT_TRUE(one.ok() && four.ok());
+  auto b1 = (*one)->CreateFull(mem, Req("*", p));
+  auto b4 = (*four)->CreateFull(mem, Req("*", p));
+  ASSERT_TRUE(b1.ok()) << b1.status().ToString();
+  ASSERT_TRUE(b4.ok()) << b4.status().ToString();
+  EXPECT_EQ(b1->rows, b4->rows);
+  EXPECT_EQ(b4->rows.at("public.orders"), 5u * 3 + 19u * 1500);
+  ASSERT_TRUE((*four)->Verify(b4->id).ok());
+  for (const auto& t : tenants) {
+    auto want = StoreRows(mem, t, p.lsn);
+    EXPECT_EQ(BackupRows(**four, b4->id, t), want) << t;
+    EXPECT_EQ(BackupRows(**one, b1->id, t), want) << t;
+  }
+  // The tenant index: each tenant spans a few of its table file's blocks.
+  const std::string dir4 = dir.path() + "/four/" + b4->id;
+  std::ifstream in(dir4 + "/manifest.json");
+  const std::string manifest((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_THAT(manifest, HasSubstr("\"tenant_blocks\""));
+  EXPECT_THAT(manifest, HasSubstr("\"tenant23\""));
+  // A byte flipped at the end of a data file (the last tenant's block):
+  // loading the first tenant does not open that block but still refuses the
+  // damaged file.
+  std::string file;
+  for (const auto& e : fs::directory_iterator(dir4)) {
+    if (e.path().filename() != "manifest.json") file = e.path().filename().string();
+  }
+  {
+    std::fstream f(dir4 + "/" + file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-3, std::ios::end);
+    const int c = f.get();
+    f.seekp(-3, std::ios::end);
+    f.put(static_cast<char>(c ^ 0xFF));
+  }
+  Status load = (*four)->LoadState(b4->id, TenantId("tenant0"), {}, [](const Row&) { return true; });
+  EXPECT_EQ(load.code(), StatusCode::kCorruption) << load.ToString();
+  EXPECT_THAT(load.message(), HasSubstr("file " + file));
 }
 
 TEST_F(MemoryBackupTest, DeleteRefusesANeededBase) {

@@ -74,6 +74,7 @@ struct ReplayConfig {
   std::string snapshot_dir;
   int64_t snapshot_retention_days = 30;
   int64_t lock_timeout_ms = 10000;  // how long an apply waits for the tenant's row locks
+  int64_t backup_workers = 2;       // threads of one backup: tenant readers, and as many block compressors
 };
 
 // Signed change events (docs/capture.md, "Signed events"): with a key file,

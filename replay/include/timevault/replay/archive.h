@@ -44,14 +44,23 @@ class ArchiveWriter {
   // the final name.
   // It is encrypted under the current key of `key_tenant` in `ring` (the
   // archive's tenant, or "*" for an all-tenant backup), created if the
-  // tenant has none.
+  // tenant has none. With `threads` > 1, closed blocks are compressed and
+  // encrypted on that many threads (at most two blocks each in flight) and
+  // written in order; the archive is the same.
   static Result<std::unique_ptr<ArchiveWriter>> Create(const std::string& dir, const std::string& id,
-                                                       ArchiveKeyRing& ring, const std::string& key_tenant);
+                                                       ArchiveKeyRing& ring, const std::string& key_tenant,
+                                                       size_t threads = 1);
   ~ArchiveWriter();  // without Finish: removes the temporary directory
 
   // Appends one record to data file `file` ([A-Za-z0-9._-]+, not
   // "manifest.json"), creating the file on first use.
   Status Add(const std::string& file, std::string_view record);
+
+  // The index of the block that holds the record last added to `file` (0
+  // before any): callers that add related records together (a tenant's rows
+  // of a table in an all-tenant backup) note the range of blocks they span,
+  // so a reader can open only those (ArchiveReader::ReadBlocks).
+  uint64_t LastBlock(const std::string& file) const;
 
   // Seals the archive: flushes every file, writes manifest.json — the fields
   // of `meta_json` (a JSON object the caller fills: kind, tenant, lsn, ...)
@@ -85,6 +94,19 @@ class ArchiveReader {
   // size and SHA-256 are checked. Corruption naming the file (and block) on any
   // problem. `emit` returns false to stop early.
   Status Read(const std::string& file, const std::function<bool(std::string_view record)>& emit) const;
+
+  // Like Read, but authenticates, decompresses and emits only the blocks
+  // first..last (inclusive) of `file`; the bytes of every other block are
+  // still read and hashed, so the file's size and SHA-256 are checked as in
+  // Read (its record count is not: skipped blocks are not opened).
+  Status ReadBlocks(const std::string& file, uint64_t first, uint64_t last,
+                    const std::function<bool(std::string_view record)>& emit) const;
+
+  // Checks the files without opening any block: every listed file present,
+  // no unlisted one, and each file's size and SHA-256 as the manifest says.
+  // Together with the per-block authentication of what is then read, this
+  // is what a load needs; Verify opens every block as well.
+  Status CheckFiles() const;
 
   // Reads every file completely (hash, authentication and decompression of
   // every block) and reports the first problem precisely: the file, the block

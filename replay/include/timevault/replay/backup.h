@@ -57,7 +57,11 @@ struct BackupRequest {
 class BackupCatalog {
  public:
   // Opens (creating) the catalog in `dir`, loading the master key file.
-  static Result<std::unique_ptr<BackupCatalog>> Open(const std::string& dir, const std::string& key_file);
+  // `workers` (replay.backup_workers) bounds the threads of one backup: an
+  // all-tenant full backup reads that many tenants at once, and as many
+  // threads compress and encrypt its blocks.
+  static Result<std::unique_ptr<BackupCatalog>> Open(const std::string& dir, const std::string& key_file,
+                                                     size_t workers = 1);
   virtual ~BackupCatalog() = default;
 
   // A full backup of the tenant's state at request.at. OutOfRange past the

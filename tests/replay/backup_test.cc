@@ -349,6 +349,18 @@ TEST(BackupWorkersTest, AllTenantBackupWithWorkersLoadsEveryTenantFromItsBlocks)
   Status load = (*four)->LoadState(b4->id, TenantId("tenant0"), {}, [](const Row&) { return true; });
   EXPECT_EQ(load.code(), StatusCode::kCorruption) << load.ToString();
   EXPECT_THAT(load.message(), HasSubstr("file " + file));
+  // Cancelled midway with four readers: Aborted, readers joined, nothing kept.
+  BackupRequest cancel = Req("*", p);
+  int asked = 0;
+  cancel.cancelled = [&asked] { return ++asked > 3; };
+  auto stopped = (*four)->CreateFull(mem, cancel);
+  EXPECT_EQ(stopped.status().code(), StatusCode::kAborted) << stopped.status().ToString();
+  auto listed = (*four)->List(std::nullopt);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
+  for (const auto& e : fs::directory_iterator(dir.path() + "/four")) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  }
 }
 
 TEST_F(MemoryBackupTest, DeleteRefusesANeededBase) {

@@ -194,29 +194,51 @@ echo "T = $T; tenant $victim at T: ${want%%:*} rows (md5 ${want#*:}); deleted"
 # The hot path parses with bash regexes, no process per field: under load a
 # Python start per poll added seconds to what is timed.
 field() { local re="\"$1\": ?\"([^\"]*)\""; [[ "$2" =~ $re ]] && printf -v "$3" %s "${BASH_REMATCH[1]}"; }
-plan=""; job=""; state=""
-ta=$(now)
-body=$(api POST /v1/pitr/preview "{\"tenant\":\"$victim\",\"target_time\":\"$T\"}")
-preview_s=$(since "$ta")
-field plan_id "$body" plan || die "no plan_id in $body"
-printf '%s' "$body" >"$work/plan.json"
-body=$(api POST /v1/pitr "{\"plan_id\":\"$plan\",\"confirm\":true}")
-field job_id "$body" job || die "no job id from POST /v1/pitr: $body"
-posted=$(date -u +%H:%M:%S.%N)
-while :; do
-  body=$(api GET "/v1/jobs/$job")
-  field state "$body" state || die "no job state in $body"
-  [[ "$state" == succeeded ]] && break
-  [[ "$state" == failed ]] && die "the PITR job failed: $body"
-  sleep 0.05
+# TVBENCH_PITR_RUNS=N (default 1): N timed PITRs, the tenant deleted again
+# before each; timevault_s is their median. TVBENCH_PERF=FILE: `perf record
+# -g` of `timevault run` during the timed PITRs into FILE.
+pitr_runs=${TVBENCH_PITR_RUNS:-1}
+perf_pid=""
+if [[ -n "${TVBENCH_PERF:-}" ]]; then
+  perf record -g -F 499 -p "$tv_pid" -o "$TVBENCH_PERF" >/dev/null 2>&1 &
+  perf_pid=$!
+  sleep 1
+fi
+pitr_times=()
+for run in $(seq 1 "$pitr_runs"); do
+  if ((run > 1)); then
+    psql -qX -c "DELETE FROM orders WHERE tenant_id = '$victim'"
+    wait_recoverable "$(psql -qXAt -c "SELECT pg_current_wal_insert_lsn()")"
+  fi
+  plan=""; job=""; state=""
+  ta=$(now)
+  body=$(api POST /v1/pitr/preview "{\"tenant\":\"$victim\",\"target_time\":\"$T\"}")
+  preview_s=$(since "$ta")
+  field plan_id "$body" plan || die "no plan_id in $body"
+  printf '%s' "$body" >"$work/plan.json"
+  body=$(api POST /v1/pitr "{\"plan_id\":\"$plan\",\"confirm\":true}")
+  field job_id "$body" job || die "no job id from POST /v1/pitr: $body"
+  posted=$(date -u +%H:%M:%S.%N)
+  while :; do
+    body=$(api GET "/v1/jobs/$job")
+    field state "$body" state || die "no job state in $body"
+    [[ "$state" == succeeded ]] && break
+    [[ "$state" == failed ]] && die "the PITR job failed: $body"
+    sleep 0.05
+  done
+  timevault_s=$(since "$ta")
+  printf '%s' "$body" >"$work/job.json"
+  got=$(fingerprint)
+  printf '(a) timevault: preview %.2f s, execute job %.2f s, total %.2f s; plan %s\n' "$preview_s" \
+    "$(echo "$timevault_s - $preview_s" | bc -l)" "$timevault_s" "$(jget operations <"$work/plan.json")"
+  [[ "$got" == "$want" ]] || die "timevault restored $got, want $want"
+  echo "    preview sent $(date -u -d "@$ta" +%H:%M:%S.%N), POST /v1/pitr answered $posted; job created $(jget created_at <"$work/job.json"), started $(jget started_at <"$work/job.json"), finished $(jget finished_at <"$work/job.json"); success seen $(date -u -d "@$(echo "$ta + $timevault_s" | bc -l)" +%H:%M:%S.%N)"
+
+  pitr_times+=("$timevault_s")
 done
-timevault_s=$(since "$ta")
-printf '%s' "$body" >"$work/job.json"
-got=$(fingerprint)
-printf '(a) timevault: preview %.2f s, execute job %.2f s, total %.2f s; plan %s\n' "$preview_s" \
-  "$(echo "$timevault_s - $preview_s" | bc -l)" "$timevault_s" "$(jget operations <"$work/plan.json")"
-[[ "$got" == "$want" ]] || die "timevault restored $got, want $want"
-echo "    preview sent $(date -u -d "@$ta" +%H:%M:%S.%N), POST /v1/pitr answered $posted; job created $(jget created_at <"$work/job.json"), started $(jget started_at <"$work/job.json"), finished $(jget finished_at <"$work/job.json"); success seen $(date -u -d "@$(echo "$ta + $timevault_s" | bc -l)" +%H:%M:%S.%N)"
+[[ -n "$perf_pid" ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+timevault_s=$(printf '%s\n' "${pitr_times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "timevault runs: ${pitr_times[*]} (median $timevault_s)"
 
 # The accident again, for pgBackRest; its WAL reaches the archive before (b).
 psql -qX -c "DELETE FROM orders WHERE tenant_id = '$victim'"

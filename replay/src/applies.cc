@@ -126,14 +126,17 @@ Result<ApplyResult> ApplyRunner::RunOnce(const ApplyJob& job, const ProgressFn& 
   TV_ASSIGN_OR_RETURN(auto catalog, LoadCatalog(conn, cfg_.tenant_column, cfg_.postgres.publication));
   TV_RETURN_IF_ERROR(CheckScope(catalog, job.scope));
   TV_ASSIGN_OR_RETURN(auto applier, Applier::Begin(catalog, Options(job.tenant, job.scope, job.keyed)));
+  const double lock_s = Seconds(started);
   report("load", 0.05);
   const double expected = static_cast<double>(std::max<uint64_t>(job.expected_rows, 1));
   TV_RETURN_IF_ERROR(check_cancel("locking"));
   TV_RETURN_IF_ERROR(job.load(
       *applier, [&](uint64_t n) { report("load", 0.05 + 0.45 * std::min(1.0, static_cast<double>(n) / expected)); }));
   TV_RETURN_IF_ERROR(check_cancel("loading the target"));
+  const double load_s = Seconds(started);
   report("diff", 0.5);
   TV_ASSIGN_OR_RETURN(auto diff, applier->Diff());
+  const double diff_s = Seconds(started);
   TV_RETURN_IF_ERROR(check_cancel("diffing"));
   if (job.expected_digest && *job.expected_digest != diff.digest) {
     return FailedPrecondition("tenant " + job.tenant.str() + " changed since the preview of plan " + job.source +
@@ -145,6 +148,7 @@ Result<ApplyResult> ApplyRunner::RunOnce(const ApplyJob& job, const ProgressFn& 
   report("snapshot", 0.6);
   TV_ASSIGN_OR_RETURN(const std::string snapshot_id,
                       snapshots_->Save(*applier, SnapshotOrigin{job.job_id, job.reason, job.source, job.tenant}));
+  const double snapshot_s = Seconds(started);
   report("apply", 0.7);
   std::string message = ToJson([&](JsonWriter& w) {
     w.StartObject();
@@ -172,9 +176,12 @@ Result<ApplyResult> ApplyRunner::RunOnce(const ApplyJob& job, const ProgressFn& 
   result.commit_lsn = commit_lsn;
   result.verified = true;
   result.verified_digest = applier->verified_digest();
-  spdlog::info("{} {} for tenant {}: {} inserts, {} updates, {} deletes in {:.2f}s (snapshot {})",
-               SnapshotReasonName(job.reason), job.job_id, job.tenant.str(), diff.ops.inserts, diff.ops.updates,
-               diff.ops.deletes, result.seconds, snapshot_id);
+  spdlog::info(
+      "{} {} for tenant {}: {} inserts, {} updates, {} deletes in {:.2f}s (snapshot {}; lock {:.3f}, load {:.3f}, "
+      "diff {:.3f}, snapshot {:.3f}, apply + verify + commit {:.3f} s)",
+      SnapshotReasonName(job.reason), job.job_id, job.tenant.str(), diff.ops.inserts, diff.ops.updates,
+      diff.ops.deletes, result.seconds, snapshot_id, lock_s, load_s - lock_s, diff_s - load_s, snapshot_s - diff_s,
+      result.seconds - snapshot_s);
   return result;
 }
 

@@ -36,6 +36,7 @@ struct TableState {
   std::vector<std::string> loss;
   std::vector<bool> texts;
   uint64_t rows = 0;
+  std::string staged;  // options.stage: the COPY text loaded into tv_t_<i>
   OperationCounts ops;
   // Keyed targets: the after-images of the apply being undone (tv_a_<i>).
   bool has_after = false;
@@ -76,6 +77,12 @@ struct TableState {
   std::string Named(size_t i) const {
     const auto& c = col(i);
     return table->name + "." + c.name + " (type " + (c.sql_type.empty() ? c.type.type_name : c.sql_type) + ")";
+  }
+  // The target columns with their types: what a staged target must match.
+  std::string Shape() const {
+    std::string out;
+    for (size_t i : target) out += col(i).quoted + " " + col(i).sql_type + " " + col(i).type.type_name + "\n";
+    return out;
   }
   std::vector<size_t> AllColumns() const {
     std::vector<size_t> out(table->columns.size());
@@ -172,6 +179,17 @@ struct Applier::Impl {
     for (const auto& c : columns_sql) cols += (cols.empty() ? "" : ", ") + c;
     TV_RETURN_IF_ERROR(conn.CopyIn("COPY " + into + " (" + cols + ") FROM STDIN"));
     copying = static_cast<int>(t);
+    return Status::Ok();
+  }
+
+  // Newline-terminated COPY lines.
+  Status PutLines(std::string_view lines) {
+    buf.append(lines);
+    if (buf.size() >= kCopyChunk) {
+      Status s = conn.CopyPut(buf);
+      buf.clear();
+      if (!s.ok()) return Fail(s);
+    }
     return Status::Ok();
   }
 
@@ -855,7 +873,53 @@ Status Applier::AddRow(const store::Row& row) {
     AppendCopyText(&line, std::string_view(sb.GetString(), sb.GetSize()));
   }
   ++ts.rows;
-  return m.Put(line);
+  line.push_back('\n');
+  if (m.opt.stage) ts.staged.append(line);
+  return m.PutLines(line);
+}
+
+Result<bool> Applier::AddStaged(const StagedTarget& staged) {
+  auto& m = *impl_;
+  if (m.opt.keyed) return Internal("AddStaged: a keyed target");
+  for (const auto& [name, table] : staged.tables) {
+    auto it = m.by_name.find(name);
+    if (it == m.by_name.end() || m.tables[it->second].Shape() != table.columns) return false;
+  }
+  for (const auto& [name, table] : staged.tables) {
+    TableState& ts = m.tables[m.by_name.at(name)];
+    std::vector<std::string> cols;
+    for (size_t i : ts.target) cols.push_back(ts.col(i).quoted);
+    cols.emplace_back(kText);
+    TV_RETURN_IF_ERROR(m.StartCopy(ts.index, cols, ts.T()));
+    for (size_t at = 0; at < table.copy.size(); at += kCopyChunk) {
+      if (Status s = m.conn.CopyPut(std::string_view(table.copy).substr(at, kCopyChunk)); !s.ok()) {
+        return m.Fail(m.CopyError(ts.index, s));
+      }
+    }
+    TV_RETURN_IF_ERROR(m.EndCopy());
+    ts.rows = table.rows;
+    if (table.texts.size() == ts.texts.size()) ts.texts = table.texts;
+    if (m.opt.stage) ts.staged = table.copy;
+  }
+  m.skipped = staged.skipped;
+  return true;
+}
+
+std::shared_ptr<const StagedTarget> Applier::TakeStaged() {
+  auto& m = *impl_;
+  if (!m.opt.stage || m.opt.keyed || !m.diffed) return nullptr;
+  auto out = std::make_shared<StagedTarget>();
+  for (auto& ts : m.tables) {
+    StagedTarget::Table t;
+    t.columns = ts.Shape();
+    t.copy = std::move(ts.staged);
+    t.rows = ts.rows;
+    t.texts = ts.texts;
+    ts.staged.clear();
+    out->tables.emplace(ts.table->name, std::move(t));
+  }
+  out->skipped = m.skipped;
+  return out;
 }
 
 Status Applier::AddKeyed(const std::string& table, const KeyedTable& keyed) {

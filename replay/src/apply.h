@@ -42,6 +42,35 @@ struct ApplyOptions {
   bool lock = true;                 // execute: lock the tenant's rows; preview: a consistent read only
   int64_t lock_timeout_ms = 10000;
   bool keyed = false;  // rollback: the target covers only the keys it is given
+  // Whole-tenant targets: keep the loaded target's COPY text (TakeStaged),
+  // for a later apply of the same target (a PITR preview's execute).
+  bool stage = false;
+};
+
+// A whole-tenant target as loaded into the temporary tables: per scope
+// table the COPY text of tv_t_<i>. The target state at a point is a function
+// of the store's history only, so a PITR preview keeps it for its execute,
+// which loads it instead of reading and converting the store's rows again
+// (docs/replay.md "Staged targets").
+struct StagedTarget {
+  struct Table {
+    std::string columns;  // the target columns and types it was built for; another table shape cannot use it
+    std::string copy;     // COPY text lines
+    uint64_t rows = 0;
+    std::vector<bool> texts;  // per target column: a fidelity text was loaded
+  };
+  std::map<std::string, Table> tables;
+  uint64_t skipped = 0;
+  uint64_t rows() const {
+    uint64_t n = 0;
+    for (const auto& [name, t] : tables) n += t.rows;
+    return n;
+  }
+  size_t bytes() const {
+    size_t n = 0;
+    for (const auto& [name, t] : tables) n += t.copy.size() + t.columns.size();
+    return n;
+  }
 };
 
 // A table's part of a keyed target (from a snapshot).
@@ -84,6 +113,13 @@ class Applier {
   // Whole-tenant targets: one row image; rows of tables outside the scope
   // are counted and skipped. Rows may come in any table order.
   Status AddRow(const store::Row& row);
+  // Whole-tenant targets: loads a target staged by an earlier Applier
+  // (options.stage) instead of rows. Returns false, having loaded nothing,
+  // when a table's columns are not those the target was staged for (the
+  // caller then loads the rows).
+  Result<bool> AddStaged(const StagedTarget& staged);
+  // After Diff, with options.stage: the target as loaded (once).
+  std::shared_ptr<const StagedTarget> TakeStaged();
   // Keyed targets: one table's saved rows and absent keys.
   Status AddKeyed(const std::string& table, const KeyedTable& keyed);
   // Ends loading and computes the differences.

@@ -177,4 +177,39 @@ Result<SamplePage> PlanStore::Sample(const PitrPlan& plan, const std::string& ta
   return page;
 }
 
+void PlanStore::Stage(const std::string& plan_id, std::shared_ptr<const StagedTarget> target) {
+  if (!target) return;
+  const size_t bytes = target->bytes();
+  if (bytes > kStagedTargetBytes) return;
+  std::lock_guard<std::mutex> lock(staged_mu_);
+  const int64_t now = SystemClock().Now().micros();
+  size_t total = bytes;
+  for (auto it = staged_.begin(); it != staged_.end();) {
+    if (now - it->second.staged_at > kPlanLifetimeMicros) {
+      it = staged_.erase(it);
+    } else {
+      total += it->second.target->bytes();
+      ++it;
+    }
+  }
+  while (total > kStagedTargetBytes && !staged_.empty()) {
+    auto oldest = std::min_element(staged_.begin(), staged_.end(),
+                                   [](const auto& a, const auto& b) { return a.second.order < b.second.order; });
+    total -= oldest->second.target->bytes();
+    staged_.erase(oldest);
+  }
+  staged_[plan_id] = StagedEntry{std::move(target), now, ++staged_order_};
+}
+
+std::shared_ptr<const StagedTarget> PlanStore::Staged(const std::string& plan_id) {
+  std::lock_guard<std::mutex> lock(staged_mu_);
+  auto it = staged_.find(plan_id);
+  return it == staged_.end() ? nullptr : it->second.target;
+}
+
+void PlanStore::Unstage(const std::string& plan_id) {
+  std::lock_guard<std::mutex> lock(staged_mu_);
+  staged_.erase(plan_id);
+}
+
 }  // namespace timevault::replay

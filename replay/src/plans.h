@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,8 @@ namespace timevault::replay {
 
 // How long after its preview a plan may be executed.
 inline constexpr int64_t kPlanLifetimeMicros = 3600LL * 1000000;
+// At most this many bytes of staged targets are kept (the oldest go first).
+inline constexpr size_t kStagedTargetBytes = 256u << 20;
 
 // A plan as saved: the preview's answer and what the execute checks.
 struct StoredPlan {
@@ -49,12 +53,27 @@ class PlanStore {
   // A page of the sample of `plan`'s table.
   Result<SamplePage> Sample(const PitrPlan& plan, const std::string& table, uint64_t offset, uint64_t limit);
 
+  // The preview's loaded target, kept in memory (never on disk) for the
+  // plan's execute: at most kStagedTargetBytes in all and kPlanLifetimeMicros
+  // each; a process that did not preview the plan has none.
+  void Stage(const std::string& plan_id, std::shared_ptr<const StagedTarget> target);
+  std::shared_ptr<const StagedTarget> Staged(const std::string& plan_id);
+  void Unstage(const std::string& plan_id);
+
  private:
+  struct StagedEntry {
+    std::shared_ptr<const StagedTarget> target;
+    int64_t staged_at = 0;  // micros
+    uint64_t order = 0;
+  };
   std::string PlanPath(const std::string& id) const { return dir_ + "/" + id + ".json"; }
   std::string SamplePath(const std::string& id) const { return dir_ + "/" + id + ".sample"; }
 
   std::string dir_;
   ArchiveKeyRing* keys_;
+  std::mutex staged_mu_;
+  std::map<std::string, StagedEntry> staged_;  // by plan id
+  uint64_t staged_order_ = 0;
 };
 
 }  // namespace timevault::replay

@@ -327,6 +327,47 @@ TEST_F(PitrE2E, StalePlanIsRefusedAndChangesNothing) {
   EXPECT_NE(again.status().message().find("already executed"), std::string::npos);
 }
 
+// The execute of a plan loads the target its preview staged (the target at
+// a point depends on the store's history only) and still diffs it against
+// the live rows under the lock; a table whose columns changed since the
+// preview gets its target from the store again. Both give the rows at T.
+TEST_F(PitrE2E, ExecuteReusesThePreviewsTargetUnlessTheTableChanged) {
+  auto engine = OpenEngine();
+  ASSERT_NE(engine, nullptr);
+  auto conn = h_->db().Connect();
+  const auto& moment = (*moments_)[11];
+  auto plan = engine->PreviewPitr(TenantId("T1"), PitrTarget(moment.lsn), {});
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  auto done = engine->ExecutePitr(plan->plan_id, "job-staged", nullptr);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_TRUE(done->target_staged);
+  Dump after = Tenant(conn, "T1");
+  for (const auto& t : kTables) EXPECT_EQ(after.at(t), moment.rows.at(t)) << "table " << t;
+
+  // Another process (the CLI without the API) has no staged target: the store.
+  auto other = OpenEngine();
+  ASSERT_NE(other, nullptr);
+  auto plan2 = engine->PreviewPitr(TenantId("T1"), PitrTarget((*moments_)[17].lsn), {});
+  ASSERT_TRUE(plan2.ok()) << plan2.status().ToString();
+  auto done2 = other->ExecutePitr(plan2->plan_id, "job-unstaged", nullptr);
+  ASSERT_TRUE(done2.ok()) << done2.status().ToString();
+  EXPECT_FALSE(done2->target_staged);
+  after = Tenant(conn, "T1");
+  for (const auto& t : kTables) EXPECT_EQ(after.at(t), (*moments_)[17].rows.at(t)) << "table " << t;
+
+  // A column added between the preview and the execute: the staged text no
+  // longer fits the table, the execute reads the store.
+  auto plan3 = engine->PreviewPitr(TenantId("T1"), PitrTarget(moment.lsn), {});
+  ASSERT_TRUE(plan3.ok()) << plan3.status().ToString();
+  ASSERT_TRUE(conn.Run("ALTER TABLE notes ADD COLUMN extra text").ok());
+  auto done3 = engine->ExecutePitr(plan3->plan_id, "job-reshaped", nullptr);
+  ASSERT_TRUE(conn.Run("ALTER TABLE notes DROP COLUMN extra").ok());
+  ASSERT_TRUE(done3.ok()) << done3.status().ToString();
+  EXPECT_FALSE(done3->target_staged);
+  after = Tenant(conn, "T1");
+  for (const auto& t : kTables) EXPECT_EQ(after.at(t), moment.rows.at(t)) << "table " << t;
+}
+
 TEST_F(PitrE2E, TableFilterLeavesOtherTablesUntouched) {
   auto engine = OpenEngine();
   ASSERT_NE(engine, nullptr);

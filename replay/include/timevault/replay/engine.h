@@ -113,6 +113,9 @@ struct ApplyResult {
   // live rows matched (Applier::verified_digest).
   bool verified = false;
   std::string verified_digest;
+  // PITR: the target came from the preview's staged target (kept in memory
+  // by the process that previewed), not from the store again.
+  bool target_staged = false;
 };
 
 // Writes `verified` and `verified_digest` of `r` into the JSON object open in

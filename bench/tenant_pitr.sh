@@ -244,6 +244,10 @@ echo "timevault runs: ${pitr_times[*]} (median $timevault_s)"
 psql -qX -c "DELETE FROM orders WHERE tenant_id = '$victim'"
 wait_recoverable "$(psql -qXAt -c "SELECT pg_current_wal_insert_lsn()")"
 kill -TERM "$tv_pid"; wait "$tv_pid" || true; tv_pid=""
+# Where the time went, from timevault's own log (the preview's and the
+# apply's phase line of each run; read after it stopped: its log is
+# buffered when it goes to a file).
+grep -E "pitr preview .*load [0-9.]+|pitr job-.* for tenant .*lock [0-9.]+|staged target" "$work/tv.log" | sed 's/^/phases: /' || true
 pgbr check  # switches WAL and waits until the segment is archived
 
 # --- (b) pgBackRest -----------------------------------------------------------------

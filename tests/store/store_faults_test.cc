@@ -41,6 +41,7 @@ TEST_F(StoreTest, AWriteErrorFoundByRetentionStopsIngest) {
     ~Unmount() { ::umount2(at.c_str(), MNT_DETACH); }
   } unmount{mount_point};
   path_ = mount_point + "/store";
+  min_free_mb_ = 0;  // retention's own write must be the one that meets the full volume
   Open();
   ASSERT_NE(store_, nullptr);
   Bootstrap();

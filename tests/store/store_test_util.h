@@ -40,6 +40,9 @@ inline void WriteKeyFile(const std::string& path, uint8_t seed) {
 class StoreTest : public ::testing::Test {
  protected:
   static constexpr size_t kDictionarySamples = 24;
+  // The full-volume guard's reserve (Store::Options::min_free_mb); tests of
+  // RocksDB's own write errors on a small volume turn it off.
+  size_t min_free_mb_ = 256;
 
   StoreTest() {
     key_file_ = dir_.path() + "/master.key";
@@ -56,6 +59,7 @@ class StoreTest : public ::testing::Test {
     // Every test past a few dozen envelopes reads compressed ones (the
     // production default is 1000).
     o.envelope_dictionary_samples = kDictionarySamples;
+    o.min_free_mb = min_free_mb_;
     return o;
   }
 

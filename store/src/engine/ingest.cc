@@ -749,6 +749,8 @@ Status CheckFreeSpace(const std::string& path, size_t min_free_mb, size_t batch_
   if (::statvfs(path.c_str(), &fs) != 0) {
     return Internal("reading the free space of store.path " + path + ": " + std::strerror(errno));
   }
+  // A file system that states no size (ramfs) has no free-space figure to go by.
+  if (fs.f_blocks == 0) return Status::Ok();
   const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
   const uint64_t need = (static_cast<uint64_t>(min_free_mb) << 20) + batch_bytes;
   if (free_bytes >= need) return Status::Ok();

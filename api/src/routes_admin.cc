@@ -19,6 +19,9 @@ namespace {
 
 constexpr double kDiskWarning = 0.80;
 constexpr double kDiskCritical = 0.95;
+// Of kafka.topic_retention_ms: how old the store's unread messages may get.
+constexpr double kRetentionWarning = 0.5;
+constexpr double kRetentionCritical = 0.8;
 constexpr int64_t kMicrosPerSecond = 1000000;
 constexpr int64_t kThirtyDays = 30LL * 86400 * kMicrosPerSecond;
 
@@ -34,6 +37,43 @@ struct Level {
     problems.push_back("critical: " + std::move(p));
   }
 };
+
+// A finite kafka.topic_retention_ms against how far the store is behind:
+// every message the store has not read was produced after its recoverable
+// point's heartbeat (the point only passes a heartbeat once every message
+// before it is read), so the recoverable time's age bounds the age of the
+// oldest unread message from above. Retention deletes it (a gap,
+// docs/store.md) when that age passes the retention: warning from half of
+// it, critical from 80%.
+void WriteKafkaRetention(ApiState& s, JsonWriter& w, Level& level, const store::StoreStats& st) {
+  const int64_t retention_ms = s.cfg.kafka.topic_retention_ms;
+  if (retention_ms <= 0) return;  // -1: kept until deleted by hand
+  w.Key("kafka_retention");
+  w.StartObject();
+  w.Key("topic_retention_ms");
+  w.Int64(retention_ms);
+  w.Key("unread_age_bound_seconds");
+  if (!st.recoverable) {
+    w.Null();
+    w.EndObject();
+    return;
+  }
+  const double age = std::max<double>(0, (s.clock->Now().micros() - st.recoverable->time.micros()) / 1e6);
+  const double fraction = age * 1000 / static_cast<double>(retention_ms);
+  w.Double(age);
+  w.Key("fraction_of_retention");
+  w.Double(std::round(fraction * 1000) / 1000);
+  w.EndObject();
+  const std::string what = "the store's recoverable point is " + std::to_string(static_cast<int64_t>(age)) +
+                           " s old and Kafka deletes messages after " + std::to_string(retention_ms / 1000) +
+                           " s (kafka.topic_retention_ms): messages the store has not read yet are at risk, and "
+                           "deleted ones are a gap";
+  if (fraction >= kRetentionCritical) {
+    level.Critical(what);
+  } else if (fraction >= kRetentionWarning) {
+    level.Warn(what);
+  }
+}
 
 void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStats& st, bool all) {
   w.Key("store");
@@ -60,6 +100,7 @@ void WriteStore(ApiState& s, JsonWriter& w, Level& level, const store::StoreStat
   std::vector<std::string> gap_problems;
   WriteGapsHealth(s, w, &gap_problems);
   for (auto& p : gap_problems) level.Critical(std::move(p));
+  WriteKafkaRetention(s, w, level, st);
   w.EndObject();
   if (st.dead_letters > 0) {
     level.Warn(std::to_string(st.dead_letters) + " dead letters in the store (GET /v1/dead-letters lists them)");

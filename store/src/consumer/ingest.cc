@@ -117,6 +117,37 @@ class Rebalancer {
     return lo;
   }
 
+  // The stored next offset of a partition, checked against what the
+  // partition holds: below its first offset (its retention deleted messages
+  // the store never read) or past its end (the topic was deleted and
+  // recreated, or truncated: its offsets started over, and the store would
+  // take the new messages below `next` for re-deliveries) is a gap, recorded
+  // with the partition's first offset as its next one (docs/store.md, "Kafka
+  // offsets that jump"). When the broker does not answer, the stored offset
+  // (a jump forward is still found by the ingest of the first message read).
+  // A partition with no stored offset starts at its first offset (FirstOffset);
+  // when the store already vouches for history, a first offset above 0 means
+  // messages deleted before the store ever read one of them: a gap too.
+  int64_t CheckedOffset(rd_kafka_t* rk, const char* topic, int32_t partition, std::optional<int64_t> stored) {
+    if (!stored && !store_->RecoverablePoint().ok()) return FirstOffset(rk, topic, partition);
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 5000);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (!stored) return FirstOffset(rk, topic, partition);
+      spdlog::warn("store: offsets held by {}[{}]: {}; resuming at the stored {} unchecked", topic, partition,
+                   rd_kafka_err2str(err), *stored);
+      return *stored;
+    }
+    const int64_t next = stored.value_or(0);
+    if (next >= lo && next <= hi) return stored ? next : lo;
+    auto resumed = store_->RecordSkippedOffsets(topic, partition, next, lo, hi);
+    if (!resumed.ok()) {
+      error_ = resumed.status();
+      return RD_KAFKA_OFFSET_INVALID;
+    }
+    return *resumed;
+  }
+
   Rebalancer(Store* store, IngestMetrics* metrics, Applier* applier, std::vector<IngestItem>* pending,
              std::string txn_topic, const Wakeup* wakeup)
       : store_(store),
@@ -183,7 +214,11 @@ class Rebalancer {
         p.offset = RD_KAFKA_OFFSET_INVALID;
         continue;
       }
-      p.offset = next->has_value() ? **next : FirstOffset(rk, p.topic, p.partition);
+      p.offset = CheckedOffset(rk, p.topic, p.partition, *next);
+      if (!error_.ok()) {
+        p.offset = RD_KAFKA_OFFSET_INVALID;
+        continue;
+      }
       spdlog::info("store: assigned {}[{}] from offset {}{}", p.topic, p.partition,
                    p.offset == RD_KAFKA_OFFSET_BEGINNING ? "beginning" : std::to_string(p.offset),
                    next->has_value() ? "" : " (nothing stored yet)");

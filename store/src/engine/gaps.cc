@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -81,8 +82,99 @@ Gap ToGap(const engine::GapRec& g) {
 }  // namespace
 
 std::string Gap::Describe() const {
-  return "gap #" + std::to_string(id) + " (" + cause + ") between " + from.lsn.ToString() + " (" + from.time.ToIso() +
-         ") and " + to.lsn.ToString() + " (" + to.time.ToIso() + ")";
+  const std::string start =
+      "gap #" + std::to_string(id) + " (" + cause + ") between " + from.lsn.ToString() + " (" + from.time.ToIso() + ")";
+  if (to.lsn.value() == engine::kOpenGapLsn) return start + " and the next full snapshot";
+  return start + " and " + to.lsn.ToString() + " (" + to.time.ToIso() + ")";
+}
+
+namespace engine {
+
+// Kafka offsets that jump forward (a topic's retention deleted messages the
+// store never read; a topic deleted and recreated): the events in between
+// are unknown, and so is every state after the last point vouched for,
+// until a full snapshot (a re-snapshot on a new slot) closes the gap. One
+// open gap at a time: a second skip while one is open only adds its cause.
+void AddOpenGap(std::vector<GapRec>* gaps, const std::optional<PointRec>& recoverable, const std::string& cause) {
+  if (!gaps->empty() && gaps->back().to.lsn == kOpenGapLsn) {
+    if (gaps->back().cause.size() < 4000) gaps->back().cause += "; " + cause;
+    spdlog::error("store: GAP #{} (still open): {}", gaps->back().id, cause);
+    return;
+  }
+  GapRec g;
+  g.id = gaps->empty() ? 1 : gaps->back().id + 1;
+  g.from = recoverable.value_or(PointRec{});
+  g.to = PointRec{kOpenGapLsn, std::numeric_limits<int64_t>::max()};
+  g.recorded_us = SystemClock().Now().micros();
+  g.cause = cause;
+  spdlog::error(
+      "store: GAP #{}: {}. History after {} ({}) is unknown until a full snapshot: reads there are refused. Drop "
+      "capture's replication slot to have it take one; acknowledge with `timevault gaps ack {}`",
+      g.id, cause, Lsn(g.from.lsn).ToString(), CommitTime(g.from.time_us).ToIso(), g.id);
+  gaps->push_back(std::move(g));
+}
+
+Status Ingest::SkippedOffsets(const KafkaPosition& pos, int64_t expected) {
+  AddOpenGap(&s_->gaps, s_->progress.recoverable,
+             "Kafka offsets skipped: " + pos.topic + "[" + std::to_string(pos.partition) + "] " +
+                 std::to_string(expected) + ".." + std::to_string(pos.offset - 1) +
+                 " were never read (the next message read was at " + std::to_string(pos.offset) +
+                 "; deleted by the topic's retention before the store read them)");
+  return Put(s_->meta, kMetaGaps, EncodeGaps(s_->gaps));
+}
+
+}  // namespace engine
+
+Result<int64_t> Store::RecordSkippedOffsets(const std::string& topic, int32_t partition, int64_t stored, int64_t low,
+                                            int64_t high) {
+  if (impl_->options.read_only) return FailedPrecondition("the store is open read-only");
+  const std::string part = topic + "[" + std::to_string(partition) + "]";
+  std::string cause = "Kafka offsets skipped: " + part + " ";
+  if (stored < low) {
+    cause +=
+        std::to_string(stored) + ".." + std::to_string(low - 1) +
+        " were never read (deleted by the topic's retention before the store read them; it holds " +
+        (low < high ? std::to_string(low) + ".." + std::to_string(high - 1) : "none, next " + std::to_string(low)) +
+        ")";
+  } else {
+    cause += "ends at " + std::to_string(high) + ", before the store's next offset " + std::to_string(stored) +
+             " (the topic was deleted and recreated, or truncated: its offsets started over; what the old one held "
+             "from " +
+             std::to_string(stored) + " on was never read)";
+  }
+  std::lock_guard lock(impl_->write_mu);
+  TV_RETURN_IF_ERROR(impl_->Drain());
+  std::vector<engine::GapRec> gaps = impl_->gaps;
+  engine::AddOpenGap(&gaps, impl_->progress.recoverable, cause);
+  rocksdb::WriteBatch batch;
+  std::string offset;
+  engine::PutU64(&offset, static_cast<uint64_t>(low));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (!batch.Put(impl_->meta, engine::kMetaGaps, engine::EncodeGaps(gaps)).ok() ||
+      !batch.Put(impl_->meta, engine::OffsetKey(topic, partition), offset).ok()) {
+    return Internal("building the gap record");
+  }
+  // Heartbeats waiting for the partition's lost messages would wait forever
+  // (after a recreated topic its offsets may never reach theirs) and hold
+  // back every later one, the full snapshot's marker that closes this gap
+  // too: they no longer wait for this partition.
+  std::map<std::string, engine::PendingHeartbeat> heartbeats = impl_->heartbeats;
+  for (auto& [key, h] : heartbeats) {
+    const size_t before = h.offsets.size();
+    std::erase_if(h.offsets, [&](const auto& o) { return o.partition == partition && o.topic == topic; });
+    if (h.offsets.size() != before && !batch.Put(impl_->meta, key, engine::EncodeHeartbeat(h)).ok()) {
+      return Internal("building the gap record");
+    }
+  }
+  if (rocksdb::Status st = impl_->db->Write(wo, &batch); !st.ok()) {
+    return Internal(RocksError("writing the gap record", st));
+  }
+  impl_->gaps = std::move(gaps);
+  impl_->heartbeats = std::move(heartbeats);
+  impl_->offsets[{topic, partition}] = low;
+  impl_->Publish();
+  return low;
 }
 
 std::string StoreImpl::GapAcksPath() const { return (std::filesystem::path(options.path) / kAcksFile).string(); }
@@ -92,7 +184,9 @@ Status StoreImpl::CheckGap(Lsn point, const ReadView& v, std::string_view what) 
     if (point.value() > g.from.lsn && point.value() < g.to.lsn) {
       return OutOfRange(std::string(what) + " " + point.ToString() + " is inside " + ToGap(g).Describe() +
                         ": the store cannot vouch for history there; choose a point at or before " +
-                        Lsn(g.from.lsn).ToString() + " or at or after " + Lsn(g.to.lsn).ToString());
+                        Lsn(g.from.lsn).ToString() +
+                        (g.to.lsn == engine::kOpenGapLsn ? std::string(" (or wait for a full snapshot)")
+                                                         : " or at or after " + Lsn(g.to.lsn).ToString()));
     }
   }
   return Status::Ok();
@@ -117,7 +211,9 @@ Status AdjustForGaps(const std::vector<GapRec>& gaps, CommitTime t, std::optiona
     if (t.micros() > g.from.time_us && t.micros() < g.to.time_us) {
       return OutOfRange("time " + t.ToIso() + " is inside " + ToGap(g).Describe() +
                         ": the store cannot vouch for history there; choose a time at or before " +
-                        CommitTime(g.from.time_us).ToIso() + " or at or after " + CommitTime(g.to.time_us).ToIso());
+                        CommitTime(g.from.time_us).ToIso() +
+                        (g.to.lsn == kOpenGapLsn ? std::string(" (or wait for a full snapshot)")
+                                                 : " or at or after " + CommitTime(g.to.time_us).ToIso()));
     }
     if (t.micros() >= g.to.time_us && (!*best || (*best)->lsn < g.to.lsn)) *best = g.to;
   }
@@ -145,7 +241,14 @@ Status Ingest::SnapshotImage(const PendingHeartbeat& h) {
     ++abandoned;
   }
   TV_ASSIGN_OR_RETURN(size_t ended, EndRowsAbsentFrom(h));
-  if (p.recoverable && p.recoverable->lsn < h.lsn) {
+  if (!s_->gaps.empty() && s_->gaps.back().to.lsn == kOpenGapLsn && s_->gaps.back().from.lsn < h.lsn) {
+    GapRec& g = s_->gaps.back();  // skipped Kafka offsets: the snapshot ends what they left unknown
+    g.to = PointRec{h.lsn, h.time_us};
+    g.cause += "; closed by a full snapshot (" + h.cause + ")";
+    spdlog::warn("store: gap #{} closed by the full snapshot at {}: points from there on are exact", g.id,
+                 Lsn(h.lsn).ToString());
+    TV_RETURN_IF_ERROR(Put(s_->meta, kMetaGaps, EncodeGaps(s_->gaps)));
+  } else if (p.recoverable && p.recoverable->lsn < h.lsn) {
     GapRec g;
     g.id = s_->gaps.empty() ? 1 : s_->gaps.back().id + 1;
     g.from = *p.recoverable;
@@ -241,7 +344,12 @@ std::string Store::GapJson(const Gap& gap) {
   w.Uint64(gap.id);
   str("cause", gap.cause);
   point("from", gap.from);
-  point("to", gap.to);
+  if (gap.to.lsn.value() == engine::kOpenGapLsn) {
+    w.Key("to");
+    w.Null();  // open: until the next full snapshot
+  } else {
+    point("to", gap.to);
+  }
   str("recorded_at", gap.recorded_at.ToIso());
   w.Key("acknowledged");
   w.Bool(gap.acknowledged);

@@ -428,6 +428,8 @@ namespace engine {
 // a time inside one; the end of a gap (its full snapshot) when that is
 // newer than `best` and not after `t` (gaps.cc).
 Status AdjustForGaps(const std::vector<GapRec>& gaps, CommitTime t, std::optional<PointRec>* best);
+// Opens a gap after `recoverable` (or adds `cause` to the one open).
+void AddOpenGap(std::vector<GapRec>* gaps, const std::optional<PointRec>& recoverable, const std::string& cause);
 }  // namespace engine
 
 }  // namespace timevault::store

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -222,6 +223,10 @@ Status Ingest::Item(const IngestItem& item) {
     ++s_->counters.duplicates;  // re-delivered by Kafka: already applied
     return Status::Ok();
   }
+  // A jump forward: the partition held messages the store never read (its
+  // retention deleted them and the fetch was reset past them). The heartbeat
+  // topic too: a lost snapshot marker would hide a re-snapshot's gap.
+  if (*next > 0 && item.position.offset > *next) TV_RETURN_IF_ERROR(SkippedOffsets(item.position, *next));
   *next = item.position.offset + 1;
   if (!item.event) {
     return DeadLetter(item.position, item.dead_letter_reason.empty() ? "not parsed" : item.dead_letter_reason,
@@ -595,7 +600,20 @@ Status Ingest::Finish() {
   // each moving the recoverable point before the next is looked at: a full
   // snapshot's marker met in the same batch as an earlier marker finds the
   // history that one vouched for, and records the gap after it.
-  while (!s_->heartbeats.empty() && Satisfied(s_->heartbeats.begin()->second)) {
+  while (!s_->heartbeats.empty()) {
+    if (!Satisfied(s_->heartbeats.begin()->second)) {
+      // A full snapshot's marker met ends what the heartbeats before it wait
+      // for (transactions whose events were lost, skipped Kafka offsets):
+      // they go, unmet, and the snapshot records the gap below it.
+      auto image = std::find_if(std::next(s_->heartbeats.begin()), s_->heartbeats.end(),
+                                [&](const auto& e) { return e.second.image && Satisfied(e.second); });
+      if (image == s_->heartbeats.end()) break;
+      for (auto e = s_->heartbeats.begin(); e != image;) {
+        TV_RETURN_IF_ERROR(Delete(s_->meta, e->first));
+        e = s_->heartbeats.erase(e);
+      }
+      continue;
+    }
     const auto& [key, h] = *s_->heartbeats.begin();
     if (h.image) {
       if (p.base && p.complete_through && p.complete_through->lsn < h.lsn) advance(*p.complete_through);

@@ -108,6 +108,8 @@ class Ingest {
   Status Message(const StoreEvent& ev);
   Status End(const StoreEvent& ev);
   Status Heartbeat(const IngestItem& item, const StoreEvent& ev);
+  // The partition's offsets jumped from `expected` to the item's (gaps.cc).
+  Status SkippedOffsets(const KafkaPosition& pos, int64_t expected);
 
   // ---- helpers ----
   Result<TxRef> Resolve(const StoreEvent& ev, bool transactional);

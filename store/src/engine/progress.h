@@ -77,6 +77,10 @@ struct Progress {
   static std::optional<Progress> Decode(std::string_view s);
 };
 
+// The `to` LSN of an open gap (Kafka offsets skipped): every point after its
+// `from` is refused until a full snapshot closes it (docs/store.md, "Gaps").
+inline constexpr uint64_t kOpenGapLsn = ~uint64_t{0};
+
 inline constexpr std::string_view kMetaInflightPrefix = "inflight/";
 inline constexpr std::string_view kMetaHeartbeatPrefix = "heartbeat/";
 inline constexpr std::string_view kMetaGaps = "gaps";

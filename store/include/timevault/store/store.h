@@ -37,14 +37,18 @@ struct Point {
 struct Gap {
   uint64_t id = 0;
   Point from;  // the last point vouched for before the gap
-  Point to;    // the first point vouched for after it
+  Point to;    // the first point vouched for after it (open(): none yet)
   std::string cause;
   CommitTime recorded_at;  // the store's clock when it recorded the gap
   bool acknowledged = false;
   std::string acknowledged_by;
   CommitTime acknowledged_at;
-  // "gap #1 (cause) between 0/1A2B (time) and 0/1C00 (time)".
+  // "gap #1 (cause) between 0/1A2B (time) and 0/1C00 (time)", or "… and
+  // the next full snapshot" for an open one.
   std::string Describe() const;
+  // Kafka offsets skipped: every point after `from` is unknown until a full
+  // snapshot closes the gap (`to` is then all ones).
+  bool open() const { return to.lsn.value() == ~uint64_t{0}; }
 };
 
 struct Row {
@@ -223,6 +227,16 @@ class Store final : public StateReader {
   static Status RewrapMasterKey(const Options& options, const std::string& new_key_file);
   // Folds versions and history older than the retention window before `now`.
   Status RunRetention(CommitTime now);
+  // Kafka offsets that cannot be read: partition `topic`[`partition`], where
+  // the store would go on at `stored`, now holds offsets `low`..`high`-1
+  // only: `stored` < `low` (its retention deleted messages the store had not
+  // read) or `stored` > `high` (the topic was deleted and recreated, or
+  // truncated: its offsets started over). Records an open gap after the
+  // recoverable point naming both (closed by the next full snapshot) and
+  // moves the partition's next offset to `low`, in one synced write.
+  // Returns the offset to resume from (`low`).
+  Result<int64_t> RecordSkippedOffsets(const std::string& topic, int32_t partition, int64_t stored, int64_t low,
+                                       int64_t high);
   // Every gap recorded, oldest first, with its acknowledgement (read from
   // the store directory's acknowledgements file at each call).
   std::vector<Gap> Gaps();

@@ -14,6 +14,7 @@
 // before it, and leave the other tenants byte-identical.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <regex>
@@ -275,7 +276,12 @@ TEST(ZooE2E, EveryMomentOfEveryTableKindAndTypeComesBackExactlyAsText) {
       last.lsn.ToString());
   ASSERT_NE(store, nullptr);
   // The workload really used the zoo: lossy values, moved rows, every table.
-  for (const auto& [t, key] : kTables) ASSERT_NE(last.rows.at(t), "") << t;
+  // (Some moment saw rows of each table: the random workload may leave a
+  // table of T1 empty at the last one.)
+  for (const auto& [t, key] : kTables) {
+    const bool seen = std::any_of(moments.begin(), moments.end(), [&](const Moment& m) { return !m.rows.at(t).empty(); });
+    ASSERT_TRUE(seen || !last.rows.at(t).empty()) << "no moment saw rows of " << t;
+  }
   ASSERT_NE(h.Query("SELECT count(*) FROM acct_other WHERE tenant_id = 'T1'"), "0");
   ASSERT_NE(h.Query("SELECT count(*) FROM events_2026_1 WHERE tenant_id = 'T1'"), "0");
   int with_attached = 0;  // moments that saw rows of an attached bucket

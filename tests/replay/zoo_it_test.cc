@@ -279,7 +279,8 @@ TEST(ZooE2E, EveryMomentOfEveryTableKindAndTypeComesBackExactlyAsText) {
   // (Some moment saw rows of each table: the random workload may leave a
   // table of T1 empty at the last one.)
   for (const auto& [t, key] : kTables) {
-    const bool seen = std::any_of(moments.begin(), moments.end(), [&](const Moment& m) { return !m.rows.at(t).empty(); });
+    const bool seen =
+        std::any_of(moments.begin(), moments.end(), [&](const Moment& m) { return !m.rows.at(t).empty(); });
     ASSERT_TRUE(seen || !last.rows.at(t).empty()) << "no moment saw rows of " << t;
   }
   ASSERT_NE(h.Query("SELECT count(*) FROM acct_other WHERE tenant_id = 'T1'"), "0");

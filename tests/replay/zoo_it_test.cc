@@ -278,7 +278,8 @@ TEST(ZooE2E, EveryMomentOfEveryTableKindAndTypeComesBackExactlyAsText) {
   // The workload really used the zoo: lossy values, moved rows, every table.
   // (Some moment saw rows of each table: the random workload may leave a
   // table of T1 empty at the last one.)
-  for (const auto& [t, key] : kTables) {
+  for (const auto& entry : kTables) {
+    const std::string& t = entry.first;
     const bool seen =
         std::any_of(moments.begin(), moments.end(), [&](const Moment& m) { return !m.rows.at(t).empty(); });
     ASSERT_TRUE(seen || !last.rows.at(t).empty()) << "no moment saw rows of " << t;

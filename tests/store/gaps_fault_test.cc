@@ -24,22 +24,6 @@ using namespace std::chrono_literals;
 
 constexpr char kAdminSecret[] = "gaps-admin-secret";
 
-std::string ApiToml(int port) {
-  return "[api]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n[[api.tokens]]\nname = \"admin\"\nsha256 = \"" +
-         crypto::Sha256Hex(kAdminSecret) + "\"\nrole = \"admin\"\ntenants = [\"*\"]\n";
-}
-
-// The ids of the tenant's rows live at `point`.
-std::set<int> LiveIds(store::Store& s, const std::string& tenant, Lsn point, Status* status) {
-  std::set<int> ids;
-  *status = s.StateAt(TenantId(tenant), point, {}, [&](const store::Row& r) {
-    auto d = ParseJson(r.json);
-    ids.insert((*d)["id"].GetInt());
-    return true;
-  });
-  return ids;
-}
-
 std::set<int> Range(int from, int to) {
   std::set<int> out;
   for (int i = from; i <= to; ++i) out.insert(i);
@@ -66,7 +50,7 @@ void Sleep(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 // deleted ones back); a time inside the uncaptured window was served.
 TEST(GapsFault, SlotDroppedWhileCaptureIsDownIsAGapAndTheStateAfterItIsExact) {
   const int port = FreePort();
-  CaptureHarness h({.extra = ApiToml(port)});
+  CaptureHarness h({.extra = AdminApiToml(port, kAdminSecret)});
   h.Exec("CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL, name text)");
   h.Exec("INSERT INTO items SELECT g, 'acme', 'item ' || g FROM generate_series(1, 100) g");
   ASSERT_NO_FATAL_FAILURE(h.StartCapture());

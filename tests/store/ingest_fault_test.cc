@@ -25,16 +25,6 @@ using namespace std::chrono_literals;
 
 void Sleep(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 
-std::set<int> LiveIds(store::StateReader& s, const std::string& tenant, Lsn point, Status* status) {
-  std::set<int> ids;
-  *status = s.StateAt(TenantId(tenant), point, {}, [&](const store::Row& r) {
-    auto d = ParseJson(r.json);
-    ids.insert((*d)["id"].GetInt());
-    return true;
-  });
-  return ids;
-}
-
 // A read-only view of the running store's files (RocksDB secondary).
 std::unique_ptr<store::Store> OpenReader(CaptureHarness& h) {
   store::Store::Options o;

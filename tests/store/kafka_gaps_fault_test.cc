@@ -32,21 +32,6 @@ constexpr int kPartitions = 3;  // the harness's kafka.topic_partitions
 
 void Sleep(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 
-std::string ApiToml(int port) {
-  return "[api]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n[[api.tokens]]\nname = \"admin\"\nsha256 = \"" +
-         crypto::Sha256Hex(kAdminSecret) + "\"\nrole = \"admin\"\ntenants = [\"*\"]\n";
-}
-
-std::set<int> LiveIds(store::StateReader& s, const std::string& tenant, Lsn point, Status* status) {
-  std::set<int> ids;
-  *status = s.StateAt(TenantId(tenant), point, {}, [&](const store::Row& r) {
-    auto d = ParseJson(r.json);
-    ids.insert((*d)["id"].GetInt());
-    return true;
-  });
-  return ids;
-}
-
 // An admin client of the test broker (a consumer handle: its metadata
 // requests never auto-create a topic).
 class Admin {
@@ -131,7 +116,7 @@ class Admin {
 // full snapshot closes the gap and the state is exactly rows 6-51.
 void GapScenario(const std::function<void(CaptureHarness&)>& fault, const std::string& cause_words) {
   const int port = FreePort();
-  CaptureHarness h({.extra = ApiToml(port)});
+  CaptureHarness h({.extra = AdminApiToml(port, kAdminSecret)});
   h.Exec("CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL)");
   h.Exec("INSERT INTO items SELECT g, 'acme' FROM generate_series(1, 10) g");
   ASSERT_NO_FATAL_FAILURE(h.StartCapture());

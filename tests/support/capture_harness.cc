@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "timevault/core/crypto.h"
 #include "timevault/core/lsn.h"
 
 namespace timevault::testing {
@@ -144,6 +145,21 @@ std::unique_ptr<rapidjson::Document> ParseJson(const std::string& text) {
   d->Parse(text.data(), text.size());
   EXPECT_FALSE(d->HasParseError()) << text;
   return d;
+}
+
+std::set<int> LiveIds(store::StateReader& s, const std::string& tenant, Lsn point, Status* status) {
+  std::set<int> ids;
+  *status = s.StateAt(TenantId(tenant), point, {}, [&](const store::Row& r) {
+    auto d = ParseJson(r.json);
+    ids.insert((*d)["id"].GetInt());
+    return true;
+  });
+  return ids;
+}
+
+std::string AdminApiToml(int port, const std::string& secret) {
+  return "[api]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n[[api.tokens]]\nname = \"admin\"\nsha256 = \"" +
+         crypto::Sha256Hex(secret) + "\"\nrole = \"admin\"\ntenants = [\"*\"]\n";
 }
 
 const rapidjson::Value& Payload(const rapidjson::Document& d) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -90,5 +91,13 @@ std::unique_ptr<rapidjson::Document> ParseJson(const std::string& text);
 const rapidjson::Value& Payload(const rapidjson::Document& d);
 
 uint64_t ParseLsnText(const std::string& text);
+
+// The ids (column "id") of `tenant`'s rows live at `point`; the read's
+// status in *status.
+std::set<int> LiveIds(store::StateReader& s, const std::string& tenant, Lsn point, Status* status);
+
+// An [api] table listening on 127.0.0.1:`port` with one admin token for
+// every tenant, whose secret is `secret` (appended to a harness's TOML).
+std::string AdminApiToml(int port, const std::string& secret);
 
 }  // namespace timevault::testing

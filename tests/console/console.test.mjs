@@ -313,7 +313,7 @@ test('Restore: from the full backup, with a review of what changes', async () =>
   await page.getByTestId('ops-summary').waitFor();
   const total = Number((await page.getByTestId('ops-total').locator('.value').innerText()).replace(/[^0-9]/g, ''));
   assert.equal(total, Number(state.full_rows) + 30, 'operations to reach the full backup');
-  assert.doesNotMatch(await page.getByTestId('ops-summary').innerText(), /1970/);
+  assert.doesNotMatch(await page.getByTestId('ops-summary').innerText(), /1970-01-01|Jan 1, 1970|1\/1\/1970/);
   await shot(page, 'restore-review');
   await page.getByTestId('restore-execute').click();
   await confirmWith(page, ['globex', 'console-full', 'snapshot']);

@@ -470,8 +470,10 @@ Status CheckDeliveryProperties(const std::map<std::string, std::string>& props) 
     if (key == "message.send.max.retries" || key == "retries") {
       return refuse(key, v, "the idempotent producer retries until delivered");
     }
-    if (key == "auto.offset.reset" && (v == "latest" || v == "largest" || v == "end")) {
-      return refuse(key, v, "a partition the store has no offset for yet would be read from its end, skipping events");
+    if (key == "auto.offset.reset" && v != "error") {
+      return refuse(key, v,
+                    "a fetch out of range (a topic recreated, retention past the store) would start the partition "
+                    "over without a word; the store catches it and records the gap (\"error\")");
     }
     if ((key == "enable.auto.commit" || key == "enable.auto.offset.store") && v != "false") {
       return refuse(key, v, "the store keeps its offsets with its data, in one write");

@@ -121,6 +121,7 @@ TEST(Cli, DeliveryWeakeningKafkaPropertiesExitTwoNamingTheKey) {
       {"enable.auto.commit", "true"},
       {"enable.auto.offset.store", "true"},
       {"auto.offset.reset", "latest"},
+      {"auto.offset.reset", "earliest"},
   };
   for (const char* command : {"capture", "store", "run"}) {
     for (const auto& [key, value] : weak) {
@@ -135,7 +136,7 @@ TEST(Cli, DeliveryWeakeningKafkaPropertiesExitTwoNamingTheKey) {
   // What keeps delivery whole is accepted.
   auto path = WriteConfig(kGood +
                           "[kafka.properties]\n\"acks\" = \"all\"\n\"max.in.flight\" = \"5\"\n\"message.timeout.ms\" = "
-                          "\"0\"\n\"auto.offset.reset\" = \"earliest\"\n");
+                          "\"0\"\n\"auto.offset.reset\" = \"error\"\n");
   auto r = RunCommand(Bin() + " --config " + path + " config");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   unlink(path.c_str());

@@ -166,10 +166,15 @@ namespace {
 // store lose one are refused at load, naming the key.
 TEST(Config, DeliveryWeakeningKafkaPropertiesAreRefused) {
   const std::vector<std::pair<std::string, std::string>> weak = {
-      {"enable.idempotence", "false"},  {"acks", "1"},
-      {"message.timeout.ms", "300000"}, {"delivery.timeout.ms", "5000"},
-      {"max.in.flight", "6"},           {"retries", "3"},
-      {"enable.auto.commit", "true"},   {"auto.offset.reset", "latest"},
+      {"enable.idempotence", "false"},
+      {"acks", "1"},
+      {"message.timeout.ms", "300000"},
+      {"delivery.timeout.ms", "5000"},
+      {"max.in.flight", "6"},
+      {"retries", "3"},
+      {"enable.auto.commit", "true"},
+      {"auto.offset.reset", "latest"},
+      {"auto.offset.reset", "earliest"},
   };
   for (const auto& [key, value] : weak) {
     const std::string text = std::string(kMinimal) + "\n[kafka.properties]\n\"" + key + "\" = \"" + value + "\"\n";
@@ -177,7 +182,8 @@ TEST(Config, DeliveryWeakeningKafkaPropertiesAreRefused) {
   }
   auto ok =
       Parse(std::string(kMinimal) +
-            "\n[kafka.properties]\n\"acks\" = \"all\"\n\"message.timeout.ms\" = \"0\"\n\"max.in.flight\" = \"5\"\n");
+            "\n[kafka.properties]\n\"acks\" = \"all\"\n\"message.timeout.ms\" = \"0\"\n\"max.in.flight\" = \"5\"\n"
+            "\"auto.offset.reset\" = \"error\"\n");
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(ok->postgres.on_slot_loss, SlotLossAction::kResnapshot);
   EXPECT_EQ(ok->kafka.topic_retention_ms, -1);

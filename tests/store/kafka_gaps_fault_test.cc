@@ -1,14 +1,16 @@
 // Kafka offsets that jump (issue #18, item 4), with the real broker: a topic
-// deleted and recreated while the store is stopped (its offsets start over),
-// and the topic's retention deleting messages the store never read. Each is
-// a recorded gap naming the cause, health is critical and names it, reads
-// after it are refused, and a full snapshot (the slot dropped, capture
-// re-snapshots) closes it with the exact state after it. On main before this
-// the store took the recreated topic's messages for re-deliveries, or
-// resumed past the deleted ones, without a word.
+// deleted and recreated while the store is stopped or running (its offsets
+// start over), and the topic's retention deleting messages the store never
+// read (stopped, or frozen with SIGSTOP). Each is a recorded gap naming the
+// cause, health is critical and names it, reads after it are refused, and a
+// full snapshot (the slot dropped, capture re-snapshots) closes it with the
+// exact state after it. On main before this the store took the recreated
+// topic's messages for re-deliveries, or resumed past the deleted ones,
+// without a word.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <librdkafka/rdkafka.h>
+#include <signal.h>
 
 #include <chrono>
 #include <filesystem>
@@ -270,6 +272,136 @@ TEST(KafkaGapsFault, TopicDeletedAndRecreatedWhileTheStoreIsStoppedIsAGap) {
         ASSERT_NO_FATAL_FAILURE(h.StartCapture());
       },
       "deleted and recreated");
+}
+
+// Rows 1-40 stored by a running store (with `serve` beside it); `fault`
+// staged while it runs; row 51 inserted by `fault` after it: one gap naming
+// `cause_words`, health critical naming it, the 40 rows exact at its start,
+// and row 51 never missing from a point that is served.
+void RunningGapScenario(const std::function<void(CaptureHarness&)>& fault, const std::string& cause_words) {
+  const int port = FreePort();
+  CaptureHarness h({.extra = AdminApiToml(port, kAdminSecret)});
+  h.Exec("CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL)");
+  h.Exec("INSERT INTO items SELECT g, 'acme' FROM generate_series(1, 10) g");
+  ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+  ASSERT_NO_FATAL_FAILURE(h.StartStore());
+  Process serve;
+  ASSERT_TRUE(serve.Start({TV_BINARY, "--config", h.config_path(), "serve"}, h.store_path() + "-serve.log"));
+  httplib::Client api("127.0.0.1", port);
+  api.set_default_headers({{"Authorization", std::string("Bearer ") + kAdminSecret}});
+  // The recoverable point of health (0 while there is none).
+  const auto recoverable = [&](std::string* body) -> uint64_t {
+    auto r = api.Get("/v1/health");
+    if (!r || r->status != 200) return 0;
+    *body = r->body;
+    rapidjson::Document d;
+    d.Parse(r->body.c_str());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("store") || !d["store"].IsObject()) return 0;
+    const auto& st = d["store"];
+    if (!st.HasMember("recoverable_point") || !st["recoverable_point"].IsObject()) return 0;
+    const auto& lsn = st["recoverable_point"]["lsn"];
+    return lsn.IsString() ? ParseLsnText(lsn.GetString()) : 0;
+  };
+  for (int id = 11; id <= 40; ++id) h.Exec("INSERT INTO items VALUES (" + std::to_string(id) + ", 'acme')");
+  ASSERT_TRUE(h.WaitConfirmed(0, 120)) << h.capture().ReadLog();
+  const uint64_t forty = h.CurrentWalLsn();
+  std::string health;
+  for (int i = 0; i < 600 && recoverable(&health) < forty; ++i) Sleep(100ms);
+  ASSERT_GE(recoverable(&health), forty) << health << "\n" << h.store().ReadLog();
+
+  ASSERT_NO_FATAL_FAILURE(fault(h));
+  ASSERT_TRUE(h.WaitConfirmed(0, 120)) << h.capture().ReadLog();
+  const uint64_t fifty_one = h.CurrentWalLsn();
+  for (int i = 0; i < 600; ++i) {
+    recoverable(&health);
+    if (health.find("gap #1") != std::string::npos) break;
+    Sleep(100ms);
+  }
+  EXPECT_NE(health.find("\"status\":\"critical\""), std::string::npos) << health << "\n" << h.store().ReadLog();
+  EXPECT_NE(health.find("critical: history is missing: gap #1 (Kafka offsets skipped: " + h.Topic("items")),
+            std::string::npos)
+      << health << "\n"
+      << h.store().ReadLog();
+  serve.Stop();
+  EXPECT_EQ(h.capture().Stop(), 0) << h.capture().ReadLog();
+  EXPECT_EQ(h.store().Stop(), 0) << h.store().ReadLog();
+
+  auto s = h.OpenStore();
+  ASSERT_NE(s, nullptr);
+  auto gaps = s->Gaps();
+  ASSERT_EQ(gaps.size(), 1u) << h.store().ReadLog();
+  std::cout << "recorded: " << gaps[0].Describe() << "\n";
+  EXPECT_NE(gaps[0].cause.find("Kafka offsets skipped: " + h.Topic("items")), std::string::npos) << gaps[0].cause;
+  EXPECT_NE(gaps[0].cause.find(cause_words), std::string::npos) << gaps[0].cause;
+  EXPECT_TRUE(gaps[0].open());
+  // Never served without row 51 past its commit: points after the gap's
+  // start are refused.
+  Status st;
+  auto rp = s->RecoverablePoint();
+  if (rp.ok() && rp->lsn.value() >= fifty_one) {
+    const auto ids = LiveIds(*s, "acme", rp->lsn, &st);
+    EXPECT_FALSE(st.ok() && ids.count(51) == 0) << "the recoverable point passed row 51 without it";
+  }
+  // At its start: the 40 rows, exact.
+  auto ids = LiveIds(*s, "acme", gaps[0].from.lsn, &st);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(ids.size(), 40u);
+}
+
+// The topic deleted and recreated while the store runs and has read
+// everything (capture stopped meanwhile): the consumer's fetch position is
+// past the new topic's end. librdkafka's offset reset ("earliest") started
+// the partition over at 0, where the new topic's first messages were taken
+// for re-deliveries: row 51 silently missing and the recoverable point stuck
+// before it, health not even warning. The store cannot know what the old
+// topic held past what it read: a gap.
+TEST(KafkaGapsFault, TopicDeletedAndRecreatedWhileTheStoreRunsIsAGap) {
+  RunningGapScenario(
+      [](CaptureHarness& h) {
+        ASSERT_EQ(h.capture().Stop(), 0) << h.capture().ReadLog();
+        Admin admin;
+        const std::string topic = h.Topic("items");
+        ASSERT_GT(admin.Watermarks(topic, 0).second, 5);
+        admin.DeleteTopic(topic);
+        for (int i = 0; i < 150 && admin.Exists(topic); ++i) Sleep(100ms);
+        ASSERT_FALSE(admin.Exists(topic));
+        Status created;
+        for (int i = 0; i < 100; ++i) {  // until the broker has finished deleting the old one
+          created = kafka::CreateTopic(admin.rk(), topic, kPartitions, 30000, {{"retention.ms", "-1"}});
+          if (created.ok() && admin.Exists(topic)) break;
+          Sleep(100ms);
+        }
+        ASSERT_TRUE(created.ok()) << created.ToString();
+        ASSERT_NO_FATAL_FAILURE(h.StartCapture());
+        h.Exec("INSERT INTO items VALUES (51, 'acme')");
+      },
+      "deleted and recreated");
+}
+
+// The store frozen (SIGSTOP) while the topic's retention deletes messages it
+// never read, then thawed: its fetch position is below the partition's first
+// offset.
+TEST(KafkaGapsFault, RetentionPastAFrozenStoreIsAGap) {
+  RunningGapScenario(
+      [](CaptureHarness& h) {
+        ASSERT_EQ(kill(h.store().pid(), SIGSTOP), 0);
+        for (int id = 41; id <= 50; ++id) h.Exec("INSERT INTO items VALUES (" + std::to_string(id) + ", 'acme')");
+        ASSERT_TRUE(h.WaitConfirmed(0, 120)) << h.capture().ReadLog();
+        Admin admin;
+        const std::string topic = h.Topic("items");
+        admin.SetConfigs(topic, {{"retention.ms", "1000"}});
+        bool deleted = false;
+        for (int i = 0; i < 300 && !deleted; ++i) {
+          Sleep(200ms);
+          auto [lo, hi] = admin.Watermarks(topic, 0);
+          deleted = lo == hi && lo > 40;
+        }
+        admin.SetConfigs(topic, {{"retention.ms", "-1"}});
+        h.Exec("INSERT INTO items VALUES (51, 'acme')");
+        ASSERT_EQ(kill(h.store().pid(), SIGCONT), 0);
+        ASSERT_TRUE(deleted) << "the broker's retention did not delete the messages";
+      },
+      "retention");
 }
 
 // The topic's retention deleting messages the store never read: a tiny

@@ -249,7 +249,14 @@ Result<kafka::Handle> NewConsumer(const config::Config& config, Rebalancer* reba
   TV_RETURN_IF_ERROR(conf.Set("group.id", config.kafka.consumer_group));
   TV_RETURN_IF_ERROR(conf.Set("enable.auto.commit", "false"));
   TV_RETURN_IF_ERROR(conf.Set("enable.auto.offset.store", "false"));
-  TV_RETURN_IF_ERROR(conf.Set("auto.offset.reset", "earliest"));
+  // A fetch out of range (the topic deleted and recreated under a running
+  // store, its retention past the store's position) is an error event, not
+  // a reset: with "earliest" librdkafka started the partition over without
+  // a word, and the recreated topic's first messages were taken for
+  // re-deliveries (KafkaGapsFault.TopicDeletedAndRecreatedWhileTheStoreRuns).
+  // The store then joins again, and the assignment's offset check
+  // (Rebalancer::CheckedOffset) records the gap.
+  TV_RETURN_IF_ERROR(conf.Set("auto.offset.reset", "error"));
   TV_RETURN_IF_ERROR(conf.Set("topic.metadata.refresh.interval.ms", "5000"));
   TV_RETURN_IF_ERROR(conf.Set("fetch.max.bytes", "67108864"));
   // At most 1 MB per partition per fetch (librdkafka's default; it was 16 MB):
@@ -329,9 +336,10 @@ void UpdateLag(rd_kafka_t* rk, IngestMetrics* metrics) {
   }
 }
 
-}  // namespace
-
-Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metrics, const std::atomic<bool>* stop) {
+// One consumer's run (RunIngest); *rejoin set when it ended on a fetch out of
+// range, to be checked by a new consumer's assignment.
+Status IngestWithOneConsumer(const config::Config& config, Store* store, IngestMetrics* metrics,
+                             const std::atomic<bool>* stop, bool* rejoin) {
   const Wakeup wakeup;  // outlives every queue it watches
   TV_RETURN_IF_ERROR(wakeup.Check());
   std::vector<IngestItem> batch;
@@ -381,6 +389,13 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
       if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return std::nullopt;
       spdlog::warn("store: kafka: {}", rd_kafka_message_errstr(m.get()));
       if (m->err == RD_KAFKA_RESP_ERR__FATAL && fatal.ok()) fatal = kafka::FromError(m->err, "consuming");
+      if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && fatal.ok()) {
+        *rejoin = true;
+        fatal = Unavailable(
+            fmt::format("the offsets of {}[{}] are out of range (the topic deleted and recreated, or "
+                        "its retention past the store): {}",
+                        m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition, rd_kafka_message_errstr(m.get())));
+      }
       return std::nullopt;
     }
     return ToItem(options, signature_check ? &*signature_check : nullptr, m.get());
@@ -474,6 +489,19 @@ Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metr
   if (Status st = applier.Wait(); result.ok()) result = st;
   rd_kafka_consumer_close(consumer.get());
   return result;
+}
+
+}  // namespace
+
+Status RunIngest(const config::Config& config, Store* store, IngestMetrics* metrics, const std::atomic<bool>* stop) {
+  while (true) {
+    bool rejoin = false;
+    Status st = IngestWithOneConsumer(config, store, metrics, stop, &rejoin);
+    if (!rejoin || stop->load()) return st;
+    // Nothing past the last applied batch was stored: the new consumer
+    // resumes at the stored offsets, checked against the partitions.
+    spdlog::warn("store: {}; joining again to check every partition's offsets", st.message());
+  }
 }
 
 }  // namespace timevault::store

@@ -1,22 +1,16 @@
 // `timevault health` and `timevault plan ...`: thin clients of a running API
 // (`timevault serve` or `run`), so operators on the command line go through
 // the same roles, tenant scopes and audit trail as every other caller.
-#include <httplib.h>
-#include <rapidjson/document.h>
-#include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 
+#include "api_client.h"
 #include "cli_common.h"
-#include "timevault/core/json.h"
 
 namespace timevault::cli {
 namespace {
@@ -28,100 +22,20 @@ struct ClientArgs {
   int wait_s = 3600;
 };
 
-struct Response {
-  int status = 0;
-  std::string body;
-};
-
-class ApiClient {
- public:
-  static std::optional<ApiClient> Make(const GlobalOptions& g, const ClientArgs& a, int* exit_code) {
-    ApiClient c;
-    c.url_ = a.url;
-    if (c.url_.empty()) {
-      auto cfg = LoadConfig(g, exit_code);
-      if (!cfg) return std::nullopt;
-      c.url_ = (cfg->api.tls_cert.empty() ? "http://" : "https://") + cfg->api.listen;
-    }
-    // Never from the command line (argv is visible to every user in ps):
-    // from --token-file, or from TIMEVAULT_TOKEN.
-    if (const char* env = std::getenv("TIMEVAULT_TOKEN")) c.token_ = env;
-    if (!a.token_file.empty()) {
-      std::ifstream in(a.token_file);
-      if (!in) {
-        std::fprintf(stderr, "timevault: cannot read --token-file %s\n", a.token_file.c_str());
-        *exit_code = kExitUsage;
-        return std::nullopt;
-      }
-      std::getline(in, c.token_);
-    }
-    if (c.token_.empty()) {
-      std::fprintf(stderr,
-                   "timevault: an API bearer token is required: --token-file FILE or the environment variable "
-                   "TIMEVAULT_TOKEN (never on the command line)\n");
-      *exit_code = kExitUsage;
-      return std::nullopt;
-    }
-    return c;
-  }
-
-  Response Call(const std::string& method, const std::string& path, const std::string& body = "") const {
-    httplib::Client client(url_);
-    client.set_connection_timeout(10);
-    client.set_read_timeout(300);
-    client.set_bearer_token_auth(token_);
-    httplib::Result r = method == "GET"      ? client.Get(path)
-                        : method == "DELETE" ? client.Delete(path, body, "application/json")
-                        : method == "PUT"    ? client.Put(path, body, "application/json")
-                                             : client.Post(path, body, "application/json");
-    if (!r) return {0, "cannot reach the API at " + url_ + ": " + httplib::to_string(r.error())};
-    return {r->status, r->body};
-  }
-
- private:
-  std::string url_, token_;
-};
-
-std::string Pretty(const std::string& json) {
-  rapidjson::Document d;
-  if (!timevault::json::Parse(json, &d).ok()) return json;
-  rapidjson::StringBuffer sb;
-  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(sb);
-  d.Accept(w);
-  return sb.GetString();
-}
-
-// Prints the body; exit 0 for 2xx, 1 otherwise (the API's error names why).
-int Print(const Response& r) {
-  if (r.status == 0) {
-    std::fprintf(stderr, "timevault: %s\n", r.body.c_str());
-    return kExitFailure;
-  }
-  std::FILE* out = r.status / 100 == 2 ? stdout : stderr;
-  std::fprintf(out, "%s\n", Pretty(r.body).c_str());
-  return r.status / 100 == 2 ? kExitOk : kExitFailure;
-}
-
-std::string Field(const std::string& json, const char* key) {
-  rapidjson::Document d;
-  if (!timevault::json::Parse(json, &d).ok() || !d.IsObject() || !d.HasMember(key) || !d[key].IsString()) return "";
-  return d[key].GetString();
-}
-
 int Health(const GlobalOptions& g, const ClientArgs& a) {
   int code = kExitOk;
-  auto c = ApiClient::Make(g, a, &code);
+  auto c = ApiClient::Make(g, a.url, a.token_file, &code);
   if (!c) return code;
-  Response r = c->Call("GET", "/v1/health");
-  int printed = Print(r);
+  ApiResponse r = c->Call("GET", "/v1/health");
+  int printed = PrintResponse(r);
   if (printed != kExitOk) return printed;
   // For monitoring: anything but "ok" is a non-zero exit.
-  return Field(r.body, "status") == "ok" ? kExitOk : kExitFailure;
+  return JsonField(r.body, "status") == "ok" ? kExitOk : kExitFailure;
 }
 
 int PlanCreate(const GlobalOptions& g, const ClientArgs& a) {
   int code = kExitOk;
-  auto c = ApiClient::Make(g, a, &code);
+  auto c = ApiClient::Make(g, a.url, a.token_file, &code);
   if (!c) return code;
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
@@ -141,22 +55,22 @@ int PlanCreate(const GlobalOptions& g, const ClientArgs& a) {
   w.Key("retention_days");
   w.Int64(a.retention_days);
   w.EndObject();
-  return Print(c->Call("POST", "/v1/plans", sb.GetString()));
+  return PrintResponse(c->Call("POST", "/v1/plans", sb.GetString()));
 }
 
 int PlanTest(const GlobalOptions& g, const ClientArgs& a) {
   int code = kExitOk;
-  auto c = ApiClient::Make(g, a, &code);
+  auto c = ApiClient::Make(g, a.url, a.token_file, &code);
   if (!c) return code;
-  Response r = c->Call("POST", "/v1/plans/" + a.id + "/tests", "{\"level\":\"" + a.level + "\"}");
-  if (r.status != 202) return Print(r);
-  const std::string job = Field(r.body, "job_id");
+  ApiResponse r = c->Call("POST", "/v1/plans/" + a.id + "/tests", "{\"level\":\"" + a.level + "\"}");
+  if (r.status != 202) return PrintResponse(r);
+  const std::string job = JsonField(r.body, "job_id");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_s);
   while (std::chrono::steady_clock::now() < deadline) {
-    Response j = c->Call("GET", "/v1/jobs/" + job);
-    const std::string state = Field(j.body, "state");
+    ApiResponse j = c->Call("GET", "/v1/jobs/" + job);
+    const std::string state = JsonField(j.body, "state");
     if (j.status != 200 || state == "succeeded" || state == "failed") {
-      int printed = Print(j);
+      int printed = PrintResponse(j);
       return printed == kExitOk && state == "succeeded" ? kExitOk : kExitFailure;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -183,15 +97,15 @@ void RegisterApiClientCommands(CLI::App& app, const GlobalOptions& g, int* exit_
   auto* list = plan->add_subcommand("list", "Plans");
   AddClientOptions(list, a);
   list->callback([&g, exit_code] {
-    auto c = ApiClient::Make(g, a, exit_code);
-    if (c) *exit_code = Print(c->Call("GET", "/v1/plans"));
+    auto c = ApiClient::Make(g, a.url, a.token_file, exit_code);
+    if (c) *exit_code = PrintResponse(c->Call("GET", "/v1/plans"));
   });
   auto* show = plan->add_subcommand("show", "One plan");
   AddClientOptions(show, a);
   show->add_option("id", a.id, "Plan id")->required();
   show->callback([&g, exit_code] {
-    auto c = ApiClient::Make(g, a, exit_code);
-    if (c) *exit_code = Print(c->Call("GET", "/v1/plans/" + a.id));
+    auto c = ApiClient::Make(g, a.url, a.token_file, exit_code);
+    if (c) *exit_code = PrintResponse(c->Call("GET", "/v1/plans/" + a.id));
   });
   auto* create = plan->add_subcommand("create", "Create a plan");
   AddClientOptions(create, a);
@@ -214,8 +128,8 @@ void RegisterApiClientCommands(CLI::App& app, const GlobalOptions& g, int* exit_
       *exit_code = kExitUsage;
       return;
     }
-    auto c = ApiClient::Make(g, a, exit_code);
-    if (c) *exit_code = Print(c->Call("DELETE", "/v1/plans/" + a.id, "{\"confirm\":true}"));
+    auto c = ApiClient::Make(g, a.url, a.token_file, exit_code);
+    if (c) *exit_code = PrintResponse(c->Call("DELETE", "/v1/plans/" + a.id, "{\"confirm\":true}"));
   });
   auto* test = plan->add_subcommand("test", "Run a DR test of a plan and wait for its report");
   AddClientOptions(test, a);

@@ -9,12 +9,15 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "api_client.h"
 #include "cli_common.h"
 #include "timevault/core/csv.h"
 #include "timevault/replay/engine.h"
@@ -165,7 +168,80 @@ struct Args {
   bool confirm = false;
   bool preview = false;
   std::string confirm_reverts;
+  std::string url, token_file;  // through a running API (api.url)
 };
+
+// Through a running API (docs/replay.md, "Through the API"): --url, else
+// api.url of the config. The config is loaded first either way (--tz,
+// api.time_zone). nullopt: open the store here; *exit_code set on a
+// failure (config, token).
+struct Remote {
+  std::optional<ApiClient> client;
+  bool failed = false;
+};
+Remote ThroughApi(const GlobalOptions& g, const Args& a, int* exit_code) {
+  Remote r;
+  auto cfg = LoadConfig(g, exit_code);
+  if (!cfg) {
+    r.failed = true;
+    return r;
+  }
+  const std::string url = !a.url.empty() ? a.url : cfg->api.url;
+  if (url.empty()) return r;
+  r.client = ApiClient::Make(g, url, a.token_file, exit_code);
+  r.failed = !r.client;
+  return r;
+}
+
+// A JSON object of string fields (and `confirm`: true when set).
+std::string JsonBody(const std::vector<std::pair<const char*, std::string>>& fields,
+                     const std::vector<std::string>& tables, bool confirm) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  for (const auto& [k, v] : fields) {
+    if (v.empty()) continue;
+    w.Key(k);
+    w.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+  }
+  if (!tables.empty()) {
+    w.Key("tables");
+    w.StartArray();
+    for (const auto& t : tables) w.String(t.c_str(), static_cast<rapidjson::SizeType>(t.size()));
+    w.EndArray();
+  }
+  if (confirm) {
+    w.Key("confirm");
+    w.Bool(true);
+  }
+  w.EndObject();
+  return sb.GetString();
+}
+
+// A job submitted through the API (202 with its id), followed until it
+// ends; prints its record. Exit 0 only when it succeeded.
+int FollowJob(const ApiClient& c, const ApiResponse& submitted) {
+  if (submitted.status != 202) return PrintResponse(submitted);
+  const std::string job = JsonField(submitted.body, "job_id");
+  if (job.empty()) return PrintResponse({500, submitted.body});
+  const std::string snapshot = JsonField(submitted.body, "snapshot_id");
+  std::fprintf(stderr, "  job %s submitted to %s%s\n", job.c_str(), c.url().c_str(),
+               snapshot.empty() ? "" : (" (snapshot " + snapshot + " first)").c_str());
+  auto wait = std::chrono::milliseconds(20);
+  while (!g_stop.load()) {
+    ApiResponse r = c.Call("GET", "/v1/jobs/" + job);
+    const std::string state = JsonField(r.body, "state");
+    if (r.status != 200 || (state != "queued" && state != "running")) {
+      const int printed = PrintResponse(r);
+      return printed == kExitOk && state == "succeeded" ? kExitOk : kExitFailure;
+    }
+    std::this_thread::sleep_for(wait);
+    wait = std::min(wait * 2, std::chrono::milliseconds(500));
+  }
+  std::fprintf(stderr, "timevault: interrupted; job %s goes on in the API (GET /v1/jobs/%s)\n", job.c_str(),
+               job.c_str());
+  return kExitFailure;
+}
 
 int PitrPreview(const GlobalOptions& g, const Args& a) {
   int code = kExitOk;
@@ -173,8 +249,8 @@ int PitrPreview(const GlobalOptions& g, const Args& a) {
     std::fprintf(stderr, "timevault pitr preview: give exactly one of --at TIME and --lsn LSN\n");
     return kExitUsage;
   }
-  auto o = Open(g, &code, true);  // first: --tz / api.time_zone
-  if (!o) return code;
+  Remote remote = ThroughApi(g, a, &code);  // first: --tz / api.time_zone
+  if (remote.failed) return code;
   std::optional<replay::PitrTarget> target;
   if (!a.at.empty()) {
     auto t = ParseCliTime(a.at);
@@ -185,6 +261,15 @@ int PitrPreview(const GlobalOptions& g, const Args& a) {
     if (!l) return Fail(InvalidArgument("--lsn: '" + a.lsn + "' is not an LSN (16/B374D848)"));
     target = *l;
   }
+  if (remote.client) {
+    const auto* t = std::get_if<CommitTime>(&*target);
+    return PrintResponse(remote.client->Call(
+        "POST", "/v1/pitr/preview",
+        JsonBody({{"tenant", a.tenant}, {"target_time", t ? t->ToIso() : ""}, {"target_lsn", t ? "" : a.lsn}}, a.tables,
+                 false)));
+  }
+  auto o = Open(g, &code, true);
+  if (!o) return code;
   auto plan = o->engine->PreviewPitr(TenantId(a.tenant), *target, a.tables);
   if (!plan.ok()) return Fail(plan.status());
   PrintPlan(*plan);
@@ -193,6 +278,16 @@ int PitrPreview(const GlobalOptions& g, const Args& a) {
 
 int PitrExecute(const GlobalOptions& g, const Args& a) {
   int code = kExitOk;
+  Remote remote = ThroughApi(g, a, &code);
+  if (remote.failed) return code;
+  if (remote.client) {
+    if (!a.confirm) {
+      return NeedConfirm("This would execute plan " + a.plan + " through the API at " + remote.client->url() +
+                         " (its preview lists the operations), saving a snapshot first.");
+    }
+    return FollowJob(*remote.client,
+                     remote.client->Call("POST", "/v1/pitr", JsonBody({{"plan_id", a.plan}}, {}, true)));
+  }
   auto o = Open(g, &code, true);
   if (!o) return code;
   auto plan = o->engine->GetPlan(a.plan);
@@ -213,6 +308,21 @@ int PitrExecute(const GlobalOptions& g, const Args& a) {
 
 int Rollback(const GlobalOptions& g, const Args& a) {
   int code = kExitOk;
+  Remote remote = ThroughApi(g, a, &code);
+  if (remote.failed) return code;
+  if (remote.client) {
+    const std::string path = "/v1/snapshots/" + a.snapshot + "/rollback";
+    if (!a.confirm || a.preview) {
+      ApiResponse p = remote.client->Call("POST", path + "/preview", "{}");
+      const int printed = PrintResponse(p);
+      if (printed != kExitOk || a.preview) return printed;
+      return NeedConfirm("This would put back snapshot " + a.snapshot +
+                         " (above: what it would do; what it reverts needs --confirm-reverts with its digest), "
+                         "saving a snapshot first.");
+    }
+    return FollowJob(*remote.client,
+                     remote.client->Call("POST", path, JsonBody({{"confirm_reverts", a.confirm_reverts}}, {}, true)));
+  }
   auto o = Open(g, &code, true);
   if (!o) return code;
   auto snap = o->engine->GetSnapshot(a.snapshot);
@@ -244,6 +354,20 @@ int Rollback(const GlobalOptions& g, const Args& a) {
 
 int Restore(const GlobalOptions& g, const Args& a) {
   int code = kExitOk;
+  Remote remote = ThroughApi(g, a, &code);
+  if (remote.failed) return code;
+  if (remote.client) {
+    if (!a.confirm) {
+      ApiResponse b = remote.client->Call("GET", "/v1/backups/" + a.backup);
+      if (b.status != 200) return PrintResponse(b);
+      return NeedConfirm("This would make tenant " + (a.tenant.empty() ? JsonField(b.body, "tenant") : a.tenant) +
+                         " equal backup " + a.backup + " through the API at " + remote.client->url() +
+                         ", saving a snapshot first.");
+    }
+    return FollowJob(*remote.client,
+                     remote.client->Call("POST", "/v1/restores",
+                                         JsonBody({{"backup_id", a.backup}, {"tenant", a.tenant}}, a.tables, true)));
+  }
   auto o = Open(g, &code, true);
   if (!o) return code;
   auto info = o->engine->backups().Get(a.backup);
@@ -450,6 +574,11 @@ int History(const GlobalOptions& g, const Args& a) {
 
 void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_code) {
   static Args a;  // the parsed options live as long as the app
+  // Through a running API instead of opening the store (api.url).
+  const auto through_api = [](CLI::App* sub) {
+    sub->add_option("--url", a.url, "Go through the API at this base URL (default: api.url; empty: open the store)");
+    sub->add_option("--token-file", a.token_file, "Through the API: file whose first line is the bearer token");
+  };
 
   auto* pitr = app.add_subcommand("pitr", "Point-in-time recovery of a tenant: preview|execute");
   pitr->require_subcommand(1);
@@ -458,10 +587,12 @@ void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_cod
   preview->add_option("--at", a.at, "Target time (ISO 8601): the last commit at or before it");
   preview->add_option("--lsn", a.lsn, "Target LSN instead of a time");
   preview->add_option("--table", a.tables, "Only these tables (schema.table; repeatable)");
+  through_api(preview);
   preview->callback([&g, exit_code] { *exit_code = PitrPreview(g, a); });
   auto* execute = pitr->add_subcommand("execute", "Execute a previewed plan (snapshot first)");
   execute->add_option("--plan", a.plan, "Plan id from `pitr preview`")->required();
   execute->add_flag("--confirm", a.confirm, "Really change the live data");
+  through_api(execute);
   execute->callback([&g, exit_code] { *exit_code = PitrExecute(g, a); });
 
   auto* snapshots = app.add_subcommand("snapshots", "List and inspect the snapshots taken before every apply");
@@ -483,6 +614,7 @@ void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_cod
   rollback->add_flag("--preview", a.preview, "Only show what it would do and revert (JSON), change nothing");
   rollback->add_option("--confirm-reverts", a.confirm_reverts,
                        "The preview's reverts_digest: also revert rows changed since the snapshot's apply");
+  through_api(rollback);
   rollback->callback([&g, exit_code] { *exit_code = Rollback(g, a); });
 
   auto* restore = app.add_subcommand("restore", "Restore a tenant from a backup (diff and apply, snapshot first)");
@@ -490,6 +622,7 @@ void RegisterReplayCommands(CLI::App& app, const GlobalOptions& g, int* exit_cod
   restore->add_option("--tenant", a.tenant, "Tenant (required for a backup of every tenant)");
   restore->add_option("--table", a.tables, "Only these tables (repeatable)");
   restore->add_flag("--confirm", a.confirm, "Really change the live data");
+  through_api(restore);
   restore->callback([&g, exit_code] { *exit_code = Restore(g, a); });
 
   auto* state = app.add_subcommand("state", "Write a tenant's rows as of a time (jsonl or csv)");

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <variant>
 
@@ -291,6 +292,16 @@ const std::vector<Spec>& Specs() {
          c.api.listen = v;
          return Status::Ok();
        })},
+      {"api.url", Kind::kString, false, Str([](Config& c, const std::string& v) {
+         const bool http = v.rfind("http://", 0) == 0, https = v.rfind("https://", 0) == 0;
+         const size_t host = http ? 7 : 8;
+         if (!v.empty() &&
+             (!(http || https) || v.size() == host || v.find_first_of("/?# ", host) != std::string::npos)) {
+           return KeyError("api.url", "'" + v + "' is not http://host:port or https://host:port (no path)");
+         }
+         c.api.url = v;
+         return Status::Ok();
+       })},
       {"api.time_zone", Kind::kString, false, Str([](Config& c, const std::string& v) {
          if (!v.empty() && !ParseUtcOffset(v)) {
            return KeyError("api.time_zone", "'" + v +
@@ -523,7 +534,12 @@ Status CollectTable(const toml::table& table, const std::string& prefix, Collect
 
 Status ApplyEnvironment(const Environment& env, Collected* out) {
   for (const auto& [name, text] : env) {
-    if (name.rfind("TIMEVAULT_", 0) != 0 || name == "TIMEVAULT_CONFIG") continue;
+    if (name.rfind("TIMEVAULT_", 0) != 0) continue;
+    // The command line's own variables (src/cli.cc, src/api_client.cc), not
+    // settings: with them set, every command refused its config.
+    static const std::set<std::string> kCommandLine = {"TIMEVAULT_CONFIG", "TIMEVAULT_TOKEN", "TIMEVAULT_TZ",
+                                                       "TIMEVAULT_LOG_FORMAT", "TIMEVAULT_METRICS_LISTEN"};
+    if (kCommandLine.count(name) != 0) continue;
     const Spec* found = nullptr;
     for (const auto& spec : Specs()) {
       if (EnvName(spec.key) == name) found = &spec;

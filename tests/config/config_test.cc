@@ -126,6 +126,24 @@ TEST(Config, EnvironmentOverrides) {
   EXPECT_EQ(c->tenant_column, "org_id");
 }
 
+// The command line's own variables are not settings: with TIMEVAULT_TOKEN or
+// TIMEVAULT_TZ set, every command used to refuse its config.
+TEST(Config, TheCommandLinesOwnVariablesAreNotSettings) {
+  auto c = Parse(kMinimal, {{"TIMEVAULT_TOKEN", "secret"},
+                            {"TIMEVAULT_TZ", "UTC"},
+                            {"TIMEVAULT_LOG_FORMAT", "json"},
+                            {"TIMEVAULT_METRICS_LISTEN", "127.0.0.1:9100"},
+                            {"TIMEVAULT_CONFIG", "/ignored/path"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->api.url.empty());
+  auto u = Parse(kMinimal, {{"TIMEVAULT_API_URL", "http://127.0.0.1:8080"}});
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->api.url, "http://127.0.0.1:8080");
+  for (const char* bad : {"127.0.0.1:8080", "http://", "ftp://h:1", "http://h:1/v1", "https://h:1?x"}) {
+    ExpectKeyError(Parse(kMinimal, {{"TIMEVAULT_API_URL", bad}}), "api.url", "is not http://host:port");
+  }
+}
+
 TEST(Config, EnvironmentSuppliesRequired) {
   auto c = Parse("[kafka]\nbootstrap = \"b\"\n[store]\npath = \"p\"\nkey_file = \"k\"\n",
                  {{"TIMEVAULT_POSTGRES_CONNINFO", "dbname=x"}});

@@ -107,6 +107,10 @@ struct ApiConfig {
   std::string time_zone;
   // Jobs, DR plans and the audit trail; empty: "<store.path>-api".
   std::string state_dir;
+  // A running API ("http://host:port", "https://..."): the command line's
+  // replay commands (pitr, rollback, restore) go through it instead of
+  // opening the store; empty: they open the store themselves.
+  std::string url;
 };
 
 struct Config {

@@ -226,6 +226,7 @@ public final class DebeziumRunner {
         Map<String, Long> perTopic = new TreeMap<>();
         AtomicReference<String> failure = new AtomicReference<>();
         AtomicBoolean completed = new AtomicBoolean(false);
+        AtomicBoolean stopping = new AtomicBoolean(false);  // set when the runner starts stopping the engine
 
         DebeziumEngine.ChangeConsumer<ChangeEvent<SourceRecord, SourceRecord>> consumer = (batch, committer) -> {
             try {
@@ -286,6 +287,15 @@ public final class DebeziumRunner {
                 .notifying(consumer)
                 .using((success, message, error) -> {
                     completed.set(true);
+                    // Debezium 3's async engine can end a poll already under
+                    // way with a RejectedExecutionException when close() shuts
+                    // its pool down (seen once in CI after every event was
+                    // written): a shutdown race of the engine, not a capture
+                    // failure; the comparison still checks every event.
+                    if (!success && stopping.get() && error instanceof java.util.concurrent.RejectedExecutionException) {
+                        log("engine finished during our stop with " + error + " (ignored: a shutdown race)");
+                        return;
+                    }
                     if (!success) {
                         failure.compareAndSet(null, message + (error != null ? ": " + error : ""));
                     }
@@ -346,6 +356,7 @@ public final class DebeziumRunner {
             }
         }
         log("stopping: " + reason);
+        stopping.set(true);
         if (!completed.get()) {
             // close() waits for the engine to stop; do it off the main thread so
             // a stuck engine cannot hang the runner.

@@ -20,6 +20,9 @@
 #   pitr_rows_per_s=<N> copy_rows_per_s=<M> ratio=<N/M>
 #
 #   bench/replay.sh [ROWS] [RUNS]     (defaults 200000, 3)
+# TVBENCH_API=1: the same commands go through a `timevault serve` started
+# after the setup (api.url: no store opened per command, and the execute
+# reuses the target its preview staged); its lines start with "api:".
 # Each timevault command is stopped after TVBENCH_STEP_TIMEOUT seconds
 # (default 900) and the benchmark then fails, naming the step.
 set -euo pipefail
@@ -29,6 +32,7 @@ build="${TVBUILD_DIR:-$root/build}"  # as scripts/build
 bin="$build/timevault"
 [[ -x "$bin" ]] || "$root/scripts/build"
 source "$root/bench/lib.sh"
+source "$root/scripts/lib.sh"  # free_port
 start_bench_servers
 tenant=t1; others=$((rows / 10))
 
@@ -113,6 +117,27 @@ psql -qX -c "DELETE FROM orders WHERE tenant_id = '$tenant'"
 l2=$(psql -qXAt -c "SELECT pg_current_wal_insert_lsn()")
 wait_recoverable "$l2"
 kill -TERM $capture_pid $store_pid; wait $capture_pid; wait $store_pid
+if [[ "${TVBENCH_API:-}" == 1 ]]; then
+  # The commands through a running API (docs/replay.md, "Through the API").
+  token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'); export TIMEVAULT_TOKEN=$token
+  api_port=$(free_port)
+  cat >>"$work/tv.toml" <<TOML
+[api]
+listen = "127.0.0.1:$api_port"
+url = "http://127.0.0.1:$api_port"
+[[api.tokens]]
+name = "bench"
+sha256 = "$(printf %s "$token" | sha256sum | cut -d' ' -f1)"
+role = "admin"
+tenants = ["*"]
+TOML
+  "$bin" --config "$work/tv.toml" serve 2>"$work/serve.log" &
+  serve_pid=$!
+  trap 'kill -TERM $serve_pid 2>/dev/null || true; wait; stop_bench_servers' EXIT
+  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$api_port/livez" >/dev/null && break; sleep 0.1; done
+  curl -sf "http://127.0.0.1:$api_port/livez" >/dev/null || die "serve did not start: $(tail -n5 "$work/serve.log")"
+  echo "api: pitr, execute and rollback through timevault serve at 127.0.0.1:$api_port"
+fi
 printf 'setup: %d rows of %s + 4 x %d of other tenants captured and stored in %.1f s; L1 %s (all rows), L2 %s (none)\n' \
   "$rows" "$tenant" "$others" "$(echo "$t1 - $t0" | bc -l)" "$l1" "$l2"
 
@@ -145,7 +170,8 @@ for i in $(seq 1 "$runs"); do
   estimate=$(json_num estimated_seconds "$work/plan.json"); estimate=${estimate:-0}
   preview_s=$(echo "$tb - $ta" | bc -l); exec_s=$(echo "$tc - $tb" | bc -l)
   printf 'run %d: preview %.2fs, execute %.2fs (estimated %.2fs); execute phases: %s\n' \
-    "$i" "$preview_s" "$exec_s" "$estimate" "$(phases "$tb" "$tc" "$work/exec.progress")"
+    "$i" "$preview_s" "$exec_s" "$estimate" \
+    "$(if [[ "${TVBENCH_API:-}" == 1 ]]; then echo "(in the API's log)"; else phases "$tb" "$tc" "$work/exec.progress"; fi)"
   td=$(now)
   tv rollback --snapshot "$snapshot" --confirm 2>"$work/rollback.err" >"$work/rollback.json" ||
     die "run $i: rollback failed with exit $? $limit: $(cat "$work/rollback.err")"

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 
 #include "timevault/core/crypto.h"
 
@@ -459,6 +460,20 @@ struct Applier::Impl {
         "back; nothing was changed");
   }
 
+  // Runs `f` (queries joining the tenant's live rows with tv_o) with nested
+  // loops off: tv_o has no statistics, and the live table's may predate the
+  // rows just written (the PITR a rollback undoes inserted them), so the
+  // planner took a nested loop with a sequential scan of tv_o per live row:
+  // quadratic, a 200k-row rollback sat in its row lock for minutes
+  // (BENCHMARKS.md, "replay through the API"). The diff already reads every
+  // row of the tenant, so a hash join costs no more than it did.
+  // A failing `f` leaves the transaction failed, with its SET LOCAL.
+  Status WithoutNestedLoops(const std::function<Status()>& f) {
+    TV_RETURN_IF_ERROR(conn.Run("SET LOCAL enable_nestloop = off"));
+    TV_RETURN_IF_ERROR(f());
+    return conn.Run("SET LOCAL enable_nestloop = on");
+  }
+
   // Invariant 6 for rows that appeared after LockRows: READ COMMITTED lets
   // the diff see a row another transaction inserted into the tenant since
   // the lock, which nothing locked. Every row the apply will update or
@@ -472,9 +487,15 @@ struct Applier::Impl {
     const uint64_t want = ts.ops.updates + ts.ops.deletes;
     if (want == 0) return Status::Ok();
     const auto& t = *ts.table;
-    Result<pg::PgResult> n = conn.Exec("SELECT count(*) FROM (SELECT 1 FROM " + t.qualified + " l JOIN " + ts.O() +
-                                       " o ON " + ts.KeyEq("l", "o") + " WHERE o." + kKind + " IN ('u', 'd') AND l." +
-                                       ts.col(t.tenant).quoted + " = " + tenant_lit + " FOR UPDATE OF l) locked");
+    std::optional<Result<pg::PgResult>> locked;
+    const Status run = WithoutNestedLoops([&] {
+      locked = conn.Exec("SELECT count(*) FROM (SELECT 1 FROM " + t.qualified + " l JOIN " + ts.O() + " o ON " +
+                         ts.KeyEq("l", "o") + " WHERE o." + kKind + " IN ('u', 'd') AND l." + ts.col(t.tenant).quoted +
+                         " = " + tenant_lit + " FOR UPDATE OF l) locked");
+      return locked->ok() ? Status::Ok() : locked->status();
+    });
+    if (!locked) return run;
+    const Result<pg::PgResult>& n = *locked;
     if (!n.ok()) {
       if (n.status().code() != StatusCode::kAborted) return n.status();
       return Aborted("rows of tenant " + opt.tenant + " in " + t.name +
@@ -483,6 +504,7 @@ struct Applier::Impl {
                      std::to_string(opt.lock_timeout_ms) + " ms); nothing was changed, retry later (" +
                      n.status().message() + ")");
     }
+    TV_RETURN_IF_ERROR(run);
     if (n->GetString(0, 0) != std::to_string(want)) {
       return Aborted(std::string(kConcurrentChange) + ": " + t.name + " has " + n->GetString(0, 0) + " of the " +
                      std::to_string(want) + " rows of tenant " + opt.tenant +
@@ -759,7 +781,9 @@ struct Applier::Impl {
         sql = "DELETE FROM " + t.qualified + " l USING " + ts->O() + " o WHERE o." + kKind + " = 'd' AND " +
               ts->KeyEq("l", "o") + " AND l." + tenant_col + " = " + tenant_lit;
       }
-      if (Status s = conn.Run(sql); !s.ok()) {
+      // Update and delete join the tenant's live rows with tv_o.
+      Status s = kind == 'i' ? conn.Run(sql) : WithoutNestedLoops([&] { return conn.Run(sql); });
+      if (!s.ok()) {
         return Status(s.code(), std::string(kind == 'i'   ? "inserting into "
                                             : kind == 'u' ? "updating "
                                                           : "deleting from ") +
@@ -1088,11 +1112,13 @@ Result<Applier::SnapshotPart> Applier::SaveSnapshot(ArchiveWriter* archive) {
       };
     };
     if (ts.ops.updates + ts.ops.deletes > 0) {
-      TV_RETURN_IF_ERROR(m.conn.CopyOut("COPY (SELECT " + ts.Cols("l.", all) + " FROM " + t.qualified + " l JOIN " +
-                                            ts.O() + " o ON " + ts.KeyEq("l", "o") + " WHERE o." + kKind +
-                                            " IN ('u', 'd') AND l." + ts.col(t.tenant).quoted + " = " + m.tenant_lit +
-                                            " ORDER BY " + ts.Key("l.") + ") TO STDOUT",
-                                        add(file + ".rows", &rows)));
+      TV_RETURN_IF_ERROR(m.WithoutNestedLoops([&] {
+        return m.conn.CopyOut("COPY (SELECT " + ts.Cols("l.", all) + " FROM " + t.qualified + " l JOIN " + ts.O() +
+                                  " o ON " + ts.KeyEq("l", "o") + " WHERE o." + kKind + " IN ('u', 'd') AND l." +
+                                  ts.col(t.tenant).quoted + " = " + m.tenant_lit + " ORDER BY " + ts.Key("l.") +
+                                  ") TO STDOUT",
+                              add(file + ".rows", &rows));
+      }));
     }
     if (ts.ops.inserts > 0) {
       TV_RETURN_IF_ERROR(m.conn.CopyOut("COPY (SELECT " + ts.Key("") + " FROM " + ts.O() + " WHERE " + kKind +

@@ -258,9 +258,11 @@ int RunStoreMigrate(const GlobalOptions& g) {
   return WithStore(g, "migrate", false, [&](store::Store& s, const config::Config& cfg) -> Status {
     TV_ASSIGN_OR_RETURN(const uint64_t n, s.Migrate());
     const store::StoreStats st = s.Stats();
-    std::printf("%s: store format %u, %llu row values packed; %llu bytes on disk now\n", cfg.store.path.c_str(),
-                st.format_version, static_cast<unsigned long long>(n),
-                static_cast<unsigned long long>(st.bytes_on_disk));
+    std::printf(
+        "%s: store format %u, %llu values rewritten (row images packed, history entries without their "
+        "repeated row image); %llu bytes on disk now\n",
+        cfg.store.path.c_str(), st.format_version, static_cast<unsigned long long>(n),
+        static_cast<unsigned long long>(st.bytes_on_disk));
     return Status::Ok();
   });
 }

@@ -15,11 +15,13 @@ using ::testing::HasSubstr;
 class StoreFormatTest : public StoreTest {
  protected:
   // A store written as format 1 was: row images as JSON text, no stamp.
-  void OpenFormat1() {
+  void OpenFormat1() { OpenFormat(1); }
+  // A store written as the code of an older format wrote it.
+  void OpenFormat(uint32_t format) {
     Close();
     std::filesystem::remove_all(path_);  // SetUp's store was stamped
     Store::Options o = Opts();
-    o.write_format = 1;
+    o.write_format = format;
     auto s = Store::Open(o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
@@ -106,7 +108,7 @@ TEST_F(StoreFormatTest, AFormat1StoreReadsTheSameAndIsMigrated) {
   Close();
 
   Open();  // the current format
-  EXPECT_EQ(store_->Stats().format_version, 2u);
+  EXPECT_EQ(store_->Stats().format_version, 3u);
   EXPECT_FALSE(store_->Stats().rows_packed);
   EXPECT_EQ(Everything(old_end), before);
   WriteHistory(20, old_end + 100, "new", 20);  // packed rows beside unpacked ones; rows 21-40 untouched
@@ -141,26 +143,103 @@ TEST_F(StoreFormatTest, AFormat1StoreReadsTheSameAndIsMigrated) {
   EXPECT_EQ(StateOf(**ro, "b", old_end), State("b", old_end));
 }
 
+// A store written in format 2 (history entries repeat the row image of
+// their version) opens with the format-3 code and reads the same, takes
+// format-3 writes beside the old entries, and `Migrate` drops the repeated
+// images from the old entries: the same state and history (byte for byte)
+// at every commit, and fewer bytes in `log`.
+TEST_F(StoreFormatTest, AFormat2StoreReadsTheSameAndIsMigrated) {
+  OpenFormat(2);
+  Bootstrap();
+  WriteHistory(7, 100, "old");
+  const uint64_t old_end = Recoverable();
+  const auto before = Everything(old_end);
+  EXPECT_EQ(store_->Stats().format_version, 2u);
+  const uint64_t old_log = ValueBytes("log");
+  Close();
+
+  Open();
+  EXPECT_EQ(store_->Stats().format_version, 3u);
+  EXPECT_EQ(Everything(old_end), before);
+  WriteHistory(20, old_end + 100, "new", 20);
+  const uint64_t end = Recoverable();
+  const auto mixed = Everything(end);
+  ASSERT_EQ(std::vector(mixed.begin(), mixed.begin() + static_cast<long>(before.size() - 2)),
+            std::vector(before.begin(), before.end() - 2));
+  const uint64_t mixed_log = ValueBytes("log");
+
+  auto migrated = store_->Migrate();
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  // Every c/u/r entry of the format-2 writes: 40 snapshot rows and the
+  // updates (the deletes have no version image to share).
+  EXPECT_GE(*migrated, 70u);
+  EXPECT_EQ(Everything(end), mixed);
+  EXPECT_LT(ValueBytes("log"), mixed_log - old_log / 3) << "the old entries lost their row images";
+  auto again = store_->Migrate();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0u) << "nothing left to migrate";
+
+  Reopen();
+  EXPECT_EQ(Everything(end), mixed);
+  auto ro = Store::Open(Opts(/*read_only=*/true));
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  std::vector<HistoryEvent> seen;
+  ASSERT_TRUE((*ro)
+                  ->History(TenantId("a"), Lsn(0), Lsn(end), std::nullopt, std::nullopt,
+                            [&](const HistoryEvent& e) {
+                              seen.push_back(e);
+                              return true;
+                            })
+                  .ok());
+  const auto mine = Hist("a", 0, end);
+  ASSERT_EQ(seen.size(), mine.size());
+  for (size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].envelope, mine[i].envelope);
+    EXPECT_EQ(seen[i].op, mine[i].op);
+  }
+}
+
+// The same events written by the format-2 code and by the format-3 code
+// give the same state and the same history, byte for byte; format 3 stores
+// the snapshot rows' envelopes in a fraction of the bytes.
+TEST_F(StoreFormatTest, Format3HistoryIsFormat2sWithoutTheRepeatedRows) {
+  std::vector<std::map<std::string, std::string>> seen[2];
+  uint64_t log_bytes[2] = {0, 0};
+  for (uint32_t format : {2u, 3u}) {
+    OpenFormat(format);
+    Bootstrap();
+    WriteHistory(7, 100, "x");
+    seen[format - 2] = Everything(Recoverable());
+    log_bytes[format - 2] = ValueBytes("log");
+    bool ops_plain = true;
+    for (const auto& e : Hist("a", 0, Recoverable()))
+      ops_plain = ops_plain && (e.op == 'r' || e.op == 'u' || e.op == 'd');
+    EXPECT_TRUE(ops_plain);
+  }
+  EXPECT_EQ(seen[0], seen[1]);
+  EXPECT_LT(log_bytes[1] * 3, log_bytes[0] * 2) << "format 2: " << log_bytes[0] << ", format 3: " << log_bytes[1];
+}
+
 TEST_F(StoreFormatTest, ANewStoreIsStampedAndAStoreOfANewerFormatIsRefused) {
   Bootstrap();
   const auto st = store_->Stats();
-  EXPECT_EQ(st.format_version, 2u);
+  EXPECT_EQ(st.format_version, 3u);
   EXPECT_TRUE(st.rows_packed);
   Close();
   EditRaw([](const std::string& cf, rocksdb::DB* raw, rocksdb::ColumnFamilyHandle* h) {
     if (cf == "meta") {
-      ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), h, "format", std::string("\0\0\0\3", 4)).ok());
+      ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), h, "format", std::string("\0\0\0\4", 4)).ok());
     }
   });
   for (bool read_only : {false, true}) {
     auto s = Store::Open(Opts(read_only));
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
-    EXPECT_THAT(s.status().message(), HasSubstr("store format 3, written by a newer timevault"));
+    EXPECT_THAT(s.status().message(), HasSubstr("store format 4, written by a newer timevault"));
   }
   EditRaw([](const std::string& cf, rocksdb::DB* raw, rocksdb::ColumnFamilyHandle* h) {
     if (cf == "meta") {
-      ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), h, "format", std::string("\0\0\0\2", 4)).ok());
+      ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), h, "format", std::string("\0\0\0\3", 4)).ok());
     }
   });
   Open();

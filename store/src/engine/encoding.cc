@@ -329,4 +329,30 @@ std::shared_ptr<const rocksdb::SliceTransform> NewTenantPrefixExtractor() {
   return std::make_shared<LeadingFieldsExtractor>(1, "timevault.Tenant");
 }
 
+std::string EncodeSpliced(uint32_t offset, std::string_view packed_rest) {
+  std::string out;
+  out.reserve(4 + packed_rest.size());
+  PutU32(&out, offset);
+  out.append(packed_rest);
+  return out;
+}
+
+std::optional<Spliced> ParseSpliced(std::string_view plaintext) {
+  Reader r(plaintext);
+  Spliced s;
+  if (!r.U32(&s.offset)) return std::nullopt;
+  s.rest = r.rest();
+  return s;
+}
+
+bool Unsplice(std::string_view rest, uint32_t offset, std::string_view row, std::string* envelope) {
+  if (offset > rest.size()) return false;
+  envelope->clear();
+  envelope->reserve(rest.size() + row.size());
+  envelope->append(rest.substr(0, offset));
+  envelope->append(row);
+  envelope->append(rest.substr(offset));
+  return true;
+}
+
 }  // namespace timevault::store::engine

@@ -141,6 +141,25 @@ struct PendingKeyParts {
 };
 std::optional<PendingKeyParts> ParsePendingKey(std::string_view key);
 
+// Format 3: a history entry whose envelope holds the row image of the
+// version stored under the same tenant, table, key and change LSN (a c/u/r
+// event's `after`) keeps the envelope without those bytes; its op byte
+// carries kOpSpliced and the plaintext is `u32(offset) pack(rest)`: the
+// envelope is rest[0, offset) + the version's row + rest[offset, ...).
+inline constexpr uint8_t kOpSpliced = 0x80;
+// Shorter row images are kept in the envelope (nothing to gain).
+inline constexpr size_t kMinSplicedRow = 16;
+// The plaintext of a spliced entry, from the envelope and the row it holds
+// at `offset`; `packed_rest` is the rest already packed (or not).
+std::string EncodeSpliced(uint32_t offset, std::string_view packed_rest);
+struct Spliced {
+  uint32_t offset = 0;
+  std::string_view rest;  // packed or plain
+};
+std::optional<Spliced> ParseSpliced(std::string_view plaintext);
+// rest with `row` put back at `offset` (false if offset is past rest).
+bool Unsplice(std::string_view rest, uint32_t offset, std::string_view row, std::string* envelope);
+
 struct LogKeyParts {
   std::string_view tenant, table, pk;
   uint64_t commit_lsn = 0, change_lsn = 0;
@@ -201,9 +220,11 @@ inline constexpr std::string_view kMetaDictPrefix = "dict/";
 inline constexpr std::string_view kMetaDictActive = "dict-active";
 // The store's format, u32 (docs/store.md, "Format versions"). Absent: 1,
 // every store written before the stamp. 2: row images in `versions` and
-// `current` are packed with the envelope dictionary before encryption.
+// `current` are packed with the envelope dictionary before encryption. 3:
+// history entries of c/u/r events do not repeat the version's row image
+// (kOpSpliced).
 inline constexpr std::string_view kMetaFormat = "format";
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 // Present once no row image written in format 1 is left unpacked (a new
 // store, or `timevault store migrate` finished).
 inline constexpr std::string_view kMetaRowsPacked = "rows-packed";

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <limits>
+
 namespace timevault::store {
 namespace engine {
 
@@ -466,20 +468,37 @@ Status Ingest::WriteHistory(const TxRef& tx, const std::vector<HistoryEntry>& en
     weight += e.weight;
     // The dictionary lands in this batch, with the first envelopes packed with it.
     for (const auto& r : s_->codec->Sample(e.envelope)) TV_RETURN_IF_ERROR(Put(s_->meta, r.key, r.value));
-    const std::string_view plain = s_->codec->Pack(e.envelope, &packed_);
+    // Format 3: the row image is in `versions` under the same tenant, table,
+    // key and LSN; the entry keeps the envelope without it (the first place
+    // its bytes occur: put back there, the envelope is exactly the same).
+    char op = e.op;
+    std::string_view plain;
+    const size_t at = (s_->options.write_format >= 3 && e.row.size() >= kMinSplicedRow &&
+                       e.envelope.size() <= std::numeric_limits<uint32_t>::max())
+                          ? e.envelope.find(e.row)
+                          : std::string_view::npos;
+    if (at != std::string_view::npos) {
+      rest_.assign(e.envelope.substr(0, at));
+      rest_.append(e.envelope.substr(at + e.row.size()));
+      spliced_ = EncodeSpliced(static_cast<uint32_t>(at), s_->codec->Pack(rest_, &rest_packed_));
+      plain = spliced_;
+      op = static_cast<char>(static_cast<uint8_t>(op) | kOpSpliced);
+    } else {
+      plain = s_->codec->Pack(e.envelope, &packed_);
+    }
     if (tx.mode == TxRef::kPending) {
       const std::string key = PendingKey(tx.xid, e.id);
       dk->Encrypt(plain, key, &enc);
       std::string value;
       value.push_back(static_cast<char>(e.weight));
-      value.push_back(e.op);
+      value.push_back(op);
       PutU64(&value, static_cast<uint64_t>(commit_time.micros()));
       value += enc;
       TV_RETURN_IF_ERROR(Put(s_->pending, key, value));
     } else {
       const std::string key = LogKey(tx.commit, e.id);
       dk->Encrypt(plain, key, &enc);
-      std::string value(1, e.op);
+      std::string value(1, op);
       value += enc;
       TV_RETURN_IF_ERROR(PutLog(e.id.tenant, key, value));
     }

@@ -40,6 +40,9 @@ struct HistoryEntry {
   char op = 0;
   std::string_view envelope;  // valid until WriteHistory returns
   uint8_t weight = 1;         // counts toward the transaction's event_count (one entry per event does)
+  // The row image just written as the version under `id` (a c/u/r event),
+  // or empty: in format 3 the entry does not repeat it (kOpSpliced).
+  std::string_view row = {};
 };
 
 struct Stored {  // a version entry read back
@@ -135,6 +138,9 @@ class Ingest {
                      bool direct, uint64_t xid);
   Status EndBefore(const std::string& tenant, const std::string& table, const std::string& pk,
                    const RowTenantEntry& next);
+  // The envelope of a history entry's plaintext (`op` its value's op byte),
+  // the row put back from the version under `id` where it was spliced out.
+  Status EntryEnvelope(const EntryId& id, uint8_t op, std::string_view plain, std::string* envelope);
   Result<std::string> EndEnvelope(const std::string& table, const std::string& pk, const RowTenantEntry& next,
                                   const TxRef& tx);
   Status PutVersion(const std::string& tenant, const std::string& table, const std::string& pk, uint64_t lsn,
@@ -172,6 +178,7 @@ class Ingest {
   std::vector<IngestItem>* held_back_;                // Store::ApplyStart's (null: hold nothing back)
   std::set<std::pair<std::string, int32_t>> frozen_;  // partitions whose rest is held back
   std::string packed_;                                // WriteHistory's buffer for EnvelopeCodec::Pack
+  std::string rest_, rest_packed_, spliced_;          // WriteHistory's envelope without the row (format 3)
 };
 
 }  // namespace timevault::store::engine

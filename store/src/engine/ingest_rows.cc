@@ -99,13 +99,15 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
 
   std::vector<HistoryEntry> entries;
   std::string for_new, for_old;
+  // The row image just written as `main`'s version (a c/u/r event).
+  const std::string_view version_row = (ev.op != 'd' && !tenantless_delete) ? row : std::string_view();
   if (moved) {
     SplitMoveEnvelope(envelope, &for_new, &for_old);
-    entries.push_back({main, 'c', for_new, 1});
+    entries.push_back({main, 'c', for_new, 1, version_row});
     entries.push_back({EntryId{*ended, ev.table, pk, lsn}, 'd', for_old, 0});
   } else {
     if (ended) entries.push_back({EntryId{*ended, ev.table, pk, lsn}, 'd', envelope, 0});
-    entries.push_back({main, ev.op, envelope, 1});
+    entries.push_back({main, ev.op, envelope, 1, version_row});
   }
   TV_RETURN_IF_ERROR(WriteHistory(tx, entries, ev.commit_time));
   ++s_->counters.events_stored;
@@ -339,10 +341,12 @@ Result<std::string> Ingest::EndEnvelope(const std::string& table, const std::str
   std::string key;
   std::optional<std::string> value;
   size_t header = 0;  // bytes before the ciphertext
+  size_t op_at = 0;   // where the op byte is
   if (tx.mode == TxRef::kPending) {
     key = PendingKey(tx.xid, own);
     TV_ASSIGN_OR_RETURN(value, Get(s_->pending, key));
     header = 1 + 1 + 8;  // weight, op, commit time
+    op_at = 1;
   } else {
     key = LogKey(tx.commit, own);
     TV_ASSIGN_OR_RETURN(value, LogValue(owner, key));
@@ -354,11 +358,42 @@ Result<std::string> Ingest::EndEnvelope(const std::string& table, const std::str
   if (dk == nullptr || !dk->Opens(ciphertext)) return envelope;  // shredded (and back with a new key)
   std::string packed, plain;
   TV_RETURN_IF_ERROR(dk->Decrypt(ciphertext, key, &packed).WithContext("history entry"));
-  TV_RETURN_IF_ERROR(s_->codec->Unpack(packed, &plain).WithContext("history entry"));
+  TV_RETURN_IF_ERROR(EntryEnvelope(own, static_cast<uint8_t>((*value)[op_at]), packed, &plain));
   if (!(next.flags & kRtVersion)) return plain;  // a delete: the tenant's row ends with it
   std::string for_new;
   SplitMoveEnvelope(plain, &for_new, &envelope);
   return envelope;
+}
+
+Status Ingest::EntryEnvelope(const EntryId& id, uint8_t op, std::string_view plain, std::string* envelope) {
+  if (!(op & kOpSpliced)) return s_->codec->Unpack(plain, envelope).WithContext("history entry");
+  auto spliced = ParseSpliced(plain);
+  if (!spliced) return Corruption("history entry is damaged");
+  std::string rest;
+  TV_RETURN_IF_ERROR(s_->codec->Unpack(spliced->rest, &rest).WithContext("history entry"));
+  // The version: in this batch, the one before, or the database.
+  const std::string prefix = RowPrefix(id.tenant, id.table, id.pk);
+  std::optional<std::string> value;
+  for (StoreImpl::Layer* l : {layer_, previous_}) {
+    if (l == nullptr || value) continue;
+    TV_RETURN_IF_ERROR(l->versions.ForEach(l->Data(), prefix, [&](const StoreImpl::RowEntries::Entry& e) {
+      if (e.lsn == id.change_lsn) value = std::string(l->Value(e));
+      return Status::Ok();
+    }));
+  }
+  const std::string key = VersionKey(prefix, id.change_lsn);
+  if (!value) {
+    TV_ASSIGN_OR_RETURN(value, GetInDb(s_->versions, key));
+  }
+  auto v = value ? ParseVersionValue(*value) : std::nullopt;
+  if (!v || !(v->flags & kVersionRow)) return Corruption("history entry without its version");
+  TV_ASSIGN_OR_RETURN(DataKeys * dk, Key(id.tenant, false));
+  if (dk == nullptr) return Corruption("history entry of a shredded tenant");
+  std::string packed, row;
+  TV_RETURN_IF_ERROR(dk->Decrypt(v->ciphertext, key, &packed).WithContext("version of a history entry"));
+  TV_RETURN_IF_ERROR(s_->codec->Unpack(packed, &row).WithContext("version of a history entry"));
+  if (!Unsplice(rest, spliced->offset, row, envelope)) return Corruption("history entry is damaged");
+  return Status::Ok();
 }
 
 // The row as it was just before `ev` (for TOAST): normally the next older
@@ -449,7 +484,7 @@ Status Ingest::PutVersion(const std::string& tenant, const std::string& table, c
   // is not kept.
   thread_local std::string packed;
   std::string_view plain = row;
-  if (s_->options.write_format >= kFormatVersion) {
+  if (s_->options.write_format >= 2) {
     const std::string_view p = s_->codec->Pack(row, &packed);
     if (p.size() < row.size()) plain = p;
   }

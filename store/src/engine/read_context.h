@@ -27,6 +27,7 @@ class ReadContext {
   }
 
   const rocksdb::Snapshot* snapshot() const { return snap_.get(); }
+  const rocksdb::ReadOptions& read_options() const { return ro_; }
   rocksdb::Iterator* NewIterator(rocksdb::ColumnFamilyHandle* cf, bool prefix_mode) {
     rocksdb::ReadOptions ro = ro_;
     if (prefix_mode) {

@@ -230,17 +230,40 @@ Status Store::History(const TenantId& tenant, Lsn from, Lsn to, const std::optio
   std::string start = prefix;
   PutU64(&start, from.value() + 1);
   std::unique_ptr<rocksdb::Iterator> it(ctx.NewIterator(impl_->log, true));
-  std::string packed, plain;
+  std::string packed, plain, version, row;
   for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     auto k = ParseLogKey(it->key().ToStringView());
     if (!k || it->value().empty()) return Corruption("log entry is damaged");
     if (k->commit_lsn > to.value()) break;
     if ((table && k->table != *table) || (pk && k->pk != *pk)) continue;
     std::string_view value = it->value().ToStringView();
+    const auto op = static_cast<uint8_t>(value[0]);
     TV_RETURN_IF_ERROR(key->Decrypt(value.substr(1), it->key().ToStringView(), &packed).WithContext("history"));
-    TV_RETURN_IF_ERROR(impl_->codec->Unpack(packed, &plain).WithContext("history"));
-    HistoryEvent e{Lsn(k->commit_lsn), Lsn(k->change_lsn), std::string(k->table),
-                   std::string(k->pk), value[0],           std::move(plain)};
+    if (op & kOpSpliced) {
+      // Format 3: the row image is the version's under the same key and LSN.
+      auto spliced = ParseSpliced(packed);
+      if (!spliced) return Corruption("log entry is damaged");
+      std::string rest;
+      TV_RETURN_IF_ERROR(impl_->codec->Unpack(spliced->rest, &rest).WithContext("history"));
+      const std::string vkey = VersionKey(RowPrefix(tenant.str(), k->table, k->pk), k->change_lsn);
+      rocksdb::Status got = impl_->db->Get(ctx.read_options(), impl_->versions, vkey, &version);
+      if (!got.ok() && !got.IsNotFound()) return Internal(RocksError("reading versions", got));
+      auto v = got.ok() ? ParseVersionValue(version) : std::nullopt;
+      if (!v || !(v->flags & kVersionRow)) {
+        return Corruption("history entry at " + Lsn(k->change_lsn).ToString() + " without its version");
+      }
+      TV_RETURN_IF_ERROR(key->Decrypt(v->ciphertext, vkey, &packed).WithContext("history"));
+      TV_RETURN_IF_ERROR(impl_->codec->Unpack(packed, &row).WithContext("history"));
+      if (!Unsplice(rest, spliced->offset, row, &plain)) return Corruption("log entry is damaged");
+    } else {
+      TV_RETURN_IF_ERROR(impl_->codec->Unpack(packed, &plain).WithContext("history"));
+    }
+    HistoryEvent e{Lsn(k->commit_lsn),
+                   Lsn(k->change_lsn),
+                   std::string(k->table),
+                   std::string(k->pk),
+                   static_cast<char>(op & ~kOpSpliced),
+                   std::move(plain)};
     if (!emit(e)) return Status::Ok();
   }
   if (!it->status().ok()) return Internal(RocksError("reading the log", it->status()));

@@ -163,9 +163,10 @@ class Store final : public StateReader {
     // writes any of it; 0: no guard.
     size_t min_free_mb = 256;
     // The format new data is written in: the current one (engine/encoding.h,
-    // kFormatVersion), or 1 as stores written before format 2 hold it (row
-    // images not packed, no stamp): only for tests of the migration.
-    uint32_t write_format = 2;
+    // kFormatVersion), or an older one as the code of that format wrote it
+    // (1: row images not packed, no stamp; 2: history entries repeat the
+    // row image): only for tests of the migration.
+    uint32_t write_format = 3;
   };
   // Opens (creating if needed). Errors: the key file (missing, wrong size,
   // wrong master key for this store), RocksDB (path, lock, corruption).

@@ -166,6 +166,11 @@ const std::vector<Spec>& Specs() {
          c.postgres.snapshot_chunk_rows = v;
          return Status::Ok();
        })},
+      {"postgres.read_ahead_bytes", Kind::kInt, false, Int([](Config& c, int64_t v) {
+         TV_RETURN_IF_ERROR(AtLeast("postgres.read_ahead_bytes", v, 65536));
+         c.postgres.read_ahead_bytes = v;
+         return Status::Ok();
+       })},
       {"postgres.status_interval_ms", Kind::kInt, false, Int([](Config& c, int64_t v) {
          TV_RETURN_IF_ERROR(AtLeast("postgres.status_interval_ms", v, 100));
          c.postgres.status_interval_ms = v;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "timevault/core/lsn.h"
 #include "timevault/core/pg.h"
@@ -69,6 +70,9 @@ class PgReplication final : public ReplicationStream {
 
   Result<std::optional<std::string_view>> Read(int timeout_ms) override;
   Status SendStatus(Lsn flush, bool reply_requested) override;
+  // The buffer behind the view the last Read returned, now the caller's (to
+  // free with PQfreemem); the next Read leaves it alone.
+  char* TakeBuffer() { return std::exchange(buffer_, nullptr); }
 
  private:
   PgReplication() = default;

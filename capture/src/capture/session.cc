@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <span>
 #include <string>
 
@@ -37,6 +38,8 @@ std::u16string Utf16(std::string_view s) {
 bool JavaStringLess(std::string_view a, std::string_view b) { return Utf16(a) < Utf16(b); }
 
 constexpr int kReadTimeoutMs = 100;
+// Stream messages handled between two serves of delivery reports.
+constexpr size_t kPollEvery = 64;
 constexpr int kFlushTimeoutMs = 60000;
 constexpr std::string_view kSnapshotMarker = "timevault:snapshot-completed slot=";
 // Where the publication comment keeps the partitioned roots' leaves.
@@ -486,36 +489,54 @@ Status Session::SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, Sn
   return catalog_.Run("CLOSE tv_snapshot");
 }
 
+// Two threads (docs/capture.md, "Pipeline"): the StreamReader reads the
+// replication connection; this thread decodes, encodes and produces, and
+// publishes what is confirmable for the reader's status updates.
 Status Session::Stream() {
   TV_RETURN_IF_ERROR(replication_->Start(config_.postgres.slot, Lsn(), config_.postgres.publication));
   spdlog::info("capture: streaming from slot {}", config_.postgres.slot);
   reached_streaming_ = true;
   metrics_->streaming = true;
-  last_status_ms_ = NowMs();
   last_heartbeat_ms_ = NowMs();
+  reader_ = std::make_unique<StreamReader>(replication_.get(), static_cast<size_t>(config_.postgres.read_ahead_bytes),
+                                           config_.postgres.status_interval_ms);
+  reader_->Start(tracker_.Confirmable().lsn);
+  Status st = StreamLoop();
+  reader_->Stop();  // the connection is this thread's again, for the last status update
+  TV_RETURN_IF_ERROR(st);
+  return Shutdown();
+}
+
+Status Session::StreamLoop() {
+  std::deque<StreamItem> items;
   while (!stop_->load()) {
-    TV_ASSIGN_OR_RETURN(auto bytes, replication_->Read(kReadTimeoutMs));
-    if (bytes) {
-      TV_ASSIGN_OR_RETURN(auto msg, pgoutput::DecodeStream(*bytes));
-      if (auto* data = std::get_if<pgoutput::XLogData>(&msg)) {
-        if (data->wal_end > server_wal_end_) server_wal_end_ = data->wal_end;
-        TV_RETURN_IF_ERROR(Dispatch(*data));
-      } else {
-        const auto& ka = std::get<pgoutput::Keepalive>(msg);
-        if (ka.wal_end > server_wal_end_) server_wal_end_ = ka.wal_end;
-        if (!tx_) tracker_.Marker(ka.wal_end, CommitTime::FromPostgres(ka.send_time));
-        if (ka.reply_requested) TV_RETURN_IF_ERROR(SendStatus(true));
-      }
-      metrics_->server_wal_end = server_wal_end_.value();
+    TV_RETURN_IF_ERROR(reader_->Pop(kReadTimeoutMs, &items));
+    for (size_t n = 1; !items.empty(); items.pop_front(), ++n) {
+      TV_RETURN_IF_ERROR(OnStreamItem(items.front()));
+      if (n % kPollEvery == 0) sink_->Poll(0);  // delivery reports, so acknowledgements keep up
     }
+    metrics_->server_wal_end = server_wal_end_.value();
     sink_->Poll(0);
     if (!sink_->error().ok()) return sink_->error();
-    if (NowMs() - last_status_ms_ >= config_.postgres.status_interval_ms) TV_RETURN_IF_ERROR(SendStatus(false));
+    const Lsn confirmable = tracker_.Confirmable().lsn;
+    reader_->Publish(confirmable);
+    metrics_->confirmed_lsn = confirmable.value();
     TV_RETURN_IF_ERROR(MaybeHeartbeat(false));
     TV_RETURN_IF_ERROR(MaybeProbeIdle());
     TV_RETURN_IF_ERROR(PollPartitions());
   }
-  return Shutdown();
+  return Status::Ok();
+}
+
+Status Session::OnStreamItem(const StreamItem& item) {
+  if (const auto* data = std::get_if<pgoutput::XLogData>(&item.message)) {
+    if (data->wal_end > server_wal_end_) server_wal_end_ = data->wal_end;
+    return Dispatch(*data);
+  }
+  const auto& ka = std::get<pgoutput::Keepalive>(item.message);
+  if (ka.wal_end > server_wal_end_) server_wal_end_ = ka.wal_end;
+  if (!tx_) tracker_.Marker(ka.wal_end, CommitTime::FromPostgres(ka.send_time));
+  return Status::Ok();
 }
 
 Status Session::Shutdown() {
@@ -526,6 +547,7 @@ Status Session::Shutdown() {
   return sink_->Flush(kFlushTimeoutMs);
 }
 
+// Only while no StreamReader runs (it sends the updates while streaming).
 Status Session::SendStatus(bool reply_requested) {
   sink_->Poll(0);
   auto pos = tracker_.Confirmable();

@@ -18,6 +18,7 @@
 #include "capture/partitions.h"
 #include "capture/replication.h"
 #include "capture/schema_cache.h"
+#include "capture/stream_reader.h"
 #include "timevault/capture/capture.h"
 #include "timevault/capture/debezium.h"
 #include "timevault/config/config.h"
@@ -76,6 +77,9 @@ class Session {
   };
   Status SnapshotTable(const TableSchema& table, Lsn lsn, int64_t xid, SnapshotPosition position);
   Status Stream();
+  Status StreamLoop();
+  // One message of the stream, in order (the session thread's part).
+  Status OnStreamItem(const StreamItem& item);
   Status Dispatch(const pgoutput::XLogData& data);
   Status OnBegin(const pgoutput::Begin& begin, Lsn lsn);
   Status OnCommit(const pgoutput::Commit& commit, Lsn lsn);
@@ -122,6 +126,7 @@ class Session {
 
   pg::PgConn catalog_;
   std::unique_ptr<PgReplication> replication_;
+  std::unique_ptr<StreamReader> reader_;  // owns replication_ while streaming
   AckTracker tracker_;
   std::unique_ptr<KafkaSink> sink_;
   std::unique_ptr<SchemaCache> schemas_;

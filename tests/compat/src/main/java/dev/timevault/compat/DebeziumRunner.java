@@ -24,6 +24,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.header.internals.RecordHeaders;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.connect.data.Field;
 import org.apache.kafka.connect.data.Struct;
 import org.apache.kafka.connect.header.Header;
@@ -39,6 +44,17 @@ import org.apache.kafka.connect.storage.SimpleHeaderConverter;
  * (schemas.enable as given) would put on Kafka, and headers are what Connect's
  * default SimpleHeaderConverter would write.
  *
+ * With --kafka-bootstrap the records go to Kafka instead, as Kafka Connect's
+ * worker would put them there: a KafkaProducer (acks=all, idempotent, the
+ * same linger and compression as timevault capture's defaults) sends each
+ * record's JsonConverter bytes and headers to its topic, and the producer is
+ * flushed (every record acknowledged by the broker) at most once per offset
+ * flush interval, before Debezium commits its offsets, as Connect's worker
+ * commits only acknowledged offsets. With --expect-records N it logs "compat-runner: reached N" (and
+ * the wall-clock milliseconds of its first and Nth change record, the Nth
+ * acknowledged) once N change records (data topics, tombstones not counted)
+ * went out: bench/capture.sh times Debezium with it.
+ *
  * Exits 0 once no record (heartbeats aside) arrived for the idle timeout after at
  * least one did, or when the stop file appears; exits 1 when the engine fails,
  * 2 on bad arguments, 3 when --max-runtime passes first; SIGTERM stops it the
@@ -50,6 +66,7 @@ import org.apache.kafka.connect.storage.SimpleHeaderConverter;
 public final class DebeziumRunner {
 
     private static final Map<String, String> DEFAULTS = new TreeMap<>();
+    private static final long OFFSET_FLUSH_MS = 1000;
 
     static {
         DEFAULTS.put("host", "127.0.0.1");
@@ -62,7 +79,11 @@ public final class DebeziumRunner {
         DEFAULTS.put("prefix", "compat");
         DEFAULTS.put("snapshot-mode", "initial");
         DEFAULTS.put("schemas-enable", "false");
-        DEFAULTS.put("out", null);
+        DEFAULTS.put("out", "");
+        DEFAULTS.put("kafka-bootstrap", "");
+        DEFAULTS.put("kafka-linger-ms", "5");
+        DEFAULTS.put("kafka-compression", "lz4");
+        DEFAULTS.put("expect-records", "0");
         DEFAULTS.put("idle-timeout-s", "20");
         DEFAULTS.put("stop-file", "");
         DEFAULTS.put("heartbeat-ms", "1000");
@@ -112,6 +133,9 @@ public final class DebeziumRunner {
             if (e.getValue() == null) {
                 usage("--" + e.getKey() + " is required");
             }
+        }
+        if (opts.get("out").isEmpty() == opts.get("kafka-bootstrap").isEmpty()) {
+            usage("give exactly one of --out FILE and --kafka-bootstrap HOST:PORT");
         }
         String se = opts.get("schemas-enable").toLowerCase(Locale.ROOT);
         if (!se.equals("true") && !se.equals("false")) {
@@ -173,7 +197,10 @@ public final class DebeziumRunner {
         long maxRuntimeMs = Long.parseLong(o.get("max-runtime-s")) * 1000L;
         String prefix = o.get("prefix");
         String heartbeatTopic = "__debezium-heartbeat." + prefix;
-        Path out = Paths.get(o.get("out"));
+        boolean toKafka = !o.get("kafka-bootstrap").isEmpty();
+        long expectRecords = Long.parseLong(o.get("expect-records"));
+        String transactionTopic = prefix + ".transaction";
+        Path out = toKafka ? null : Paths.get(o.get("out"));
         Path stopFile = o.get("stop-file").isEmpty() ? null : Paths.get(o.get("stop-file"));
 
         Properties p = new Properties();
@@ -186,7 +213,7 @@ public final class DebeziumRunner {
             p.setProperty("offset.storage", "org.apache.kafka.connect.storage.FileOffsetBackingStore");
             p.setProperty("offset.storage.file.filename", o.get("offset-file"));
         }
-        p.setProperty("offset.flush.interval.ms", "1000");
+        p.setProperty("offset.flush.interval.ms", Long.toString(OFFSET_FLUSH_MS));
         p.setProperty("database.hostname", o.get("host"));
         p.setProperty("database.port", o.get("port"));
         p.setProperty("database.user", o.get("user"));
@@ -215,8 +242,27 @@ public final class DebeziumRunner {
         SimpleHeaderConverter headerConverter = new SimpleHeaderConverter();
         headerConverter.configure(Map.of());
 
-        Files.createDirectories(out.toAbsolutePath().getParent());
-        BufferedWriter writer = new BufferedWriter(new OutputStreamWriter(Files.newOutputStream(out), StandardCharsets.UTF_8));
+        BufferedWriter writer = null;
+        KafkaProducer<byte[], byte[]> producer = null;
+        if (toKafka) {
+            Properties kp = new Properties();
+            kp.setProperty(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, o.get("kafka-bootstrap"));
+            kp.setProperty(ProducerConfig.ACKS_CONFIG, "all");
+            kp.setProperty(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+            kp.setProperty(ProducerConfig.LINGER_MS_CONFIG, o.get("kafka-linger-ms"));
+            kp.setProperty(ProducerConfig.COMPRESSION_TYPE_CONFIG, o.get("kafka-compression"));
+            producer = new KafkaProducer<>(kp, new ByteArraySerializer(), new ByteArraySerializer());
+        }
+        else {
+            Files.createDirectories(out.toAbsolutePath().getParent());
+            writer = new BufferedWriter(new OutputStreamWriter(Files.newOutputStream(out), StandardCharsets.UTF_8));
+        }
+        final BufferedWriter fileWriter = writer;
+        final KafkaProducer<byte[], byte[]> kafkaProducer = producer;
+        AtomicLong changeRecords = new AtomicLong();
+        AtomicLong firstChangeAtMs = new AtomicLong(0);
+        AtomicBoolean reached = new AtomicBoolean(false);
+        AtomicLong lastFlushMs = new AtomicLong(System.currentTimeMillis());
 
         AtomicLong records = new AtomicLong();
         AtomicLong heartbeats = new AtomicLong();
@@ -235,23 +281,16 @@ public final class DebeziumRunner {
                     String topic = r.topic();
                     byte[] key = keyConverter.fromConnectData(topic, r.keySchema(), r.key());
                     byte[] value = valueConverter.fromConnectData(topic, r.valueSchema(), r.value());
-                    StringBuilder line = new StringBuilder(256);
-                    line.append("{\"topic\":").append(quote(topic));
-                    line.append(",\"key\":").append(key == null ? "null" : new String(key, StandardCharsets.UTF_8));
-                    line.append(",\"value\":").append(value == null ? "null" : new String(value, StandardCharsets.UTF_8));
-                    if (r.headers() != null && !r.headers().isEmpty()) {
-                        line.append(",\"headers\":[");
-                        boolean first = true;
-                        for (Header h : r.headers()) {
-                            byte[] hv = headerConverter.fromConnectHeader(topic, h.key(), h.schema(), h.value());
-                            line.append(first ? "" : ",").append('[').append(quote(h.key())).append(',')
-                                    .append(hv == null ? "null" : quote(new String(hv, StandardCharsets.UTF_8))).append(']');
-                            first = false;
+                    if (kafkaProducer != null) {
+                        send(kafkaProducer, headerConverter, r, key, value);
+                        if (value != null && !topic.equals(heartbeatTopic) && !topic.equals(transactionTopic)
+                                && changeRecords.incrementAndGet() == 1) {
+                            firstChangeAtMs.set(System.currentTimeMillis());
                         }
-                        line.append(']');
                     }
-                    line.append("}\n");
-                    writer.write(line.toString());
+                    else {
+                        writeLine(fileWriter, headerConverter, r, key, value);
+                    }
                     synchronized (perTopic) {
                         perTopic.merge(topic, 1L, Long::sum);
                     }
@@ -273,7 +312,24 @@ public final class DebeziumRunner {
                     }
                     committer.markProcessed(ev);
                 }
-                writer.flush();
+                if (kafkaProducer != null) {
+                    // As Kafka Connect's worker: offsets move (every
+                    // offset.flush.interval.ms) only over acknowledged records.
+                    long n = changeRecords.get();
+                    boolean reachedNow = expectRecords > 0 && n >= expectRecords && !reached.get();
+                    long nowMs = System.currentTimeMillis();
+                    if (reachedNow || nowMs - lastFlushMs.get() >= OFFSET_FLUSH_MS) {
+                        kafkaProducer.flush();
+                        lastFlushMs.set(nowMs);
+                    }
+                    if (reachedNow && reached.compareAndSet(false, true)) {
+                        log("reached " + expectRecords + " change records: first_ms=" + firstChangeAtMs.get()
+                                + " last_ms=" + System.currentTimeMillis());
+                    }
+                }
+                else {
+                    fileWriter.flush();
+                }
                 committer.markBatchFinished();
             }
             catch (IOException e) {
@@ -322,7 +378,8 @@ public final class DebeziumRunner {
         ExecutorService executor = Executors.newSingleThreadExecutor();
         long start = System.nanoTime();
         log("starting Debezium (slot " + o.get("slot") + ", publication " + o.get("publication") + ", prefix " + prefix
-                + ", snapshot.mode " + o.get("snapshot-mode") + ", schemas.enable " + schemas + ") -> " + out);
+                + ", snapshot.mode " + o.get("snapshot-mode") + ", schemas.enable " + schemas + ") -> "
+                + (toKafka ? "Kafka " + o.get("kafka-bootstrap") : out));
         executor.execute(engine);
 
         int exit = 0;
@@ -380,9 +437,14 @@ public final class DebeziumRunner {
         if (!executor.awaitTermination(10, TimeUnit.SECONDS)) {
             log("engine thread did not end within 10 s");
         }
-        synchronized (writer) {
-            writer.flush();
-            writer.close();
+        if (fileWriter != null) {
+            synchronized (fileWriter) {
+                fileWriter.flush();
+                fileWriter.close();
+            }
+        }
+        if (kafkaProducer != null) {
+            kafkaProducer.close();
         }
         if (failure.get() != null) {
             log("FAILED: " + failure.get());
@@ -394,6 +456,46 @@ public final class DebeziumRunner {
         log("done: records=" + records.get() + " heartbeats=" + heartbeats.get() + " exit=" + exit);
         finished.countDown();
         System.exit(exit);
+    }
+
+    /** One record as Kafka Connect's worker writes it: converted key, value and headers. */
+    private static void send(KafkaProducer<byte[], byte[]> producer, SimpleHeaderConverter headerConverter,
+                             SourceRecord r, byte[] key, byte[] value) {
+        RecordHeaders headers = new RecordHeaders();
+        if (r.headers() != null) {
+            for (Header h : r.headers()) {
+                headers.add(h.key(), headerConverter.fromConnectHeader(r.topic(), h.key(), h.schema(), h.value()));
+            }
+        }
+        producer.send(new ProducerRecord<>(r.topic(), r.kafkaPartition(), key, value, headers), (md, e) -> {
+            if (e != null) {
+                log("FAILED: delivering to " + r.topic() + ": " + e);
+                System.exit(1);
+            }
+        });
+    }
+
+    /** One record as a JSON line (the compat comparison's input). */
+    private static void writeLine(BufferedWriter writer, SimpleHeaderConverter headerConverter, SourceRecord r,
+                                  byte[] key, byte[] value) throws IOException {
+        String topic = r.topic();
+        StringBuilder line = new StringBuilder(256);
+        line.append("{\"topic\":").append(quote(topic));
+        line.append(",\"key\":").append(key == null ? "null" : new String(key, StandardCharsets.UTF_8));
+        line.append(",\"value\":").append(value == null ? "null" : new String(value, StandardCharsets.UTF_8));
+        if (r.headers() != null && !r.headers().isEmpty()) {
+            line.append(",\"headers\":[");
+            boolean first = true;
+            for (Header h : r.headers()) {
+                byte[] hv = headerConverter.fromConnectHeader(topic, h.key(), h.schema(), h.value());
+                line.append(first ? "" : ",").append('[').append(quote(h.key())).append(',')
+                        .append(hv == null ? "null" : quote(new String(hv, StandardCharsets.UTF_8))).append(']');
+                first = false;
+            }
+            line.append(']');
+        }
+        line.append("}\n");
+        writer.write(line.toString());
     }
 
     private DebeziumRunner() {

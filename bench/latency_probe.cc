@@ -139,8 +139,8 @@ int main(int argc, char** argv) {
   if (rc != 0) return rc;
   auto& l = shared.latencies_ms;
   std::sort(l.begin(), l.end());
-  std::printf("samples=%zu p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f polls=%lld\n", l.size(),
-              Percentile(l, 0.5), Percentile(l, 0.9), Percentile(l, 0.99), l.empty() ? 0.0 : l.back(),
+  std::printf("samples=%zu p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f polls=%lld\n", l.size(), Percentile(l, 0.5),
+              Percentile(l, 0.9), Percentile(l, 0.99), l.empty() ? 0.0 : l.back(),
               static_cast<long long>(shared.polls.load()));
   return l.size() == static_cast<size_t>(samples) ? 0 : 1;
 }

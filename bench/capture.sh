@@ -20,11 +20,11 @@
 # Last line: capture_eps=<N> recvlogical_eps=<M> ratio=<N/M>
 #            debezium_eps=<D> debezium_ratio=<N/D> capture_us_per_event=<C> (medians).
 #
-#   bench/capture.sh [ROWS] [RUNS]     (defaults 300000, 3)
+#   bench/capture.sh [ROWS] [RUNS]     (defaults 300000, 3; TVBENCH_BIN: another binary)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rows=${1:-300000}; runs=${2:-3}
-bin="$root/build/timevault"
+bin="${TVBENCH_BIN:-$root/build/timevault}"
 [[ -x "$bin" ]] || "$root/scripts/build"
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 source "$root/bench/lib.sh"

@@ -3,8 +3,6 @@
 // the position the session published (invariant 1), keeps reporting while
 // its read-ahead is full, and a broken connection surfaces through Pop after
 // everything read before it.
-#include "capture/stream_reader.h"
-
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -15,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "capture/stream_reader.h"
 #include "support/testenv.h"
 #include "timevault/capture/pgoutput.h"
 
@@ -147,8 +146,8 @@ TEST_F(StreamReaderTest, ABrokenConnectionSurfacesAfterWhatWasReadBeforeIt) {
   ASSERT_TRUE(PopUntil(reader, &seen, [&] { return !seen.commit_ends.empty(); }).ok());
   ASSERT_TRUE(sql_.Run("INSERT INTO items VALUES (2, 'before the kill')").ok());
   std::this_thread::sleep_for(500ms);  // read by the reader, not popped
-  auto killed = sql_.Exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '" +
-                          slot_ + "'");
+  auto killed =
+      sql_.Exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'");
   ASSERT_TRUE(killed.ok() && killed->rows() == 1) << killed.status().ToString();
   Status st = PopUntil(reader, &seen, [] { return false; });
   EXPECT_FALSE(st.ok()) << "the walsender's end did not surface";

@@ -47,6 +47,12 @@ void StreamReader::Publish(Lsn confirmable) {
 
 Status StreamReader::Pop(int timeout_ms, std::deque<StreamItem>* out) {
   std::unique_lock lock(mu_);
+  // The batch handed over last time is done with: its bytes leave the budget.
+  if (handed_bytes_ > 0) {
+    queued_bytes_ -= handed_bytes_;
+    handed_bytes_ = 0;
+    not_full_.notify_one();
+  }
   if (queue_.empty() && !ended_) {
     not_empty_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return !queue_.empty() || ended_; });
   }
@@ -57,9 +63,7 @@ Status StreamReader::Pop(int timeout_ms, std::deque<StreamItem>* out) {
     for (auto& item : queue_) out->push_back(std::move(item));
     queue_.clear();
   }
-  queued_bytes_ = 0;
-  lock.unlock();
-  not_full_.notify_one();
+  handed_bytes_ = queued_bytes_;  // still counted until the next Pop
   return Status::Ok();
 }
 

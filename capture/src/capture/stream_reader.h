@@ -2,8 +2,10 @@
 // server's CopyData messages, splits XLogData from keepalives
 // (pgoutput::DecodeStream) and hands them, in stream order, to the session
 // thread, which decodes pgoutput, encodes Debezium JSON and produces. The
-// queue between them is bounded in bytes (postgres.read_ahead_bytes): while
-// it is full the reader stops reading (the walsender waits on the socket).
+// read-ahead is bounded in bytes (postgres.read_ahead_bytes), counting the
+// queue and the batch the session took with the last Pop (it is done with
+// it when it calls Pop again): while it is full the reader stops reading
+// (the walsender waits on the socket).
 //
 // The reader owns the replication connection until Stop(): it answers
 // keepalives that ask for a reply and sends a standby status update every
@@ -54,8 +56,9 @@ class StreamReader {
   // the first Publish.
   void Start(Lsn confirmed);
   // Moves every queued item, in stream order, to the end of `out`, waiting
-  // up to `timeout_ms` for one. Once the queue is empty, the reader's error
-  // (a broken connection, malformed bytes) if it stopped on one.
+  // up to `timeout_ms` for one; the items moved by the previous call count
+  // as released. Once the queue is empty, the reader's error (a broken
+  // connection, malformed bytes) if it stopped on one.
   Status Pop(int timeout_ms, std::deque<StreamItem>* out);
   // The position the reader reports from now on (never decreases).
   void Publish(Lsn confirmable);
@@ -77,7 +80,8 @@ class StreamReader {
   std::mutex mu_;
   std::condition_variable not_empty_, not_full_;
   std::deque<StreamItem> queue_;  // guarded by mu_
-  size_t queued_bytes_ = 0;       // guarded by mu_
+  size_t queued_bytes_ = 0;       // guarded by mu_; the queue's and handed_bytes_
+  size_t handed_bytes_ = 0;       // guarded by mu_; the batch the last Pop handed over
   Status error_;                  // guarded by mu_; set once, when the reader ends on an error
   bool ended_ = false;            // guarded by mu_
   std::thread thread_;

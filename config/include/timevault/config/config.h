@@ -33,7 +33,7 @@ struct PostgresConfig {
   int64_t status_interval_ms = 10000;
   // capture's read-ahead: stream messages read from the server and not yet
   // encoded (docs/capture.md, "Pipeline"); reading pauses when it is full.
-  int64_t read_ahead_bytes = 16 << 20;
+  int64_t read_ahead_bytes = 4 << 20;
   SlotLossAction on_slot_loss = SlotLossAction::kResnapshot;
 };
 

@@ -6,7 +6,7 @@
 # recoverable point moves, as always), then RUNS times: pgbench commits
 # single-row transactions at TXS per second (4 clients) for SECONDS, and
 # build/bench/latency_probe commits one more single-row transaction every
-# 20 ms on its own connection and polls GET /v1/session back to back: a
+# 20 ms on its own connection and polls GET /v1/recoverable-point back to back: a
 # sample's latency runs from its COMMIT's return to the first API answer
 # whose recoverable_point.lsn passes the commit (the server's WAL write
 # position read right after it).

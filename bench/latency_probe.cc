@@ -6,7 +6,8 @@
 // its own connection (INSERT INTO latency_probe, autocommit) and notes, for
 // each, the time the COMMIT returned and the server's WAL write position
 // read right after it (at or past the commit record's end). Another thread
-// polls GET /v1/session (the API's recoverable point) back to back. A
+// polls GET /v1/recoverable-point (the store's recoverable point, from its
+// memory) back to back. A
 // sample's latency is from its commit's return to the first answer whose
 // recoverable_point.lsn is at or past its position. Prints one line:
 //   samples=<N> p50_ms=<..> p90_ms=<..> p99_ms=<..> max_ms=<..> polls=<P>
@@ -73,7 +74,7 @@ int Commit(const std::string& conninfo, int samples, int interval_ms, Shared* sh
   return 0;
 }
 
-// The recoverable point's LSN in a /v1/session answer (0 if none).
+// The recoverable point's LSN in a /v1/recoverable-point answer (0 if none).
 uint64_t RecoverableLsn(const std::string& body) {
   rapidjson::Document d;
   d.Parse(body.data(), body.size());
@@ -93,7 +94,7 @@ void Poll(const std::string& url, const std::string& token, Shared* shared) {
   const auto deadline_after_done = std::chrono::seconds(30);
   std::optional<Clock::time_point> done_at;
   for (;;) {
-    auto res = client.Get("/v1/session", headers);
+    auto res = client.Get("/v1/recoverable-point", headers);
     const auto seen = Clock::now();
     shared->polls.fetch_add(1);
     const uint64_t point = res && res->status == 200 ? RecoverableLsn(res->body) : 0;

@@ -164,6 +164,25 @@ void Window(ApiState& s, Call& c) {
   SendJson(c, 200, std::string(buf.GetString(), buf.GetSize()));
 }
 
+// GET /v1/recoverable-point: the store's recoverable point alone, as the
+// store holds it in memory since it last advanced (no index read), for
+// pollers such as bench/latency.sh; GET /v1/session answers the same point
+// but also finds the window's oldest point (by bisection) and the tenants.
+void RecoverablePointOnly(ApiState& s, Call& c) {
+  auto point = s.backends.store->RecoverablePoint();
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("recoverable_point");
+  if (point.ok()) {
+    WritePoint(w, *point);
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  SendJson(c, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
 // The caller's name, role and tenant scope, and the tenants it can reach
 // that the store holds rows of at its recoverable point (for pickers), and
 // that point (the newest time a PITR can reach).
@@ -278,6 +297,8 @@ void AddConsoleRoutes(ApiState& s, std::vector<Route>& routes) {
   routes.push_back(Public("/livez", [](Call& c) { SendJson(c, 200, R"({"status":"alive"})"); }));
   routes.push_back(Public("/readyz", [&s](Call& c) { Ready(s, c); }));
   routes.push_back(MakeRoute("GET", "/v1/session", Role::kViewer, false, nullptr, [&s](Call& c) { Session(s, c); }));
+  routes.push_back(MakeRoute("GET", "/v1/recoverable-point", Role::kViewer, false, nullptr,
+                             [&s](Call& c) { RecoverablePointOnly(s, c); }));
   routes.push_back(MakeRoute(
       "GET", "/v1/tenants/([^/]+)/window", Role::kViewer, false,
       [](Call& c) -> Result<std::optional<std::string>> { return std::optional<std::string>(c.params[0]); },

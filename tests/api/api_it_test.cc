@@ -221,7 +221,8 @@ TEST_F(ApiTest, OpenApiIsPublicAndDescribesEveryRoute) {
                         "/v1/audit/verify:",
                         "/v1/dead-letters:",
                         "/metrics:",
-                        "/v1/openapi.yaml:"}) {
+                        "/v1/openapi.yaml:",
+                        "/v1/recoverable-point:"}) {
     EXPECT_NE(r.body.find(std::string("  ") + p), std::string::npos) << p;
   }
 }
@@ -572,6 +573,47 @@ TEST_F(ApiTest, RecoverableWindowBoundsWhatAPitrCanTarget) {
   // Tenant scope: acme's viewer cannot ask about globex.
   EXPECT_EQ(api_->Do("GET", "/v1/tenants/globex/window", "view-secret-3").status, 403);
   EXPECT_EQ(api_->Do("GET", "/v1/tenants/globex/window", "admin-secret-1").status, 200);
+}
+
+// GET /v1/recoverable-point answers the session's point (the store's, from
+// memory): it never goes back, moves past a new commit once the store holds
+// it, and a read at its LSN holds that commit's row.
+TEST_F(ApiTest, RecoverablePointIsTheSessionsAndFollowsCommits) {
+  const auto lsn_of = [](const Reply& r) {
+    auto l = Lsn::Parse(Str((*r.json)["recoverable_point"], "lsn"));
+    return l ? l->value() : 0;
+  };
+  auto first = api_->Do("GET", "/v1/recoverable-point", "view-secret-3");
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_TRUE((*first.json)["recoverable_point"].IsObject()) << first.body;
+  ASSERT_TRUE(CommitTime::ParseStrict(Str((*first.json)["recoverable_point"], "time"))) << first.body;
+  auto session = api_->Do("GET", "/v1/session", "view-secret-3");
+  ASSERT_EQ(session.status, 200) << session.body;
+  auto second = api_->Do("GET", "/v1/recoverable-point", "view-secret-3");
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_GT(lsn_of(first), 0U);
+  EXPECT_LE(lsn_of(first), lsn_of(session)) << first.body << " " << session.body;
+  EXPECT_LE(lsn_of(session), lsn_of(second)) << session.body << " " << second.body;
+
+  h_->Exec("INSERT INTO items VALUES (2001, 'acme', 'after the point')");
+  const auto wal = Lsn::Parse(h_->Query("SELECT pg_current_wal_lsn()"));
+  ASSERT_TRUE(wal.has_value());
+  Reply now;
+  for (int i = 0; i < 300; ++i) {
+    now = api_->Do("GET", "/v1/recoverable-point", "view-secret-3");
+    if (now.status == 200 && lsn_of(now) >= wal->value()) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(now.status, 200) << now.body;
+  ASSERT_GE(lsn_of(now), wal->value()) << now.body;
+  EXPECT_GE(lsn_of(now), lsn_of(second));
+  // The state at the point's LSN holds the row (by LSN: a commit time may
+  // lie after the point's time, invariant 3).
+  auto at =
+      api_->Do("GET", "/v1/tenants/acme/state?lsn=" + Str((*now.json)["recoverable_point"], "lsn"), "admin-secret-1");
+  ASSERT_EQ(at.status, 200) << at.body;
+  EXPECT_NE(at.body.find("after the point"), std::string::npos) << now.body << "\n" << at.body;
+  EXPECT_EQ(api_->Do("GET", "/v1/recoverable-point").status, 401);
 }
 
 // The window is the tenant's: a tenant whose first row arrives after the

@@ -628,6 +628,8 @@ Status EventEncoder::EncodeHeartbeat(CommitTime now, Lsn lsn, CommitTime server_
     w.String(marker->cause.data(), static_cast<rapidjson::SizeType>(marker->cause.size()));
     Key(w, "gap");
     w.Bool(marker->gap);
+    Key(w, "all_tables");
+    w.Bool(marker->all_tables);
     w.EndObject();
   }
   w.EndObject();

@@ -628,7 +628,7 @@ Status ParseOffsets(const JsonValue& offsets, std::vector<HeartbeatOffset>* out)
   return Status::Ok();
 }
 
-// "timevault_snapshot": {"tables": ["schema.table", ...], "cause": "...", "gap": bool}
+// "timevault_snapshot": {"tables": ["schema.table", ...], "cause": "...", "gap": bool, "all_tables": bool}
 Status ParseSnapshotMarker(const JsonValue& marker, StoreEvent* e) {
   const Fields fields(marker, "timevault_snapshot");
   const JsonValue* tables = fields.Find("tables");
@@ -645,6 +645,9 @@ Status ParseSnapshotMarker(const JsonValue& marker, StoreEvent* e) {
   e->snapshot_image = true;
   e->snapshot_gap = gap->GetBool();
   e->snapshot_cause.assign(cause);
+  const JsonValue* all = fields.Find("all_tables");  // absent: capture before coverage (a FOR TABLE publication)
+  if (all != nullptr && !all->IsBool()) return InvalidArgument("timevault_snapshot.all_tables: expected a boolean");
+  e->snapshot_all_tables = all != nullptr && all->GetBool();
   return Status::Ok();
 }
 

@@ -636,14 +636,39 @@ TEST_F(StoreTest, ToastResolvedAcrossManyUpdatesNeverThePlaceholder) {
   EXPECT_EQ(store_->Stats().toast_unresolved, 0u);
 }
 
-TEST_F(StoreTest, ToastWithoutPreviousVersionIsDroppedNotStored) {
+// Issue #18 item 6: an unchanged TOAST column whose row has no earlier
+// version in the store. Before, the column was dropped from the row image and
+// replay wrote NULL for it. Now the version is stored incomplete: reads of
+// it are refused naming the table, the key and the column, until an update
+// that sets the column; an update that leaves it unchanged stays incomplete.
+TEST_F(StoreTest, ToastWithoutPreviousVersionIsRefusedNamingTheColumnNeverServedWithout) {
   Bootstrap();
-  StoreEvent e =
-      RowEvent('u', "a", 1, "{\"id\":1,\"tenant_id\":\"a\",\"body\":\"__debezium_unavailable_value\"}", 100, 7, kT0);
-  e.unavailable_columns = {"body"};
-  Apply({At("tv.public.items", 0, e), End(7, 110, 1)});
-  EXPECT_EQ(State("a", 110)[Key(1)], "{\"id\":1,\"tenant_id\":\"a\"}");
+  auto update = [&](const std::string& body, uint64_t lsn, int64_t xid) {
+    StoreEvent e = RowEvent('u', "a", 1, "{\"id\":1,\"tenant_id\":\"a\",\"n\":" + std::to_string(xid) +
+                                             ",\"body\":\"" + body + "\"}",
+                            lsn, xid, kT0);
+    if (body == "__debezium_unavailable_value") e.unavailable_columns = {"body"};
+    return At("tv.public.items", 0, std::move(e));
+  };
+  Apply({update("__debezium_unavailable_value", 100, 7), End(7, 110, 1)});
   EXPECT_EQ(store_->Stats().toast_unresolved, 1u);
+  auto refused = [&](uint64_t point) {
+    return store_->StateAt(TenantId("a"), Lsn(point), {}, [](const Row&) { return true; });
+  };
+  Status st = refused(110);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("row " + Pk(1) + " of public.items"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("column(s) \"body\" is unknown"), std::string::npos) << st.ToString();
+  // Still unchanged: still unknown (the placeholder is not a value to carry).
+  Apply({update("__debezium_unavailable_value", 200, 8), End(8, 210, 1)});
+  EXPECT_EQ(refused(210).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Stats().toast_unresolved, 2u);
+  // An update that sets it: the row is whole again from there.
+  Apply({update("new body", 300, 9), End(9, 310, 1)});
+  EXPECT_EQ(State("a", 310)[Key(1)], "{\"id\":1,\"tenant_id\":\"a\",\"n\":9,\"body\":\"new body\"}");
+  EXPECT_EQ(refused(210).code(), StatusCode::kFailedPrecondition);
+  // The history never carries the placeholder either.
+  for (const auto& e : Hist("a", 0, 310)) EXPECT_EQ(e.envelope.find("__debezium_unavailable_value"), std::string::npos);
 }
 
 // An unchanged-TOAST column is never in the fidelity texts of the update
@@ -702,7 +727,11 @@ TEST_F(StoreTest, ResolveTimeTakesTheNewestCommitEvenWhenTimesStepBack) {
   EXPECT_EQ(store_->ResolveTime(CommitTime(kT0 + 5001)).status().code(), StatusCode::kOutOfRange);
   // Before the first commit: the first recoverable point (the bootstrap heartbeat).
   EXPECT_EQ(at(kT0 - 1'000'000), 10u);
-  EXPECT_EQ(store_->ResolveTime(CommitTime(kT0 - 2'000'000)).status().code(), StatusCode::kNotFound);
+  // Before it: refused, naming where the store's coverage starts (issue #18 item 9).
+  auto before = store_->ResolveTime(CommitTime(kT0 - 2'000'000));
+  EXPECT_EQ(before.status().code(), StatusCode::kOutOfRange);
+  EXPECT_NE(before.status().message().find("before the store's coverage, which starts at 0/A"), std::string::npos)
+      << before.status().ToString();
 }
 
 TEST_F(StoreTest, HistoryInCommitOrderWithFilters) {

@@ -128,6 +128,9 @@ Status Session::AnnounceSnapshot(const CreatedSlot& created) {
                                           "WHERE pubname = $1 ORDER BY 1",
                                           {config_.postgres.publication}));
   for (int i = 0; i < tables.rows(); ++i) marker.tables.emplace_back(tables.GetString(i, 0));
+  TV_ASSIGN_OR_RETURN(auto all, catalog_.ExecParams("SELECT puballtables FROM pg_publication WHERE pubname = $1",
+                                                    {config_.postgres.publication}));
+  marker.all_tables = all.rows() == 1 && all.GetString(0, 0) == "t";
   marker.gap = slot_loss_.has_value();
   marker.cause = slot_loss_.value_or("snapshot on new slot " + config_.postgres.slot);
   TV_RETURN_IF_ERROR(encoder_.EncodeHeartbeatKey(config_.kafka.topic_prefix, &key_buf_));

@@ -73,6 +73,9 @@ enum VersionFlags : uint8_t {
   kVersionDelete = 2,
   kVersionSnapshot = 4,  // visible from its LSN on, no transaction
   kVersionSettled = 8,   // retention: its transaction committed before the retention floor
+  // Unchanged TOAST columns with no earlier value in the store hold
+  // wire::kUnavailableValue: StateAt refuses the row (docs/store.md, "TOAST").
+  kVersionIncomplete = 16,
 };
 
 std::string TenantPrefix(std::string_view tenant);                         // T(tenant)

@@ -192,6 +192,30 @@ Status StoreImpl::CheckGap(Lsn point, const ReadView& v, std::string_view what) 
   return Status::Ok();
 }
 
+Status StoreImpl::CheckCoverage(Lsn point, const std::vector<std::string>& tables, const ReadView& v) const {
+  if (v.first_point && point.value() < v.first_point->lsn) {
+    return OutOfRange("point " + point.ToString() + " is before the store's coverage, which starts at " +
+                      DescribePoint(*v.first_point) + " (its first full snapshot): the state before it is unknown");
+  }
+  if (!v.coverage) return Status::Ok();  // no full snapshot marker met (a store written before coverage)
+  for (const auto& table : tables) {
+    auto it = v.coverage->tables.find(table);
+    const std::optional<engine::PointRec> start = it != v.coverage->tables.end() ? it->second : v.coverage->others;
+    if (!start) {
+      return OutOfRange("table " + table +
+                        " is not covered: it was added to the publication after the store's full snapshot, so its "
+                        "rows that did not change since are unknown; no point of it is served until a full snapshot "
+                        "on a new slot reads it");
+    }
+    if (point.value() < start->lsn) {
+      return OutOfRange("point " + point.ToString() + " is before the coverage of table " + table +
+                        ", which starts at " + DescribePoint(*start) +
+                        " (its first full snapshot): its state before that is unknown");
+    }
+  }
+  return Status::Ok();
+}
+
 Status StoreImpl::CheckGapRange(Lsn from, Lsn to, const ReadView& v) const {
   for (const auto& g : v.gaps) {
     if (from.value() < g.to.lsn && to.value() > g.from.lsn) {
@@ -241,8 +265,15 @@ Status Ingest::SnapshotImage(const PendingHeartbeat& h) {
     ++abandoned;
   }
   TV_ASSIGN_OR_RETURN(size_t ended, EndRowsAbsentFrom(h));
-  if (!s_->gaps.empty() && s_->gaps.back().to.lsn == kOpenGapLsn && s_->gaps.back().from.lsn < h.lsn) {
-    GapRec& g = s_->gaps.back();  // skipped Kafka offsets: the snapshot ends what they left unknown
+  // Coverage: each listed table's history starts at its first full snapshot.
+  if (!s_->coverage) s_->coverage = Coverage{};
+  for (const auto& t : h.tables) s_->coverage->tables.try_emplace(t, PointRec{h.lsn, h.time_us});
+  if (h.all_tables && !s_->coverage->others) s_->coverage->others = PointRec{h.lsn, h.time_us};
+  TV_RETURN_IF_ERROR(Put(s_->meta, kMetaCoverage, EncodeCoverage(*s_->coverage)));
+  if (!s_->gaps.empty() && s_->gaps.back().open() && s_->gaps.back().from.lsn < h.lsn) {
+    // Skipped Kafka offsets, a transaction that will never complete: the
+    // snapshot ends what they left unknown.
+    GapRec& g = s_->gaps.back();
     g.to = PointRec{h.lsn, h.time_us};
     g.cause += "; closed by a full snapshot (" + h.cause + ")";
     spdlog::warn("store: gap #{} closed by the full snapshot at {}: points from there on are exact", g.id,
@@ -268,6 +299,80 @@ Status Ingest::SnapshotImage(const PendingHeartbeat& h) {
   spdlog::info("store: full snapshot at {} of {} table(s): {} row(s) absent from it ended there", Lsn(h.lsn).ToString(),
                h.tables.size(), ended);
   return Status::Ok();
+}
+
+bool Ingest::OffsetsPassed(const PendingHeartbeat& h) const {
+  for (const auto& o : h.offsets) {
+    auto it = s_->offsets.find({o.topic, o.partition});
+    if (it == s_->offsets.end() || it->second <= o.offset) return false;
+  }
+  return true;
+}
+
+// Capture produced every event of every transaction committed up to a
+// heartbeat before it, and the heartbeat lists the offsets they end at. Once
+// the store has consumed past all of them, a transaction ended below the
+// heartbeat that is still incomplete has lost an event for good: one was
+// dead-lettered (or never produced). It is not known which row that event
+// changed, so no point after the last one vouched for is exact: the gap
+// stays open (every later point refused) until a full snapshot on a new
+// slot ends it (SnapshotImage). The recoverable point stays where it is.
+Result<bool> Ingest::DropStalled(const std::string& key, const PendingHeartbeat& h) {
+  if (h.image || s_->inflight.empty() || s_->inflight.begin()->first > h.lsn || !OffsetsPassed(h)) return false;
+  const auto& [commit, t] = *s_->inflight.begin();
+  if (t.stored >= t.expected) return false;  // complete: PopComplete takes it
+  const std::string which = "transaction " + std::to_string(t.xid) + " committed at " + Lsn(commit).ToString();
+  // Once per transaction: every later heartbeat below it would name it again.
+  if (s_->gaps.empty() || !s_->gaps.back().open() || s_->gaps.back().cause.find(which) == std::string::npos) {
+    AddOpenGap(&s_->gaps, s_->progress.recoverable,
+               which + " (" + CommitTime(t.commit_time_us).ToIso() + ") will never complete: " +
+                   std::to_string(t.stored) + " of " + std::to_string(t.expected) +
+                   " event(s) stored, every message up to heartbeat " + Lsn(h.lsn).ToString() + " consumed; " +
+                   DeadLettersOf(t.xid));
+    TV_RETURN_IF_ERROR(Put(s_->meta, kMetaGaps, EncodeGaps(s_->gaps)));
+  }
+  TV_RETURN_IF_ERROR(Delete(s_->meta, key));
+  s_->heartbeats.erase(s_->heartbeats.begin());
+  return true;
+}
+
+// The dead letters that took the transaction's events: those whose message
+// names it (source.txId), else this run's latest ones that name no
+// transaction (a message that is not JSON cannot say which it was).
+std::string Ingest::DeadLettersOf(uint64_t xid) const {
+  std::vector<const StoreImpl::RecentDeadLetter*> named, unnamed;
+  for (const auto& d : s_->recent_dead_letters) {
+    if (d.xid && static_cast<uint64_t>(*d.xid) == xid) named.push_back(&d);
+    if (!d.xid) unnamed.push_back(&d);
+  }
+  const auto& list = named.empty() ? unnamed : named;
+  if (list.empty()) return "no dead letter of this run names it (`timevault store dead-letters` lists them all)";
+  std::string out = named.empty() ? "dead letter(s) that name no transaction: " : "dead letter(s) of it: ";
+  size_t n = 0;
+  for (auto it = list.rbegin(); it != list.rend() && n < 3; ++it, ++n) {
+    const auto& d = **it;
+    out += (n ? "; " : "") + d.position.topic + "[" + std::to_string(d.position.partition) + "]@" +
+           std::to_string(d.position.offset) + ": " + d.reason;
+  }
+  return out;
+}
+
+void NoteDeadLetter(StoreImpl* s, const KafkaPosition& pos, std::string_view reason, std::string_view raw) {
+  constexpr size_t kKept = 16;
+  if (pos.topic.starts_with("__debezium-heartbeat")) return;
+  StoreImpl::RecentDeadLetter d{pos, std::string(reason.substr(0, 500)), std::nullopt};
+  rapidjson::Document doc;
+  doc.Parse(raw.data(), raw.size());
+  if (!doc.HasParseError() && doc.IsObject()) {
+    const rapidjson::Value* v = &doc;
+    if (v->HasMember("payload") && (*v)["payload"].IsObject()) v = &(*v)["payload"];
+    if (v->HasMember("source") && (*v)["source"].IsObject() && (*v)["source"].HasMember("txId") &&
+        (*v)["source"]["txId"].IsInt64()) {
+      d.xid = (*v)["source"]["txId"].GetInt64();
+    }
+  }
+  s->recent_dead_letters.push_back(std::move(d));
+  if (s->recent_dead_letters.size() > kKept) s->recent_dead_letters.pop_front();
 }
 
 // Every row of the snapshot's tables whose newest version (in the database
@@ -344,12 +449,14 @@ std::string Store::GapJson(const Gap& gap) {
   w.Uint64(gap.id);
   str("cause", gap.cause);
   point("from", gap.from);
-  if (gap.to.lsn.value() == engine::kOpenGapLsn) {
+  if (gap.open()) {
     w.Key("to");
     w.Null();  // open: until the next full snapshot
   } else {
     point("to", gap.to);
   }
+  w.Key("open");
+  w.Bool(gap.open());
   str("recorded_at", gap.recorded_at.ToIso());
   w.Key("acknowledged");
   w.Bool(gap.acknowledged);

@@ -59,6 +59,7 @@ struct ReadView {
   int64_t max_skew_us = 0;
   Counters counters;
   std::vector<engine::GapRec> gaps;  // invariant 10: reads inside one are refused (engine/gaps.cc)
+  std::optional<engine::Coverage> coverage;  // where each table's history starts (engine/gaps.cc)
 };
 
 // A RocksDB snapshot released on scope exit. Secondaries (read-only stores)
@@ -109,6 +110,7 @@ struct StoreImpl {
   std::map<std::pair<std::string, int32_t>, int64_t> offsets;  // next offset per partition
   Counters counters;
   std::vector<engine::GapRec> gaps;  // meta `gaps`, rewritten whole when one is added
+  std::optional<engine::Coverage> coverage;  // meta `coverage` (none: no full snapshot marker met yet)
   // The latest deletes (table, change LSN, tenant, pk): the old row of a
   // primary-key change when the event does not name it (StoreEvent::old_pk).
   struct RecentDelete {
@@ -117,6 +119,14 @@ struct StoreImpl {
     std::string tenant, pk;
   };
   std::deque<RecentDelete> recent_deletes;
+  // The latest dead letters (not heartbeats) of this run, for naming them
+  // in the gap of a transaction they leave incomplete (engine/gaps.cc).
+  struct RecentDeadLetter {
+    KafkaPosition position;
+    std::string reason;
+    std::optional<int64_t> xid;  // source.txId, when the message is JSON that has one
+  };
+  std::deque<RecentDeadLetter> recent_dead_letters;
   // Per tenant, a key no smaller than any of its `log` keys in the database
   // or in a batch built since the store opened (engine/ingest.cc, LogBound):
   // an event whose log key sorts above it cannot be a duplicate, so the
@@ -407,6 +417,10 @@ struct StoreImpl {
   // reaches into one.
   Status CheckGap(Lsn point, const ReadView& v, std::string_view what) const;
   Status CheckGapRange(Lsn from, Lsn to, const ReadView& v) const;
+  // OutOfRange when `point` is before the store's first point, or before
+  // the coverage of one of `tables` (or that table is not covered at all),
+  // naming the table and where its coverage starts (gaps.cc).
+  Status CheckCoverage(Lsn point, const std::vector<std::string>& tables, const ReadView& v) const;
   // The acknowledgements file (gaps.cc).
   std::string GapAcksPath() const;
   // Retention and shredding (retention.cc).
@@ -430,6 +444,8 @@ namespace engine {
 Status AdjustForGaps(const std::vector<GapRec>& gaps, CommitTime t, std::optional<PointRec>* best);
 // Opens a gap after `recoverable` (or adds `cause` to the one open).
 void AddOpenGap(std::vector<GapRec>* gaps, const std::optional<PointRec>& recoverable, const std::string& cause);
+// Remembers a dead letter for DropStalled (the newest few).
+void NoteDeadLetter(StoreImpl* s, const KafkaPosition& pos, std::string_view reason, std::string_view raw);
 }  // namespace engine
 
 }  // namespace timevault::store

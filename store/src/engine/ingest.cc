@@ -258,6 +258,7 @@ Status Ingest::DeadLetter(const KafkaPosition& pos, std::string_view reason, std
   s_->keyring->StoreKeyForWrite().Encrypt(raw, key, &enc);
   value += enc;
   ++s_->counters.dead_letters;
+  NoteDeadLetter(s_, pos, reason, raw);
   spdlog::warn("store: dead letter {}[{}]@{}: {}", pos.topic, pos.partition, pos.offset, reason);
   return Put(s_->deadletter, key, value);
 }
@@ -397,6 +398,7 @@ Status Ingest::Heartbeat(const IngestItem& item, const StoreEvent& ev) {
   h.image = ev.snapshot_image;
   h.gap = ev.snapshot_gap;
   h.tables = ev.snapshot_tables;
+  h.all_tables = ev.snapshot_all_tables;
   h.cause = ev.snapshot_cause;
   TV_RETURN_IF_ERROR(Put(s_->meta, key, EncodeHeartbeat(h)));
   s_->heartbeats.emplace(key, std::move(h));
@@ -571,11 +573,7 @@ bool Ingest::Satisfied(const PendingHeartbeat& h) const {
   // A full snapshot's marker does not wait for transactions below it: the
   // new slot will never send what they miss (SnapshotImage gives them up).
   if (!h.image && !s_->inflight.empty() && s_->inflight.begin()->first <= h.lsn) return false;
-  for (const auto& o : h.offsets) {
-    auto it = s_->offsets.find({o.topic, o.partition});
-    if (it == s_->offsets.end() || it->second <= o.offset) return false;
-  }
-  return true;
+  return OffsetsPassed(h);
 }
 
 // Advances complete-through over the complete transactions at the front.
@@ -619,13 +617,17 @@ Status Ingest::Finish() {
   // snapshot's marker met in the same batch as an earlier marker finds the
   // history that one vouched for, and records the gap after it.
   while (!s_->heartbeats.empty()) {
-    if (!Satisfied(s_->heartbeats.begin()->second)) {
+    if (const auto& [key, h] = *s_->heartbeats.begin(); !Satisfied(h)) {
       // A full snapshot's marker met ends what the heartbeats before it wait
       // for (transactions whose events were lost, skipped Kafka offsets):
       // they go, unmet, and the snapshot records the gap below it.
       auto image = std::find_if(std::next(s_->heartbeats.begin()), s_->heartbeats.end(),
                                 [&](const auto& e) { return e.second.image && Satisfied(e.second); });
-      if (image == s_->heartbeats.end()) break;
+      if (image == s_->heartbeats.end()) {
+        TV_ASSIGN_OR_RETURN(bool dropped, DropStalled(key, h));  // a transaction that will never complete
+        if (dropped) continue;
+        break;
+      }
       for (auto e = s_->heartbeats.begin(); e != image;) {
         TV_RETURN_IF_ERROR(Delete(s_->meta, e->first));
         e = s_->heartbeats.erase(e);

@@ -126,7 +126,7 @@ class Ingest {
                                                  const std::string& pk);
   Result<std::optional<std::string>> OldKeyRow(const std::string& tenant, const StoreEvent& ev);
   Status ResolveToast(const StoreEvent& ev, const std::string& owner, const std::string& pk, std::string* row,
-                      std::string* envelope);
+                      std::string* envelope, bool* incomplete);
   Result<Neighbours> RowNeighbours(const std::string& table, const std::string& pk, uint64_t lsn);
   Result<Neighbours> TimelineNeighbours(const std::string& table, const std::string& pk, uint64_t lsn, const TxRef& tx);
   Result<bool> InFlightAt(const RowTenantEntry& e, uint64_t snapshot);
@@ -150,6 +150,14 @@ class Ingest {
   Status PopComplete();
   // Gaps (gaps.cc): a met full-snapshot marker.
   Status SnapshotImage(const PendingHeartbeat& h);
+  // A heartbeat all of whose offsets are consumed while a transaction ended
+  // below it is still incomplete: that transaction will never complete (a
+  // dead letter took one of its events). Records the stall as an open gap
+  // (once) and drops the heartbeat, which could only move the recoverable
+  // point past it. False when `h` is not such a heartbeat.
+  Result<bool> DropStalled(const std::string& key, const PendingHeartbeat& h);
+  bool OffsetsPassed(const PendingHeartbeat& h) const;
+  std::string DeadLettersOf(uint64_t xid) const;
   Result<size_t> EndRowsAbsentFrom(const PendingHeartbeat& h);
 
   StoreImpl* s_;

@@ -65,10 +65,12 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
   std::string_view row = ev.row;
   std::string_view envelope = ev.envelope;
   std::string resolved_row, resolved_envelope;  // with unchanged TOAST values filled in
+  bool incomplete = false;
   if (!ev.unavailable_columns.empty()) {
     resolved_row = ev.row;
     resolved_envelope = ev.envelope;
-    TV_RETURN_IF_ERROR(ResolveToast(ev, moved ? *ended : tenant, pk, &resolved_row, &resolved_envelope));
+    TV_RETURN_IF_ERROR(
+        ResolveToast(ev, moved ? *ended : tenant, pk, &resolved_row, &resolved_envelope, &incomplete));
     row = resolved_row;
     envelope = resolved_envelope;
   }
@@ -81,6 +83,7 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
   const bool direct = tx.mode == TxRef::kDirect;
   uint8_t flags = ev.op == 'd' ? kVersionDelete : kVersionRow;
   if (direct) flags |= kVersionSnapshot;
+  if (incomplete && ev.op != 'd') flags |= kVersionIncomplete;
   if (!tenantless_delete) TV_RETURN_IF_ERROR(PutVersion(tenant, ev.table, pk, lsn, flags, tx.xid, row));
   if (ended) TV_RETURN_IF_ERROR(MarkDeleted(*ended, ev.table, pk, lsn, direct, tx.xid));
   if (ev.keyless && ev.op == 'u' && !ev.previous_pk.empty() && ev.previous_pk != pk) {
@@ -117,13 +120,16 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
 // TOAST (invariant 5): unchanged columns take the previous version's value,
 // in the row and in the envelope's before and after.
 Status Ingest::ResolveToast(const StoreEvent& ev, const std::string& owner, const std::string& pk, std::string* row,
-                            std::string* envelope) {
+                            std::string* envelope, bool* incomplete) {
   TV_ASSIGN_OR_RETURN(auto prev, PreviousRow(owner, ev, pk));
   if (!prev && ev.op == 'c') {
     TV_ASSIGN_OR_RETURN(prev, OldKeyRow(owner, ev));
   }
   std::vector<std::string> unresolved;
-  *row = ResolveColumns(*row, prev, ev.unavailable_columns, &unresolved);
+  // Never a guess: a column without a known value keeps the placeholder in
+  // the stored row, which is flagged incomplete (StateAt refuses it; item 6
+  // of issue #18: replay wrote NULL where the column had been dropped).
+  *row = ResolveColumns(*row, prev, ev.unavailable_columns, &unresolved, /*keep_unresolved=*/true);
   if (auto members = SplitObject(*envelope)) {
     std::vector<std::string> ignored;
     for (const char* field : {"before", "after"}) {
@@ -134,9 +140,14 @@ Status Ingest::ResolveToast(const StoreEvent& ev, const std::string& owner, cons
     *envelope = JoinObject(*members);
   }
   if (!unresolved.empty()) {
+    *incomplete = true;
     ++s_->counters.toast_unresolved;
-    spdlog::error("store: {} {} at {}: unchanged TOAST column(s) without a previous version; stored without them",
-                  ev.table, pk, ev.change_lsn.ToString());
+    std::string names;
+    for (const auto& c : unresolved) names += (names.empty() ? "" : ", ") + c;
+    spdlog::error(
+        "store: {} {} at {}: unchanged TOAST column(s) {} without an earlier value in the store; the row version is "
+        "stored incomplete and reads of it are refused until a later image of the row sets them",
+        ev.table, pk, ev.change_lsn.ToString(), names);
   }
   return Status::Ok();
 }

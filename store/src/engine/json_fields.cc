@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "timevault/store/event.h"
+#include "timevault/wire/contract.h"
 
 namespace timevault::store::engine {
 namespace {
@@ -162,7 +163,9 @@ std::string* FindMember(std::vector<JsonMember>* members, std::string_view name)
 }
 
 std::string ResolveColumns(std::string_view row, const std::optional<std::string>& previous,
-                           const std::vector<std::string>& columns, std::vector<std::string>* unresolved) {
+                           const std::vector<std::string>& columns, std::vector<std::string>* unresolved,
+                           bool keep_unresolved) {
+  const std::string placeholder = JsonQuote(wire::kUnavailableValue);
   auto members = SplitObject(row);
   if (!members) return std::string(row);
   std::optional<std::vector<JsonMember>> prev;
@@ -172,13 +175,17 @@ std::string ResolveColumns(std::string_view row, const std::optional<std::string
     std::string* value = FindMember(&*members, column);
     if (value == nullptr) continue;
     const std::string* old = prev ? FindMember(*prev, column) : nullptr;
-    if (old != nullptr) {
+    if (old != nullptr && *old != placeholder) {
       *value = *old;
       resolved.push_back(column);
       continue;
     }
-    const std::string token = JsonQuote(column);
-    std::erase_if(*members, [&](const JsonMember& m) { return m.key == token; });
+    if (keep_unresolved) {
+      *value = placeholder;  // the one canonical form; the version is flagged incomplete
+    } else {
+      const std::string token = JsonQuote(column);
+      std::erase_if(*members, [&](const JsonMember& m) { return m.key == token; });
+    }
     if (std::find(unresolved->begin(), unresolved->end(), column) == unresolved->end()) unresolved->push_back(column);
   }
   if (prev && !resolved.empty()) CarryTexts(*prev, resolved, &*members);

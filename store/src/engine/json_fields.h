@@ -28,10 +28,14 @@ const std::string* FindMember(const std::vector<JsonMember>& members, std::strin
 std::string* FindMember(std::vector<JsonMember>* members, std::string_view name);
 
 // Replaces the members of object `row` named in `columns` with the member of
-// `previous` of the same name. Columns `previous` lacks (or that cannot be
-// resolved because there is no previous row) are removed from the row and
-// appended to *unresolved. Returns `row` unchanged if it is not an object.
+// `previous` of the same name. Columns `previous` lacks or holds as the
+// placeholder itself (or that cannot be resolved because there is no
+// previous row) are appended to *unresolved and removed from the row, or
+// with `keep_unresolved` set to wire::kUnavailableValue (a row version the
+// store flags incomplete, kVersionIncomplete). Returns `row` unchanged if it
+// is not an object.
 std::string ResolveColumns(std::string_view row, const std::optional<std::string>& previous,
-                           const std::vector<std::string>& columns, std::vector<std::string>* unresolved);
+                           const std::vector<std::string>& columns, std::vector<std::string>* unresolved,
+                           bool keep_unresolved = false);
 
 }  // namespace timevault::store::engine

@@ -94,7 +94,7 @@ std::string EncodeHeartbeat(const PendingHeartbeat& h) {
     PutU64(&s, static_cast<uint64_t>(o.offset));
   }
   if (!h.image) return s;  // a plain heartbeat: the format before snapshot markers
-  s.push_back(h.gap ? 1 : 0);
+  s.push_back(static_cast<char>((h.gap ? 1 : 0) | (h.all_tables ? 2 : 0)));
   PutT(&s, h.cause);
   PutU32(&s, static_cast<uint32_t>(h.tables.size()));
   for (const auto& t : h.tables) PutT(&s, t);
@@ -120,7 +120,8 @@ std::optional<PendingHeartbeat> DecodeHeartbeat(std::string_view v) {
   std::string_view cause;
   if (!r.U8(&gap) || !r.T(&cause) || !r.U32(&n)) return std::nullopt;
   h.image = true;
-  h.gap = gap != 0;
+  h.gap = (gap & 1) != 0;
+  h.all_tables = (gap & 2) != 0;
   h.cause.assign(cause);
   for (uint32_t i = 0; i < n; ++i) {
     std::string_view table;
@@ -144,6 +145,37 @@ std::string EncodeGaps(const std::vector<GapRec>& gaps) {
     PutT(&s, g.cause.substr(0, 60000));
   }
   return s;
+}
+
+std::string EncodeCoverage(const Coverage& c) {
+  std::string s;
+  s.push_back(c.others ? 1 : 0);
+  PutU64(&s, c.others ? c.others->lsn : 0);
+  PutU64(&s, c.others ? static_cast<uint64_t>(c.others->time_us) : 0);
+  PutU32(&s, static_cast<uint32_t>(c.tables.size()));
+  for (const auto& [table, p] : c.tables) {
+    PutT(&s, table);
+    PutU64(&s, p.lsn);
+    PutU64(&s, static_cast<uint64_t>(p.time_us));
+  }
+  return s;
+}
+
+std::optional<Coverage> DecodeCoverage(std::string_view v) {
+  Reader r(v);
+  Coverage c;
+  uint8_t has_others = 0;
+  uint64_t lsn = 0, time = 0;
+  uint32_t n = 0;
+  if (!r.U8(&has_others) || !r.U64(&lsn) || !r.U64(&time) || !r.U32(&n)) return std::nullopt;
+  if (has_others) c.others = PointRec{lsn, static_cast<int64_t>(time)};
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view table;
+    if (!r.T(&table) || !r.U64(&lsn) || !r.U64(&time)) return std::nullopt;
+    c.tables[std::string(table)] = PointRec{lsn, static_cast<int64_t>(time)};
+  }
+  if (!r.empty()) return std::nullopt;
+  return c;
 }
 
 std::optional<std::vector<GapRec>> DecodeGaps(std::string_view v) {

@@ -44,19 +44,37 @@ struct PendingHeartbeat {
   // from the snapshot and records the gap before it (docs/store.md, "Gaps").
   bool image = false;
   bool gap = false;
+  bool all_tables = false;  // the publication is FOR ALL TABLES (StoreEvent::snapshot_all_tables)
   std::vector<std::string> tables;
   std::string cause;
 };
 
+// Where each table's history starts (invariant 10; docs/store.md,
+// "Coverage"): the first full snapshot that read it. Tables a FOR ALL TABLES
+// snapshot did not list were created after it: covered from it (`others`).
+// Any other table was added to the publication later and is not covered.
+// Kept under meta `coverage`, written when the first point becomes
+// recoverable; a store without the record (written before it) checks only
+// its first point.
+struct Coverage {
+  std::map<std::string, PointRec> tables;
+  std::optional<PointRec> others;
+};
+
 // An interval of history the store cannot vouch for (invariant 10): points
 // after `from` and before `to` are refused; `to` (a full snapshot) and every
-// point after it are exact. Kept, all of them, under meta `gaps`.
+// point after it are exact. Kept, all of them, under meta `gaps`. An open
+// gap (Kafka offsets skipped, a transaction that will never complete) has
+// `to` = {kOpenGapLsn, INT64_MAX} until a full snapshot closes it: every
+// point after `from` is refused.
+inline constexpr uint64_t kOpenGapLsn = ~uint64_t{0};
 struct GapRec {
   uint64_t id = 0;
   PointRec from;
   PointRec to;
   int64_t recorded_us = 0;
   std::string cause;
+  bool open() const { return to.lsn == kOpenGapLsn; }
 };
 
 struct Progress {
@@ -77,15 +95,15 @@ struct Progress {
   static std::optional<Progress> Decode(std::string_view s);
 };
 
-// The `to` LSN of an open gap (Kafka offsets skipped): every point after its
-// `from` is refused until a full snapshot closes it (docs/store.md, "Gaps").
-inline constexpr uint64_t kOpenGapLsn = ~uint64_t{0};
-
 inline constexpr std::string_view kMetaInflightPrefix = "inflight/";
 inline constexpr std::string_view kMetaHeartbeatPrefix = "heartbeat/";
 inline constexpr std::string_view kMetaGaps = "gaps";
 
+inline constexpr std::string_view kMetaCoverage = "coverage";
+
 std::string EncodeGaps(const std::vector<GapRec>& gaps);
+std::string EncodeCoverage(const Coverage& c);
+std::optional<Coverage> DecodeCoverage(std::string_view v);
 std::optional<std::vector<GapRec>> DecodeGaps(std::string_view v);
 
 std::string InflightKey(uint64_t commit_lsn);

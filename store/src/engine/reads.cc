@@ -6,7 +6,9 @@
 #include <functional>
 
 #include "engine/impl.h"
+#include "engine/json_fields.h"
 #include "engine/read_context.h"
+#include "timevault/wire/contract.h"
 
 namespace timevault::store {
 namespace {
@@ -59,6 +61,24 @@ std::optional<Candidate> VisibleVersion(StoreImpl* s, ReadContext* ctx, std::uni
   (*versions)->Seek(VersionKey(row_prefix, point));
   s->read_seeks.fetch_add(1, std::memory_order_relaxed);
   return ctx->Choose(versions->get(), row_prefix, point);
+}
+
+// A row version whose unchanged TOAST columns had no earlier value in the
+// store (flagged kVersionIncomplete; they hold the placeholder): refused,
+// never served with the column missing (which replay wrote as NULL).
+Status IncompleteRow(const std::string& table, std::string_view pk, const std::string& json, Lsn point) {
+  std::string columns;
+  const std::string placeholder = JsonQuote(wire::kUnavailableValue);
+  if (auto members = SplitObject(json)) {
+    for (const auto& m : *members) {
+      if (m.value == placeholder) columns += (columns.empty() ? "" : ", ") + m.key;
+    }
+  }
+  return FailedPrecondition("row " + std::string(pk) + " of " + table + " at " + point.ToString() +
+                            ": the value of column(s) " + columns +
+                            " is unknown (an unchanged TOAST value with no earlier version in the store: the table "
+                            "was added to the publication after its snapshot, or the snapshot was skipped); choose a "
+                            "point after the row's next update that sets them");
 }
 
 // Calls `visit` with the version of each of the tenant's rows live at
@@ -128,6 +148,8 @@ Result<Point> Store::RecoverablePoint() {
 // answer lies within that distance before the latest commit time <= t.
 Result<Point> Store::ResolveTime(CommitTime t) {
   const ReadView v = impl_->View();
+  std::optional<PointRec> unused;
+  TV_RETURN_IF_ERROR(AdjustForGaps(v.gaps, t, &unused));  // an open gap names why the point stands still
   if (!v.recoverable)
     return OutOfRange("time " + t.ToIso() + " is past the recoverable point: nothing is recoverable yet");
   if (t.micros() > v.recoverable->time_us) {
@@ -154,6 +176,10 @@ Result<Point> Store::ResolveTime(CommitTime t) {
     best = v.first_point;
   }
   TV_RETURN_IF_ERROR(AdjustForGaps(v.gaps, t, &best));
+  if (v.first_point && (!best || best->lsn < v.first_point->lsn)) {
+    return OutOfRange("time " + t.ToIso() + " is before the store's coverage, which starts at " +
+                      DescribePoint(*v.first_point) + " (its first full snapshot): the state before it is unknown");
+  }
   if (!best) return NotFound("no commit at or before " + t.ToIso());
   return Point{Lsn(best->lsn), CommitTime(best->time_us)};
 }
@@ -163,16 +189,20 @@ Status Store::StateAt(const TenantId& tenant, Lsn point, const std::vector<std::
   // The recoverable point is read before the snapshot (everything up to it is
   // in the snapshot), the retention floor after it (retention publishes its
   // floor before deleting anything).
-  TV_RETURN_IF_ERROR(impl_->CheckRecoverable(point, impl_->View(), "point"));
+  // A gap first: past the recoverable point because of an open gap, the gap
+  // is the reason to name.
   TV_RETURN_IF_ERROR(impl_->CheckGap(point, impl_->View(), "point"));
+  TV_RETURN_IF_ERROR(impl_->CheckRecoverable(point, impl_->View(), "point"));
   ReadContext ctx(impl_.get());
   TV_RETURN_IF_ERROR(impl_->CheckFloor(point, impl_->View(), "point"));
+  TV_RETURN_IF_ERROR(impl_->CheckCoverage(point, {}, impl_->View()));  // the store's first point
   TV_ASSIGN_OR_RETURN(auto key, impl_->keyring->ForRead(tenant.str(), ctx.snapshot()));
   if (!key) return Status::Ok();  // never seen, or shredded
   std::vector<std::string> list = SortedTables(tables);
   if (tables.empty()) {
     TV_ASSIGN_OR_RETURN(list, TenantTables(&ctx, impl_->versions, tenant.str()));
   }
+  TV_RETURN_IF_ERROR(impl_->CheckCoverage(point, list, impl_->View()));
   std::string packed, json;
   Status decrypted;
   TV_RETURN_IF_ERROR(VisitLiveRows(impl_.get(), &ctx, tenant.str(), point.value(), list,
@@ -185,16 +215,23 @@ Status Store::StateAt(const TenantId& tenant, Lsn point, const std::vector<std::
                                        return false;
                                      }
                                      auto parts = ParseVersionKey(chosen.key);
+                                     if (v->flags & kVersionIncomplete) {
+                                       decrypted = IncompleteRow(table, parts->pk, json, point);
+                                       return false;
+                                     }
                                      return emit(Row{table, std::string(parts->pk), json});
                                    }));
   return decrypted;
 }
 
 Result<std::vector<TenantId>> Store::Tenants(Lsn point) {
-  TV_RETURN_IF_ERROR(impl_->CheckRecoverable(point, impl_->View(), "point"));
+  // A gap first: past the recoverable point because of an open gap, the gap
+  // is the reason to name.
   TV_RETURN_IF_ERROR(impl_->CheckGap(point, impl_->View(), "point"));
+  TV_RETURN_IF_ERROR(impl_->CheckRecoverable(point, impl_->View(), "point"));
   ReadContext ctx(impl_.get());
   TV_RETURN_IF_ERROR(impl_->CheckFloor(point, impl_->View(), "point"));
+  TV_RETURN_IF_ERROR(impl_->CheckCoverage(point, {}, impl_->View()));
   // Every tenant that has a data key (shredded ones have none), in id order.
   std::vector<std::string> candidates;
   std::unique_ptr<rocksdb::Iterator> it(ctx.NewIterator(impl_->keys, false));
@@ -219,8 +256,8 @@ Result<std::vector<TenantId>> Store::Tenants(Lsn point) {
 
 Status Store::History(const TenantId& tenant, Lsn from, Lsn to, const std::optional<std::string>& table,
                       const std::optional<std::string>& pk, const std::function<bool(const HistoryEvent&)>& emit) {
-  TV_RETURN_IF_ERROR(impl_->CheckRecoverable(to, impl_->View(), "history end"));
   TV_RETURN_IF_ERROR(impl_->CheckGapRange(from, to, impl_->View()));
+  TV_RETURN_IF_ERROR(impl_->CheckRecoverable(to, impl_->View(), "history end"));
   ReadContext ctx(impl_.get());
   TV_RETURN_IF_ERROR(impl_->CheckFloor(from, impl_->View(), "history start"));
   if (from >= to) return Status::Ok();

@@ -351,6 +351,16 @@ Result<std::vector<engine::GapRec>> LoadGaps(rocksdb::DB* db, rocksdb::ColumnFam
   return std::move(*gaps);
 }
 
+Result<std::optional<engine::Coverage>> LoadCoverage(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta) {
+  std::string v;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, engine::kMetaCoverage, &v);
+  if (s.IsNotFound()) return std::optional<engine::Coverage>();
+  if (!s.ok()) return Internal(RocksError("reading meta coverage", s));
+  auto c = engine::DecodeCoverage(v);
+  if (!c) return Corruption("meta/coverage is damaged");
+  return c;
+}
+
 }  // namespace
 
 ReadView StoreImpl::WriterView() const {
@@ -361,6 +371,7 @@ ReadView StoreImpl::WriterView() const {
   v.max_skew_us = progress.max_skew_us;
   v.counters = counters;
   v.gaps = gaps;
+  v.coverage = coverage;
   return v;
 }
 
@@ -386,6 +397,7 @@ Status StoreImpl::LoadView() {
   }
   if (db->Get(rocksdb::ReadOptions(), meta, engine::kMetaCounters, &v).ok()) fresh.counters = Counters::Decode(v);
   TV_ASSIGN_OR_RETURN(fresh.gaps, LoadGaps(db.get(), meta));
+  TV_ASSIGN_OR_RETURN(fresh.coverage, LoadCoverage(db.get(), meta));
   std::lock_guard lock(view_mu);
   view = fresh;
   return Status::Ok();
@@ -407,6 +419,7 @@ Status StoreImpl::LoadWriterState() {
   }
   if (db->Get(rocksdb::ReadOptions(), meta, engine::kMetaCounters, &v).ok()) counters = Counters::Decode(v);
   TV_ASSIGN_OR_RETURN(gaps, LoadGaps(db.get(), meta));
+  TV_ASSIGN_OR_RETURN(coverage, LoadCoverage(db.get(), meta));
   TV_RETURN_IF_ERROR(codec->LoadForWrite());
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), meta));
   for (it->Seek(engine::kMetaInflightPrefix); it->Valid() && it->key().starts_with(engine::kMetaInflightPrefix);

@@ -107,6 +107,9 @@ struct SnapshotMarker {
   std::vector<std::string> tables;  // "schema.table" of every table the snapshot read, empty ones included
   std::string cause;                // why this snapshot was taken
   bool gap = false;                 // history before it was lost (a slot lost or replaced)
+  // The publication is FOR ALL TABLES: a table created later is whole from
+  // its creation; with FOR TABLE, one added later has rows never read.
+  bool all_tables = false;
 };
 
 class EventEncoder {

@@ -90,6 +90,11 @@ struct StoreEvent {
   bool snapshot_gap = false;
   std::vector<std::string> snapshot_tables;
   std::string snapshot_cause;
+  // The publication is FOR ALL TABLES: a table not in `snapshot_tables` was
+  // created after the snapshot, so its history is whole from its creation
+  // (docs/store.md, "Coverage"). False: such a table was added to the
+  // publication later, with rows the store never saw.
+  bool snapshot_all_tables = false;
 };
 
 // capture's headers on a change event: kNullsHeader names the fields of the

@@ -31,8 +31,8 @@ struct Point {
 
 // An interval of history the store cannot vouch for (invariant 10; docs/
 // store.md, "Gaps"): a lost or recreated replication slot, a transaction
-// that will never complete. Points after `from` and before `to` are
-// refused by StateAt, ResolveTime, History and Tenants with an error naming
+// that will never complete (a dead letter took one of its events), Kafka
+// offsets skipped. Points after `from` and before `to` are refused by StateAt, ResolveTime, History and Tenants with an error naming
 // the gap; `to` (a full snapshot) and every point after it are exact.
 struct Gap {
   uint64_t id = 0;
@@ -46,8 +46,9 @@ struct Gap {
   // "gap #1 (cause) between 0/1A2B (time) and 0/1C00 (time)", or "… and
   // the next full snapshot" for an open one.
   std::string Describe() const;
-  // Kafka offsets skipped: every point after `from` is unknown until a full
-  // snapshot closes the gap (`to` is then all ones).
+  // Open (Kafka offsets skipped, a transaction that will never complete):
+  // every point after `from` is unknown until a full snapshot closes the gap
+  // (`to` is all ones until then).
   bool open() const { return to.lsn.value() == ~uint64_t{0}; }
 };
 

@@ -108,9 +108,10 @@ TEST(CoverageFault, ADeadLetterInsideACountedTransactionIsAnOpenGapNamedByHealth
     Sleep(100ms);
   }
   ASSERT_NE(h.store().ReadLog().find("dead letter " + h.Topic("items")), std::string::npos) << h.store().ReadLog();
-  const std::string end = R"({"status":"END","id":")" + xid + ":" + std::to_string(commit) +
-                          R"(","ts_ms":)" + std::to_string(SystemClock().Now().micros() / 1000) +
-                          R"(,"event_count":1,"data_collections":[{"data_collection":"public.items","event_count":1}]})";
+  const std::string end =
+      R"({"status":"END","id":")" + xid + ":" + std::to_string(commit) + R"(","ts_ms":)" +
+      std::to_string(SystemClock().Now().micros() / 1000) +
+      R"(,"event_count":1,"data_collections":[{"data_collection":"public.items","event_count":1}]})";
   ProduceRaw(bootstrap, h.prefix() + ".transaction", R"({"id":")" + xid + ":" + std::to_string(commit) + "\"}", end);
   // Real transactions after it; capture's heartbeats list offsets past both messages.
   h.Exec("UPDATE items SET name = 'after' WHERE id = 2");

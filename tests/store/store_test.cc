@@ -644,9 +644,9 @@ TEST_F(StoreTest, ToastResolvedAcrossManyUpdatesNeverThePlaceholder) {
 TEST_F(StoreTest, ToastWithoutPreviousVersionIsRefusedNamingTheColumnNeverServedWithout) {
   Bootstrap();
   auto update = [&](const std::string& body, uint64_t lsn, int64_t xid) {
-    StoreEvent e = RowEvent('u', "a", 1, "{\"id\":1,\"tenant_id\":\"a\",\"n\":" + std::to_string(xid) +
-                                             ",\"body\":\"" + body + "\"}",
-                            lsn, xid, kT0);
+    StoreEvent e = RowEvent(
+        'u', "a", 1, "{\"id\":1,\"tenant_id\":\"a\",\"n\":" + std::to_string(xid) + ",\"body\":\"" + body + "\"}", lsn,
+        xid, kT0);
     if (body == "__debezium_unavailable_value") e.unavailable_columns = {"body"};
     return At("tv.public.items", 0, std::move(e));
   };

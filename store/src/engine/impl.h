@@ -58,7 +58,7 @@ struct ReadView {
   std::optional<engine::PointRec> first_point;
   int64_t max_skew_us = 0;
   Counters counters;
-  std::vector<engine::GapRec> gaps;  // invariant 10: reads inside one are refused (engine/gaps.cc)
+  std::vector<engine::GapRec> gaps;          // invariant 10: reads inside one are refused (engine/gaps.cc)
   std::optional<engine::Coverage> coverage;  // where each table's history starts (engine/gaps.cc)
 };
 
@@ -109,7 +109,7 @@ struct StoreImpl {
   std::map<std::string, engine::PendingHeartbeat> heartbeats;  // by HeartbeatKey (LSN order)
   std::map<std::pair<std::string, int32_t>, int64_t> offsets;  // next offset per partition
   Counters counters;
-  std::vector<engine::GapRec> gaps;  // meta `gaps`, rewritten whole when one is added
+  std::vector<engine::GapRec> gaps;          // meta `gaps`, rewritten whole when one is added
   std::optional<engine::Coverage> coverage;  // meta `coverage` (none: no full snapshot marker met yet)
   // The latest deletes (table, change LSN, tenant, pk): the old row of a
   // primary-key change when the event does not name it (StoreEvent::old_pk).

@@ -69,8 +69,7 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
   if (!ev.unavailable_columns.empty()) {
     resolved_row = ev.row;
     resolved_envelope = ev.envelope;
-    TV_RETURN_IF_ERROR(
-        ResolveToast(ev, moved ? *ended : tenant, pk, &resolved_row, &resolved_envelope, &incomplete));
+    TV_RETURN_IF_ERROR(ResolveToast(ev, moved ? *ended : tenant, pk, &resolved_row, &resolved_envelope, &incomplete));
     row = resolved_row;
     envelope = resolved_envelope;
   }

@@ -175,13 +175,54 @@ TEST_F(StoreTest, HeartbeatAdvancesWhileIdleAndWaitsForOffsets) {
   Apply({End(8, 560, 1)});
   EXPECT_EQ(Recoverable(), 600u);
 
-  // A heartbeat must not pass an incomplete transaction below its LSN.
-  Apply({End(9, 700, 1), Heartbeat(800, kT0 + 11'000'000)});
+  // A heartbeat must not pass an incomplete transaction below its LSN. As
+  // capture writes it, it lists the offset of the transaction's event too
+  // (acknowledged before the heartbeat's LSN), here not consumed yet.
+  const std::vector<HeartbeatOffset> with_event{{"tv.public.items", 0, next_offset_[{"tv.public.items", 0}]},
+                                                {kTxnTopic, 0, next_offset_[{kTxnTopic, 0}]}};
+  Apply({End(9, 700, 1), Heartbeat(800, kT0 + 11'000'000, with_event)});
   EXPECT_EQ(Recoverable(), 600u);
   Apply({Change('c', "a", 3, "z", 690, 9)});
   EXPECT_EQ(Recoverable(), 800u);
+  EXPECT_TRUE(store_->Gaps().empty());
   Reopen();
   EXPECT_EQ(Recoverable(), 800u);
+}
+
+// Issue #18 item 5: a heartbeat whose listed offsets are all consumed while
+// a transaction ended below it still lacks an event (dead-lettered): that
+// transaction will never complete. Before, the recoverable point stood still
+// forever without a word. Now an open gap names the transaction and the
+// dead letter, reads after the last point vouched for are refused naming
+// it, the point before it stays exact, and a full snapshot closes the gap.
+TEST_F(StoreTest, AHeartbeatPastAnIncompleteTransactionsEventsOpensAGapNamingIt) {
+  Bootstrap();
+  Apply({Change('c', "a", 1, "x", 100, 7), End(7, 110, 1), Heartbeat(120, kT0 + 1'000'000)});
+  EXPECT_EQ(Recoverable(), 120u);
+  IngestItem bad;  // transaction 8's event, not JSON: dead-lettered
+  bad.position = KafkaPosition{"tv.public.items", 0, next_offset_[{"tv.public.items", 0}]++};
+  bad.dead_letter_reason = "invalid JSON at offset 1";
+  bad.raw = "{not json";
+  Apply({bad, End(8, 200, 1), Change('c', "a", 2, "y", 210, 9), End(9, 220, 1)});
+  EXPECT_EQ(Recoverable(), 120u);
+  EXPECT_TRUE(store_->Gaps().empty());  // no heartbeat past it yet: its event may still come
+  Apply({Heartbeat(300, kT0 + 3'000'000), Heartbeat(400, kT0 + 4'000'000)});
+  EXPECT_EQ(Recoverable(), 120u);
+  auto gaps = store_->Gaps();
+  ASSERT_EQ(gaps.size(), 1u);  // one gap, however many heartbeats pass it
+  EXPECT_TRUE(gaps[0].open());
+  EXPECT_EQ(gaps[0].from.lsn.value(), 120u);
+  EXPECT_THAT(gaps[0].cause, HasSubstr("transaction 8 committed at 0/C8"));
+  EXPECT_THAT(gaps[0].cause, HasSubstr("will never complete: 0 of 1 event(s) stored"));
+  EXPECT_THAT(gaps[0].cause, HasSubstr("tv.public.items[0]@" + std::to_string(bad.position.offset)));
+  Status st = store_->StateAt(TenantId("a"), Lsn(220), {}, [](const Row&) { return true; });
+  EXPECT_EQ(st.code(), StatusCode::kOutOfRange);
+  EXPECT_THAT(st.message(), HasSubstr("gap #1 (transaction 8"));
+  EXPECT_EQ(store_->ResolveTime(CommitTime(kT0 + 3'000'000)).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(State("a", 120).size(), 1u);
+  Reopen();
+  EXPECT_EQ(store_->Gaps().size(), 1u);
+  EXPECT_EQ(Recoverable(), 120u);
 }
 
 TEST_F(StoreTest, OffsetsRoundTripAndInFlightStateSurvivesReopen) {

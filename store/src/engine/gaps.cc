@@ -325,8 +325,8 @@ Result<bool> Ingest::DropStalled(const std::string& key, const PendingHeartbeat&
   // Once per transaction: every later heartbeat below it would name it again.
   if (s_->gaps.empty() || !s_->gaps.back().open() || s_->gaps.back().cause.find(which) == std::string::npos) {
     AddOpenGap(&s_->gaps, s_->progress.recoverable,
-               which + " (" + CommitTime(t.commit_time_us).ToIso() + ") will never complete: " +
-                   std::to_string(t.stored) + " of " + std::to_string(t.expected) +
+               which + " (" + CommitTime(t.commit_time_us).ToIso() +
+                   ") will never complete: " + std::to_string(t.stored) + " of " + std::to_string(t.expected) +
                    " event(s) stored, every message up to heartbeat " + Lsn(h.lsn).ToString() + " consumed; " +
                    DeadLettersOf(t.xid));
     TV_RETURN_IF_ERROR(Put(s_->meta, kMetaGaps, EncodeGaps(s_->gaps)));

@@ -127,6 +127,11 @@ struct StoreImpl {
     std::optional<int64_t> xid;  // source.txId, when the message is JSON that has one
   };
   std::deque<RecentDeadLetter> recent_dead_letters;
+  // The newest snapshot row stored while nothing is recoverable yet: the
+  // first heartbeat met after it vouches for the snapshot's whole state, so
+  // the store's first point is the snapshot's, not the heartbeat's
+  // (Ingest::Finish; in memory only: after a restart the heartbeat's).
+  std::optional<engine::PointRec> snapshot_before_first_point;
   // Per tenant, a key no smaller than any of its `log` keys in the database
   // or in a batch built since the store opened (engine/ingest.cc, LogBound):
   // an event whose log key sorts above it cannot be a duplicate, so the

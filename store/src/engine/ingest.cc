@@ -599,6 +599,16 @@ Status Ingest::PopComplete() {
   return Status::Ok();
 }
 
+// The store's first point, when `recoverable` is the first one: the state
+// at the newest snapshot row stored before it is known too (the heartbeat
+// met says every event up to `recoverable` is stored, so nothing committed
+// in between is missing); CheckCoverage refuses points before it.
+PointRec Ingest::FirstPoint(const PointRec& recoverable) const {
+  const auto& snap = s_->snapshot_before_first_point;
+  if (!snap || snap->lsn >= recoverable.lsn) return recoverable;
+  return PointRec{snap->lsn, std::min(snap->time_us, recoverable.time_us)};
+}
+
 Status Ingest::Finish() {
   auto& p = s_->progress;
   TV_RETURN_IF_ERROR(PopComplete());
@@ -608,6 +618,9 @@ Status Ingest::Finish() {
   auto meet = [&](const PointRec& met) {
     p.base = true;
     advance(met);
+    // The first point met (a later full snapshot's marker in the same batch
+    // must not move it past the first one's).
+    if (!p.first_point) p.first_point = FirstPoint(*p.recoverable);
     // A heartbeat at the recoverable LSN with a later time: nothing committed
     // in between, so the time moves on (the idle probe, docs/capture.md).
     if (met.lsn == p.recoverable->lsn && met.time_us > p.recoverable->time_us) p.recoverable->time_us = met.time_us;
@@ -650,7 +663,7 @@ Status Ingest::Finish() {
     TV_RETURN_IF_ERROR(Put(s_->meta, InflightKey(commit), EncodeInflight(it->second)));
   }
   if (p.base && p.complete_through) advance(*p.complete_through);
-  if (p.recoverable && !p.first_point) p.first_point = p.recoverable;
+  if (p.recoverable && !p.first_point) p.first_point = FirstPoint(*p.recoverable);
 
   std::string row;  // copies: the merge appends to the batch they are in
   TV_RETURN_IF_ERROR(layer_->versions.ForEachNewest(

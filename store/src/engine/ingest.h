@@ -148,6 +148,7 @@ class Ingest {
   Result<std::vector<std::string>> TenantsWithRows(const std::string& table);
   bool Satisfied(const PendingHeartbeat& h) const;
   Status PopComplete();
+  PointRec FirstPoint(const PointRec& recoverable) const;
   // Gaps (gaps.cc): a met full-snapshot marker.
   Status SnapshotImage(const PendingHeartbeat& h);
   // A heartbeat all of whose offsets are consumed while a transaction ended

@@ -80,6 +80,10 @@ Status Ingest::Change(const IngestItem& item, const StoreEvent& ev) {
   }
 
   const bool direct = tx.mode == TxRef::kDirect;
+  if (ev.snapshot && direct && !s_->progress.first_point) {
+    auto& snap = s_->snapshot_before_first_point;
+    if (!snap || lsn > snap->lsn) snap = PointRec{lsn, ev.commit_time.micros()};
+  }
   uint8_t flags = ev.op == 'd' ? kVersionDelete : kVersionRow;
   if (direct) flags |= kVersionSnapshot;
   if (incomplete && ev.op != 'd') flags |= kVersionIncomplete;

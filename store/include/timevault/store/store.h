@@ -32,8 +32,9 @@ struct Point {
 // An interval of history the store cannot vouch for (invariant 10; docs/
 // store.md, "Gaps"): a lost or recreated replication slot, a transaction
 // that will never complete (a dead letter took one of its events), Kafka
-// offsets skipped. Points after `from` and before `to` are refused by StateAt, ResolveTime, History and Tenants with an error naming
-// the gap; `to` (a full snapshot) and every point after it are exact.
+// offsets skipped. Points after `from` and before `to` are refused by
+// StateAt, ResolveTime, History and Tenants with an error naming the gap;
+// `to` (a full snapshot) and every point after it are exact.
 struct Gap {
   uint64_t id = 0;
   Point from;  // the last point vouched for before the gap

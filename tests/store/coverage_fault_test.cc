@@ -94,7 +94,11 @@ TEST(CoverageFault, ADeadLetterInsideACountedTransactionIsAnOpenGapNamedByHealth
 
   // A transaction of one event, counted by its END; the event on the
   // table's topic is not JSON (a corrupted message), so it is dead-lettered.
-  const uint64_t commit = h.CurrentWalLsn();
+  // Its commit LSN lies 8 MB ahead of the WAL: capture's idle heartbeats
+  // (tiny logical messages) stay below it, so none is met past it before
+  // its END is consumed (they do not list the END's offset: it is not
+  // capture's); the WAL switches below carry the real commits beyond it.
+  const uint64_t commit = h.CurrentWalLsn() + 0x800000;
   const std::string xid = "3999999";
   const std::string bootstrap = Env().kafka_bootstrap;
   ProduceRaw(bootstrap, h.Topic("items"), R"({"id":7})", "{\"payload\": this is not json");
@@ -112,7 +116,11 @@ TEST(CoverageFault, ADeadLetterInsideACountedTransactionIsAnOpenGapNamedByHealth
   ProduceRaw(bootstrap, h.prefix() + ".transaction", R"({"id":")" + xid + ":" + std::to_string(commit) + "\"}", end);
   // Real transactions after it; capture's heartbeats list offsets past both messages.
   h.Exec("UPDATE items SET name = 'after' WHERE id = 2");
+  h.Query("SELECT pg_switch_wal()");
+  h.Exec("UPDATE items SET name = 'after again' WHERE id = 2");
+  h.Query("SELECT pg_switch_wal()");
   h.Exec("INSERT INTO items VALUES (21, 'acme', 'new')");
+  ASSERT_GT(h.CurrentWalLsn(), commit);
   ASSERT_TRUE(h.WaitConfirmed(0, 120)) << h.capture().ReadLog();
   Sleep(2000ms);
   const CommitTime after = SystemClock().Now();

@@ -78,8 +78,11 @@ std::string End(int64_t xid, uint64_t end_lsn, int count) {
          R"(,"data_collections":[],"ts_ms":1795749657123})";
 }
 
-std::string Heartbeat(uint64_t lsn) {
-  return R"({"ts_ms":1795749660000,"lsn":)" + std::to_string(lsn) + R"(,"server_ts_ms":1795749657000,"offsets":{}})";
+// `offsets`: the last offset capture produced to each partition before it
+// (a JSON object: topic -> {partition: offset}).
+std::string Heartbeat(uint64_t lsn, const std::string& offsets = "{}") {
+  return R"({"ts_ms":1795749660000,"lsn":)" + std::to_string(lsn) + R"(,"server_ts_ms":1795749657000,"offsets":)" +
+         offsets + "}";
 }
 
 // `timevault store`'s ingest loop, in this process, on its own thread.
@@ -155,8 +158,14 @@ TEST(StoreIngest, RecoverablePointNeverPassesAnIncompleteTransaction) {
   ASSERT_TRUE(ingest.WaitConsumed(sent, 60));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(Recoverable(ingest.store()), 500u) << "1 of 3 events stored";
-  // A heartbeat claiming 2000 must not help while transaction 100 is incomplete.
-  send("__debezium-heartbeat." + prefix, 0, R"({"serverName":"x"})", Heartbeat(2000));
+  // A heartbeat claiming 2000 must not help while transaction 100 is
+  // incomplete. It lists the offsets of every event capture produced below
+  // 2000, as capture's heartbeats do (docs/capture.md): without them a
+  // heartbeat met past an incomplete transaction means its events are lost
+  // for good, a gap (StoreTest.AHeartbeatPastAnIncompleteTransactionsEventsOpensAGapNamingIt).
+  send("__debezium-heartbeat." + prefix, 0, R"({"serverName":"x"})",
+       Heartbeat(2000, R"({")" + prefix + R"(.public.a":{"0":0,"2":0},")" + prefix + R"(.public.b":{"1":0},")" +
+                           prefix + R"(.transaction":{"0":0}})"));
   send(prefix + ".public.a", 2, R"({"id":1})", Change(prefix, "a", 1, "t1", "y", 100, 900));
   ASSERT_TRUE(ingest.WaitConsumed(sent, 60));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

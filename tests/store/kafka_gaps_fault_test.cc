@@ -318,10 +318,11 @@ void RunningGapScenario(const std::function<void(CaptureHarness&)>& fault, const
     Sleep(100ms);
   }
   EXPECT_NE(health.find("\"status\":\"critical\""), std::string::npos) << health << "\n" << h.store().ReadLog();
-  EXPECT_NE(health.find("critical: history is missing: gap #1 (Kafka offsets skipped: " + h.Topic("items")),
-            std::string::npos)
-      << health << "\n"
-      << h.store().ReadLog();
+  // The gap may also name a transaction whose events went with the old
+  // topic (one open gap, every cause listed).
+  EXPECT_NE(health.find("critical: history is missing: gap #1 ("), std::string::npos) << health;
+  EXPECT_NE(health.find("Kafka offsets skipped: " + h.Topic("items")), std::string::npos) << health << "\n"
+                                                                                          << h.store().ReadLog();
   serve.Stop();
   EXPECT_EQ(h.capture().Stop(), 0) << h.capture().ReadLog();
   EXPECT_EQ(h.store().Stop(), 0) << h.store().ReadLog();

@@ -77,6 +77,22 @@ class Admin {
     return found;
   }
 
+  // Deletes `topic` (which holds messages) and creates it again empty with
+  // the harness's partitions and no retention limit, as an operator would.
+  void Recreate(const std::string& topic) {
+    ASSERT_GT(Watermarks(topic, 0).second, 5);
+    DeleteTopic(topic);
+    for (int i = 0; i < 300 && Exists(topic); ++i) Sleep(std::chrono::milliseconds(100));
+    ASSERT_FALSE(Exists(topic));
+    Status created;
+    for (int i = 0; i < 100; ++i) {  // until the broker has finished deleting the old one
+      created = kafka::CreateTopic(rk_, topic, kPartitions, 30000, {{"retention.ms", "-1"}});
+      if (created.ok() && Exists(topic)) break;
+      Sleep(std::chrono::milliseconds(100));
+    }
+    ASSERT_TRUE(created.ok()) << created.ToString();
+  }
+
   // Sets topic configs (AlterConfigs: the ones not named go back to the
   // broker's defaults).
   void SetConfigs(const std::string& topic, const std::map<std::string, std::string>& configs) {
@@ -253,17 +269,7 @@ TEST(KafkaGapsFault, TopicDeletedAndRecreatedWhileTheStoreIsStoppedIsAGap) {
         ASSERT_EQ(h.capture().Stop(), 0) << h.capture().ReadLog();
         Admin admin;
         const std::string topic = h.Topic("items");
-        ASSERT_GT(admin.Watermarks(topic, 0).second, 5);
-        admin.DeleteTopic(topic);
-        for (int i = 0; i < 150 && admin.Exists(topic); ++i) Sleep(200ms);
-        ASSERT_FALSE(admin.Exists(topic));
-        Status created;
-        for (int i = 0; i < 50; ++i) {  // until the broker has finished deleting the old one
-          created = kafka::CreateTopic(admin.rk(), topic, kPartitions, 30000, {{"retention.ms", "-1"}});
-          if (created.ok() && admin.Exists(topic)) break;
-          Sleep(200ms);
-        }
-        ASSERT_TRUE(created.ok()) << created.ToString();
+        ASSERT_NO_FATAL_FAILURE(admin.Recreate(topic));
         for (int p = 0; p < kPartitions; ++p) {
           std::pair<int64_t, int64_t> w;
           for (int i = 0; i < 100 && (w = admin.Watermarks(topic, p)).second < 0; ++i) Sleep(200ms);
@@ -361,18 +367,7 @@ TEST(KafkaGapsFault, TopicDeletedAndRecreatedWhileTheStoreRunsIsAGap) {
       [](CaptureHarness& h) {
         ASSERT_EQ(h.capture().Stop(), 0) << h.capture().ReadLog();
         Admin admin;
-        const std::string topic = h.Topic("items");
-        ASSERT_GT(admin.Watermarks(topic, 0).second, 5);
-        admin.DeleteTopic(topic);
-        for (int i = 0; i < 150 && admin.Exists(topic); ++i) Sleep(100ms);
-        ASSERT_FALSE(admin.Exists(topic));
-        Status created;
-        for (int i = 0; i < 100; ++i) {  // until the broker has finished deleting the old one
-          created = kafka::CreateTopic(admin.rk(), topic, kPartitions, 30000, {{"retention.ms", "-1"}});
-          if (created.ok() && admin.Exists(topic)) break;
-          Sleep(100ms);
-        }
-        ASSERT_TRUE(created.ok()) << created.ToString();
+        ASSERT_NO_FATAL_FAILURE(admin.Recreate(h.Topic("items")));
         ASSERT_NO_FATAL_FAILURE(h.StartCapture());
         h.Exec("INSERT INTO items VALUES (51, 'acme')");
       },

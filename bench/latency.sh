@@ -63,13 +63,7 @@ $(printf '%b' "${TVBENCH_TOML:-}")
 [store]
 path = "$work/store"
 key_file = "$work/master.key"
-[api]
-listen = "127.0.0.1:$api_port"
-[[api.tokens]]
-name = "bench"
-sha256 = "$(printf %s "$token" | sha256sum | cut -d' ' -f1)"
-role = "admin"
-tenants = ["*"]
+$(bench_api_toml "$api_port" "$token")
 TOML
 "$bin" --config "$work/tv.toml" run >"$work/tv.log" 2>&1 &
 tv_pid=$!

@@ -18,3 +18,13 @@ stop_bench_servers() {
   "$root/scripts/pg-local" stop "$work" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
+
+# bench_api_toml PORT TOKEN [URL]: the [api] table of a benchmark's config:
+# listening on 127.0.0.1:PORT with one admin token for every tenant (and
+# api.url, for the CLI to go through it, when URL is given).
+bench_api_toml() {
+  printf '[api]\nlisten = "127.0.0.1:%s"\n' "$1"
+  [[ -n "${3:-}" ]] && printf 'url = "%s"\n' "$3"
+  printf '[[api.tokens]]\nname = "bench"\nsha256 = "%s"\nrole = "admin"\ntenants = ["*"]\n' \
+    "$(printf %s "$2" | sha256sum | cut -d' ' -f1)"
+}

@@ -121,16 +121,7 @@ if [[ "${TVBENCH_API:-}" == 1 ]]; then
   # The commands through a running API (docs/replay.md, "Through the API").
   token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'); export TIMEVAULT_TOKEN=$token
   api_port=$(free_port)
-  cat >>"$work/tv.toml" <<TOML
-[api]
-listen = "127.0.0.1:$api_port"
-url = "http://127.0.0.1:$api_port"
-[[api.tokens]]
-name = "bench"
-sha256 = "$(printf %s "$token" | sha256sum | cut -d' ' -f1)"
-role = "admin"
-tenants = ["*"]
-TOML
+  bench_api_toml "$api_port" "$token" "http://127.0.0.1:$api_port" >>"$work/tv.toml"
   "$bin" --config "$work/tv.toml" serve 2>"$work/serve.log" &
   serve_pid=$!
   trap 'kill -TERM $serve_pid 2>/dev/null || true; wait; stop_bench_servers' EXIT

@@ -92,13 +92,7 @@ heartbeat_interval_ms = 500
 [store]
 path = "$work/store"
 key_file = "$work/master.key"
-[api]
-listen = "127.0.0.1:$api_port"
-[[api.tokens]]
-name = "bench"
-sha256 = "$(printf %s "$token" | sha256sum | cut -d' ' -f1)"
-role = "admin"
-tenants = ["*"]
+$(bench_api_toml "$api_port" "$token")
 TOML
 # api METHOD PATH [BODY] -> the body on stdout; fails on a status >= 300.
 api() {
